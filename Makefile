@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Both create .venv with uv (installed into .tools/ on first use) from the lock file.
+
+UV_VERSION := 0.13.9
+PYTHON ?= python3
+UV := .tools/uv/bin/uv
+VENV := .venv
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export UV_PYTHON_DOWNLOADS := never
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast lint clean
+
+$(UV):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools/uv "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python 3.11
+	@touch $@
+
+demo: $(VENV)/.synced
+	$(VENV)/bin/python -m salesos.demo
+
+test: $(VENV)/.synced
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.synced
+	$(VENV)/bin/pytest -m "not e2e" $(PYTEST_ARGS)
+
+lint: $(VENV)/.synced
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/sqlfluff lint dbt_project/models
+
+clean:
+	rm -rf data .airflow dbt_project/target dbt_project/logs

@@ -1,0 +1,253 @@
+"""Benchmark of the nightly run: each step at scales S, M (and L), wall time, peak memory, rows per second.
+
+Run from the repository root:
+
+    .venv/bin/python benchmarks/nightly.py --scales S M --out benchmarks/results.md
+
+Each step runs in its own child process (as in Airflow, where each task is a process), so its peak
+memory is measured alone (`wait4` resource usage: the step and the processes it waited for, dbt
+included). Sample data is generated once per scale and seed into --data-dir and reused. The floor is
+the same core marts computed by hand-written DuckDB SQL in one process, against `dbt run` of the same
+marts and their upstream models, measured in the same run; the ratio is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+AS_OF = date(2026, 10, 31)
+STEPS = ("extract", "validate", "build", "forecast", "publish")
+
+FLOOR_SQL = """
+create or replace table bench_fct_opportunities as
+with fx as (
+    select currency_iso_code, try_cast(rate as double) as rate, try_cast(valid_from as date) as valid_from,
+           lead(try_cast(valid_from as date)) over (
+               partition by currency_iso_code order by try_cast(valid_from as date)) as valid_to
+    from raw.fx_rates
+),
+o as (
+    select o.id as opportunity_id, o.owner_id, o.account_id, o.stage_name,
+           try_cast(o.amount as double) as amount_local, coalesce(nullif(o.currency_iso_code, ''), 'USD') as currency,
+           try_cast(o.close_date as date) as close_date, try_cast(o.created_date as timestamp)::date as created_date,
+           o.is_closed = 'true' as is_closed, o.is_won = 'true' as is_won,
+           try_cast(o.probability as double) / 100 as probability
+    from raw.opportunities o
+    where coalesce(o.is_deleted, 'false') <> 'true' and try_cast(o.created_date as timestamp)::date <= DATE '{as_of}'
+)
+select o.*, u.division as region,
+       case when a.number_of_employees is null then 'Unknown'
+            when try_cast(a.number_of_employees as bigint) >= 2000 then 'Enterprise'
+            when try_cast(a.number_of_employees as bigint) >= 200 then 'Mid-Market' else 'SMB' end as segment,
+       case when o.currency = 'USD' then o.amount_local else o.amount_local * fx.rate end as amount,
+       case when o.is_won then 'won' when o.is_closed then 'lost' else 'open' end as status,
+       case when o.currency = 'USD' then o.amount_local else o.amount_local * fx.rate end
+           * o.probability as weighted_amount,
+       case when o.is_closed then date_diff('day', o.created_date, o.close_date) end as sales_cycle_days
+from o
+left join raw.users u on u.id = o.owner_id
+left join raw.accounts a on a.id = o.account_id
+left join fx on fx.currency_iso_code = o.currency and o.close_date >= fx.valid_from
+            and (fx.valid_to is null or o.close_date < fx.valid_to);
+
+create or replace table bench_mart_rep_performance as
+with closed as (
+    select owner_id, date_trunc('month', close_date)::date as fiscal_month,
+           count(*) filter (where status = 'won') as won_count, count(*) filter (where status = 'lost') as lost_count,
+           coalesce(sum(amount) filter (where status = 'won'), 0) as won_amount,
+           coalesce(sum(amount) filter (where status = 'lost'), 0) as lost_amount
+    from bench_fct_opportunities where status <> 'open' and close_date <= DATE '{as_of}' group by all
+),
+q as (
+    select owner_id, try_cast(period_start as date) as fiscal_month,
+           sum(try_cast(quota_amount as double)) as quota_amount
+    from raw.quotas group by all
+)
+select coalesce(c.owner_id, q.owner_id) as owner_id, coalesce(c.fiscal_month, q.fiscal_month) as fiscal_month,
+       coalesce(won_count, 0) as won_count, coalesce(lost_count, 0) as lost_count,
+       coalesce(won_amount, 0) as won_amount, coalesce(lost_amount, 0) as lost_amount,
+       won_count / nullif(won_count + lost_count, 0) as win_rate,
+       coalesce(quota_amount, 0) as quota_amount, won_amount / nullif(quota_amount, 0) as attainment
+from closed c full join q on c.owner_id = q.owner_id and c.fiscal_month = q.fiscal_month
+where coalesce(c.fiscal_month, q.fiscal_month) <= DATE '{as_of}';
+
+create or replace table bench_mart_pipeline as
+select DATE '{as_of}' as snapshot_date, owner_id, stage_name, count(*) as open_count, sum(amount) as amount,
+       sum(weighted_amount) as weighted_amount
+from bench_fct_opportunities where status = 'open' group by all;
+"""
+
+FLOOR_DBT_SELECT = ["+fct_opportunities", "+mart_rep_performance", "+mart_pipeline"]
+
+
+def _step_child(step: str, ctx_json: str) -> None:
+    """Entry point of one step's child process."""
+    from salesos import pipeline
+    from salesos.run_context import RunContext
+
+    getattr(pipeline, step)(RunContext.from_dict(json.loads(ctx_json)))
+
+
+def run_child(args: list[str]) -> tuple[float, float]:
+    """Run a child process; return (wall seconds, peak RSS in MB of it and what it waited for)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(args[:4])} failed:\n{err[-3000:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def generate(scale: str, seed: int, data_dir: Path) -> tuple[Path, float | None]:
+    out = data_dir / f"exports_{scale}_{seed}"
+    stamp = out / ".generated.json"
+    want = {"scale": scale, "seed": seed, "as_of": AS_OF.isoformat()}
+    if stamp.exists() and json.loads(stamp.read_text()) == want:
+        return out, None
+    shutil.rmtree(out, ignore_errors=True)
+    wall, _ = run_child([sys.executable, "-m", "salesos.cli", "generate", "--scale", scale, "--seed", str(seed),
+                         "--out", str(out), "--as-of", AS_OF.isoformat()])
+    stamp.write_text(json.dumps(want))
+    return out, wall
+
+
+def raw_rows(warehouse: Path) -> int:
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return int(con.execute("select sum(row_count) from raw._loads where run_id = 'bench'").fetchall()[0][0] or 0)
+    finally:
+        con.close()
+
+
+def bench_scale(scale: str, seed: int, data_dir: Path, memory_limit: str | None) -> dict:
+    from salesos.run_context import RunContext
+
+    exports, gen_wall = generate(scale, seed, data_dir)
+    work = data_dir / f"run_{scale}"
+    shutil.rmtree(work, ignore_errors=True)
+    ctx = RunContext.create(as_of=AS_OF, exports=exports, warehouse=work / "salesos.duckdb", run_id="bench")
+    if memory_limit:
+        os.environ["SALESOS_DUCKDB_MEMORY_LIMIT"] = memory_limit
+    result: dict = {"scale": scale, "generate_s": gen_wall, "steps": {}}
+    rows = 0
+    for step in STEPS:
+        wall, peak = run_child([sys.executable, __file__, "--child-step", step, json.dumps(ctx.to_dict())])
+        if step == "extract":
+            rows = raw_rows(ctx.build_warehouse)
+        result["steps"][step] = {"wall_s": round(wall, 2), "peak_mb": round(peak), "rows": rows,
+                                 "rows_per_s": round(rows / wall) if wall else None}
+    result["total_s"] = round(sum(s["wall_s"] for s in result["steps"].values()), 1)
+    result["floor"] = bench_floor(ctx.warehouse, work)
+    return result
+
+
+def bench_floor(warehouse: Path, work: Path, repeats: int = 3) -> dict:
+    """Hand-written SQL for the core marts vs `dbt run` of the same marts, on copies of the warehouse."""
+    import duckdb
+
+    from salesos.settings import load_settings
+    from salesos.transform.dbt_build import run_dbt
+
+    sql_times, dbt_times = [], []
+    for i in range(repeats):
+        copy = work / f"floor_{i}" / warehouse.name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(warehouse, copy)
+        start = time.perf_counter()
+        con = duckdb.connect(str(copy))
+        con.execute(FLOOR_SQL.format(as_of=AS_OF.isoformat()))
+        con.close()
+        sql_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        run_dbt(["run", "--select", *FLOOR_DBT_SELECT], warehouse=copy, run_dir=copy.parent / "dbt",
+                settings=load_settings(), as_of=AS_OF.isoformat())
+        dbt_times.append(time.perf_counter() - start)
+        shutil.rmtree(copy.parent, ignore_errors=True)
+    sql, dbt = statistics.median(sql_times), statistics.median(dbt_times)
+    return {"sql_median_s": round(sql, 2), "dbt_median_s": round(dbt, 2), "ratio": round(dbt / sql, 1),
+            "repeats": repeats}
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal"))) / 1024 / 1024
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}"
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def to_markdown(results: list[dict], when: str) -> str:
+    lines = ["# Nightly run benchmark", "", f"- machine: {machine()}", f"- date: {when}", f"- commit: {commit()}",
+             f"- as of: {AS_OF}, command: `.venv/bin/python benchmarks/nightly.py --scales "
+             f"{' '.join(r['scale'] for r in results)}`", ""]
+    lines += ["Rows/s is the rows loaded into raw (all exports) over the step's wall time.", "",
+              "| scale | step | wall (s) | peak memory (MB) | rows/s |", "| --- | --- | ---: | ---: | ---: |"]
+    for r in results:
+        if r.get("generate_s"):
+            lines.append(f"| {r['scale']} | generate sample | {r['generate_s']:.1f} | | |")
+        for step, s in r["steps"].items():
+            lines.append(f"| {r['scale']} | {step} | {s['wall_s']} | {s['peak_mb']} | {s['rows_per_s'] or ''} |")
+        lines.append(f"| {r['scale']} | **all steps** | **{r['total_s']}** | | |")
+    lines += ["", "Floor: the core marts (fct_opportunities, mart_rep_performance, mart_pipeline) by hand-written "
+              "DuckDB SQL in one process, against `dbt run` of the same marts and their upstream models "
+              "(medians of the repeats, measured in the same run):", "",
+              "| scale | hand-written SQL (s) | dbt (s) | ratio |", "| --- | ---: | ---: | ---: |"]
+    for r in results:
+        f = r["floor"]
+        lines.append(f"| {r['scale']} | {f['sql_median_s']} | {f['dbt_median_s']} | {f['ratio']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", nargs="+", default=["S"], choices=["S", "M", "L"])
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/salesos-bench"))
+    parser.add_argument("--memory-limit", default=None, help="DuckDB memory limit for dbt, e.g. 6GB")
+    parser.add_argument("--out", type=Path, default=None, help="write the results table (markdown) here")
+    parser.add_argument("--child-step", nargs=2, metavar=("STEP", "CONTEXT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child_step:
+        _step_child(*args.child_step)
+        return 0
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for scale in args.scales:
+        print(f"scale {scale} ...", flush=True)
+        results.append(bench_scale(scale, args.seed, args.data_dir, args.memory_limit))
+        print(json.dumps(results[-1], indent=2), flush=True)
+    text = to_markdown(results, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    print(text)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        (args.out.with_suffix(".json")).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

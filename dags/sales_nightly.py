@@ -1,0 +1,103 @@
+"""
+### sales_nightly
+
+The nightly sales-operations run: **extract >> validate >> dbt_build >> forecast >> publish**.
+
+| task | what it does |
+| --- | --- |
+| `extract` | archives the exports (checksummed), starts a build copy of the warehouse, loads raw tables |
+| `validate` | Great Expectations suites from `expectations/` on the raw tables; a `fail` check stops the run |
+| `dbt_build` | `dbt build` (models and tests) on the build copy, with `as_of` = the run's logical date |
+| `forecast` | Prophet bookings forecasts, checked, appended to `forecasts.fct_forecasts` |
+| `publish` | swaps the build copy over the published warehouse with one atomic rename |
+
+The published warehouse changes only in `publish`, which updates the Assets `salesos_marts` and
+`salesos_forecasts` for downstream DAGs; a failed run leaves the last good warehouse in place and records
+`failure.json` in its run folder (its build copy stays for a cleared task to resume; the next run removes
+it). Tasks that write the build copy run in the
+one-slot pool `duckdb_writer` (DuckDB allows one writing process).
+The as-of date is the logical date (the day the data covers): the run for 2026-10-31 starts at 02:00
+UTC on 2026-11-01. Configure with the DAG params or the environment variables `SALESOS_EXPORTS`,
+`SALESOS_WAREHOUSE`, `SALESOS_DATA_DIR`, `SALESOS_SETTINGS`, `SALESOS_DBT_TARGET`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+
+# What downstream DAGs (BI refreshes, finance exports) can schedule on: updated by every publish.
+MARTS = Asset(name="salesos_marts", uri="salesos://warehouse/marts")
+FORECASTS = Asset(name="salesos_forecasts", uri="salesos://warehouse/forecasts")
+# DuckDB allows one writing process: every task that writes the build copy takes the one slot.
+WRITER_POOL = "duckdb_writer"
+
+
+def _on_failure(context: dict) -> None:
+    """Record the failure in the run folder; the published warehouse stays as it was."""
+    from salesos.orchestrate import record_failure
+
+    record_failure(context)
+
+
+def _ctx():
+    """The RunContext of the running task (imports stay inside tasks: nothing heavy at parse time)."""
+    from salesos.orchestrate import context_for_run
+
+    context = get_current_context()
+    return context_for_run(context["run_id"], context["logical_date"], dict(context["params"]))
+
+
+@dag(
+    dag_id="sales_nightly",
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=5), "on_failure_callback": _on_failure},
+    params={
+        "exports": Param(None, type=["null", "string"], description="landing folder or URL of the exports"),
+        "warehouse": Param(None, type=["null", "string"], description="published DuckDB file"),
+        "data_dir": Param(None, type=["null", "string"], description="archive/build/runs folder"),
+        "settings": Param(None, type=["null", "string"], description="settings YAML"),
+        "dbt_target": Param(None, type=["null", "string"], description="dbt target (duckdb or postgres)"),
+    },
+    tags=["salesos"],
+)
+def sales_nightly() -> None:
+    @task(retries=3, retry_delay=timedelta(minutes=2), retry_exponential_backoff=True, pool=WRITER_POOL)
+    def extract() -> dict:
+        from salesos import pipeline
+
+        return pipeline.extract(_ctx())
+
+    @task(retries=0)
+    def validate() -> dict:
+        from salesos import pipeline
+
+        return pipeline.validate(_ctx())
+
+    @task(retries=0, pool=WRITER_POOL)
+    def dbt_build() -> dict:
+        from salesos import pipeline
+
+        return pipeline.build(_ctx())
+
+    @task(pool=WRITER_POOL)
+    def forecast() -> dict:
+        from salesos import pipeline
+
+        return pipeline.forecast(_ctx())
+
+    @task(pool=WRITER_POOL, outlets=[MARTS, FORECASTS])
+    def publish() -> dict:
+        from salesos import pipeline
+
+        return pipeline.publish(_ctx())
+
+    extract() >> validate() >> dbt_build() >> forecast() >> publish()
+
+
+sales_nightly()

@@ -1,0 +1,84 @@
+{#
+    Business rules that come from the team's settings (dbt vars mirroring config/salesos.yml).
+#}
+
+{#
+    Funnel position of a stage: its 1-based position in var('stage_order'); stages not listed (and a
+    missing stage) rank after every listed one.
+#}
+{% macro stage_rank(stage_column) -%}
+    {%- set stages = var('stage_order') or [] -%}
+    {%- if stages | length == 0 -%}
+        1
+    {%- else -%}
+    case {{ stage_column }}
+        {%- for stage in stages %}
+        when {{ salesos.sql_string(stage) }} then {{ loop.index }}
+        {%- endfor %}
+        else {{ stages | length + 1 }}
+    end
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#
+    Segment of an account from its number of employees: the band of var('segment_bands') whose
+    min_employees is the largest not above the size. No size (or a size below every band) ->
+    var('unknown_segment').
+#}
+{% macro segment_for_employees(employees_column) -%}
+    {%- set bands = (var('segment_bands') or []) | sort(attribute='min_employees', reverse=true) -%}
+    case
+        {%- for band in bands %}
+        when {{ employees_column }} >= {{ band['min_employees'] | int }} then {{ salesos.sql_string(band['name']) }}
+        {%- endfor %}
+        else {{ salesos.sql_string(var('unknown_segment')) }}
+    end
+{%- endmacro %}
+
+
+{#
+    Region of a user: User.Division (region_source = division) or the name of the user's role
+    (region_source = role), renamed through var('region_map'); unmapped values are kept as they are,
+    and a user with neither gets var('unassigned_region').
+#}
+{% macro region_for(division_column, role_name_column) -%}
+    {%- set source = var('region_source') | string | lower -%}
+    {%- if source == 'division' -%}
+        {%- set raw = division_column -%}
+    {%- elif source == 'role' -%}
+        {%- set raw = role_name_column -%}
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("var region_source must be 'division' or 'role', got '" ~ source ~ "'") }}
+    {%- endif -%}
+    {%- set mapping = var('region_map') or {} -%}
+    coalesce(
+        {%- if mapping | length > 0 %}
+        case {{ raw }}
+            {%- for key in mapping | sort %}
+            when {{ salesos.sql_string(key) }} then {{ salesos.sql_string(mapping[key]) }}
+            {%- endfor %}
+            else {{ raw }}
+        end,
+        {%- else %}
+        {{ raw }},
+        {%- endif %}
+        {{ salesos.unassigned_region() }}
+    )
+{%- endmacro %}
+
+{% macro unassigned_region() -%}
+    {{ salesos.sql_string(var('unassigned_region')) }}
+{%- endmacro %}
+
+{% macro unknown_segment() -%}
+    {{ salesos.sql_string(var('unknown_segment')) }}
+{%- endmacro %}
+
+{% macro no_team_name() -%}
+    {{ salesos.sql_string(var('no_team_name', 'No team')) }}
+{%- endmacro %}
+
+{% macro reporting_currency() -%}
+    {{ salesos.sql_string(var('reporting_currency') | upper | trim) }}
+{%- endmacro %}

@@ -1,0 +1,123 @@
+-- One row per call date, series (company, region, team, rep) and target month: the reps' own call as it
+-- stood when the month started, from the pipeline snapshot at the end of the day before the call date
+-- (fct_pipeline_snapshots at snapshot_date = call_date - 1). Target months: the call date's month
+-- (horizon 1) and the next month (horizon 2). Open amounts by forecast category of deals closing in the
+-- target month; team, region and owner of a deal as in fct_opportunities (as fct_bookings_monthly).
+with snapshots as (
+
+    select * from {{ ref('fct_pipeline_snapshots') }}
+
+),
+
+opportunities as (
+
+    select * from {{ ref('fct_opportunities') }}
+
+),
+
+call_dates as (
+
+    -- month starts whose previous day has a snapshot
+    select distinct
+        {{ add_days('snapshot_date', 1) }} as call_date,
+        snapshot_date
+    from snapshots
+    where {{ month_start(add_days('snapshot_date', 1)) }} = {{ add_days('snapshot_date', 1) }}
+
+),
+
+horizons as (
+
+    select 1 as horizon
+    union all
+    select 2 as horizon
+
+),
+
+open_deals as (
+
+    select
+        call_dates.call_date,
+        horizons.horizon,
+        {{ add_months('call_dates.call_date', 'horizons.horizon - 1') }} as target_month,
+        coalesce(cast(opportunities.region as varchar), 'unknown') as region_key,
+        coalesce(cast(opportunities.team_id as varchar), 'unknown') as team_key,
+        coalesce(cast(opportunities.owner_id as varchar), 'unknown') as owner_key,
+        snapshots.forecast_category,
+        snapshots.close_date,
+        coalesce(snapshots.amount, 0) as amount
+    from call_dates
+    cross join horizons
+    inner join snapshots
+        on call_dates.snapshot_date = snapshots.snapshot_date
+    inner join opportunities
+        on snapshots.opportunity_id = opportunities.opportunity_id
+    where snapshots.forecast_category in ('Commit', 'Best Case')
+
+),
+
+in_target as (
+
+    select
+        *,
+        case when forecast_category = 'Commit' then amount else 0 end as commit_amount,
+        case when forecast_category = 'Best Case' then amount else 0 end as best_case_amount
+    from open_deals
+    where {{ month_start('close_date') }} = target_month
+
+),
+
+by_level as (
+
+    select
+        'company' as series_level,
+        'all' as series_key,
+        call_date,
+        horizon,
+        target_month,
+        commit_amount,
+        best_case_amount
+    from in_target
+    union all
+    select
+        'region' as series_level,
+        region_key as series_key,
+        call_date,
+        horizon,
+        target_month,
+        commit_amount,
+        best_case_amount
+    from in_target
+    union all
+    select
+        'team' as series_level,
+        team_key as series_key,
+        call_date,
+        horizon,
+        target_month,
+        commit_amount,
+        best_case_amount
+    from in_target
+    union all
+    select
+        'rep' as series_level,
+        owner_key as series_key,
+        call_date,
+        horizon,
+        target_month,
+        commit_amount,
+        best_case_amount
+    from in_target
+
+)
+
+select
+    series_level,
+    series_key,
+    call_date,
+    horizon,
+    target_month,
+    cast(sum(commit_amount) as {{ numeric_type() }}) as open_commit,
+    cast(sum(best_case_amount) as {{ numeric_type() }}) as open_best_case
+from by_level
+group by series_level, series_key, call_date, horizon, target_month

@@ -1,0 +1,102 @@
+-- One row per live opportunity (not deleted, created on or before as_of) with its amount in the
+-- reporting currency, its status, its probability as a fraction, and the owner's and account's
+-- attributes resolved.
+with opportunities as (
+
+    select * from {{ ref('stg_crm__opportunities') }}
+    where
+        not is_deleted
+        and (created_at is null or cast(created_at as date) <= {{ as_of() }})
+
+),
+
+owners as (
+
+    select * from {{ ref('int_users__enriched') }}
+
+),
+
+accounts as (
+
+    select * from {{ ref('stg_crm__accounts') }}
+
+),
+
+fx_rates as (
+
+    select * from {{ ref('int_fx_rates__valid_periods') }}
+
+),
+
+with_rate as (
+
+    select
+        opportunities.*,
+        coalesce(opportunities.currency_iso_code, {{ reporting_currency() }}) as deal_currency,
+        case
+            when coalesce(opportunities.currency_iso_code, {{ reporting_currency() }}) = {{ reporting_currency() }}
+                then 1
+            else fx_rates.rate
+        end as fx_rate
+    from opportunities
+    left join fx_rates
+        on
+            opportunities.currency_iso_code = fx_rates.currency_iso_code
+            and opportunities.close_date >= fx_rates.valid_from
+            and (fx_rates.valid_to is null or opportunities.close_date <= fx_rates.valid_to)
+
+),
+
+converted as (
+
+    select
+        with_rate.opportunity_id,
+        with_rate.opportunity_name,
+        with_rate.owner_id,
+        owners.user_name as owner_name,
+        owners.user_id is not null as is_owner_known,
+        coalesce(owners.is_active, false) as is_owner_active,
+        owners.team_id,
+        coalesce(owners.team_name, {{ no_team_name() }}) as team_name,
+        coalesce(owners.region, {{ unassigned_region() }}) as region,
+        with_rate.account_id,
+        accounts.account_name,
+        accounts.number_of_employees as account_employees,
+        {{ segment_for_employees('accounts.number_of_employees') }} as segment,
+        with_rate.opportunity_type,
+        with_rate.lead_source,
+        cast(with_rate.created_at as date) as created_date,
+        with_rate.close_date,
+        with_rate.stage_name,
+        {{ stage_rank('with_rate.stage_name') }} as stage_rank,
+        with_rate.forecast_category,
+        case
+            when with_rate.is_closed and with_rate.is_won then 'won'
+            when with_rate.is_closed then 'lost'
+            else 'open'
+        end as status,
+        coalesce(with_rate.is_closed, false) as is_closed,
+        coalesce(with_rate.is_closed and with_rate.is_won, false) as is_won,
+        with_rate.amount as amount_local,
+        with_rate.deal_currency as currency_iso_code,
+        with_rate.fx_rate,
+        with_rate.fx_rate is null as is_fx_missing,
+        cast(with_rate.amount * with_rate.fx_rate as {{ numeric_type() }}) as amount,
+        cast(
+            case
+                when with_rate.probability_pct < 0 then 0
+                when with_rate.probability_pct > 100 then 100
+                else with_rate.probability_pct
+            end / 100 as {{ numeric_type() }}
+        ) as probability,
+        with_rate.probability_pct,
+        with_rate.last_modified_at
+    from with_rate
+    left join owners
+        on with_rate.owner_id = owners.user_id
+    left join accounts
+        on with_rate.account_id = accounts.account_id
+
+)
+
+select * from converted

@@ -1,0 +1,72 @@
+-- One row per owner and calendar (fiscal) month with a quota, a deal won on or before as_of, or an
+-- open deal whose close date falls in the month. Deals count for their current owner (a deal moved
+-- between reps counts in full for the rep who owns it at export time).
+with quotas as (
+
+    select
+        owner_id,
+        quota_month as fiscal_month,
+        quota_amount,
+        cast(0 as {{ numeric_type() }}) as booked_amount,
+        0 as won_count,
+        cast(0 as {{ numeric_type() }}) as open_pipeline_amount,
+        0 as open_pipeline_count
+    from {{ ref('int_quotas__resolved') }}
+
+),
+
+won as (
+
+    select
+        owner_id,
+        close_fiscal_month as fiscal_month,
+        cast(0 as {{ numeric_type() }}) as quota_amount,
+        amount as booked_amount,
+        1 as won_count,
+        cast(0 as {{ numeric_type() }}) as open_pipeline_amount,
+        0 as open_pipeline_count
+    from {{ ref('fct_opportunities') }}
+    where
+        status = 'won'
+        and close_date <= {{ as_of() }}
+
+),
+
+open_pipeline as (
+
+    select
+        owner_id,
+        close_fiscal_month as fiscal_month,
+        cast(0 as {{ numeric_type() }}) as quota_amount,
+        cast(0 as {{ numeric_type() }}) as booked_amount,
+        0 as won_count,
+        amount as open_pipeline_amount,
+        1 as open_pipeline_count
+    from {{ ref('fct_opportunities') }}
+    where
+        status = 'open'
+        and close_date is not null
+
+),
+
+unioned as (
+
+    select * from quotas
+    union all
+    select * from won
+    union all
+    select * from open_pipeline
+
+)
+
+select
+    owner_id,
+    fiscal_month,
+    cast(sum(quota_amount) as {{ numeric_type() }}) as quota_amount,
+    cast(coalesce(sum(booked_amount), 0) as {{ numeric_type() }}) as booked_amount,
+    cast(sum(won_count) as integer) as won_count,
+    cast(coalesce(sum(open_pipeline_amount), 0) as {{ numeric_type() }}) as open_pipeline_amount,
+    cast(sum(open_pipeline_count) as integer) as open_pipeline_count
+from unioned
+where owner_id is not null
+group by owner_id, fiscal_month

@@ -1,0 +1,51 @@
+-- One row per lead month (month of the lead's creation), lead source and lead owner, for every
+-- combination with at least one lead that is not deleted and was created on or before as_of.
+with leads as (
+
+    select * from {{ ref('int_people__lead_responses') }}
+
+),
+
+owners as (
+
+    select * from {{ ref('int_users__enriched') }}
+
+),
+
+aggregated as (
+
+    select
+        lead_month,
+        lead_source,
+        owner_id,
+        count(*) as lead_count,
+        count(case when is_contacted then 1 end) as contacted_count,
+        count(case when is_converted then 1 end) as converted_count,
+        percentile_cont(0.5) within group (order by response_hours) as median_response_hours,
+        percentile_cont(0.9) within group (order by response_hours) as p90_response_hours,
+        avg(cast(days_to_convert as {{ float_type() }})) as avg_days_to_convert
+    from leads
+    group by lead_month, lead_source, owner_id
+
+)
+
+select
+    aggregated.lead_month,
+    {{ fiscal_quarter('aggregated.lead_month') }} as fiscal_quarter,
+    {{ fiscal_year('aggregated.lead_month') }} as fiscal_year,
+    aggregated.lead_source,
+    aggregated.owner_id,
+    owners.user_name as owner_name,
+    coalesce(owners.team_name, {{ no_team_name() }}) as team_name,
+    coalesce(owners.region, {{ unassigned_region() }}) as region,
+    aggregated.lead_count,
+    aggregated.contacted_count,
+    {{ people_ratio('aggregated.contacted_count', 'aggregated.lead_count') }} as contact_rate,
+    cast(aggregated.median_response_hours as {{ float_type() }}) as median_response_hours,
+    cast(aggregated.p90_response_hours as {{ float_type() }}) as p90_response_hours,
+    aggregated.converted_count,
+    {{ people_ratio('aggregated.converted_count', 'aggregated.lead_count') }} as conversion_rate,
+    aggregated.avg_days_to_convert
+from aggregated
+left join owners
+    on aggregated.owner_id = owners.user_id

@@ -1,0 +1,27 @@
+with source as (
+
+    select * from {{ source('crm', 'leads') }}
+
+),
+
+renamed as (
+
+    select
+        {{ clean_string('id') }} as lead_id,
+        {{ clean_string('owner_id') }} as owner_id,
+        {{ to_timestamp('created_date') }} as created_at,
+        {{ clean_string('status') }} as lead_status,
+        {{ clean_string('lead_source') }} as lead_source,
+        {{ to_boolean('is_converted') }} as is_converted,
+        {{ to_date('converted_date') }} as converted_date,
+        {{ clean_string('converted_opportunity_id') }} as converted_opportunity_id,
+        {{ clean_string('converted_account_id') }} as converted_account_id,
+        coalesce({{ to_boolean('is_deleted') }}, false) as is_deleted,
+        _source_file,
+        _row_number
+        {{ custom_columns(source('crm', 'leads')) }}  -- noqa: LT02
+    from source
+
+)
+
+select * from renamed

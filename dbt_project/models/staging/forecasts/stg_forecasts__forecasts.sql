@@ -1,0 +1,33 @@
+-- One row per forecast run (as_of_date), series, model and target month, from the forecaster's table.
+-- Rename and cast only.
+with source as (
+
+    select * from {{ source('forecasts', 'fct_forecasts') }}
+
+),
+
+renamed as (
+
+    select
+        cast(as_of_date as date) as as_of_date,
+        cast(run_id as varchar) as run_id,
+        cast(series_id as varchar) as series_id,
+        cast(level as varchar) as series_level,
+        cast(series_key as varchar) as series_key,
+        cast(period_start as date) as period_start,
+        cast(horizon as integer) as horizon,
+        cast(yhat as {{ float_type() }}) as forecast,
+        cast(yhat_lower_80 as {{ float_type() }}) as lower_80,
+        cast(yhat_upper_80 as {{ float_type() }}) as upper_80,
+        cast(yhat_lower_95 as {{ float_type() }}) as lower_95,
+        cast(yhat_upper_95 as {{ float_type() }}) as upper_95,
+        cast(model as varchar) as model,
+        cast(model_params as varchar) as model_params,
+        cast(training_start as date) as training_start,
+        cast(training_end as date) as training_end,
+        cast(code_version as varchar) as code_version
+    from source
+
+)
+
+select * from renamed

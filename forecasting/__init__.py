@@ -1,0 +1,1 @@
+"""Bookings forecasts for every level of the sales hierarchy."""

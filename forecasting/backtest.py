@@ -1,0 +1,252 @@
+"""Rolling-origin backtest of every candidate and of the nightly selection, for one monthly series.
+
+`backtest` cuts the series at its last `origins` origins (expanding window, one month apart, each scored on
+`horizon` months). At each origin every candidate is fitted on the data before it, and so is the `selected`
+method: `select_model` is run on that training window alone (its own inner origins), exactly what the
+nightly run would have done on that date, so the `selected` row measures the whole procedure, selection
+included, without peeking. Intervals of every row are calibrated from the inner backtest of that window.
+
+CLI (wired by the lead as `salesos forecast backtest`)::
+
+    salesos forecast backtest SERIES.csv --horizon 12 --origins 6 --output RESULTS.csv
+
+reads `ds,y` (monthly; any parseable date, normalised to the month start), writes one row per model with
+columns `model, mase, wape, coverage_80, coverage_95` and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecasting.models import (
+    DEFAULT_QUARTER_END_MONTHS,
+    MIN_TRAIN,
+    Candidate,
+    add_intervals,
+    brief_error,
+    default_candidates,
+    future_months,
+    mase_scale,
+    ranked_candidates,
+    select_model,
+    validate_history,
+    with_seasonal_naive,
+)
+
+RESULT_COLUMNS = ["model", "mase", "wape", "coverage_80", "coverage_95"]
+SELECTED = "selected"
+
+log = logging.getLogger(__name__)
+
+
+class SeriesFileError(ValueError):
+    """A series CSV that cannot be read as a monthly ds,y series; the message names the file and row."""
+
+
+class _Score:
+    """Running totals of one model's errors over the backtest origins."""
+
+    def __init__(self) -> None:
+        self.mases: list[float] = []
+        self.abs_err = 0.0
+        self.abs_actual = 0.0
+        self.in80 = 0
+        self.in95 = 0
+        self.points = 0
+
+    def add(self, actual: np.ndarray, fc: pd.DataFrame, scale: float) -> None:
+        err = np.abs(actual - fc["yhat"].to_numpy())
+        self.mases.append(float(err.mean()) / scale)
+        self.abs_err += float(err.sum())
+        self.abs_actual += float(np.abs(actual).sum())
+        self.in80 += int(((actual >= fc["yhat_lower_80"]) & (actual <= fc["yhat_upper_80"])).sum())
+        self.in95 += int(((actual >= fc["yhat_lower_95"]) & (actual <= fc["yhat_upper_95"])).sum())
+        self.points += len(actual)
+
+    def row(self, name: str) -> dict[str, object]:
+        nan = float("nan")
+        return {
+            "model": name,
+            "mase": float(np.mean(self.mases)) if self.mases else nan,
+            "wape": self.abs_err / self.abs_actual if self.abs_actual > 0 else nan,
+            "coverage_80": self.in80 / self.points if self.points else nan,
+            "coverage_95": self.in95 / self.points if self.points else nan,
+        }
+
+
+def backtest(series: pd.DataFrame, horizon: int, origins: int, candidates: Sequence[Candidate] | None = None,
+             selection_origins: int | None = None) -> pd.DataFrame:
+    """Score every candidate and the nested `selected` procedure at the last `origins` origins.
+
+    Returns columns model, mase, wape, coverage_80, coverage_95: one row per candidate (in candidate order,
+    seasonal_naive first) and a final `selected` row. MASE is averaged over origins (each origin scaled by its
+    own training window); WAPE and coverage pool every origin and step. `selection_origins` is how many inner
+    origins the nested selection uses (default: `origins`, as the nightly run would be configured). A
+    candidate that fails to fit at an origin is scored on the origins where it fitted. `attrs` records the
+    origins and which model was selected at each.
+    """
+    if horizon < 1 or origins < 1:
+        raise ValueError("horizon and origins must be at least 1")
+    hist = validate_history(series)
+    n = len(hist)
+    cuts = sorted(c for c in (n - horizon - k for k in range(origins)) if c >= MIN_TRAIN)
+    if not cuts:
+        raise ValueError(
+            f"the series has {n} months; a backtest with horizon {horizon} needs at least {horizon + MIN_TRAIN}"
+        )
+    cands = with_seasonal_naive(candidates)
+    inner = selection_origins if selection_origins is not None else origins
+    scores = {c.name: _Score() for c in cands}
+    scores[SELECTED] = _Score()
+    picks: list[str] = []
+    y = hist["y"].to_numpy(dtype=float)
+    for cut in cuts:
+        train = hist.iloc[:cut]
+        actual = y[cut : cut + horizon]
+        scale = mase_scale(y[:cut])
+        sel = select_model(train, horizon, inner, cands)
+        ds = future_months(train, horizon)
+        forecasts: dict[str, pd.DataFrame] = {}
+        cache: dict[str, object] = {}
+        for cand in cands:
+            try:
+                values = cand.predict_values(train, horizon, cache)
+            except Exception as exc:
+                log.warning("%s failed at origin %s: %s", cand.name, ds[0].date(), brief_error(exc))
+                continue
+            fc = add_intervals(pd.DataFrame({"ds": ds, "yhat": values}), sel.scaled_errors.get(cand.name), scale)
+            forecasts[cand.name] = fc
+            scores[cand.name].add(actual, fc, scale)
+        chosen = next(c.name for c in ranked_candidates(sel, cands) if c.name in forecasts)
+        picks.append(chosen)
+        scores[SELECTED].add(actual, forecasts[chosen], scale)
+    out = pd.DataFrame([scores[c.name].row(c.name) for c in cands] + [scores[SELECTED].row(SELECTED)],
+                       columns=RESULT_COLUMNS)
+    out.attrs["origins"] = [str(hist["ds"].iloc[c].date()) for c in cuts]
+    out.attrs["selected_models"] = picks
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------- CLI
+
+
+def read_series_csv(path: Path) -> pd.DataFrame:
+    """Read a `ds,y` CSV into a validated monthly series; SeriesFileError names the file and line on bad input."""
+    try:
+        fh = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise SeriesFileError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    with fh:
+        reader = csv.DictReader(fh)
+        fields = [f.strip() for f in (reader.fieldnames or [])]
+        missing = [c for c in ("ds", "y") if c not in fields]
+        if missing:
+            raise SeriesFileError(
+                f"{path}: missing column(s) {', '.join(missing)} (header has: {', '.join(fields) or 'nothing'})"
+            )
+        reader.fieldnames = fields
+        ds, ys, lines = [], [], []
+        for row in reader:
+            line = reader.line_num
+            raw_ds, raw_y = (row.get("ds") or "").strip(), (row.get("y") or "").strip()
+            if not raw_ds and not raw_y:
+                continue  # blank line
+            try:
+                stamp = pd.Timestamp(raw_ds)
+                if pd.isna(stamp):
+                    raise ValueError
+            except (ValueError, TypeError):
+                raise SeriesFileError(f"{path}, line {line}: ds {raw_ds!r} is not a date") from None
+            try:
+                value = float(raw_y)
+            except ValueError:
+                raise SeriesFileError(f"{path}, line {line}: y {raw_y!r} is not a number") from None
+            if not math.isfinite(value):
+                raise SeriesFileError(f"{path}, line {line}: y {raw_y!r} is not a finite number")
+            ds.append(stamp.tz_localize(None) if stamp.tzinfo else stamp)
+            ys.append(value)
+            lines.append(line)
+    if not ds:
+        raise SeriesFileError(f"{path}: no data rows")
+    df = pd.DataFrame({"ds": pd.DatetimeIndex(ds).to_period("M").to_timestamp(), "y": ys, "line": lines})
+    dup = df[df["ds"].duplicated(keep=False)]
+    if not dup.empty:
+        month = dup["ds"].iloc[0]
+        at = ", ".join(str(v) for v in dup.loc[dup["ds"] == month, "line"])
+        raise SeriesFileError(f"{path}, lines {at}: month {month.strftime('%Y-%m')} appears more than once")
+    df = df.sort_values("ds").reset_index(drop=True)
+    expected = pd.date_range(df["ds"].iloc[0], df["ds"].iloc[-1], freq="MS")
+    if len(expected) != len(df):
+        gap = expected.difference(pd.DatetimeIndex(df["ds"]))[0]
+        raise SeriesFileError(f"{path}: month {gap.strftime('%Y-%m')} is missing (rows must be consecutive months)")
+    return df[["ds", "y"]]
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
+    return n
+
+
+def _months(value: str) -> tuple[int, ...]:
+    try:
+        months = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of months: {value!r}") from None
+    if not months or any(not 1 <= m <= 12 for m in months):
+        raise argparse.ArgumentTypeError(f"months must be 1-12: {value!r}")
+    return months
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments of `salesos forecast backtest`."""
+    parser = argparse.ArgumentParser(
+        prog="salesos forecast backtest",
+        description="Rolling-origin backtest of every forecasting candidate and of the nightly model selection.",
+    )
+    parser.add_argument("series", type=Path, help="CSV with columns ds (month) and y (bookings)")
+    parser.add_argument("--horizon", type=_positive_int, default=12, help="months forecast at each origin")
+    parser.add_argument("--origins", type=_positive_int, default=6, help="backtest origins, one month apart")
+    parser.add_argument("--selection-origins", type=_positive_int, default=None,
+                        help="inner origins the nested selection uses (default: --origins)")
+    parser.add_argument("--quarter-end-months", type=_months, default=DEFAULT_QUARTER_END_MONTHS,
+                        help="fiscal quarter-end months, e.g. 1,4,7,10 (default, fiscal year from February)")
+    parser.add_argument("--output", type=Path, required=True, help="results CSV to write")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the backtest CLI; 0 on success, 2 on unusable input."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        series = read_series_csv(args.series)
+        result = backtest(series, args.horizon, args.origins, default_candidates(args.quarter_end_months),
+                          selection_origins=args.selection_origins)
+    except ValueError as exc:  # SeriesFileError included
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    result.to_csv(args.output, index=False)
+    print(f"{args.series}: {len(series)} months, horizon {args.horizon}, origins {', '.join(result.attrs['origins'])}")
+    print(f"selected per origin: {', '.join(result.attrs['selected_models'])}")
+    print(result.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,767 @@
+"""Candidate monthly forecasting methods behind one interface, chosen per series by rolling-origin MASE.
+
+Every candidate is a `Candidate` whose `fit_predict(history, horizon)` takes a monthly series (columns `ds`,
+month-start timestamps, and `y`) and returns `ds, yhat` for the next `horizon` months, never negative
+(bookings are not). The candidates (`default_candidates`):
+
+* `seasonal_naive`: the value 12 months earlier; with fewer than 12 months the mean of the last 3 (the last
+  value under 3). Always evaluated: a method that does not beat it is not worth its cost.
+* `prophet_*`: Prophet, the primary model, on a small grid: additive/multiplicative seasonality, trend
+  flexibility (`changepoint_prior_scale` 0.1/0.5), with/without a fiscal quarter-end regressor (quarter-end
+  months are a parameter; default Jan/Apr/Jul/Oct for a fiscal year starting in February). Always fitted
+  with `algorithm="LBFGS"` (Newton takes 7-16 s per short series, LBFGS ~0.05 s with Prophet's overhead),
+  no Newton fallback, no weekly/daily seasonality, no predictive sampling (intervals come from backtest
+  residuals instead: Prophet's own are too narrow). Yearly Fourier order shrinks with the training length
+  (off under 18 months); under 6 months Prophet gives the naive mean.
+* `theta`: the Theta method (SES with half the linear drift on the seasonally adjusted series). Pure numpy.
+* `mean_*`: equal-weight means of theta, seasonal_naive and the primary Prophet config. Cost nothing (their
+  members are fitted anyway) and are the most robust choice on short noisy series.
+
+Prophet alone did not meet the bar (match statsforecast's AutoETS under the same nested backtest on real
+monthly sales-like series): on 180 held-out M3/Tourism monthly series its best config scored mean MASE 0.956
+against AutoETS's 0.879, plain best-score selection over all candidates 0.907, and the rule below 0.857 (see
+benchmarks/forecast_backtest_real.md). Prophet stays the primary method and is in the default combination.
+
+`select_model` scores every candidate at the last `origins` expanding-window origins (one month apart) by MASE.
+It keeps the default combination (`mean_theta_snaive_prophet`) unless another candidate scores at least 20%
+lower, and then takes that one (ties go to the simpler, earlier candidate; `seasonal_naive` comes first, so a
+repeating series gets it). `forecast` refits the choice on the whole history and wraps it in 80%/95%
+intervals calibrated from the choice's own backtest errors. `forecast_many` does that for many series in a
+process pool; results do not depend on the number of processes (every fit is deterministic: Prophet MAP
+fits use no random draws).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+SEASON = 12
+MIN_TRAIN = 3  # fewest months a backtest origin trains on; under this every method is the naive last value
+PROPHET_MIN_MONTHS = 6  # under this Prophet's trend interpolates the data (noise -> 0) and LBFGS fails: naive
+DEFAULT_QUARTER_END_MONTHS: tuple[int, ...] = (1, 4, 7, 10)  # fiscal year starting in February: Apr, Jul, Oct, Jan
+LEVELS = (0.80, 0.95)
+INTERVAL_COLUMNS = ("yhat_lower_95", "yhat_lower_80", "yhat_upper_80", "yhat_upper_95")
+
+# (seasonality_mode, changepoint_prior_scale, quarter_end regressor). changepoint_prior_scale 0.01 was dropped:
+# on 180 M3/Tourism monthly series its near-straight trend scored MASE 1.78 against 1.03 for 0.1, was selected
+# to no benefit, and each config costs a fit per origin (4 configs keep 600 series under 10 min on 2 cores).
+PROPHET_GRID: tuple[tuple[str, float, bool], ...] = (
+    ("additive", 0.1, True),
+    ("additive", 0.5, True),
+    ("multiplicative", 0.1, True),
+    ("additive", 0.1, False),
+)
+PRIMARY_PROPHET = "prophet_add_cps0.1_qe"
+# Equal-weight means of members' forecasts: free to evaluate (members are already fitted at every origin) and,
+# as in every M competition, more robust than any single method: with them the selection beat AutoETS.
+COMBINATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("mean_theta_snaive", ("theta", "seasonal_naive")),
+    ("mean_theta_prophet", ("theta", PRIMARY_PROPHET)),
+    ("mean_theta_snaive_prophet", ("theta", "seasonal_naive", PRIMARY_PROPHET)),
+)
+DEFAULT_CHOICE = "mean_theta_snaive_prophet"  # kept unless another candidate's MASE is SELECTION_MARGIN lower
+SELECTION_MARGIN = 0.2
+
+
+# --------------------------------------------------------------------------------------------- series helpers
+
+
+def validate_history(history: pd.DataFrame) -> pd.DataFrame:
+    """Return `ds, y` sorted, ds at month start; raise ValueError on gaps, duplicates or missing values.
+
+    Methods index seasons by position, so a missing month would silently shift every seasonal term.
+    """
+    missing = {"ds", "y"} - set(history.columns)
+    if missing:
+        raise ValueError(f"history needs columns ds and y; missing {sorted(missing)}")
+    df = pd.DataFrame(
+        {
+            "ds": pd.to_datetime(history["ds"]).dt.to_period("M").dt.to_timestamp(),
+            "y": pd.to_numeric(history["y"]).astype(float),
+        }
+    )
+    if df.empty:
+        raise ValueError("cannot forecast an empty history")
+    if df["ds"].isna().any() or df["y"].isna().any():
+        raise ValueError("history has missing ds or y values")
+    df = df.sort_values("ds", kind="stable").reset_index(drop=True)
+    if df["ds"].duplicated().any():
+        raise ValueError(f"history has duplicate months: {df.loc[df['ds'].duplicated(), 'ds'].dt.date.tolist()}")
+    if len(df) > 1:
+        expected = pd.date_range(df["ds"].iloc[0], periods=len(df), freq="MS")
+        if not (df["ds"].to_numpy() == expected.to_numpy()).all():
+            gap = next(e for e, d in zip(expected, df["ds"], strict=True) if e != d)
+            raise ValueError(f"history is not monthly without gaps: {gap.date()} is missing")
+    return df
+
+
+def future_months(history: pd.DataFrame, horizon: int) -> pd.DatetimeIndex:
+    """The `horizon` month starts after the last month of history."""
+    return pd.date_range(history["ds"].iloc[-1] + pd.offsets.MonthBegin(1), periods=horizon, freq="MS")
+
+
+# --------------------------------------------------------------------------------------------------- metrics
+
+
+def mase_scale(train: Sequence[float] | np.ndarray) -> float:
+    """MASE denominator: in-sample mean absolute lag-12 difference (lag 1 when the window is under 13 months).
+
+    A flat window would give 0 (a perfectly repeating series has no lag-12 change): fall back to the lag-1,
+    then the mean absolute level, then 1, so that scores stay finite and comparable.
+    """
+    y = np.asarray(train, dtype=float)
+    if len(y) > SEASON:
+        d = float(np.mean(np.abs(y[SEASON:] - y[:-SEASON])))
+        if d > 0:
+            return d
+    if len(y) >= 2:
+        d = float(np.mean(np.abs(np.diff(y))))
+        if d > 0:
+            return d
+    d = float(np.mean(np.abs(y))) if len(y) else 0.0
+    return d if d > 0 else 1.0
+
+
+def mase(actual: Sequence[float] | np.ndarray, forecast: Sequence[float] | np.ndarray,
+         train: Sequence[float] | np.ndarray) -> float:
+    """Mean absolute error over the forecast steps divided by `mase_scale(train)`."""
+    a, f = np.asarray(actual, dtype=float), np.asarray(forecast, dtype=float)
+    return float(np.mean(np.abs(a - f)) / mase_scale(train))
+
+
+def wape(actual: Sequence[float] | np.ndarray, forecast: Sequence[float] | np.ndarray) -> float:
+    """Sum of absolute errors over sum of absolute actuals (NaN when every actual is 0)."""
+    a, f = np.asarray(actual, dtype=float), np.asarray(forecast, dtype=float)
+    denom = float(np.sum(np.abs(a)))
+    return float(np.sum(np.abs(a - f)) / denom) if denom > 0 else float("nan")
+
+
+def coverage(actual: Sequence[float] | np.ndarray, lower: Sequence[float] | np.ndarray,
+             upper: Sequence[float] | np.ndarray) -> float:
+    """Share of actuals inside [lower, upper], bounds included."""
+    a = np.asarray(actual, dtype=float)
+    inside = (a >= np.asarray(lower, dtype=float)) & (a <= np.asarray(upper, dtype=float))
+    return float(np.mean(inside)) if len(a) else float("nan")
+
+
+# ------------------------------------------------------------------------------------------------ the methods
+
+
+def _naive_values(y: np.ndarray, horizon: int) -> np.ndarray:
+    """Last value under 3 months, else the mean of the last 3 (one month of a rep's bookings is mostly noise)."""
+    if len(y) == 0:
+        raise ValueError("cannot forecast an empty history")
+    level = y[-1] if len(y) < 3 else float(np.mean(y[-3:]))
+    return np.full(horizon, level, dtype=float)
+
+
+def seasonal_naive_values(y: np.ndarray, horizon: int) -> np.ndarray:
+    """Value of the same month a year earlier; `_naive_values` under 12 months."""
+    y = np.asarray(y, dtype=float)
+    if len(y) < SEASON:
+        return _naive_values(y, horizon)
+    last_year = y[-SEASON:]
+    return last_year[np.arange(horizon) % SEASON].astype(float)
+
+
+def _acf(x: np.ndarray, max_lag: int) -> np.ndarray:
+    xc = x - x.mean()
+    denom = float(np.sum(xc * xc))
+    return np.array([np.sum(xc[k:] * xc[: len(x) - k]) / denom for k in range(max_lag + 1)])
+
+
+def _seasonal_indices(x: np.ndarray, multiplicative: bool) -> np.ndarray:
+    """Classical decomposition: seasonal figure by position t % 12 around a centred 2x12 moving average."""
+    n = len(x)
+    weights = np.r_[0.5, np.ones(SEASON - 1), 0.5] / SEASON
+    trend = np.full(n, np.nan)
+    half = SEASON // 2
+    trend[half : n - half] = np.convolve(x, weights, mode="valid")
+    detr = x / trend if multiplicative else x - trend
+    figure = np.array([np.nanmean(detr[p::SEASON]) for p in range(SEASON)])
+    return figure / figure.mean() if multiplicative else figure - figure.mean()
+
+
+def _ses(x: np.ndarray) -> tuple[float, float]:
+    """Simple exponential smoothing: alpha minimising one-step squared error on a grid; returns (alpha, level)."""
+    alphas = np.linspace(0.02, 0.99, 50)
+    level = np.full(len(alphas), x[0])
+    sse = np.zeros(len(alphas))
+    for v in x[1:]:
+        err = v - level
+        sse += err * err
+        level = level + alphas * err
+    best = int(np.argmin(sse))
+    return float(alphas[best]), float(level[best])
+
+
+def _seasonal_strength(x: np.ndarray, figure: np.ndarray, multiplicative: bool) -> float:
+    """Share of the detrended variance the seasonal figure explains (Wang, Smith & Hyndman 2006), 0..1."""
+    n = len(x)
+    weights = np.r_[0.5, np.ones(SEASON - 1), 0.5] / SEASON
+    half = SEASON // 2
+    trend = np.convolve(x, weights, mode="valid")
+    core = x[half : n - half]
+    s = figure[np.arange(half, n - half) % SEASON]
+    detr = core / trend - 1 if multiplicative else core - trend
+    rem = (core / trend) / s - 1 if multiplicative else core - trend - s
+    var = float(np.var(detr))
+    return max(0.0, 1 - float(np.var(rem)) / var) if var > 0 else 0.0
+
+
+def theta_values(y: np.ndarray, horizon: int) -> np.ndarray:
+    """Theta method (Assimakopoulos & Nikolopoulos 2000, as in R forecast::thetaf), clipped at 0.
+
+    Seasonal adjustment when the lag-12 autocorrelation test of thetaf passes or, since that test has little
+    power on 2-4 years of smooth seasonality, when the seasonal figure explains over half the detrended variance.
+    """
+    x = np.asarray(y, dtype=float)
+    n = len(x)
+    if n < MIN_TRAIN or np.ptp(x) == 0:
+        return np.clip(_naive_values(x, horizon), 0, None)
+    season = None
+    if n > 2 * SEASON:
+        multiplicative = bool((x > 0).all())
+        figure = _seasonal_indices(x, multiplicative)
+        r = _acf(x, SEASON)
+        stat = math.sqrt((1 + 2 * float(np.sum(r[1:SEASON] ** 2))) / n)
+        if abs(r[SEASON]) / stat > 1.645 or _seasonal_strength(x, figure, multiplicative) > 0.5:
+            season = (figure, multiplicative)
+    if season is not None:
+        figure, multiplicative = season
+        s_hist = figure[np.arange(n) % SEASON]
+        x = x / s_hist if multiplicative else x - s_hist
+    alpha, level = _ses(x)
+    slope = float(np.polyfit(np.arange(n), x, 1)[0])
+    steps = np.arange(horizon)
+    fc = level + slope / 2 * (steps + (1 - (1 - alpha) ** n) / alpha)
+    if season is not None:
+        s_fut = figure[(n + steps) % SEASON]
+        fc = fc * s_fut if multiplicative else fc + s_fut
+    return np.clip(fc, 0, None)
+
+
+def yearly_fourier_order(n_months: int) -> int:
+    """Prophet yearly Fourier order for a training length: 0 (off) under 18 months, 2 under 24, else 4.
+
+    With under two years each seasonal coefficient is fitted from one or two observations: low order or none.
+    Quarter-end spikes (a 3-month period, order 4) are the regressor's job, not the Fourier terms'.
+    """
+    if n_months < 18:
+        return 0
+    return 2 if n_months < 24 else 4
+
+
+def quiet_stan() -> None:
+    """Silence cmdstanpy's per-fit INFO lines and Prophet's chatter (hundreds of fits per series)."""
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)  # "Importing plotly failed": plots are unused
+    import prophet  # noqa: F401  (its import sets the "prophet" logger to INFO: set levels after it)
+    from cmdstanpy.utils import get_logger  # get_logger adds cmdstanpy's handler once: set the level after it
+
+    get_logger().setLevel(logging.CRITICAL)
+    logging.getLogger("prophet").setLevel(logging.ERROR)  # e.g. "yearly seasonality with < 2 years": intended
+
+
+def brief_error(exc: BaseException | None) -> str:
+    """The last informative line of an error (cmdstan errors embed the whole console log)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] if exc is not None else []
+    return lines[-1][:200] if lines else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _stan_scratch() -> Iterator[None]:
+    """Delete the output folders cmdstanpy leaves per fit, failed fits included (kept until exit otherwise).
+
+    Removes what appeared in cmdstanpy's temp folder during the block: use processes, not threads, to run
+    fits in parallel (forecast_many does).
+    """
+    import cmdstanpy
+
+    root = cmdstanpy._TMPDIR
+    before = set(os.listdir(root)) if os.path.isdir(root) else set()
+    try:
+        yield
+    finally:
+        if os.path.isdir(root):
+            for name in set(os.listdir(root)) - before:
+                if name.startswith("prophet_model"):
+                    shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+def _prophet_model(n_months: int, seasonality_mode: str, changepoint_prior_scale: float,
+                   n_changepoints: int, quarter_end: bool) -> Any:
+    from prophet import Prophet
+
+    order = yearly_fourier_order(n_months)
+    model = Prophet(
+        growth="linear",
+        yearly_seasonality=order if order else False,
+        weekly_seasonality=False,
+        daily_seasonality=False,
+        seasonality_mode=seasonality_mode,
+        changepoint_prior_scale=changepoint_prior_scale,
+        n_changepoints=n_changepoints,
+        uncertainty_samples=0,
+    )
+    model.stan_backend.set_options(newton_fallback=False)
+    if quarter_end:
+        model.add_regressor("quarter_end", standardize=False)
+    return model
+
+
+def prophet_values(history: pd.DataFrame, horizon: int, seasonality_mode: str = "additive",
+                   changepoint_prior_scale: float = 0.1, quarter_end: bool = True,
+                   quarter_end_months: Sequence[int] = DEFAULT_QUARTER_END_MONTHS) -> np.ndarray:
+    """Prophet point forecast (MAP by LBFGS, no sampling), clipped at 0; the naive mean under 6 months.
+
+    LBFGS often stops at its first step on Prophet's Laplace changepoint prior (all changepoint deltas start
+    exactly at the prior's kink; with a stiff prior, 0.01, about half of monthly fits fail). A failed fit is
+    retried from changepoint deltas of half the prior scale, then with fewer changepoints and without the
+    quarter-end regressor (on short windows it can pin three points exactly); only then does it raise
+    RuntimeError (Newton fallback is off: it costs seconds per series). Iterations are capped (deterministic)
+    and a 30 s timeout guards against a runaway line search (only that guard depends on machine load; no fit
+    came near it in the evaluation).
+    """
+    y = history["y"].to_numpy(dtype=float)
+    n = len(y)
+    if n < PROPHET_MIN_MONTHS:
+        return np.clip(_naive_values(y, horizon), 0, None)
+    quiet_stan()
+    train = history[["ds", "y"]].reset_index(drop=True)
+    future = pd.DataFrame({"ds": future_months(history, horizon)})
+    qe_months = set(quarter_end_months)
+    use_qe = False
+    if quarter_end:
+        flag = train["ds"].dt.month.isin(qe_months)
+        # a regressor seen in under 3 months (or missing from under 3) just interpolates those months
+        if 3 <= int(flag.sum()) <= n - 3:
+            use_qe = True
+            train = train.assign(quarter_end=flag.astype(float))
+            future["quarter_end"] = future["ds"].dt.month.isin(qe_months).astype(float)
+    n_cp = 25 if n >= 12 else 2
+    attempts = [(n_cp, False, use_qe), (n_cp, True, use_qe), (max(1, n // 4), True, False)]
+    last_error: Exception | None = None
+    np.random.seed(0)
+    for n_changepoints, custom_init, with_qe in attempts:
+        train_i = train if with_qe or not use_qe else train.drop(columns="quarter_end")
+        model = _prophet_model(n, seasonality_mode, changepoint_prior_scale, n_changepoints, with_qe)
+        kwargs: dict[str, Any] = {"algorithm": "LBFGS", "iter": 3000, "timeout": 30}
+        if custom_init:  # Prophet's own initial values, changepoint deltas moved off the kink
+            inputs = model.preprocess(train_i.copy())
+            init = model.calculate_initial_params(inputs.K)
+            kwargs["init"] = {"k": init.k, "m": init.m, "beta": np.asarray(init.beta), "sigma_obs": init.sigma_obs,
+                              "delta": np.full(len(init.delta), changepoint_prior_scale / 2)}
+            model = _prophet_model(n, seasonality_mode, changepoint_prior_scale, n_changepoints, with_qe)
+        try:
+            with _stan_scratch():
+                model.fit(train_i, **kwargs)
+            yhat = model.predict(future)["yhat"].to_numpy(dtype=float)
+        except (RuntimeError, TimeoutError, ValueError) as exc:
+            last_error = exc
+            continue
+        if np.all(np.isfinite(yhat)):
+            return np.clip(yhat, 0, None)
+        last_error = RuntimeError("Prophet returned a non-finite forecast")
+    raise RuntimeError(f"Prophet LBFGS failed after {len(attempts)} attempts: {brief_error(last_error)}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One forecasting method with fixed settings: `fit_predict(history, horizon) -> ds, yhat`."""
+
+    name: str
+    kind: str  # seasonal_naive | theta | prophet | mean (equal-weight combination of `members`)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    members: tuple[Candidate, ...] = ()
+
+    def predict_values(self, history: pd.DataFrame, horizon: int, cache: dict[str, Any] | None = None) -> np.ndarray:
+        """Point forecasts as an array (history already validated).
+
+        `cache` (one per training window) keeps each method's forecast or failure, so a combination does not
+        refit its members.
+        """
+        if cache is not None and self.name in cache:
+            hit = cache[self.name]
+            if isinstance(hit, Exception):
+                raise hit
+            return hit
+        y = history["y"].to_numpy(dtype=float)
+        try:
+            if self.kind == "seasonal_naive":
+                values = np.clip(seasonal_naive_values(y, horizon), 0, None)
+            elif self.kind == "theta":
+                values = theta_values(y, horizon)
+            elif self.kind == "prophet":
+                values = prophet_values(history, horizon, **self.params)
+            elif self.kind == "mean":
+                values = np.mean([m.predict_values(history, horizon, cache) for m in self.members], axis=0)
+            else:
+                raise ValueError(f"unknown candidate kind {self.kind!r}")
+        except Exception as exc:
+            if cache is not None:
+                cache[self.name] = exc
+            raise
+        if cache is not None:
+            cache[self.name] = values
+        return values
+
+    def fit_predict(self, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+        """Fit on `history` (ds, y) and forecast the next `horizon` months as `ds, yhat` (yhat >= 0)."""
+        hist = validate_history(history)
+        return pd.DataFrame({"ds": future_months(hist, horizon), "yhat": self.predict_values(hist, horizon)})
+
+    def fit_predict_intervals(self, history: pd.DataFrame, horizon: int, origins: int = 6) -> pd.DataFrame:
+        """`fit_predict` plus 80%/95% bounds calibrated on this method's own rolling-origin backtest errors."""
+        hist = validate_history(history)
+        sel = select_model(hist, horizon, origins, [self], default=None)
+        fc = self.fit_predict(hist, horizon)
+        return add_intervals(fc, sel.scaled_errors.get(self.name), mase_scale(hist["y"].to_numpy(dtype=float)))
+
+
+def default_candidates(quarter_end_months: Sequence[int] = DEFAULT_QUARTER_END_MONTHS) -> list[Candidate]:
+    """seasonal_naive, theta, the Prophet grid and the combinations, simplest first (ties go to the earlier)."""
+    qe = tuple(int(m) for m in quarter_end_months)
+    out = [Candidate("seasonal_naive", "seasonal_naive"), Candidate("theta", "theta")]
+    for mode, cps, use_qe in PROPHET_GRID:
+        name = f"prophet_{'add' if mode == 'additive' else 'mult'}_cps{cps:g}{'_qe' if use_qe else ''}"
+        params: dict[str, Any] = {"seasonality_mode": mode, "changepoint_prior_scale": cps, "quarter_end": use_qe}
+        if use_qe:
+            params["quarter_end_months"] = qe
+        out.append(Candidate(name, "prophet", params))
+    by_name = {c.name: c for c in out}
+    for name, members in COMBINATIONS:
+        out.append(Candidate(name, "mean", {"members": list(members)}, tuple(by_name[m] for m in members)))
+    return out
+
+
+def seasonal_naive(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Seasonal naive forecast (lag 12; mean of last 3 under 12 months; last value under 3)."""
+    return Candidate("seasonal_naive", "seasonal_naive").fit_predict(history, horizon)
+
+
+def theta(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Theta method forecast."""
+    return Candidate("theta", "theta").fit_predict(history, horizon)
+
+
+def prophet(history: pd.DataFrame, horizon: int, **params: Any) -> pd.DataFrame:
+    """Prophet forecast with `prophet_values` settings."""
+    return Candidate("prophet", "prophet", params).fit_predict(history, horizon)
+
+
+# ------------------------------------------------------------------------------------- backtest and selection
+
+
+def origin_cuts(n_obs: int, horizon: int, origins: int) -> tuple[list[int], int]:
+    """Training lengths of the last `origins` expanding-window origins and the steps each is scored on.
+
+    Origins are one month apart and each is scored on `horizon` steps; a series too short for that is scored
+    on fewer steps (at least 1) rather than not at all. Every origin trains on at least MIN_TRAIN months.
+    """
+    steps = min(horizon, n_obs - MIN_TRAIN)
+    if steps < 1 or origins < 1:
+        return [], 0
+    cuts = [n_obs - steps - k for k in range(origins) if n_obs - steps - k >= MIN_TRAIN]
+    return sorted(cuts), steps
+
+
+@dataclass
+class Selection:
+    """Which candidate a series' rolling-origin backtest chose, with every candidate's score.
+
+    `model` is the choice, `best` the lowest-scoring candidate (they differ when the default combination was
+    kept because no candidate beat it by the margin). `scores` is mean MASE over origins (inf: the candidate
+    failed to fit). `scaled_errors[name]` holds (actual - forecast) / mase_scale(train window), one row per
+    origin and one column per step: the material the prediction intervals are calibrated on.
+    """
+
+    model: str
+    params: dict[str, Any]
+    scores: dict[str, float]
+    origins: list[pd.Timestamp]
+    steps: int
+    scaled_errors: dict[str, np.ndarray] = field(repr=False)
+    best: str = ""
+
+    def as_record(self) -> dict[str, Any]:
+        """JSON-friendly summary (for model_params / logs)."""
+        return {
+            "model": self.model,
+            "best": self.best,
+            "params": {k: list(v) if isinstance(v, tuple) else v for k, v in self.params.items()},
+            "scores": {k: (None if not math.isfinite(v) else round(v, 6)) for k, v in self.scores.items()},
+            "origins": [str(o.date()) for o in self.origins],
+            "steps": self.steps,
+        }
+
+
+def with_seasonal_naive(candidates: Sequence[Candidate] | None) -> list[Candidate]:
+    """The candidates (default grid when None), seasonal_naive first if it was not among them."""
+    cands = list(candidates) if candidates is not None else default_candidates()
+    if not any(c.kind == "seasonal_naive" for c in cands):
+        cands.insert(0, Candidate("seasonal_naive", "seasonal_naive"))
+    return cands
+
+
+def select_model(history: pd.DataFrame, horizon: int, origins: int,
+                 candidates: Sequence[Candidate] | None = None, default: str | None = DEFAULT_CHOICE,
+                 margin: float = SELECTION_MARGIN) -> Selection:
+    """Score every candidate at the last `origins` origins by MASE; keep `default` unless beaten by `margin`.
+
+    The lowest-scoring candidate is chosen when its MASE is more than `margin` (20%) below the default
+    combination's; otherwise the default is kept. A few overlapping origins one month apart rank methods
+    noisily: picking the plain minimum lost to AutoETS on held-out M3/Tourism series (mean MASE 0.907 vs
+    0.879) while this rule beat it (0.857). `margin=0` or `default=None` picks the plain minimum. A perfectly
+    repeating series still gets seasonal_naive (MASE 0). Only the history passed in is used. With no room
+    for any origin the choice is seasonal_naive (which then falls back to the naive mean), `scores` empty.
+    """
+    hist = validate_history(history)
+    cands = with_seasonal_naive(candidates)
+    cuts, steps = origin_cuts(len(hist), horizon, origins)
+    y = hist["y"].to_numpy(dtype=float)
+    scores: dict[str, float] = {}
+    errors: dict[str, np.ndarray] = {}
+    caches: dict[int, dict[str, Any]] = {cut: {} for cut in cuts}  # combinations reuse their members
+    for cand in cands:
+        rows, mases = [], []
+        try:
+            for cut in cuts:
+                fc = cand.predict_values(hist.iloc[:cut], steps, caches[cut])
+                actual = y[cut : cut + steps]
+                scale = mase_scale(y[:cut])
+                rows.append((actual - fc) / scale)
+                mases.append(float(np.mean(np.abs(actual - fc))) / scale)
+        except Exception as exc:  # one candidate failing (e.g. LBFGS) must not stop the series
+            log.info("candidate %s failed on a backtest origin: %s", cand.name, brief_error(exc))
+            scores[cand.name] = float("inf")
+            continue
+        if cuts:
+            scores[cand.name] = float(np.mean(mases))
+            errors[cand.name] = np.vstack(rows)
+    if scores:
+        best = min(cands, key=lambda c: (scores.get(c.name, float("inf")), cands.index(c)))
+    else:
+        best = next(c for c in cands if c.kind == "seasonal_naive")
+    chosen = best
+    fallback = next((c for c in cands if c.name == default), None)
+    if fallback is not None and math.isfinite(scores.get(fallback.name, float("inf"))):
+        if scores[best.name] > (1 - margin) * scores[fallback.name]:
+            chosen = fallback
+    return Selection(
+        model=chosen.name,
+        params=dict(chosen.params),
+        scores=scores,
+        origins=[hist["ds"].iloc[c] for c in cuts],
+        steps=steps,
+        scaled_errors=errors,
+        best=best.name,
+    )
+
+
+# ----------------------------------------------------------------------------------------- interval calibration
+
+_SHRINK = 2.0  # pseudo-origins pulling each step's error scale toward the all-steps scale
+# Backtest errors of the method that won the backtest understate its future errors (selection on the same
+# origins, and origins one month apart share their surprises). Widening by 15% brought pooled coverage of the
+# nested backtest on 180 M3/Tourism monthly series from 74.5%/87.0% to 78.9%/89.3% (80%/95% nominal); with
+# the final selection rule a separate 180-series sample covered 81.0%/93.2%.
+_INFLATE = 1.15
+_NORMAL_Z = {0.80: 1.2815515655446004, 0.95: 1.959963984540054}
+
+
+def _isotonic_increasing(v: np.ndarray) -> np.ndarray:
+    """Pool-adjacent-violators: the closest non-decreasing sequence (errors do not shrink with the horizon)."""
+    blocks: list[list[float]] = []  # [mean, count]
+    for x in v:
+        blocks.append([float(x), 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            m2, c2 = blocks.pop()
+            m1, c1 = blocks.pop()
+            blocks.append([(m1 * c1 + m2 * c2) / (c1 + c2), c1 + c2])
+    return np.concatenate([np.full(int(c), m) for m, c in blocks])
+
+
+def interval_multipliers(scaled_errors: np.ndarray | None, horizon: int,
+                         levels: Sequence[float] = LEVELS) -> dict[float, np.ndarray]:
+    """Half-width per step, in MASE-scale units, for each level, from backtest scaled errors.
+
+    Per-step RMS errors (shrunk toward the pooled RMS, made non-decreasing in the step, extended beyond the
+    scored steps with sqrt growth) set the shape; the pooled errors normalised by that shape give an empirical
+    quantile per level (split-conformal rank, so few origins widen rather than narrow it). Without errors: a
+    random-walk normal interval (RMS ~ 1.25 x MAE x sqrt(step)).
+    """
+    steps = np.arange(1, horizon + 1, dtype=float)
+    if scaled_errors is None or scaled_errors.size == 0:
+        shape = 1.25 * np.sqrt(steps)
+        return {lv: _NORMAL_Z.get(lv, 2.0) * shape for lv in levels}
+    e = np.asarray(scaled_errors, dtype=float)
+    k, h_eval = e.shape
+    ms = np.mean(e * e, axis=0)
+    shrunk = (k * ms + _SHRINK * float(np.mean(ms))) / (k + _SHRINK)
+    rms = np.sqrt(_isotonic_increasing(shrunk))
+    if float(rms.max()) == 0.0:
+        return {lv: np.zeros(horizon) for lv in levels}
+    z = np.sort(np.abs(e / np.where(rms > 0, rms, 1.0)).ravel())
+    if horizon > h_eval:
+        rms = np.r_[rms, rms[-1] * np.sqrt(steps[h_eval:] / h_eval)]
+    rms = rms[:horizon]
+    out: dict[float, np.ndarray] = {}
+    prev = 0.0
+    for lv in sorted(levels):
+        rank = math.ceil((len(z) + 1) * lv)
+        q = float(z[rank - 1]) if rank <= len(z) else max(float(z[-1]), _NORMAL_Z.get(lv, 2.0))
+        q = max(q, prev)
+        prev = q
+        out[lv] = _INFLATE * q * rms
+    return out
+
+
+def add_intervals(fc: pd.DataFrame, scaled_errors: np.ndarray | None, scale: float) -> pd.DataFrame:
+    """Add nested, non-negative 80%/95% bounds around `yhat` from backtest scaled errors and the MASE scale."""
+    out = fc.copy()
+    yhat = np.clip(out["yhat"].to_numpy(dtype=float), 0, None)
+    widths = interval_multipliers(scaled_errors, len(out))
+    w80, w95 = widths[0.80] * scale, np.maximum(widths[0.95], widths[0.80]) * scale
+    out["yhat"] = yhat
+    out["yhat_lower_95"] = np.clip(yhat - w95, 0, None)
+    out["yhat_lower_80"] = np.clip(yhat - w80, 0, None)
+    out["yhat_upper_80"] = yhat + w80
+    out["yhat_upper_95"] = yhat + w95
+    return out
+
+
+# ------------------------------------------------------------------------------------------ forecast (single)
+
+
+def candidate_by_name(name: str, candidates: Sequence[Candidate] | None = None) -> Candidate:
+    """Look a candidate up by name in `candidates` (default grid when None)."""
+    for cand in candidates if candidates is not None else default_candidates():
+        if cand.name == name:
+            return cand
+    raise KeyError(name)
+
+
+def ranked_candidates(selection: Selection, candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Candidates in the order the selection prefers them: the choice, then by score, failed or unscored last.
+
+    With no scores (history too short to backtest) seasonal_naive leads.
+    """
+    cands = with_seasonal_naive(candidates)
+    if not selection.scores:
+        return sorted(cands, key=lambda c: c.kind != "seasonal_naive")
+    return sorted(cands, key=lambda c: (c.name != selection.model, selection.scores.get(c.name, float("inf")),
+                                        cands.index(c)))
+
+
+def forecast(history: pd.DataFrame, horizon: int, origins: int = 6,
+             candidates: Sequence[Candidate] | None = None) -> tuple[pd.DataFrame, Selection]:
+    """Select a method on the history, refit it on all of it, and return forecasts with calibrated intervals.
+
+    Columns: ds, yhat, yhat_lower_95, yhat_lower_80, yhat_upper_80, yhat_upper_95. If the winner fails on the
+    full history (a rare LBFGS failure), the next best candidate is used and recorded as the model.
+    """
+    hist = validate_history(history)
+    cands = with_seasonal_naive(candidates)
+    sel = select_model(hist, horizon, origins, cands)
+    cache: dict[str, Any] = {}
+    for cand in ranked_candidates(sel, cands):
+        try:
+            values = cand.predict_values(hist, horizon, cache)
+        except Exception as exc:
+            log.warning("%s failed on the full history (%s); trying the next best", cand.name, brief_error(exc))
+            continue
+        break
+    sel.model, sel.params = cand.name, dict(cand.params)
+    fc = pd.DataFrame({"ds": future_months(hist, horizon), "yhat": values})
+    out = add_intervals(fc, sel.scaled_errors.get(cand.name), mase_scale(hist["y"].to_numpy(dtype=float)))
+    return out, sel
+
+
+# ---------------------------------------------------------------------------------------------- many series
+
+
+@dataclass
+class SeriesForecast:
+    """One series' forecast rows and the selection record that produced them."""
+
+    forecast: pd.DataFrame
+    selection: Selection
+
+
+def _init_worker(temp_root: str) -> None:
+    """Give each worker its own temp folder (cmdstanpy's files go there) and silence Stan logging."""
+    folder = tempfile.mkdtemp(prefix=f"worker-{os.getpid()}-", dir=temp_root)
+    os.environ["TMPDIR"] = folder
+    tempfile.tempdir = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    logging.getLogger("cmdstanpy").setLevel(logging.CRITICAL)
+
+
+def _forecast_task(args: tuple[str, pd.DataFrame, int, int, tuple[int, ...]]) -> tuple[str, SeriesForecast]:
+    key, history, horizon, origins, qe_months = args
+    fc, sel = forecast(history, horizon, origins, default_candidates(qe_months))
+    return key, SeriesForecast(fc, sel)
+
+
+def forecast_many(series: Mapping[str, pd.DataFrame], horizon: int, origins: int = 6,
+                  processes: int | None = None,
+                  quarter_end_months: Sequence[int] = DEFAULT_QUARTER_END_MONTHS,
+                  progress: Callable[[int, int], None] | None = None) -> dict[str, SeriesForecast]:
+    """`forecast` for every series, in a 'spawn' process pool (Stan and forked threads do not mix).
+
+    Keys keep the input order. Results are identical for any `processes` (1 runs in this process): each series
+    is computed alone and deterministically. Workers write cmdstan files under one temp root removed at the end,
+    so a long run cannot fill the disk even if a worker dies. As with any 'spawn' pool, a script calling this
+    must guard its entry point with `if __name__ == "__main__":` (Airflow tasks and the CLI already do).
+    """
+    qe = tuple(int(m) for m in quarter_end_months)
+    tasks = [(key, hist, horizon, origins, qe) for key, hist in series.items()]
+    results: dict[str, SeriesForecast] = {}
+    n_proc = processes if processes is not None else (os.cpu_count() or 1)
+    n_proc = max(1, min(n_proc, len(tasks)))
+    if n_proc == 1:
+        for i, task in enumerate(tasks, 1):
+            key, res = _forecast_task(task)
+            results[key] = res
+            if progress:
+                progress(i, len(tasks))
+        return results
+    temp_root = tempfile.mkdtemp(prefix="salesos-forecast-")
+    try:
+        try:
+            with ProcessPoolExecutor(max_workers=n_proc, mp_context=get_context("spawn"),
+                                     initializer=_init_worker, initargs=(temp_root,)) as pool:
+                chunk = max(1, len(tasks) // (n_proc * 8))
+                for i, (key, res) in enumerate(pool.map(_forecast_task, tasks, chunksize=chunk), 1):
+                    results[key] = res
+                    if progress:
+                        progress(i, len(tasks))
+        except BrokenProcessPool as exc:
+            # Some hosts kill spawned workers (seen under Airflow's LocalExecutor task supervisor): finish the
+            # remaining series in this process rather than fail the night; results are the same, only slower.
+            log.warning("forecast process pool broke (%s); forecasting %d remaining series in-process",
+                        exc, len(tasks) - len(results))
+            for task in tasks:
+                if task[0] not in results:
+                    key, res = _forecast_task(task)
+                    results[key] = res
+    finally:
+        shutil.rmtree(temp_root, ignore_errors=True)
+    return {key: results[key] for key, _ in series.items()}

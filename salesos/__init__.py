@@ -1,0 +1,1 @@
+"""salesos: sales operations warehouse."""

@@ -1,0 +1,1 @@
+"""Extract step of the nightly run."""

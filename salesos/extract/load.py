@@ -1,0 +1,360 @@
+"""Load archived export files into raw tables; rows that cannot be loaded go to quarantine.
+
+Every export is read as text (encoding and delimiter detected), checked row by row against the
+contract, and split in two:
+
+- `raw.<table>`: the rows that load, with typed fields normalised to one canonical text form (dates
+  `YYYY-MM-DD`, date-times `YYYY-MM-DD HH:MM:SS` in UTC, numbers without thousands separators,
+  booleans `true`/`false`) so the dbt staging models only cast, the same way on every adapter;
+- `quarantine.<table>`: the rows that do not, exactly as read, with the rule they broke, the field
+  and the value, and their file and row number.
+
+Nothing is dropped: loaded + quarantined = read, for every file. The archive keeps the original bytes.
+Each export is a full snapshot of its object, so a load replaces the tables: loading the same files
+twice never duplicates rows. `raw._loads` keeps one audit row per file and run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from salesos.contract import EXPORTS, ExportFile, Field, map_headers
+from salesos.extract.landing import ArchivedFile, ExportError
+
+log = logging.getLogger(__name__)
+
+RAW_SCHEMA = "raw"
+QUARANTINE_SCHEMA = "quarantine"
+NON_NEGATIVE = {"amount", "quota_amount", "annual_revenue", "number_of_employees", "duration_in_minutes"}
+POSITIVE = {"rate"}
+PLAUSIBLE_YEARS = (1990, 2100)
+MAX_ABS_NUMBER = "1e15"  # no deal, quota or head count is a quadrillion; beyond it is a broken cell
+
+
+@dataclass(frozen=True)
+class PlannedLoad:
+    export: ExportFile
+    path: Path | None
+    mapping: dict[str, str]  # file header -> warehouse column
+    encoding: str = "utf-8"
+    padded: bool = False  # short rows padded with nulls (needs the single-threaded reader)
+    delimiter: str = ","
+
+
+@dataclass
+class LoadResult:
+    """Rows read, loaded and quarantined per export file, and quarantined rows per rule."""
+
+    read: dict[str, int] = field(default_factory=dict)
+    loaded: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
+    by_rule: dict[str, int] = field(default_factory=dict)
+    encodings: dict[str, str] = field(default_factory=dict)
+    # Schema drift per file: optional contract columns the file lacks, columns the contract does not name.
+    missing_columns: dict[str, list[str]] = field(default_factory=dict)
+    extra_columns: dict[str, list[str]] = field(default_factory=dict)
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _read_csv(path: Path, encoding: str, padded: bool = False, delimiter: str = ",") -> str:
+    padding = ", null_padding=true, parallel=false" if padded else ""
+    return (
+        f"read_csv({_sql_str(str(path))}, all_varchar=true, header=true, delim={_sql_str(delimiter)}, "
+        f"quote='\"', escape='\"', encoding={_sql_str(encoding)}{padding})"
+    )
+
+
+def sniff_delimiter(path: Path) -> str:
+    """The delimiter of the header line: the candidate it contains most often (Excel in Europe writes ';')."""
+    with path.open("rb") as fh:
+        first = fh.readline().decode("latin-1")
+    counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def read_headers(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[list[str], str, bool, str]:
+    """Header names as DuckDB's CSV reader sees them, the encoding that reads the file, and padding.
+
+    UTF-8 (with or without BOM) first; a file that is not valid UTF-8 is read as Latin-1, the other
+    encoding CRM exports are commonly saved in. A file with short rows (a truncated last line) is read
+    with null padding, so the short row reaches quarantine instead of failing the whole file.
+    """
+    errors: list[str] = []
+    delimiter = sniff_delimiter(path)
+    for encoding in ("utf-8", "latin-1"):
+        for padded in (False, True):
+            reader = _read_csv(path, encoding, padded, delimiter)
+            try:
+                rows = con.execute(f"describe select * from {reader}").fetchall()
+                # the sniffer only samples the file: make sure every row reads before trusting it
+                con.execute(f"select count(*) from {reader}").fetchall()
+                return [row[0] for row in rows], encoding, padded, delimiter
+            except duckdb.Error as exc:
+                errors.append(str(exc).strip().splitlines()[0])
+    raise ExportError(f"{path.name}: cannot be read as CSV: {errors[-1]}")
+
+
+def plan_loads(con: duckdb.DuckDBPyConnection, archive_dir: Path, files: list[ArchivedFile]) -> list[PlannedLoad]:
+    """Check every file's header against the contract before anything is written."""
+    by_table = {f.table: f for f in files}
+    plans: list[PlannedLoad] = []
+    for export in EXPORTS:
+        archived = by_table.get(export.table)
+        if archived is None:
+            plans.append(PlannedLoad(export, None, {}))
+            continue
+        path = archive_dir / archived.filename
+        if archived.bytes == 0 or not path.read_bytes()[:4096].strip(b"\xef\xbb\xbf \r\n\t"):
+            if export.required:
+                raise ExportError(f"{archived.filename}: the file is empty (not even a header row)")
+            log.warning("%s is empty: treated as absent", archived.filename)
+            plans.append(PlannedLoad(export, None, {}))
+            continue
+        headers, encoding, padded, delimiter = read_headers(con, path)
+        try:
+            mapping = map_headers(export, headers)
+        except ValueError as exc:
+            raise ExportError(str(exc)) from exc
+        columns = set(mapping.values())
+        missing = [f.api_name for f in export.fields if f.required and f.column not in columns]
+        if missing:
+            raise ExportError(
+                f"{archived.filename}: required column(s) missing: {', '.join(missing)} "
+                f"(header has: {', '.join(headers)})"
+            )
+        for group in export.one_of:
+            if not columns.intersection(group):
+                raise ExportError(f"{archived.filename}: needs one of the columns {' or '.join(group)}")
+        plans.append(PlannedLoad(export, path, mapping, encoding, padded, delimiter))
+    return plans
+
+
+def _blank(col: str) -> str:
+    return f"nullif(trim({col}), '') is null"
+
+
+def parse_expr(f: Field, col: str) -> str | None:
+    """SQL that parses a text value into its contract type, NULL when it does not parse."""
+    v = f"nullif(trim({col}), '')"
+    if f.type == "date":
+        return (
+            f"coalesce(try_strptime({v}, '%Y-%m-%d'), try_strptime({v}, '%m/%d/%Y'), "
+            f"try_strptime({v}, '%Y/%m/%d'), timezone('UTC', try_cast({v} as timestamptz)))::date"
+        )
+    if f.type == "datetime":
+        return (
+            f"coalesce(timezone('UTC', try_cast({v} as timestamptz)), try_strptime({v}, '%m/%d/%Y %H:%M:%S'), "
+            f"try_strptime({v}, '%m/%d/%Y %H:%M'), try_strptime({v}, '%m/%d/%Y %I:%M %p'), "
+            f"try_strptime({v}, '%m/%d/%Y'))"
+        )
+    if f.type in ("number", "integer"):
+        # 1,234.50 and 1234.50 are the same number; 1.234,50 (European) too.
+        european = f"regexp_matches({v}, '^-?[0-9]{{1,3}}(\\.[0-9]{{3}})*,[0-9]{{1,2}}$')"
+        cleaned = (
+            f"case when {european} then replace(replace({v}, '.', ''), ',', '.') "
+            f"else replace(replace({v}, ',', ''), ' ', '') end"
+        )
+        number = f"try_cast({cleaned} as double)"
+        if f.type == "integer":
+            return f"case when {number} = floor({number}) then {number} end"
+        return number
+    if f.type == "boolean":
+        return (
+            f"case when lower({v}) in ('true', '1', 'yes', 't', 'y') then true "
+            f"when lower({v}) in ('false', '0', 'no', 'f', 'n') then false end"
+        )
+    return None
+
+
+def canonical_expr(f: Field, parsed: str) -> str:
+    """The canonical text of a parsed value, as stored in raw."""
+    if f.type == "date":
+        return f"strftime({parsed}, '%Y-%m-%d')"
+    if f.type == "datetime":
+        return f"strftime({parsed}, '%Y-%m-%d %H:%M:%S')"
+    # Out-of-range numbers never reach raw (they are quarantined); the guard keeps the cast itself safe.
+    if f.type == "integer":
+        return f"case when abs({parsed}) < {MAX_ABS_NUMBER} then cast(cast({parsed} as bigint) as varchar) end"
+    if f.type == "number":
+        return f"case when abs({parsed}) < {MAX_ABS_NUMBER} then cast(cast({parsed} as decimal(38, 6)) as varchar) end"
+    if f.type == "boolean":
+        return f"case when {parsed} then 'true' when not {parsed} then 'false' end"
+    raise ValueError(f.type)
+
+
+def row_rules(export: ExportFile, present: set[str]) -> list[tuple[str, str, str]]:
+    """(condition, rule, field column) in the order they are checked; the first that holds is the reason."""
+    rules: list[tuple[str, str, str]] = []
+    key = export.field_by_column("id") if export.key else None
+    if key is not None and key.column in present:
+        rules.append((_blank(quote(key.column)), "missing_id", key.column))
+        rules.append(
+            (
+                f"row_number() over (partition by trim({quote(key.column)}) order by _row_number) > 1",
+                "duplicate_id",
+                key.column,
+            )
+        )
+    for f in export.fields:
+        if f.column not in present:
+            continue
+        col = quote(f.column)
+        if f.not_null and f.column != "id":
+            rules.append((_blank(col), "missing_value", f.column))
+        parsed = parse_expr(f, col)
+        if parsed is None:
+            continue
+        rules.append((f"not {_blank(col)} and ({parsed}) is null", f"unparseable_{f.type}", f.column))
+        if f.type in ("date", "datetime"):
+            lo, hi = PLAUSIBLE_YEARS
+            rules.append((f"year({parsed}) not between {lo} and {hi}", "implausible_date", f.column))
+        if f.type in ("number", "integer"):
+            rules.append(
+                (f"not isfinite({parsed}) or abs({parsed}) >= {MAX_ABS_NUMBER}", "number_out_of_range", f.column)
+            )
+        if f.column in NON_NEGATIVE:
+            rules.append((f"({parsed}) < 0", "negative_value", f.column))
+        if f.column in POSITIVE:
+            rules.append((f"({parsed}) <= 0", "non_positive_value", f.column))
+    for group in export.one_of:
+        cols = [quote(c) for c in group if c in present]
+        rules.append((" and ".join(_blank(c) for c in cols), "missing_value", "|".join(group)))
+    return rules
+
+
+def _load_one(con: duckdb.DuckDBPyConnection, plan: PlannedLoad, run_id: str, loaded_at: datetime) -> tuple[int, int]:
+    export = plan.export
+    raw_target = f"{RAW_SCHEMA}.{quote(export.table)}"
+    q_target = f"{QUARANTINE_SCHEMA}.{quote(export.table)}"
+    meta_cols = (
+        f"_source_file, _row_number, {_sql_str(run_id)} as _run_id, "
+        f"{_sql_str(loaded_at.isoformat(sep=' '))}::timestamp as _loaded_at"
+    )
+    mapped = dict(plan.mapping)
+    present = set(mapped.values())
+    select_in = [f"{quote(h)}::varchar as {quote(c)}" for h, c in mapped.items()]
+    select_in += [f"null::varchar as {quote(c)}" for c in export.columns if c not in present]
+    source = _sql_str(plan.path.name) if plan.path else "null::varchar"
+    if plan.path is None:
+        con.execute(
+            f"create or replace temp table _incoming as select {', '.join(select_in)}, "
+            f"{source} as _source_file, 0::bigint as _row_number limit 0"
+        )
+    else:
+        con.execute(
+            f"create or replace temp table _incoming as select {', '.join(select_in)}, "
+            f"{source} as _source_file, row_number() over () as _row_number "
+            f"from {_read_csv(plan.path, plan.encoding, plan.padded, plan.delimiter)}"
+        )
+    rules = row_rules(export, present)
+    reason = "case " + " ".join(f"when {c} then {_sql_str(r)}" for c, r, _ in rules) + " end" if rules else "null"
+    fld = "case " + " ".join(f"when {c} then {_sql_str(f)}" for c, _, f in rules) + " end" if rules else "null"
+    con.execute(
+        f"create or replace temp table _checked as select *, {reason} as _reason, {fld} as _field from _incoming"
+    )
+    all_cols = [c for c in dict.fromkeys([*mapped.values(), *export.columns])]
+    normalised = []
+    for c in all_cols:
+        f = export.field_by_column(c)
+        parsed = parse_expr(f, quote(c)) if f else None
+        normalised.append(f"{canonical_expr(f, parsed)} as {quote(c)}" if f and parsed else quote(c))
+    con.execute(
+        f"create or replace table {raw_target} as select {', '.join(normalised)}, {meta_cols} "
+        f"from _checked where _reason is null order by _row_number"
+    )
+    field_value = (
+        "case _field " + " ".join(f"when {_sql_str(c)} then {quote(c)}" for c in all_cols) + " end"
+        if all_cols
+        else "null"
+    )
+    con.execute(
+        f"create or replace table {q_target} as select {', '.join(quote(c) for c in all_cols)}, "
+        f"_reason, _field, {field_value} as _value, {meta_cols} "
+        f"from _checked where _reason is not null order by _row_number"
+    )
+    loaded = con.execute(f"select count(*) from {raw_target}").fetchall()[0][0]
+    quarantined = con.execute(f"select count(*) from {q_target}").fetchall()[0][0]
+    return loaded, quarantined
+
+
+def load_raw(
+    con: duckdb.DuckDBPyConnection,
+    archive_dir: Path,
+    files: list[ArchivedFile],
+    run_id: str,
+    loaded_at: datetime,
+) -> LoadResult:
+    """Replace the raw and quarantine tables with this run's files."""
+    con.execute("set TimeZone = 'UTC'")
+    plans = plan_loads(con, archive_dir, files)
+    sha = {f.table: f for f in files}
+    result = LoadResult()
+    for schema in (RAW_SCHEMA, QUARANTINE_SCHEMA):
+        con.execute(f"create schema if not exists {schema}")
+    con.execute(
+        f"""create table if not exists {RAW_SCHEMA}._loads (
+            run_id varchar, table_name varchar, source_file varchar, sha256 varchar, bytes bigint,
+            row_count bigint, quarantined bigint, encoding varchar, loaded_at timestamp)"""
+    )
+    con.execute("begin transaction")
+    try:
+        con.execute(f"delete from {RAW_SCHEMA}._loads where run_id = ?", [run_id])
+        for plan in plans:
+            name = plan.export.filename
+            loaded, quarantined = _load_one(con, plan, run_id, loaded_at)
+            result.loaded[name] = loaded
+            result.quarantined[name] = quarantined
+            result.read[name] = loaded + quarantined
+            if plan.path is None:
+                continue
+            result.encodings[name] = plan.encoding
+            present = set(plan.mapping.values())
+            alternatives = {c for g in plan.export.one_of if present.intersection(g) for c in g}
+            missing = [f.api_name for f in plan.export.fields if f.column not in present | alternatives]
+            extra = [h for h, c in plan.mapping.items() if plan.export.field_by_column(c) is None]
+            if missing:
+                result.missing_columns[name] = missing
+                log.warning("%s: optional column(s) absent, loaded as empty: %s", name, ", ".join(missing))
+            if extra:
+                result.extra_columns[name] = extra
+            f = sha[plan.export.table]
+            con.execute(
+                f"insert into {RAW_SCHEMA}._loads values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    run_id,
+                    plan.export.table,
+                    f.filename,
+                    f.sha256,
+                    f.bytes,
+                    loaded,
+                    quarantined,
+                    plan.encoding,
+                    loaded_at,
+                ],
+            )
+            if quarantined:
+                q_table = f"{QUARANTINE_SCHEMA}.{quote(plan.export.table)}"
+                rules = con.execute(f"select _reason, count(*) from {q_table} group by 1 order by 1").fetchall()
+                for rule, n in rules:
+                    result.by_rule[f"{name}:{rule}"] = n
+                log.warning(
+                    "%s: %d row(s) quarantined (%s)", name, quarantined, ", ".join(f"{r}={n}" for r, n in rules)
+                )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return result

@@ -1,0 +1,66 @@
+"""What the Airflow tasks need beyond the pipeline steps: a RunContext from the run's own facts.
+
+Configuration comes from the DAG run's params, falling back to environment variables that the
+deployment sets once (SALESOS_EXPORTS, SALESOS_WAREHOUSE, SALESOS_DATA_DIR, SALESOS_SETTINGS,
+SALESOS_DBT_TARGET). Nothing here runs at DAG import time.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+from typing import Any
+
+from salesos.run_context import RunContext
+from salesos.settings import PROJECT_ROOT
+
+DEFAULT_EXPORTS = PROJECT_ROOT / "data" / "landing"
+DEFAULT_WAREHOUSE = PROJECT_ROOT / "data" / "warehouse" / "salesos.duckdb"
+
+
+class ConfigError(ValueError):
+    """The deployment did not say where the exports or the warehouse are."""
+
+
+def as_of_from_logical_date(logical_date: datetime | date) -> date:
+    """The as-of date of a run is its logical date: a re-run or backfill of a date gives the same rows."""
+    return logical_date.date() if isinstance(logical_date, datetime) else logical_date
+
+
+def context_for_run(run_id: str, logical_date: datetime | date, params: dict[str, Any] | None = None) -> RunContext:
+    params = params or {}
+
+    def pick(param: str, env: str, default: Any = None) -> Any:
+        value = params.get(param)
+        return value if value not in (None, "") else os.environ.get(env, default)
+
+    return RunContext.create(
+        as_of=as_of_from_logical_date(logical_date),
+        exports=pick("exports", "SALESOS_EXPORTS", str(DEFAULT_EXPORTS)),
+        warehouse=pick("warehouse", "SALESOS_WAREHOUSE", str(DEFAULT_WAREHOUSE)),
+        data_dir=pick("data_dir", "SALESOS_DATA_DIR"),
+        settings_file=pick("settings", "SALESOS_SETTINGS"),
+        dbt_target=pick("dbt_target", "SALESOS_DBT_TARGET", "duckdb"),
+        run_id=run_id,
+    )
+
+
+def record_failure(context: dict[str, Any]) -> None:
+    """Failure callback: write what failed into the run folder.
+
+    The build copy stays, so a cleared task can pick up where it failed; the next run's extract
+    removes stale build copies (a run killed mid-way is recovered the same way).
+    """
+    import json
+
+    ti = context.get("task_instance") or context.get("ti")
+    ctx = context_for_run(context["run_id"], context["logical_date"], dict(context.get("params") or {}))
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    failure = {
+        "run_id": ctx.run_id,
+        "as_of": ctx.as_of.isoformat(),
+        "task": getattr(ti, "task_id", None),
+        "try_number": getattr(ti, "try_number", None),
+        "error": str(context.get("exception") or ""),
+    }
+    (ctx.run_dir / "failure.json").write_text(json.dumps(failure, indent=2), encoding="utf-8")

@@ -1,0 +1,1 @@
+"""Publish step: atomic swap, versions, rollback."""

@@ -1,0 +1,101 @@
+"""Settings a sales-operations team sets once: fiscal year, currency, stages, mappings.
+
+The defaults live in `config/salesos.yml`; a team passes its own file with `--settings` (or the
+`SALESOS_SETTINGS` environment variable for Airflow). The same values are handed to dbt as vars, so
+each setting is declared in one place only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "config" / "salesos.yml"
+
+
+# Settings used by the Python steps only (validation and publishing), not passed to dbt.
+PYTHON_ONLY = (
+    "max_export_age_days",
+    "max_export_shrink",
+    "bi_compat_copy",
+    "finance_exports",
+    "keep_versions",
+    "forecast_horizon",
+    "forecast_origins",
+    "forecast_levels",
+)
+
+
+class SettingsError(ValueError):
+    """A settings file that cannot be used; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    fiscal_year_start_month: int = 2
+    reporting_currency: str = "USD"
+    stage_order: list[str] = field(default_factory=list)
+    forecast_categories: list[str] = field(default_factory=list)
+    region_source: str = "division"
+    region_map: dict[str, str] = field(default_factory=dict)
+    unassigned_region: str = "Unassigned"
+    segment_bands: list[dict[str, Any]] = field(default_factory=list)
+    unknown_segment: str = "Unknown"
+    max_export_age_days: int = 3
+    max_export_shrink: float = 0.5
+    bi_compat_copy: bool = True
+    finance_exports: bool = True
+    keep_versions: int = 5
+    forecast_horizon: int = 12
+    forecast_origins: int = 6
+    forecast_levels: list[str] = field(default_factory=lambda: ["company", "region", "segment", "team", "rep"])
+
+    def dbt_vars(self) -> dict[str, Any]:
+        """The settings the dbt models use, as vars (the dbt project declares the same names)."""
+        d = asdict(self)
+        for not_for_dbt in PYTHON_ONLY:
+            d.pop(not_for_dbt)
+        return d
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read settings, layering a user's file over the packaged defaults."""
+    defaults = _read_yaml(DEFAULT_SETTINGS_FILE)
+    values = dict(defaults)
+    if path is not None and Path(path).resolve() != DEFAULT_SETTINGS_FILE:
+        values.update(_read_yaml(Path(path)))
+    known = set(Settings.__dataclass_fields__)
+    unknown = sorted(set(values) - known)
+    source = path or DEFAULT_SETTINGS_FILE
+    if unknown:
+        raise SettingsError(f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    settings = Settings(**values)
+    if not 1 <= int(settings.fiscal_year_start_month) <= 12:
+        raise SettingsError(f"{source}: fiscal_year_start_month must be 1-12, got {settings.fiscal_year_start_month}")
+    if settings.region_source not in ("division", "role"):
+        raise SettingsError(f"{source}: region_source must be 'division' or 'role', got {settings.region_source!r}")
+    unknown_levels = set(settings.forecast_levels) - {"company", "region", "segment", "team", "rep"}
+    if unknown_levels:
+        raise SettingsError(f"{source}: forecast_levels has unknown level(s) {sorted(unknown_levels)}")
+    if settings.forecast_horizon < 1 or settings.forecast_origins < 1:
+        raise SettingsError(f"{source}: forecast_horizon and forecast_origins must be at least 1")
+    for i, band in enumerate(settings.segment_bands):
+        if set(band) != {"name", "min_employees"}:
+            raise SettingsError(f"{source}: segment_bands[{i}] needs exactly name and min_employees, got {band}")
+    return settings
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SettingsError(f"settings file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: expected a mapping of settings at the top level")
+    return data

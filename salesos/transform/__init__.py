@@ -1,0 +1,1 @@
+"""Transform step of the nightly run."""

@@ -1,0 +1,134 @@
+"""Run `dbt build` on a run's warehouse copy and report each model's and test's result.
+
+dbt runs as a subprocess of the same environment so its output streams into the caller's log (the
+Airflow task log), its artifacts land in the run's folder, and a crash in dbt cannot take the
+caller's process with it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from salesos.settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+class DbtBuildFailed(RuntimeError):
+    """dbt reported an error or a failing test; the run stops before publishing."""
+
+
+@dataclass
+class DbtResult:
+    models: int = 0
+    tests_passed: int = 0
+    tests_warned: int = 0
+    failures: list[str] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    elapsed_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def dbt_executable() -> str:
+    """The dbt script installed beside the running interpreter."""
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def dbt_env(warehouse: Path, target: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["SALESOS_WAREHOUSE_PATH"] = str(warehouse)
+    env["SALESOS_DBT_TARGET"] = target
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    return env
+
+
+def dbt_vars(settings: Settings, as_of: str) -> dict[str, Any]:
+    return {**settings.dbt_vars(), "as_of": as_of}
+
+
+def run_dbt(
+    command: list[str],
+    *,
+    warehouse: Path,
+    run_dir: Path,
+    settings: Settings,
+    as_of: str,
+    target: str = "duckdb",
+) -> DbtResult:
+    """Run a dbt command (e.g. ["build"]) with the run's vars; parse run_results.json."""
+    target_path = run_dir / "dbt_target"
+    log_path = run_dir / "dbt_logs"
+    args = [
+        dbt_executable(),
+        *command,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target",
+        target,
+        "--target-path",
+        str(target_path),
+        "--log-path",
+        str(log_path),
+        "--vars",
+        json.dumps(dbt_vars(settings, as_of)),
+    ]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log.info("running: %s", " ".join(args[:2]))
+    proc = subprocess.Popen(
+        args,
+        cwd=DBT_PROJECT_DIR,
+        env=dbt_env(warehouse, target),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        log.info("dbt | %s", line.rstrip())
+    code = proc.wait()
+    result = parse_run_results(target_path / "run_results.json")
+    if code != 0 or result.failures:
+        detail = "\n".join(f"  - {f}" for f in result.failures) or f"  dbt exited with code {code}"
+        raise DbtBuildFailed(f"dbt {' '.join(command)} failed (logs: {log_path}):\n{detail}")
+    return result
+
+
+def parse_run_results(path: Path) -> DbtResult:
+    """Count models built and tests passed from dbt's run_results.json."""
+    if not path.is_file():
+        return DbtResult(failures=[f"dbt wrote no run results at {path}"])
+    data = json.loads(path.read_text(encoding="utf-8"))
+    result = DbtResult(elapsed_seconds=round(float(data.get("elapsed_time", 0.0)), 2))
+    statuses: Counter[str] = Counter()
+    for r in data.get("results", []):
+        uid: str = r["unique_id"]
+        status: str = r["status"]
+        kind = uid.split(".", 1)[0]
+        statuses[f"{kind}:{status}"] += 1
+        if kind in ("model", "seed", "snapshot") and status == "success":
+            result.models += 1
+        elif kind in ("test", "unit_test"):
+            if status == "pass":
+                result.tests_passed += 1
+            elif status == "warn":
+                result.tests_warned += 1
+        if status in ("error", "fail", "runtime error"):
+            msg = (r.get("message") or "").strip().splitlines()
+            result.failures.append(f"{uid}: {status}: {msg[0] if msg else ''}")
+    result.statuses = dict(statuses)
+    return result

@@ -1,0 +1,1 @@
+"""Validate step of the nightly run."""

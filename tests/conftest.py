@@ -1,0 +1,74 @@
+"""Shared fixtures: a tiny hand-written export folder whose every number is known."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Airflow reads its configuration on first import: keep tests away from ~/airflow and any real deployment.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="salesos-airflow-home-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+
+USERS = [
+    {"Id": "005A", "Name": "Ada Manager", "Email": "ada@example.com", "ManagerId": "", "UserRoleId": "00E1",
+     "Division": "EMEA", "Department": "SMB", "IsActive": "true", "CreatedDate": "2022-01-03T09:00:00.000Z"},
+    {"Id": "005B", "Name": "Bob Rep", "Email": "bob@example.com", "ManagerId": "005A", "UserRoleId": "00E2",
+     "Division": "EMEA", "Department": "SMB", "IsActive": "true", "CreatedDate": "2022-02-01T09:00:00.000Z"},
+    {"Id": "005C", "Name": "Cy Leaver", "Email": "cy@example.com", "ManagerId": "005A", "UserRoleId": "00E2",
+     "Division": "EMEA", "Department": "SMB", "IsActive": "false", "CreatedDate": "2022-02-01T09:00:00.000Z"},
+]
+ACCOUNTS = [
+    {"Id": "001A", "Name": "Acme", "Industry": "Retail", "NumberOfEmployees": "150", "AnnualRevenue": "1000000",
+     "BillingCountry": "Germany", "ParentId": "", "OwnerId": "005B", "Type": "Customer", "Tier__c": "Gold"},
+    {"Id": "001B", "Name": "Globex", "Industry": "Energy", "NumberOfEmployees": "5000", "AnnualRevenue": "90000000",
+     "BillingCountry": "France", "ParentId": "", "OwnerId": "005C", "Type": "Prospect", "Tier__c": ""},
+]
+
+
+def _opp(id_, owner, account, stage, amount, close, created, closed, won, prob, currency="USD"):
+    return {"Id": id_, "AccountId": account, "OwnerId": owner, "Name": f"Deal {id_}", "StageName": stage,
+            "Amount": amount, "Probability": prob, "ForecastCategoryName": "Closed" if closed else "Pipeline",
+            "CloseDate": close, "CreatedDate": created, "IsClosed": closed, "IsWon": won, "IsDeleted": "false",
+            "Type": "New Business", "LeadSource": "Web", "CurrencyIsoCode": currency,
+            "LastModifiedDate": "2026-10-30T10:00:00.000Z", "Competitor__c": "Initech"}
+
+
+OPPORTUNITIES = [
+    _opp("006A", "005B", "001A", "Closed Won", "1000.00", "2026-09-10", "2026-08-01T10:00:00.000Z", "true", "true", "100"),
+    _opp("006B", "005B", "001A", "Closed Lost", "500.00", "2026-09-20", "2026-08-05T10:00:00.000Z", "true", "false", "0"),
+    _opp("006C", "005B", "", "Qualification", "2000.00", "2026-12-01", "2026-09-01T10:00:00.000Z", "false", "false",
+         "20"),
+    _opp("006D", "005C", "001B", "Closed Won", "3000.00", "2026-10-05", "2026-06-01T10:00:00.000Z", "true", "true",
+         "100", "EUR"),
+]
+QUOTAS = [
+    {"owner_id": "005B", "period_start": "2026-09-01", "quota_amount": "2000"},
+    {"owner_id": "005B", "period_start": "2026-10-01", "quota_amount": "2000"},
+    {"owner_id": "005C", "period_start": "2026-10-01", "quota_amount": "0"},
+]
+
+
+def write_csv(path: Path, rows: list[dict], fieldnames: list[str] | None = None) -> Path:
+    fieldnames = fieldnames or list(rows[0])
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=fieldnames)
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def tiny_exports(tmp_path: Path) -> Path:
+    """Only the required files: Opportunity, User, Account, quotas."""
+    d = tmp_path / "exports"
+    d.mkdir()
+    write_csv(d / "User.csv", USERS)
+    write_csv(d / "Account.csv", ACCOUNTS)
+    write_csv(d / "Opportunity.csv", OPPORTUNITIES)
+    write_csv(d / "quotas.csv", QUOTAS)
+    return d

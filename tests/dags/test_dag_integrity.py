@@ -1,0 +1,37 @@
+"""Every DAG imports without errors, and sales_nightly is wired as documented."""
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+def test_every_dag_imports_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert dagbag.dags, "no DAG found"
+
+
+def test_sales_nightly_is_extract_validate_build_forecast_publish(dagbag):
+    dag = dagbag.dags["sales_nightly"]
+    order = ["extract", "validate", "dbt_build", "forecast", "publish"]
+    assert sorted(dag.task_ids) == sorted(order)
+    for upstream, downstream in itertools.pairwise(order):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    assert dag.doc_md and "extract" in dag.doc_md
+    assert dag.catchup is False
+    assert dag.get_task("extract").retries >= 1
+
+
+def test_dag_files_do_no_work_at_import():
+    text = (DAGS_FOLDER / "sales_nightly.py").read_text()
+    for heavy in ("import pandas", "import duckdb", "import prophet", "import great_expectations", "os.environ["):
+        assert heavy not in text.split("def sales_nightly")[0], heavy

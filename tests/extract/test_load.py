@@ -1,0 +1,157 @@
+from datetime import UTC, datetime
+
+import duckdb
+import pytest
+
+from salesos.contract import EXPORTS
+from salesos.extract.landing import ExportError, archive_exports
+from salesos.extract.load import load_raw
+
+from ..conftest import ACCOUNTS, OPPORTUNITIES, write_csv
+
+NOW = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+
+
+def _load(exports, tmp_path, run_id="r1", con=None):
+    archive = tmp_path / "archive" / run_id
+    files = archive_exports(exports, archive)
+    con = con or duckdb.connect(str(tmp_path / "wh.duckdb"))
+    return con, load_raw(con, archive, files, run_id, NOW)
+
+
+def _rows(con, sql):
+    return con.execute(sql).fetchall()
+
+
+def test_loads_every_export_with_metadata_and_canonical_values(tiny_exports, tmp_path):
+    con, res = _load(tiny_exports, tmp_path)
+    assert res.loaded["Opportunity.csv"] == 4 and res.quarantined["Opportunity.csv"] == 0
+    assert res.loaded["Lead.csv"] == 0  # optional and absent: empty table, not a crash
+    tables = {r[0] for r in _rows(con, "select table_name from information_schema.tables where table_schema = 'raw'")}
+    assert {e.table for e in EXPORTS} <= tables
+    types = dict(_rows(con, "select column_name, data_type from information_schema.columns "
+                            "where table_schema='raw' and table_name='opportunities'"))
+    assert types["amount"] == "VARCHAR" and types["_row_number"] == "BIGINT"
+    got = _rows(con, "select id, amount, created_date, is_won, competitor__c, _source_file, _row_number, _run_id "
+                     "from raw.opportunities order by _row_number")
+    assert got[0] == ("006A", "1000.000000", "2026-08-01 10:00:00", "true", "Initech", "Opportunity.csv", 1, "r1")
+    assert [g[0] for g in got] == [o["Id"] for o in OPPORTUNITIES]
+
+
+def test_snake_case_headers_and_custom_fields_are_kept(tiny_exports, tmp_path):
+    rows = [{k if k != "StageName" else "stage_name": v for k, v in o.items()} for o in OPPORTUNITIES]
+    rows = [{**r, "Deal_Score__c": "7"} for r in rows]
+    write_csv(tiny_exports / "Opportunity.csv", rows)
+    con, res = _load(tiny_exports, tmp_path)
+    assert _rows(con, "select stage_name, deal_score__c from raw.opportunities limit 1") == [("Closed Won", "7")]
+    assert res.extra_columns["Opportunity.csv"] == ["Competitor__c", "Deal_Score__c"]
+    assert res.missing_columns.get("Opportunity.csv") is None
+    assert "User.csv" not in res.missing_columns
+    assert res.missing_columns["Account.csv"] == ["IsDeleted"]  # optional: loaded as empty, and reported
+
+
+def test_loading_the_same_files_twice_does_not_duplicate(tiny_exports, tmp_path):
+    con, _ = _load(tiny_exports, tmp_path)
+    _load(tiny_exports, tmp_path, con=con)
+    _load(tiny_exports, tmp_path, run_id="r2", con=con)
+    assert _rows(con, "select count(*) from raw.opportunities") == [(4,)]
+    assert _rows(con, "select count(*) from raw._loads where run_id = 'r1'") == [(4,)]
+
+
+def test_missing_required_column_names_file_and_column_before_writing(tiny_exports, tmp_path):
+    rows = [{k: v for k, v in o.items() if k != "CloseDate"} for o in OPPORTUNITIES]
+    write_csv(tiny_exports / "Opportunity.csv", rows)
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    with pytest.raises(ExportError, match=r"Opportunity\.csv: required column\(s\) missing: CloseDate"):
+        _load(tiny_exports, tmp_path, con=con)
+    assert _rows(con, "select count(*) from information_schema.tables where table_schema='raw'") == [(0,)]
+
+
+def test_quotas_need_owner_id_or_email(tiny_exports, tmp_path):
+    (tiny_exports / "quotas.csv").write_text("owner_email,period_start,quota_amount\nbob@example.com,2026-09-01,5\n")
+    _, res = _load(tiny_exports, tmp_path)
+    assert res.loaded["quotas.csv"] == 1
+    (tiny_exports / "quotas.csv").write_text("owner,period_start,quota_amount\nbob,2026-09-01,5\n")
+    with pytest.raises(ExportError, match=r"quotas\.csv: needs one of the columns owner_id or owner_email"):
+        _load(tiny_exports, tmp_path, run_id="r2")
+
+
+def test_bad_rows_are_quarantined_with_rule_field_value_and_row(tiny_exports, tmp_path):
+    rows = [dict(o) for o in OPPORTUNITIES]
+    rows[1]["Id"] = "006A"  # duplicate of row 1
+    rows[2]["CloseDate"] = "31/02/2024"
+    rows[3]["Amount"] = "-5"
+    rows.append({**OPPORTUNITIES[0], "Id": "006E", "OwnerId": ""})
+    rows.append({**OPPORTUNITIES[0], "Id": "006F", "CreatedDate": "1850-01-01T00:00:00Z"})
+    rows.append({**OPPORTUNITIES[0], "Id": "006G", "Amount": "1e39"})
+    rows.append({**OPPORTUNITIES[0], "Id": "006H", "Amount": "inf"})
+    write_csv(tiny_exports / "Opportunity.csv", rows)
+    con, res = _load(tiny_exports, tmp_path)
+    assert res.read["Opportunity.csv"] == 8
+    assert (res.loaded["Opportunity.csv"], res.quarantined["Opportunity.csv"]) == (1, 7)
+    q = _rows(con, "select _row_number, _reason, _field, _value, _source_file from quarantine.opportunities "
+                   "order by _row_number")
+    assert q == [
+        (2, "duplicate_id", "id", "006A", "Opportunity.csv"),
+        (3, "unparseable_date", "close_date", "31/02/2024", "Opportunity.csv"),
+        (4, "negative_value", "amount", "-5", "Opportunity.csv"),
+        (5, "missing_value", "owner_id", None, "Opportunity.csv"),
+        (6, "implausible_date", "created_date", "1850-01-01T00:00:00Z", "Opportunity.csv"),
+        (7, "number_out_of_range", "amount", "1e39", "Opportunity.csv"),
+        (8, "number_out_of_range", "amount", "inf", "Opportunity.csv"),
+    ]
+    assert res.by_rule["Opportunity.csv:duplicate_id"] == 1
+
+
+def test_formats_seen_in_the_wild_load(tiny_exports, tmp_path):
+    header = "Id;AccountId;OwnerId;StageName;Amount;CloseDate;CreatedDate;IsClosed;IsWon\r\n"
+    lines = [
+        "006A;001A;005B;Closed Won;1,234.50;03/15/2026;2026-03-01T10:00:00+02:00;TRUE;1\r\n",
+        "006B;001A;005B;Prospecting;1.234,50;2026-03-15;03/01/2026 09:30;false;0\r\n",
+        '006C;001A;005B;"Caf\xe9\nclosing";"2,000";2026-03-15;2026-03-01;no;no\r\n',
+        "Id;AccountId;OwnerId;StageName;Amount;CloseDate;CreatedDate;IsClosed;IsWon\r\n",  # duplicated header
+        "006D;001A;005B;Prosp",  # truncated last line
+    ]
+    (tiny_exports / "Opportunity.csv").write_bytes((header + "".join(lines)).encode("latin-1"))
+    con, res = _load(tiny_exports, tmp_path)
+    assert res.encodings["Opportunity.csv"] == "latin-1"
+    got = _rows(con, "select id, stage_name, amount, close_date, created_date, is_closed, is_won "
+                     "from raw.opportunities order by _row_number")
+    assert got == [
+        ("006A", "Closed Won", "1234.500000", "2026-03-15", "2026-03-01 08:00:00", "true", "true"),
+        ("006B", "Prospecting", "1234.500000", "2026-03-15", "2026-03-01 09:30:00", "false", "false"),
+        ("006C", "Café\nclosing", "2000.000000", "2026-03-15", "2026-03-01 00:00:00", "false", "false"),
+    ]
+    q = _rows(con, "select _row_number, _reason, _field from quarantine.opportunities order by 1")
+    assert q == [(4, "unparseable_number", "amount"), (5, "missing_value", "close_date")]
+
+
+def test_header_only_file_loads_zero_rows_and_empty_optional_file_is_absent(tiny_exports, tmp_path):
+    (tiny_exports / "Lead.csv").write_text("Id,OwnerId,CreatedDate\n")
+    (tiny_exports / "Task.csv").write_text("")
+    _, res = _load(tiny_exports, tmp_path)
+    assert res.loaded["Lead.csv"] == 0 and res.loaded["Task.csv"] == 0
+
+
+def test_empty_required_file_is_a_clear_error(tiny_exports, tmp_path):
+    (tiny_exports / "Account.csv").write_text("\n")
+    with pytest.raises(ExportError, match=r"Account\.csv: the file is empty"):
+        _load(tiny_exports, tmp_path)
+
+
+def test_bom_crlf_and_quoted_newlines_load(tiny_exports, tmp_path):
+    text = (tiny_exports / "Account.csv").read_text().replace("\n", "\r\n").replace("Acme", '"Acme\nGmbH"')
+    (tiny_exports / "Account.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    con, res = _load(tiny_exports, tmp_path)
+    assert res.loaded["Account.csv"] == len(ACCOUNTS)
+    # the value is kept exactly as the file has it, embedded newline included
+    assert _rows(con, "select name from raw.accounts where id = '001A'") == [("Acme\nGmbH",)]
+
+
+def test_row_numbers_follow_file_order_on_a_large_file(tiny_exports, tmp_path):
+    base = OPPORTUNITIES[0]
+    rows = [{**base, "Id": f"006{i:07d}"} for i in range(200_000)]
+    write_csv(tiny_exports / "Opportunity.csv", rows)
+    con, _ = _load(tiny_exports, tmp_path)
+    bad = _rows(con, "select count(*) from raw.opportunities where cast(substr(id, 4) as bigint) + 1 <> _row_number")
+    assert bad == [(0,)]

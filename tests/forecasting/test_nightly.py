@@ -1,0 +1,100 @@
+"""The nightly forecast on a small known hierarchy: every level forecast, reconciled, checked, stored, drawn."""
+
+from datetime import date
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting.bookings import FORECAST_TABLE, store_forecasts
+from forecasting.nightly import forecast_all, load_series, write_charts
+from salesos.validate.gx_checks import validate_forecasts
+
+REPS = {  # rep -> (team, region, segment)
+    "r1": ("t1", "EMEA", "SMB"), "r2": ("t1", "EMEA", "SMB"), "r3": ("t2", "EMEA", "Enterprise"),
+    "r4": ("t3", "APAC", "SMB"), "r5": ("t3", "APAC", "Enterprise"), "leaver": ("t3", "APAC", "SMB"),
+}
+
+
+@pytest.fixture
+def con():
+    rng = np.random.default_rng(3)
+    months = pd.date_range("2023-11-01", "2026-10-01", freq="MS")
+    deals = []
+    for rep, (team, region, segment) in REPS.items():
+        for i, m in enumerate(months):
+            if rep == "leaver" and m > pd.Timestamp("2024-06-01"):
+                break
+            amount = 10_000 * (1.01**i) * (1.6 if m.month in (1, 4, 7, 10) else 1.0) * rng.uniform(0.7, 1.3)
+            deals.append((f"{rep}-{i}", rep, team, region, segment, "won", (m + pd.Timedelta(days=9)).date(), amount))
+    c = duckdb.connect()
+    c.execute("create schema marts")
+    c.execute("create table marts.fct_opportunities (opportunity_id varchar, owner_id varchar, team_id varchar, "
+              "region varchar, segment varchar, status varchar, close_date date, amount double)")
+    c.executemany("insert into marts.fct_opportunities values (?, ?, ?, ?, ?, ?, ?, ?)", deals)
+    # the bookings series as the dbt model defines them (dense months, every level)
+    c.execute("""
+        create table marts.fct_bookings_monthly as
+        with won as (select *, date_trunc('month', close_date)::date as m from marts.fct_opportunities),
+        lv as (
+            select 'company' as level, 'all' as series_key, m, amount from won
+            union all select 'region', region, m, amount from won
+            union all select 'segment', segment, m, amount from won
+            union all select 'team', team_id, m, amount from won
+            union all select 'rep', owner_id, m, amount from won
+        ),
+        keys as (select distinct level, series_key from lv),
+        months as (select unnest(generate_series(DATE '2023-11-01', DATE '2026-10-01', INTERVAL 1 MONTH))::date as m)
+        select k.level || ':' || k.series_key as series_id, k.level, k.series_key, k.series_key as series_name,
+               months.m as month_start, coalesce(sum(lv.amount), 0) as bookings, count(lv.amount) as won_count,
+               true as is_complete
+        from keys k cross join months left join lv on lv.level = k.level and lv.series_key = k.series_key
+            and lv.m = months.m
+        group by all
+    """)
+    return c
+
+
+def test_series_leave_out_reps_without_recent_bookings(con):
+    s = load_series(con)
+    assert "rep:leaver" not in s.series and "rep:r1" in s.series
+    assert sorted(s.mapping["rep"]) == ["r1", "r2", "r3", "r4", "r5"]
+    assert len(s.series["company:all"]) == 36
+
+
+def test_every_level_is_forecast_coherent_and_passes_the_checks(con, tmp_path):
+    rows = forecast_all(con, date(2026, 10, 31), "run1", horizon=3, origins=2, processes=1)
+    assert set(rows["level"]) == {"company", "region", "segment", "team", "rep"}
+    assert rows.groupby("series_id").size().eq(3).all()
+    assert rows["period_start"].min() == date(2026, 11, 1)
+    wide = rows.pivot_table(index="period_start", columns="series_id", values="yhat")
+    reps = [f"rep:r{i}" for i in range(1, 6)]
+    np.testing.assert_allclose(wide[reps].sum(axis=1), wide["company:all"], rtol=1e-9)
+    np.testing.assert_allclose(wide[["rep:r1", "rep:r2"]].sum(axis=1), wide["team:t1"], rtol=1e-9)
+    np.testing.assert_allclose(wide[["team:t1", "team:t2"]].sum(axis=1), wide["region:EMEA"], rtol=1e-9)
+    np.testing.assert_allclose(wide[["segment:SMB", "segment:Enterprise"]].sum(axis=1), wide["company:all"], rtol=1e-9)
+    assert validate_forecasts(rows).success  # no nulls, nested, non-negative, one row per series and period
+    assert rows["model_params"].str.contains('"reconciliation"').all()
+    assert 30_000 < rows.loc[rows["series_id"] == "company:all", "yhat"].mean() < 150_000
+    assert store_forecasts(con, rows) == len(rows)
+    assert con.execute(f"select count(distinct series_id) from {FORECAST_TABLE}").fetchall()[0][0] == 13
+    charts = write_charts(con, rows, tmp_path / "charts")
+    assert {p.name for p in charts} == {"company_all.png", "region_APAC.png", "region_EMEA.png", "team_t1.png",
+                                        "team_t2.png", "team_t3.png"}
+    assert all(p.stat().st_size > 10_000 for p in charts)
+
+
+def test_no_bookings_gives_no_rows():
+    c = duckdb.connect()
+    c.execute("create schema marts")
+    c.execute("create table marts.fct_bookings_monthly (series_id varchar, level varchar, series_key varchar, "
+              "series_name varchar, month_start date, bookings double, won_count bigint, is_complete boolean)")
+    assert forecast_all(c, date(2026, 10, 31), "r").empty
+
+
+def test_only_the_configured_levels_are_forecast_and_not_reconciled(con):
+    rows = forecast_all(con, date(2026, 10, 31), "run1", horizon=2, origins=2, processes=1,
+                        levels=("company", "segment"))
+    assert set(rows["level"]) == {"company", "segment"}
+    assert rows["model_params"].str.contains('"reconciliation": null').all()

@@ -1,0 +1,367 @@
+"""The nightly run end to end on generated sample data, checked against numbers computed independently.
+
+Marked e2e: these run dbt and Prophet (and one runs Airflow), so they take a minute or two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from salesos.cli import main as cli_main
+from salesos.generate import generate
+from salesos.pipeline import run_all
+from salesos.run_context import RunContext
+from salesos.validate.gx_checks import ValidationFailed
+
+pytestmark = pytest.mark.e2e
+
+AS_OF = date(2026, 10, 31)
+SETTINGS = Path(__file__).with_name("fast_settings.yml")
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sample")
+    generate(out, scale="S", seed=7, as_of=AS_OF)
+    return out
+
+
+@pytest.fixture(scope="module")
+def published(sample, tmp_path_factory):
+    wh = tmp_path_factory.mktemp("wh") / "salesos.duckdb"
+    ctx = RunContext.create(as_of=AS_OF, exports=sample, warehouse=wh, settings_file=SETTINGS)
+    summary = run_all(ctx)
+    return ctx, summary
+
+
+def _table(wh: Path, sql: str) -> pd.DataFrame:
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
+def test_summary_counts_what_was_loaded_built_and_forecast(sample, published):
+    ctx, summary = published
+    opp_rows = sum(1 for _ in (sample / "Opportunity.csv").open(encoding="utf-8")) - 1
+    assert summary["rows_loaded"]["Opportunity.csv"] == opp_rows
+    assert summary["models_built"] >= 15
+    assert summary["tests_passed"] >= 30
+    # company, regions, segments, teams and active reps, 12 months each
+    assert summary["forecast_series"] >= 40
+    assert summary["forecast_rows"] == 12 * summary["forecast_series"]
+    assert len(list((ctx.run_dir / "forecast_charts").glob("*.png"))) >= 5
+    assert ctx.warehouse.exists() and not ctx.build_dir.exists()
+    assert (ctx.run_dir / "summary.json").exists()
+
+
+def _independent_rep_months(sample: Path) -> pd.DataFrame:
+    """Win rate, bookings and attainment per rep and month straight from the CSVs, with pandas."""
+    opp = pd.read_csv(sample / "Opportunity.csv", dtype=str, keep_default_na=False)
+    opp = opp[opp["IsDeleted"].str.lower() != "true"]
+    opp = opp[opp["IsClosed"].str.lower() == "true"].copy()
+    opp["close"] = pd.to_datetime(opp["CloseDate"])
+    opp = opp[opp["close"] <= pd.Timestamp(AS_OF)]
+    fx = pd.read_csv(sample / "fx_rates.csv", dtype=str, keep_default_na=False)
+    fx["valid_from"] = pd.to_datetime(fx["valid_from"])
+    fx["rate"] = fx["rate"].astype(float)
+
+    def rate(row) -> float:
+        if row["CurrencyIsoCode"] in ("", "USD"):
+            return 1.0
+        r = fx[(fx["currency_iso_code"] == row["CurrencyIsoCode"]) & (fx["valid_from"] <= row["close"])]
+        return float(r.sort_values("valid_from")["rate"].iloc[-1])
+
+    opp["usd"] = opp["Amount"].astype(float) * opp.apply(rate, axis=1)
+    opp["won"] = opp["IsWon"].str.lower() == "true"
+    opp["month"] = opp["close"].dt.to_period("M").dt.to_timestamp()
+    opp["cycle"] = (opp["close"] - pd.to_datetime(opp["CreatedDate"].str[:10])).dt.days
+    g = opp.groupby(["OwnerId", "month"])
+    won = opp[opp["won"]].groupby(["OwnerId", "month"])
+    out = pd.DataFrame(
+        {
+            "won_count": g["won"].sum(),
+            "lost_count": g["won"].count() - g["won"].sum(),
+            "won_amount": won["usd"].sum(),
+            "avg_deal_size": won["usd"].mean(),
+            "avg_sales_cycle_days": won["cycle"].mean(),
+        }
+    ).fillna({"won_amount": 0.0})
+    q = pd.read_csv(sample / "quotas.csv", dtype={"owner_id": str})
+    q["month"] = pd.to_datetime(q["period_start"])
+    quota = q.groupby(["owner_id", "month"])["quota_amount"].sum()
+    quota.index.names = ["OwnerId", "month"]
+    out = out.join(quota, how="left").fillna({"quota_amount": 0.0})
+    out["win_rate"] = out["won_count"] / (out["won_count"] + out["lost_count"])
+    out["attainment"] = out["won_amount"] / out["quota_amount"].where(out["quota_amount"] > 0)
+    return out.reset_index()
+
+
+def test_win_rate_bookings_and_attainment_match_an_independent_computation(sample, published):
+    ctx, _ = published
+    expected = _independent_rep_months(sample)
+    mart = _table(ctx.warehouse, "select * from marts.mart_rep_performance")
+    mart["fiscal_month"] = pd.to_datetime(mart["fiscal_month"])
+    merged = expected.merge(mart, left_on=["OwnerId", "month"], right_on=["owner_id", "fiscal_month"],
+                            how="left", suffixes=("_exp", "_mart"), validate="one_to_one")
+    assert merged["owner_id"].notna().all(), "a rep-month with closed deals is missing from the mart"
+    # several reps, every month they closed deals in
+    assert merged["OwnerId"].nunique() >= 20
+    for col in ("won_count", "lost_count"):
+        assert (merged[f"{col}_exp"] == merged[f"{col}_mart"]).all(), col
+    for col in ("won_amount", "quota_amount", "win_rate", "attainment"):
+        a, b = merged[f"{col}_exp"].astype(float), merged[f"{col}_mart"].astype(float)
+        same = ((a - b).abs() <= 0.01 + 1e-9 * a.abs()) | (a.isna() & b.isna())
+        assert same.all(), merged.loc[~same, ["OwnerId", "month", f"{col}_exp", f"{col}_mart"]].head()
+
+
+def test_deal_size_and_sales_cycle_match_an_independent_computation(sample, published):
+    ctx, _ = published
+    expected = _independent_rep_months(sample)
+    card = _table(ctx.warehouse, "select owner_id, fiscal_month, avg_deal_size, avg_sales_cycle_days "
+                  "from marts.mart_rep_scorecard")
+    card["fiscal_month"] = pd.to_datetime(card["fiscal_month"])
+    merged = expected.merge(card, left_on=["OwnerId", "month"], right_on=["owner_id", "fiscal_month"],
+                            how="inner", suffixes=("_exp", "_mart"), validate="one_to_one")
+    assert len(merged) >= 0.9 * len(expected)  # leavers' months after departure are not in the score card
+    for col in ("avg_deal_size", "avg_sales_cycle_days"):
+        a, b = merged[f"{col}_exp"].astype(float), merged[f"{col}_mart"].astype(float)
+        same = ((a - b).abs() <= 0.01 + 1e-9 * a.abs()) | (a.isna() & b.isna())
+        assert same.all(), merged.loc[~same, ["OwnerId", "month", f"{col}_exp", f"{col}_mart"]].head()
+
+
+def test_dbt_docs_generate_works_on_the_published_warehouse(published, tmp_path):
+    from salesos.settings import load_settings
+    from salesos.transform.dbt_build import DBT_PROJECT_DIR, dbt_env, dbt_executable, dbt_vars
+
+    ctx, _ = published
+    copy = tmp_path / "docs" / ctx.warehouse.name
+    copy.parent.mkdir()
+    shutil.copyfile(ctx.warehouse, copy)
+    import json as _json
+
+    proc = subprocess.run(
+        [dbt_executable(), "docs", "generate", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir",
+         str(DBT_PROJECT_DIR), "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"),
+         "--vars", _json.dumps(dbt_vars(load_settings(), AS_OF.isoformat()))],
+        env=dbt_env(copy, "duckdb"), capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    catalog = _json.loads((tmp_path / "target" / "catalog.json").read_text())
+    assert "model.salesos.mart_rep_scorecard" in catalog["nodes"]
+
+
+def test_forecast_accuracy_fills_in_as_periods_close(sample, tmp_path):
+    """Two as-of dates in sequence: the October forecast made on 30 September is scored once October closes."""
+    wh = tmp_path / "acc" / "salesos.duckdb"
+    run_all(RunContext.create(as_of=date(2026, 9, 30), exports=sample, warehouse=wh, settings_file=SETTINGS))
+    first = _table(wh, "select count(*) filter (where is_scored) scored, count(*) n from marts.mart_forecast_accuracy")
+    assert first["scored"].iloc[0] == 0  # nothing was forecast before this run
+    run_all(RunContext.create(as_of=AS_OF, exports=sample, warehouse=wh, settings_file=SETTINGS))
+    acc = _table(wh, "select * from marts.mart_forecast_accuracy where is_scored")
+    assert set(acc["as_of_date"].astype(str)) == {"2026-09-30"}
+    assert set(acc["period_start"].astype(str)) == {"2026-10-01"} and set(acc["horizon"]) == {1}
+    assert {"company", "region", "team", "rep"} <= set(acc["level"])
+    company = acc[acc["series_id"] == "company:all"].iloc[0]
+    bookings = _table(wh, "select bookings from marts.fct_bookings_monthly "
+                      "where series_id = 'company:all' and month_start = '2026-10-01'")["bookings"].iloc[0]
+    assert company["actual"] == pytest.approx(bookings)
+    assert company["abs_error"] == pytest.approx(abs(company["actual"] - company["forecast"]))
+    summary = _table(wh, "select * from marts.mart_forecast_accuracy_summary where horizon = 1")
+    assert summary["n_scored"].sum() == len(acc)
+    # WAPE is defined wherever something was booked (a group that booked nothing has no WAPE, not 0)
+    assert summary.loc[summary["sum_actual"] > 0, "wape"].notna().all()
+    assert summary.loc[summary["level"] == "company", "wape"].notna().all()
+
+
+def test_fct_opportunities_has_one_row_per_live_opportunity(sample, published):
+    ctx, _ = published
+    opp = pd.read_csv(sample / "Opportunity.csv", dtype=str, keep_default_na=False)
+    live = opp[opp["IsDeleted"].str.lower() != "true"]["Id"].nunique()
+    got = _table(ctx.warehouse, "select count(*) n, count(distinct opportunity_id) d, "
+                 "count(*) filter (where status not in ('open','won','lost')) bad from marts.fct_opportunities")
+    assert got.iloc[0].tolist() == [live, live, 0]
+
+
+def test_rerunning_the_same_date_gives_identical_marts(sample, published, tmp_path):
+    ctx, _ = published
+    before = _table(ctx.warehouse, "select * from marts.mart_rep_performance order by all")
+    run_all(RunContext.create(as_of=AS_OF, exports=sample, warehouse=ctx.warehouse, run_id="again", settings_file=SETTINGS))
+    after = _table(ctx.warehouse, "select * from marts.mart_rep_performance order by all")
+    pd.testing.assert_frame_equal(before, after)
+    forecasts = _table(ctx.warehouse, "select as_of_date, count(*) n, count(distinct series_id) s "
+                       "from forecasts.fct_forecasts group by 1")
+    assert len(forecasts) == 1 and forecasts["n"].iloc[0] == 12 * forecasts["s"].iloc[0]  # replaced, not duplicated
+
+
+def test_a_half_empty_export_fails_and_leaves_the_published_warehouse_untouched(sample, published, tmp_path):
+    ctx, _ = published
+    bad = tmp_path / "bad"
+    shutil.copytree(sample, bad)
+    opp = pd.read_csv(bad / "Opportunity.csv", dtype=str, keep_default_na=False)
+    opp.head(len(opp) // 3).to_csv(bad / "Opportunity.csv", index=False)
+    before = _sha(ctx.warehouse)
+    bad_ctx = RunContext.create(as_of=AS_OF, exports=bad, warehouse=ctx.warehouse, run_id="bad", settings_file=SETTINGS)
+    with pytest.raises(ValidationFailed, match=r"Opportunity\.csv: expect_table_row_count_to_be_between min_value="):
+        run_all(bad_ctx)
+    assert _sha(ctx.warehouse) == before
+    assert not bad_ctx.build_dir.exists()
+    # the bad files are kept, untouched, for someone to look at
+    assert (bad_ctx.archive_dir / "Opportunity.csv").read_bytes() == (bad / "Opportunity.csv").read_bytes()
+
+
+def test_required_files_only_build_the_marts(tiny_exports, tmp_path, capsys):
+    wh = tmp_path / "wh" / "only_required.duckdb"
+    code = cli_main(["run", "--exports", str(tiny_exports), "--warehouse", str(wh), "--as-of", "2026-10-31",
+                     "--settings", str(SETTINGS)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "models built" in out
+    fct = _table(wh, "select opportunity_id, status, account_id, segment from marts.fct_opportunities order by 1")
+    assert fct["opportunity_id"].tolist() == ["006A", "006B", "006C", "006D"]
+    assert fct["status"].tolist() == ["won", "lost", "open", "won"]
+    assert fct.loc[2, "segment"] == "Unknown" and pd.isna(fct.loc[2, "account_id"])
+    perf = _table(wh, "select owner_id, fiscal_month, won_count, lost_count, win_rate, quota_amount, attainment "
+                  "from marts.mart_rep_performance where owner_id = '005B' and fiscal_month = '2026-09-01'")
+    assert perf.iloc[0][["won_count", "lost_count", "win_rate", "quota_amount", "attainment"]].tolist() == [
+        1, 1, 0.5, 2000.0, 0.5]
+
+
+def test_cli_reports_a_bad_export_and_exits_1(tiny_exports, tmp_path, capsys):
+    (tiny_exports / "Account.csv").write_text("Id,Industry\n001A,Retail\n")
+    code = cli_main(["run", "--exports", str(tiny_exports), "--warehouse", str(tmp_path / "w.duckdb"),
+                     "--as-of", "2026-10-31"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Account.csv: required column(s) missing: Name" in err
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_the_dag_runs_through_airflow(sample, tmp_path):
+    from salesos.demo import airflow_env
+
+    data = tmp_path / "data"
+    shutil.copytree(sample, data / "landing")
+    env = airflow_env(data, home=tmp_path / "airflow") | {"SALESOS_SETTINGS": str(SETTINGS)}
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+    proc = subprocess.run([airflow, "dags", "test", "sales_nightly", AS_OF.isoformat()], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    wh = data / "warehouse" / "salesos.duckdb"
+    assert _table(wh, "select count(*) n from marts.fct_opportunities")["n"].iloc[0] > 10_000
+    assert (data / "runs" / "latest.json").exists()
+
+
+def test_a_sample_with_injected_faults_ends_with_every_fault_quarantined_or_reported(tmp_path):
+    import json
+
+    exports = tmp_path / "faulty"
+    generate(exports, scale="S", seed=11, as_of=AS_OF, faults=True)
+    faults = json.loads((exports / "faults.json").read_text())
+    ctx = RunContext.create(as_of=AS_OF, exports=exports, warehouse=tmp_path / "wh" / "salesos.duckdb", settings_file=SETTINGS)
+    summary = run_all(ctx)
+    con = duckdb.connect(str(ctx.warehouse), read_only=True)
+    quarantined = {
+        (row, field): reason
+        for row, field, reason in con.execute(
+            "select _row_number, _field, _reason from quarantine.opportunities"
+        ).fetchall()
+    }
+    con.close()
+    rule_for = {"duplicate_id": "duplicate_id", "negative_amount": "negative_value", "unparseable_date": "unparseable_date"}
+    for f in faults:
+        if f["kind"] in rule_for:
+            column = {"Id": "id", "Amount": "amount", "CloseDate": "close_date", "CreatedDate": "created_date"}[f["field"]]
+            assert quarantined.get((f["row"], column)) == rule_for[f["kind"]], f
+        elif f["kind"] == "unknown_owner":
+            assert any(f"{f['row']}" in w and "owner_id" in w for w in summary["checks"]["warnings"]), f
+        elif f["kind"] == "renamed_column":
+            assert f["value"] in summary["extra_columns"][f["file"]]
+            assert f["field"] in summary["missing_columns"][f["file"]]
+        elif f["kind"] == "utf8_bom":
+            assert summary["rows_quarantined"][f["file"]] == 0
+    counted = sum(n for k, n in summary["quarantined_by_rule"].items())
+    assert counted == sum(summary["rows_quarantined"].values()) == len([f for f in faults if f["kind"] in rule_for])
+
+
+def test_a_reader_holding_the_warehouse_sees_one_version_while_a_run_publishes(sample, published, tmp_path):
+    """A BI reader keeps the file open during a nightly run: it is not blocked, it never blocks the run,
+    and every query it makes sees the same (old) version until it reopens."""
+    published_ctx, _ = published
+    ctx = RunContext.create(as_of=AS_OF, exports=sample, warehouse=tmp_path / "wh" / "salesos.duckdb",
+                            settings_file=SETTINGS)
+    ctx.warehouse.parent.mkdir(parents=True)
+    shutil.copyfile(published_ctx.warehouse, ctx.warehouse)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import duckdb, sys, time\n"
+            "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+            "print('ready', flush=True)\n"
+            "while True:\n"
+            "    row = con.execute('select count(*), sum(amount) from marts.fct_opportunities').fetchall()[0]\n"
+            "    print(row[0], round(row[1], 2), flush=True)\n"
+            "    if sys.stdin.readline().strip() == 'stop':\n"
+            "        break\n"
+        ), str(ctx.warehouse)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert reader.stdout.readline().strip() == "ready"
+        first = reader.stdout.readline().strip()
+        changed = tmp_path / "changed"
+        shutil.copytree(sample, changed)
+        opp = pd.read_csv(changed / "Opportunity.csv", dtype=str, keep_default_na=False)
+        opp.head(len(opp) - 100).to_csv(changed / "Opportunity.csv", index=False)  # a visibly different export
+        run_all(RunContext.create(as_of=AS_OF, exports=changed, warehouse=ctx.warehouse, run_id="while_read", settings_file=SETTINGS))
+        reader.stdin.write("again\n")
+        reader.stdin.flush()
+        during = reader.stdout.readline().strip()
+        reader.stdin.write("stop\n")
+        reader.stdin.flush()
+    finally:
+        reader.wait(timeout=30)
+    assert during == first  # the open connection still reads the version it opened
+    now = _table(ctx.warehouse, "select count(*) n, round(sum(amount), 2) s from marts.fct_opportunities")
+    assert f"{now['n'].iloc[0]} {now['s'].iloc[0]}" != first  # a new connection sees the new version
+
+
+def test_a_run_killed_in_the_middle_of_dbt_is_recovered_by_the_next_run(sample, published, tmp_path):
+    import os
+    import signal
+    import time
+
+    ctx, _ = published
+    before = _sha(ctx.warehouse)
+    salesos = str(Path(sys.executable).with_name("salesos"))
+    args = ["run", "--exports", str(sample), "--warehouse", str(ctx.warehouse), "--as-of", AS_OF.isoformat(),
+            "--settings", str(SETTINGS)]
+    proc = subprocess.Popen([salesos, *args, "--run-id", "killed"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    dbt_log = ctx.data_dir / "runs" / "killed" / "dbt_logs" / "dbt.log"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (dbt_log.exists() and "Concurrency" in dbt_log.read_text(errors="ignore")):
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before dbt started"
+    time.sleep(1.5)  # dbt is writing models into the build copy
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert _sha(ctx.warehouse) == before  # the killed run published nothing
+    assert (ctx.data_dir / "build" / "killed").exists()  # and left its half-built copy behind
+    assert cli_main([*args, "--run-id", "next"]) == 0
+    assert not (ctx.data_dir / "build" / "killed").exists()
+    assert _table(ctx.warehouse, "select count(*) n from marts.fct_opportunities")["n"].iloc[0] > 10_000
