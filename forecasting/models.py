@@ -714,6 +714,26 @@ def _init_worker(temp_root: str) -> None:
     logging.getLogger("cmdstanpy").setLevel(logging.CRITICAL)
 
 
+@contextlib.contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """Stop 'spawn' workers from re-running the parent's main script while the pool starts them.
+
+    Spawned workers re-execute `__main__` by path unless it was started with `-m`. Under Airflow that script is
+    `bin/airflow`, whose import configures Airflow's ORM from a database URL the task runner deliberately
+    blanks, so every worker died before its first series (BrokenProcessPool). Our worker functions live in this
+    importable module, so the workers never need the parent's main script.
+    """
+    import sys
+    import types
+
+    saved = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = saved
+
+
 def _forecast_task(args: tuple[str, pd.DataFrame, int, int, tuple[int, ...]]) -> tuple[str, SeriesForecast]:
     key, history, horizon, origins, qe_months = args
     fc, sel = forecast(history, horizon, origins, default_candidates(qe_months))
@@ -728,8 +748,8 @@ def forecast_many(series: Mapping[str, pd.DataFrame], horizon: int, origins: int
 
     Keys keep the input order. Results are identical for any `processes` (1 runs in this process): each series
     is computed alone and deterministically. Workers write cmdstan files under one temp root removed at the end,
-    so a long run cannot fill the disk even if a worker dies. As with any 'spawn' pool, a script calling this
-    must guard its entry point with `if __name__ == "__main__":` (Airflow tasks and the CLI already do).
+    so a long run cannot fill the disk even if a worker dies. Workers do not re-run the caller's main script
+    (see `_main_script_hidden`), so this is safe to call from Airflow tasks and unguarded scripts alike.
     """
     qe = tuple(int(m) for m in quarter_end_months)
     tasks = [(key, hist, horizon, origins, qe) for key, hist in series.items()]
@@ -746,7 +766,7 @@ def forecast_many(series: Mapping[str, pd.DataFrame], horizon: int, origins: int
     temp_root = tempfile.mkdtemp(prefix="salesos-forecast-")
     try:
         try:
-            with ProcessPoolExecutor(max_workers=n_proc, mp_context=get_context("spawn"),
+            with _main_script_hidden(), ProcessPoolExecutor(max_workers=n_proc, mp_context=get_context("spawn"),
                                      initializer=_init_worker, initargs=(temp_root,)) as pool:
                 chunk = max(1, len(tasks) // (n_proc * 8))
                 for i, (key, res) in enumerate(pool.map(_forecast_task, tasks, chunksize=chunk), 1):
@@ -754,8 +774,8 @@ def forecast_many(series: Mapping[str, pd.DataFrame], horizon: int, origins: int
                     if progress:
                         progress(i, len(tasks))
         except BrokenProcessPool as exc:
-            # Some hosts kill spawned workers (seen under Airflow's LocalExecutor task supervisor): finish the
-            # remaining series in this process rather than fail the night; results are the same, only slower.
+            # A worker killed from outside (out of memory, a host's process limits): finish the remaining series
+            # in this process rather than fail the night; results are the same, only slower.
             log.warning("forecast process pool broke (%s); forecasting %d remaining series in-process",
                         exc, len(tasks) - len(results))
             for task in tasks:

@@ -268,3 +268,34 @@ def test_forecast_many_finishes_in_process_when_the_pool_breaks(monkeypatch):
     assert list(got) == ["a", "b"]
     for k in series:
         pd.testing.assert_frame_equal(got[k].forecast, expected[k].forecast)
+
+
+def test_spawned_workers_do_not_rerun_the_callers_main_script(tmp_path):
+    """Under Airflow the main script is bin/airflow, which cannot be re-imported in a worker: workers skip it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "caller.py"
+    script.write_text(
+        "import logging, sys\n"
+        "if __name__ != '__main__':\n"
+        "    raise SystemExit('the main script was re-run in a worker')\n"
+        "import numpy as np, pandas as pd\n"
+        "from forecasting.models import forecast_many\n"
+        "broke = []\n"
+        "class Catch(logging.Handler):\n"
+        "    def emit(self, record):\n"
+        "        broke.append(record.getMessage())\n"
+        "logging.getLogger('forecasting.models').addHandler(Catch(logging.WARNING))\n"
+        "ds = pd.date_range('2023-01-01', periods=12, freq='MS')\n"
+        "series = {k: pd.DataFrame({'ds': ds, 'y': 100.0 + np.arange(12) * i}) for i, k in enumerate('ab')}\n"
+        "out = forecast_many(series, horizon=2, origins=1, processes=2)\n"
+        "assert list(out) == ['a', 'b'], out\n"
+        "assert not broke, broke\n"
+        "print('ok')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, str(script)], cwd=root, capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
