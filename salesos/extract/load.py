@@ -10,13 +10,23 @@ contract, and split in two:
   and the value, and their file and row number.
 
 Nothing is dropped: loaded + quarantined = read, for every file. The archive keeps the original bytes.
-Each export is a full snapshot of its object, so a load replaces the tables: loading the same files
-twice never duplicates rows. `raw._loads` keeps one audit row per file and run.
+Each export is a full snapshot of its object, so `raw.<table>` always ends holding exactly the file's
+loadable rows: loading the same files twice never duplicates rows. `raw._loads` keeps one audit row per
+file and run.
+
+Incremental nights: when the warehouse already holds a raw table of the same columns from an earlier
+night and the export has an Id key, only the difference is applied (delete + insert by key): rows new
+or changed in content get this run's `_run_id`/`_loaded_at`, unchanged rows keep the ones of the run
+that loaded them (their `_row_number` follows the new file), rows gone from the export are deleted. The
+content then equals a full load of the same file, and the dbt models rebuild only what this run's
+`_run_id` and `raw._changes` (every key inserted, updated or deleted by the latest load) name. A first
+load, a changed column list, a keyless export (quotas, fx rates) or `full_refresh` replace the table.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +44,14 @@ NON_NEGATIVE = {"amount", "quota_amount", "annual_revenue", "number_of_employees
 POSITIVE = {"rate"}
 PLAUSIBLE_YEARS = (1990, 2100)
 MAX_ABS_NUMBER = "1e15"  # no deal, quota or head count is a quadrillion; beyond it is a broken cell
+CHANGES_TABLE = f"{RAW_SCHEMA}._changes"
+# Set to 1 (salesos run --full-refresh does) to reload every raw table and rebuild every dbt model.
+FULL_REFRESH_ENV = "SALESOS_FULL_REFRESH"
+
+
+def full_refresh_requested() -> bool:
+    """Whether this process was asked for a full refresh (env SALESOS_FULL_REFRESH, set by the CLI flag)."""
+    return os.environ.get(FULL_REFRESH_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,23 @@ class LoadResult:
     # Schema drift per file: optional contract columns the file lacks, columns the contract does not name.
     missing_columns: dict[str, list[str]] = field(default_factory=dict)
     extra_columns: dict[str, list[str]] = field(default_factory=dict)
+    # How each file was loaded ("full" or "incremental") and what the load changed in raw, per file:
+    # {"inserted": n, "updated": n, "deleted": n} (a full load of a table that existed counts every
+    # row loaded as inserted and the keys gone as deleted; a first load counts every row as inserted).
+    mode: dict[str, str] = field(default_factory=dict)
+    changes: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TableLoad:
+    """What loading one file did."""
+
+    loaded: int
+    quarantined: int
+    mode: str
+    inserted: int
+    updated: int
+    deleted: int
 
 
 def quote(identifier: str) -> str:
@@ -235,14 +270,36 @@ def row_rules(export: ExportFile, present: set[str]) -> list[tuple[str, str, str
     return rules
 
 
-def _load_one(con: duckdb.DuckDBPyConnection, plan: PlannedLoad, run_id: str, loaded_at: datetime) -> tuple[int, int]:
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in con.execute(f"describe {relation}").fetchall()]
+
+
+def _raw_table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_catalog = current_database() and table_schema = ? and table_name = ?",
+            [RAW_SCHEMA, table],
+        ).fetchall()[0][0]
+    )
+
+
+def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    return int(con.execute(f"select count(*) from {relation}").fetchall()[0][0])
+
+
+def _load_one(
+    con: duckdb.DuckDBPyConnection,
+    plan: PlannedLoad,
+    run_id: str,
+    loaded_at: datetime,
+    full_refresh: bool = False,
+) -> TableLoad:
     export = plan.export
     raw_target = f"{RAW_SCHEMA}.{quote(export.table)}"
     q_target = f"{QUARANTINE_SCHEMA}.{quote(export.table)}"
-    meta_cols = (
-        f"_source_file, _row_number, {_sql_str(run_id)} as _run_id, "
-        f"{_sql_str(loaded_at.isoformat(sep=' '))}::timestamp as _loaded_at"
-    )
+    run_meta = f"{_sql_str(run_id)} as _run_id, {_sql_str(loaded_at.isoformat(sep=' '))}::timestamp as _loaded_at"
+    meta_cols = f"_source_file, _row_number, {run_meta}"
     mapped = dict(plan.mapping)
     present = set(mapped.values())
     select_in = [f"{quote(h)}::varchar as {quote(c)}" for h, c in mapped.items()]
@@ -271,10 +328,62 @@ def _load_one(con: duckdb.DuckDBPyConnection, plan: PlannedLoad, run_id: str, lo
         f = export.field_by_column(c)
         parsed = parse_expr(f, quote(c)) if f else None
         normalised.append(f"{canonical_expr(f, parsed)} as {quote(c)}" if f and parsed else quote(c))
+    # The rows raw must hold after this load, without the run metadata.
     con.execute(
-        f"create or replace table {raw_target} as select {', '.join(normalised)}, {meta_cols} "
-        f"from _checked where _reason is null order by _row_number"
+        f"create or replace temp table _new as select {', '.join(normalised)}, _source_file, _row_number "
+        f"from _checked where _reason is null"
     )
+    existing = _columns(con, raw_target) if _raw_table_exists(con, export.table) else []
+    expected = [*_columns(con, "_new"), ("_run_id", "VARCHAR"), ("_loaded_at", "TIMESTAMP")]
+    has_key = export.key is not None and "id" in present
+    incremental = not full_refresh and plan.path is not None and has_key and existing == expected
+    con.execute("create or replace temp table _delta (id varchar, change varchar)")
+    if incremental:
+        cols = ", ".join(quote(c) for c in all_cols)
+        # Rows new or changed in content (EXCEPT compares whole rows, nulls equal), and keys gone.
+        con.execute(
+            f"""insert into _delta
+            select u.id, case when r.id is null then 'insert' else 'update' end
+            from (select id from (select {cols}, _source_file from _new
+                                  except select {cols}, _source_file from {raw_target})) as u
+            left join {raw_target} as r on u.id = r.id
+            union all
+            select id, 'delete' from (select id from {raw_target} except select id from _new)"""
+        )
+        con.execute(f"delete from {raw_target} where id in (select id from _delta)")
+        con.execute(
+            f"insert into {raw_target} select {cols}, {meta_cols} from _new "
+            f"where id in (select id from _delta where change <> 'delete') order by _row_number"
+        )
+        # unchanged rows keep their run, but point at their line of this file
+        con.execute(
+            f"update {raw_target} as r set _row_number = n._row_number from _new as n "
+            f"where r.id = n.id and r._row_number <> n._row_number"
+        )
+        if _count(con, raw_target) != _count(con, "_new"):
+            # cannot happen while raw was written by this loader (keys unique); never keep a wrong table
+            log.warning("%s: incremental load did not match the file; reloading it in full", export.filename)
+            return _load_one(con, plan, run_id, loaded_at, full_refresh=True)
+    else:
+        if existing and export.key is not None and ("id", "VARCHAR") in existing:
+            con.execute(
+                f"""insert into _delta
+                select coalesce(n.id, o.id), case when o.id is null then 'insert' when n.id is null then 'delete'
+                                                   else 'update' end
+                from (select id from _new where id is not null) as n
+                full outer join (select id from {raw_target} where id is not null) as o on n.id = o.id"""
+            )
+        else:
+            old = _count(con, raw_target) if existing else 0
+            con.execute(
+                "insert into _delta select null, 'insert' from _new "
+                "union all select null, 'delete' from range(?)",
+                [old],
+            )
+        con.execute(
+            f"create or replace table {raw_target} as select * exclude (_source_file, _row_number), {meta_cols} "
+            f"from _new order by _row_number"
+        )
     field_value = (
         "case _field " + " ".join(f"when {_sql_str(c)} then {quote(c)}" for c in all_cols) + " end"
         if all_cols
@@ -285,9 +394,20 @@ def _load_one(con: duckdb.DuckDBPyConnection, plan: PlannedLoad, run_id: str, lo
         f"_reason, _field, {field_value} as _value, {meta_cols} "
         f"from _checked where _reason is not null order by _row_number"
     )
-    loaded = con.execute(f"select count(*) from {raw_target}").fetchall()[0][0]
-    quarantined = con.execute(f"select count(*) from {q_target}").fetchall()[0][0]
-    return loaded, quarantined
+    if export.key is not None:
+        con.execute(
+            f"insert into {CHANGES_TABLE} select ?, ?, id, change from _delta where id is not null",
+            [run_id, export.table],
+        )
+    counts = dict(con.execute("select change, count(*) from _delta group by change").fetchall())
+    return TableLoad(
+        loaded=_count(con, raw_target),
+        quarantined=_count(con, q_target),
+        mode="incremental" if incremental else "full",
+        inserted=int(counts.get("insert", 0)),
+        updated=int(counts.get("update", 0)),
+        deleted=int(counts.get("delete", 0)),
+    )
 
 
 def load_raw(
@@ -296,8 +416,16 @@ def load_raw(
     files: list[ArchivedFile],
     run_id: str,
     loaded_at: datetime,
+    full_refresh: bool | None = None,
 ) -> LoadResult:
-    """Replace the raw and quarantine tables with this run's files."""
+    """Make the raw and quarantine tables hold this run's files, applying only the difference when it can.
+
+    full_refresh=True replaces every table (None: as env SALESOS_FULL_REFRESH says). Every key the load
+    inserted, updated or deleted is listed in `raw._changes` (which keeps the latest load only), so the
+    dbt models can rebuild just those.
+    """
+    if full_refresh is None:
+        full_refresh = full_refresh_requested()
     con.execute("set TimeZone = 'UTC'")
     plans = plan_loads(con, archive_dir, files)
     sha = {f.table: f for f in files}
@@ -309,15 +437,27 @@ def load_raw(
             run_id varchar, table_name varchar, source_file varchar, sha256 varchar, bytes bigint,
             row_count bigint, quarantined bigint, encoding varchar, loaded_at timestamp)"""
     )
+    audit = (("load_mode", "varchar"), ("inserted", "bigint"), ("updated", "bigint"), ("deleted", "bigint"))
+    for column, kind in audit:
+        con.execute(f"alter table {RAW_SCHEMA}._loads add column if not exists {column} {kind}")
+    con.execute(
+        f"create table if not exists {CHANGES_TABLE} (run_id varchar, table_name varchar, id varchar, change varchar)"
+    )
     con.execute("begin transaction")
     try:
         con.execute(f"delete from {RAW_SCHEMA}._loads where run_id = ?", [run_id])
+        con.execute(f"delete from {CHANGES_TABLE}")
         for plan in plans:
             name = plan.export.filename
-            loaded, quarantined = _load_one(con, plan, run_id, loaded_at)
+            t = _load_one(con, plan, run_id, loaded_at, full_refresh)
+            loaded, quarantined = t.loaded, t.quarantined
             result.loaded[name] = loaded
             result.quarantined[name] = quarantined
             result.read[name] = loaded + quarantined
+            result.mode[name] = t.mode
+            result.changes[name] = {"inserted": t.inserted, "updated": t.updated, "deleted": t.deleted}
+            if t.mode == "incremental":
+                log.info("%s: +%d ~%d -%d row(s)", name, t.inserted, t.updated, t.deleted)
             if plan.path is None:
                 continue
             result.encodings[name] = plan.encoding
@@ -332,7 +472,9 @@ def load_raw(
                 result.extra_columns[name] = extra
             f = sha[plan.export.table]
             con.execute(
-                f"insert into {RAW_SCHEMA}._loads values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"""insert into {RAW_SCHEMA}._loads (run_id, table_name, source_file, sha256, bytes, row_count,
+                    quarantined, encoding, loaded_at, load_mode, inserted, updated, deleted)
+                values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [
                     run_id,
                     plan.export.table,
@@ -343,6 +485,10 @@ def load_raw(
                     quarantined,
                     plan.encoding,
                     loaded_at,
+                    t.mode,
+                    t.inserted,
+                    t.updated,
+                    t.deleted,
                 ],
             )
             if quarantined:

@@ -155,3 +155,113 @@ def test_row_numbers_follow_file_order_on_a_large_file(tiny_exports, tmp_path):
     con, _ = _load(tiny_exports, tmp_path)
     bad = _rows(con, "select count(*) from raw.opportunities where cast(substr(id, 4) as bigint) + 1 <> _row_number")
     assert bad == [(0,)]
+
+
+# Incremental loads: a second night applies only the difference, and raw ends as a full load would.
+
+DATA_COLS = "* exclude (_run_id, _loaded_at)"
+
+
+def _same_as_full_load(con, exports, tmp_path, table="opportunities"):
+    """raw.<table> equals a full load of the same files into a fresh warehouse (load metadata aside)."""
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    full, _ = _load(exports, fresh, run_id="full")
+    full.close()
+    con.execute(f"attach '{fresh / 'wh.duckdb'}' as fresh (read_only)")
+    try:
+        for a, b in ((f"raw.{table}", f"fresh.raw.{table}"), (f"fresh.raw.{table}", f"raw.{table}")):
+            assert _rows(con, f"select count(*) from (select {DATA_COLS} from {a} except all "
+                              f"select {DATA_COLS} from {b})") == [(0,)]
+        for a, b in ((f"quarantine.{table}", f"fresh.quarantine.{table}"),
+                     (f"fresh.quarantine.{table}", f"quarantine.{table}")):
+            assert _rows(con, f"select count(*) from (select {DATA_COLS} from {a} except all "
+                              f"select {DATA_COLS} from {b})") == [(0,)]
+    finally:
+        con.execute("detach fresh")
+
+
+def test_second_night_applies_new_changed_and_deleted_rows_only(tiny_exports, tmp_path):
+    con, first = _load(tiny_exports, tmp_path, run_id="r1")
+    assert first.mode["Opportunity.csv"] == "full"
+    rows = [dict(o) for o in OPPORTUNITIES]
+    del rows[0]  # 006A deleted: every later row moves up one line
+    rows[1]["StageName"] = "Proposal/Price Quote"  # 006C changed
+    rows.append({**OPPORTUNITIES[2], "Id": "006E", "Amount": "1,500"})  # new
+    write_csv(tiny_exports / "Opportunity.csv", rows)
+    _, res = _load(tiny_exports, tmp_path, run_id="r2", con=con)
+    assert res.mode["Opportunity.csv"] == "incremental"
+    assert res.changes["Opportunity.csv"] == {"inserted": 1, "updated": 1, "deleted": 1}
+    assert res.changes["Account.csv"] == {"inserted": 0, "updated": 0, "deleted": 0}
+    got = _rows(con, "select id, stage_name, amount, _row_number, _run_id from raw.opportunities order by id")
+    assert got == [
+        ("006B", "Closed Lost", "500.000000", 1, "r1"),  # unchanged: keeps its run, follows the new file's line
+        ("006C", "Proposal/Price Quote", "2000.000000", 2, "r2"),
+        ("006D", "Closed Won", "3000.000000", 3, "r1"),
+        ("006E", "Qualification", "1500.000000", 4, "r2"),
+    ]
+    assert _rows(con, "select table_name, id, change from raw._changes order by id") == [
+        ("opportunities", "006A", "delete"), ("opportunities", "006C", "update"), ("opportunities", "006E", "insert"),
+    ]
+    assert _rows(con, "select load_mode, inserted, updated, deleted from raw._loads "
+                      "where run_id = 'r2' and table_name = 'opportunities'") == [("incremental", 1, 1, 1)]
+    _same_as_full_load(con, tiny_exports, tmp_path)
+
+
+def test_unchanged_night_changes_nothing(tiny_exports, tmp_path):
+    con, _ = _load(tiny_exports, tmp_path, run_id="r1")
+    _, res = _load(tiny_exports, tmp_path, run_id="r2", con=con)
+    assert all(m == "incremental" for n, m in res.mode.items() if n not in ("quotas.csv",) and res.loaded[n])
+    assert res.mode["quotas.csv"] == "full"  # no key: always replaced (small)
+    assert res.changes["Opportunity.csv"] == {"inserted": 0, "updated": 0, "deleted": 0}
+    assert _rows(con, "select distinct _run_id from raw.opportunities") == [("r1",)]
+    assert _rows(con, "select count(*) from raw._changes") == [(0,)]
+
+
+def test_rows_moving_into_and_out_of_quarantine(tiny_exports, tmp_path):
+    rows = [dict(o) for o in OPPORTUNITIES]
+    rows[3]["Amount"] = "-5"  # 006D quarantined on night 1
+    write_csv(tiny_exports / "Opportunity.csv", rows)
+    con, first = _load(tiny_exports, tmp_path, run_id="r1")
+    assert first.quarantined["Opportunity.csv"] == 1
+    rows[3]["Amount"] = "3000.00"  # fixed on night 2
+    rows[1]["CloseDate"] = "31/02/2024"  # 006B broken on night 2
+    write_csv(tiny_exports / "Opportunity.csv", rows)
+    _, res = _load(tiny_exports, tmp_path, run_id="r2", con=con)
+    assert res.mode["Opportunity.csv"] == "incremental"
+    assert res.changes["Opportunity.csv"] == {"inserted": 1, "updated": 0, "deleted": 1}
+    assert _rows(con, "select id from raw.opportunities order by id") == [("006A",), ("006C",), ("006D",)]
+    assert _rows(con, "select id, _row_number, _reason, _value, _run_id from quarantine.opportunities") == [
+        ("006B", 2, "unparseable_date", "31/02/2024", "r2"),
+    ]
+    _same_as_full_load(con, tiny_exports, tmp_path)
+
+
+def test_schema_change_or_full_refresh_reloads_the_whole_table(tiny_exports, tmp_path, monkeypatch):
+    con, _ = _load(tiny_exports, tmp_path, run_id="r1")
+    rows = [{**o, "Deal_Score__c": "7"} for o in OPPORTUNITIES]  # a new column
+    write_csv(tiny_exports / "Opportunity.csv", rows)
+    _, res = _load(tiny_exports, tmp_path, run_id="r2", con=con)
+    assert res.mode["Opportunity.csv"] == "full" and res.mode["Account.csv"] == "incremental"
+    assert res.changes["Opportunity.csv"] == {"inserted": 0, "updated": 4, "deleted": 0}
+    assert _rows(con, "select distinct _run_id, deal_score__c from raw.opportunities") == [("r2", "7")]
+    _same_as_full_load(con, tiny_exports, tmp_path)
+    monkeypatch.setenv("SALESOS_FULL_REFRESH", "1")
+    _, res = _load(tiny_exports, tmp_path, run_id="r3", con=con)
+    assert set(res.mode.values()) == {"full"}
+    assert _rows(con, "select distinct _run_id from raw.accounts") == [("r3",)]
+    monkeypatch.delenv("SALESOS_FULL_REFRESH")
+    _, res = _load(tiny_exports, tmp_path, run_id="r4", con=con)
+    assert res.mode["Account.csv"] == "incremental"
+    res = load_raw(con, tmp_path / "archive" / "r4", archive_exports(tiny_exports, tmp_path / "archive" / "r4"),
+                   "r5", NOW, full_refresh=True)
+    assert res.mode["Account.csv"] == "full"
+
+
+def test_a_file_gone_empties_the_table_and_lists_its_keys_as_deleted(tiny_exports, tmp_path):
+    (tiny_exports / "Lead.csv").write_text("Id,OwnerId,CreatedDate\n00QA,005B,2026-10-01T10:00:00Z\n")
+    con, _ = _load(tiny_exports, tmp_path, run_id="r1")
+    (tiny_exports / "Lead.csv").unlink()
+    _, res = _load(tiny_exports, tmp_path, run_id="r2", con=con)
+    assert res.loaded["Lead.csv"] == 0 and res.changes["Lead.csv"]["deleted"] == 1
+    assert _rows(con, "select id, change from raw._changes where table_name = 'leads'") == [("00QA", "delete")]
