@@ -8,13 +8,20 @@ The nightly sales-operations run: **extract >> validate >> dbt_build >> forecast
 | `extract` | archives the exports (checksummed), starts a build copy of the warehouse, loads raw tables |
 | `validate` | Great Expectations suites from `expectations/` on the raw tables; a `fail` check stops the run |
 | `dbt_build` | `dbt build` (models and tests) on the build copy, with `as_of` = the run's logical date |
-| `forecast` | Prophet bookings forecasts, checked, appended to `forecasts.fct_forecasts` |
+| `forecast.plan` | reads the bookings series of every level from the built marts; one chunk per region |
+| `forecast.chunk` | mapped, one task per chunk (never per rep): Prophet with its backtest, a process pool inside |
+| `forecast.store` | reconciles the chunks, checks them (Great Expectations), appends to `forecasts.fct_forecasts` |
 | `publish` | swaps the build copy over the published warehouse with one atomic rename |
+
+The forecast is a task group inside this run, not a DAG of its own: marts and forecasts are published
+together in one atomic swap, so finance never reads forecasts made from other marts than the ones beside
+them. Its chunks open no warehouse, so they run in parallel on any worker.
 
 The published warehouse changes only in `publish`, which updates the Assets `salesos_marts` and
 `salesos_forecasts` for downstream DAGs; a failed run leaves the last good warehouse in place and records
-`failure.json` in its run folder (its build copy stays for a cleared task to resume; the next run removes
-it). Tasks that write the build copy run in the
+`failure.json` in its run folder and posts it to the webhook of the Airflow connection `salesos_alerts`
+when one is configured (its build copy stays for a cleared task to resume; the next run removes
+it). Tasks that open the build copy run in the
 one-slot pool `duckdb_writer` (DuckDB allows one writing process).
 The as-of date is the logical date (the day the data covers): the run for 2026-10-31 starts at 02:00
 UTC on 2026-11-01. Configure with the DAG params or the environment variables `SALESOS_EXPORTS`,
@@ -25,7 +32,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task, task_group
 
 # What downstream DAGs (BI refreshes, finance exports) can schedule on: updated by every publish.
 MARTS = Asset(name="salesos_marts", uri="salesos://warehouse/marts")
@@ -35,10 +42,10 @@ WRITER_POOL = "duckdb_writer"
 
 
 def _on_failure(context: dict) -> None:
-    """Record the failure in the run folder; the published warehouse stays as it was."""
-    from salesos.orchestrate import record_failure
+    """Record the failure in the run folder and notify; the published warehouse stays as it was."""
+    from salesos.orchestrate import notify_failure, record_failure
 
-    record_failure(context)
+    notify_failure(context, record_failure(context))
 
 
 def _ctx():
@@ -85,11 +92,28 @@ def sales_nightly() -> None:
 
         return pipeline.build(_ctx())
 
-    @task(pool=WRITER_POOL)
-    def forecast() -> dict:
-        from salesos import pipeline
+    @task_group(group_id="forecast")
+    def forecast() -> None:
+        @task(pool=WRITER_POOL)
+        def plan() -> list[str]:
+            from salesos import pipeline
 
-        return pipeline.forecast(_ctx())
+            return pipeline.forecast_plan(_ctx())
+
+        @task(map_index_template="{{ chunk_name }}", retries=2)
+        def chunk(name: str) -> dict:
+            from salesos import pipeline
+
+            get_current_context()["chunk_name"] = name  # type: ignore[typeddict-unknown-key]
+            return pipeline.forecast_chunk(_ctx(), name)
+
+        @task(pool=WRITER_POOL)
+        def store(done: list[dict]) -> dict:
+            from salesos import pipeline
+
+            return pipeline.forecast_store(_ctx())
+
+        store(chunk.expand(name=plan()))
 
     @task(pool=WRITER_POOL, outlets=[MARTS, FORECASTS])
     def publish() -> dict:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import logging
 import math
 import os
@@ -78,6 +79,11 @@ COMBINATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 DEFAULT_CHOICE = "mean_theta_snaive_prophet"  # kept unless another candidate's MASE is SELECTION_MARGIN lower
 SELECTION_MARGIN = 0.2
+
+# While set (by `forecast` for its final refit only), every successful Prophet fit appends
+# (its settings, its model as Prophet's JSON) here: the fitted models are kept, never pickled.
+_FITTED_PROPHETS: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "fitted_prophets", default=None)
 
 
 # --------------------------------------------------------------------------------------------- series helpers
@@ -377,6 +383,13 @@ def prophet_values(history: pd.DataFrame, horizon: int, seasonality_mode: str = 
             last_error = exc
             continue
         if np.all(np.isfinite(yhat)):
+            sink = _FITTED_PROPHETS.get()
+            if sink is not None:
+                from prophet.serialize import model_to_json
+
+                sink.append({"seasonality_mode": seasonality_mode, "changepoint_prior_scale": changepoint_prior_scale,
+                             "quarter_end": with_qe, "n_changepoints": n_changepoints,
+                             "model_json": model_to_json(model)})
             return np.clip(yhat, 0, None)
         last_error = RuntimeError("Prophet returned a non-finite forecast")
     raise RuntimeError(f"Prophet LBFGS failed after {len(attempts)} attempts: {brief_error(last_error)}")
@@ -499,6 +512,8 @@ class Selection:
     steps: int
     scaled_errors: dict[str, np.ndarray] = field(repr=False)
     best: str = ""
+    # The chosen method's Prophet fits on the full history (Prophet's JSON serialisation), if it uses Prophet.
+    prophet_models: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def as_record(self) -> dict[str, Any]:
         """JSON-friendly summary (for model_params / logs)."""
@@ -682,13 +697,18 @@ def forecast(history: pd.DataFrame, horizon: int, origins: int = 6,
     sel = select_model(hist, horizon, origins, cands)
     cache: dict[str, Any] = {}
     for cand in ranked_candidates(sel, cands):
+        fitted: list[dict[str, Any]] = []
+        token = _FITTED_PROPHETS.set(fitted)
         try:
             values = cand.predict_values(hist, horizon, cache)
         except Exception as exc:
             log.warning("%s failed on the full history (%s); trying the next best", cand.name, brief_error(exc))
             continue
+        finally:
+            _FITTED_PROPHETS.reset(token)
         break
     sel.model, sel.params = cand.name, dict(cand.params)
+    sel.prophet_models = fitted
     fc = pd.DataFrame({"ds": future_months(hist, horizon), "yhat": values})
     out = add_intervals(fc, sel.scaled_errors.get(cand.name), mase_scale(hist["y"].to_numpy(dtype=float)))
     return out, sel

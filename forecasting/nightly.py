@@ -4,15 +4,24 @@ Series come from `marts.fct_bookings_monthly` (won bookings per month at company
 and rep level: the one definition the accuracy mart scores against). Each series gets the method its own
 rolling-origin backtest picks (`forecasting.models.forecast`), fitted in a process pool. Rep, team, region
 and company forecasts are then reconciled (`forecasting.reconcile`, wls_struct) so they add up; segments
-are a second split of the same company total and are reconciled to it proportionally. Every run's rows
+are a second split of the same company total and are reconciled to it proportionally.
+
+The work is split so Airflow can spread it over workers: `plan_forecast` reads the series from the marts
+once and writes them with a chunk plan (one chunk per region, the company and segments in one more);
+`forecast_chunk` forecasts one chunk without touching the warehouse (mapped tasks); `assemble_forecasts`
+reconciles the chunks' rows. `forecast_all` runs the three in one process (`salesos run`). Every run's rows
 are appended to `forecasts.fct_forecasts` with the model, its parameters and scores, and the training
 window; charts of actuals against forecasts are written for the report.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
+import math
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -119,23 +128,113 @@ def _reconcile(rows: pd.DataFrame, s: SeriesSet) -> tuple[pd.DataFrame, str]:
     return out, method
 
 
-def forecast_all(
-    con: duckdb.DuckDBPyConnection,
-    as_of: date,
-    run_id: str,
-    horizon: int = HORIZON,
-    origins: int = ORIGINS,
-    processes: int | None = None,
-    levels: tuple[str, ...] = LEVELS,
-) -> pd.DataFrame:
-    """Forecast every series, reconcile, and return the rows for `forecasts.fct_forecasts`."""
+MAX_CHUNK_SERIES = 150  # a region with more series is split, so no mapped task runs for much longer than others
+COMPANY_CHUNK = "company"  # the company and segment series (they do not belong to one region)
+
+
+def chunk_name(region: str, part: int = 1, parts: int = 1) -> str:
+    """`region=EMEA`, or `region=EMEA part 2 of 3` when a big region is split."""
+    return f"region={region}" + (f" part {part} of {parts}" if parts > 1 else "")
+
+
+def assign_chunks(s: SeriesSet, max_series: int = MAX_CHUNK_SERIES) -> dict[str, list[str]]:
+    """Group series into work units for parallel workers: one per region (reps, teams and the region itself).
+
+    The company and segment series form one more chunk. A region over `max_series` series is split in equal
+    parts. Never one unit per rep: a task per series would spend more on scheduling than on fitting.
+    """
+    rep_region = dict(zip(s.mapping["rep"], s.mapping["region"], strict=True))
+    team_region = s.mapping.drop_duplicates("team").set_index("team")["region"].to_dict()
+    groups: dict[str, list[str]] = {}
+    for sid, level, key in s.meta[["series_id", "level", "series_key"]].itertuples(index=False):
+        if level in ("company", "segment"):
+            region = None
+        elif level == "region":
+            region = key
+        elif level == "team":
+            region = team_region.get(key, "Unassigned")
+        else:
+            region = rep_region.get(key, "Unassigned")
+        groups.setdefault(COMPANY_CHUNK if region is None else str(region), []).append(sid)
+    chunks: dict[str, list[str]] = {}
+    for group in sorted(groups, key=lambda g: (g != COMPANY_CHUNK, g)):
+        ids = sorted(groups[group])
+        if group == COMPANY_CHUNK:
+            chunks[COMPANY_CHUNK] = ids
+            continue
+        parts = max(1, math.ceil(len(ids) / max_series))
+        for i in range(parts):
+            chunks[chunk_name(group, i + 1, parts)] = ids[i::parts]
+    return chunks
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_=" else "_" for c in name)
+
+
+def plan_forecast(con: duckdb.DuckDBPyConnection, work_dir: Path, levels: tuple[str, ...] = LEVELS,
+                  max_series: int = MAX_CHUNK_SERIES) -> list[str]:
+    """Read every series from the marts once and write them with the chunk plan to `work_dir`.
+
+    Returns the chunk names (empty when there are no closed bookings yet). Chunks then run anywhere that sees
+    `work_dir` (Airflow mapped tasks), without opening the warehouse, which only one process may write.
+    """
+    s = load_series(con, tuple(levels))
+    if work_dir.exists():
+        shutil.rmtree(work_dir)  # a retried plan starts clean: no chunk result of an earlier attempt survives
+    (work_dir / "chunks").mkdir(parents=True)
+    chunks = assign_chunks(s, max_series) if s.series else {}
+    frames = [g.assign(series_id=sid) for sid, g in s.series.items()]
+    series = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["ds", "y", "series_id"])
+    series.to_parquet(work_dir / "series.parquet", index=False)
+    s.meta.to_parquet(work_dir / "meta.parquet", index=False)
+    s.mapping.to_parquet(work_dir / "mapping.parquet", index=False)
+    (work_dir / "plan.json").write_text(json.dumps({"levels": list(levels), "chunks": chunks}, indent=1),
+                                        encoding="utf-8")
+    return list(chunks)
+
+
+def _read_plan(work_dir: Path) -> tuple[dict, SeriesSet]:
+    plan = json.loads((work_dir / "plan.json").read_text(encoding="utf-8"))
+    df = pd.read_parquet(work_dir / "series.parquet")
+    df["ds"] = pd.to_datetime(df["ds"])
+    series = {sid: g[["ds", "y"]].reset_index(drop=True) for sid, g in df.groupby("series_id", sort=True)}
+    s = SeriesSet(series, pd.read_parquet(work_dir / "meta.parquet"), pd.read_parquet(work_dir / "mapping.parquet"))
+    return plan, s
+
+
+def save_prophet_models(models_dir: Path, series_id: str, model: str, fits: list[dict]) -> Path:
+    """Keep the chosen Prophet fits of one series as Prophet's own JSON (never pickle), gzipped."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    path = models_dir / f"{_safe(series_id)}.json.gz"
+    body = {"series_id": series_id, "model": model, "fits": fits}
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        json.dump(body, fh)
+    return path
+
+
+def forecast_chunk(work_dir: Path, chunk: str, horizon: int = HORIZON, origins: int = ORIGINS,
+                   processes: int | None = None, models_dir: Path | None = None) -> dict:
+    """Forecast one chunk's series (a process pool over the cores) and write its rows beside the plan.
+
+    The Prophet models chosen for each series are written to `models_dir` (if given) as Prophet JSON.
+    """
+    return forecast_chunks(work_dir, [chunk], horizon, origins, processes, models_dir)[0]
+
+
+def forecast_chunks(work_dir: Path, chunks: list[str], horizon: int = HORIZON, origins: int = ORIGINS,
+                    processes: int | None = None, models_dir: Path | None = None) -> list[dict]:
+    """`forecast_chunk` for several chunks in one process pool (one pool start-up, not one per chunk)."""
     from forecasting.models import forecast_many
 
-    s = load_series(con, tuple(levels))
-    if not s.series:
-        return pd.DataFrame()
-    results = forecast_many(s.series, horizon=horizon, origins=origins, processes=processes)
-    frames = []
+    plan, s = _read_plan(work_dir)
+    missing = [c for c in chunks if c not in plan["chunks"]]
+    if missing:
+        raise KeyError(f"chunk(s) {missing} not in the forecast plan {work_dir / 'plan.json'}")
+    ids = [sid for c in chunks for sid in plan["chunks"][c]]
+    results = forecast_many({sid: s.series[sid] for sid in ids}, horizon=horizon, origins=origins,
+                            processes=processes)
+    frames: dict[str, pd.DataFrame] = {}
     for sid, res in results.items():
         fc = res.forecast.copy()
         hist = s.series[sid]
@@ -145,9 +244,40 @@ def forecast_all(
         fc["training_start"] = hist["ds"].min().date()
         fc["training_end"] = hist["ds"].max().date()
         fc["model"] = res.selection.model
-        fc["_selection"] = json.dumps(res.selection.as_record(), sort_keys=True, default=str)
-        frames.append(fc.drop(columns=["ds"]))
-    rows = pd.concat(frames, ignore_index=True).merge(s.meta, on="series_id", how="left")
+        record = res.selection.as_record()
+        if models_dir is not None and res.selection.prophet_models:
+            path = save_prophet_models(models_dir, sid, res.selection.model, res.selection.prophet_models)
+            record["prophet_json"] = path.name
+        fc["_selection"] = json.dumps(record, sort_keys=True, default=str)
+        frames[sid] = fc.drop(columns=["ds"])
+    done = []
+    for chunk in chunks:
+        rows = pd.concat([frames[sid] for sid in plan["chunks"][chunk]], ignore_index=True)
+        out = work_dir / "chunks" / f"{_safe(chunk)}.parquet"
+        tmp = out.with_suffix(".tmp")
+        rows.to_parquet(tmp, index=False)
+        tmp.replace(out)  # a chunk's result appears whole or not at all
+        done.append({"chunk": chunk, "series": len(plan["chunks"][chunk]),
+                     "models": rows.groupby("model")["series_id"].nunique().to_dict()})
+    return done
+
+
+def assemble_forecasts(work_dir: Path, as_of: date, run_id: str) -> pd.DataFrame:
+    """Every chunk's rows, reconciled so the hierarchy adds up: the rows for `forecasts.fct_forecasts`."""
+    plan, s = _read_plan(work_dir)
+    if not plan["chunks"]:
+        return pd.DataFrame()
+    frames = []
+    for chunk in plan["chunks"]:
+        path = work_dir / "chunks" / f"{_safe(chunk)}.parquet"
+        if not path.exists():
+            raise FileNotFoundError(f"forecast chunk {chunk!r} has no result ({path}): did its task run?")
+        frames.append(pd.read_parquet(path))
+    rows = pd.concat(frames, ignore_index=True)
+    for col in ("period_start", "training_start", "training_end"):
+        rows[col] = pd.to_datetime(rows[col]).dt.date
+    rows = rows.merge(s.meta, on="series_id", how="left")
+    levels = tuple(plan["levels"])
     if set(TREE) <= set(levels):
         rows, method = _reconcile(rows, s)
     else:
@@ -170,6 +300,26 @@ def forecast_all(
                "yhat_lower_80", "yhat_upper_80", "yhat_lower_95", "yhat_upper_95", "model", "model_params",
                "training_start", "training_end", "code_version"]
     return rows[columns].sort_values(["series_id", "period_start"]).reset_index(drop=True)
+
+
+def forecast_all(
+    con: duckdb.DuckDBPyConnection,
+    as_of: date,
+    run_id: str,
+    horizon: int = HORIZON,
+    origins: int = ORIGINS,
+    processes: int | None = None,
+    levels: tuple[str, ...] = LEVELS,
+    work_dir: Path | None = None,
+    models_dir: Path | None = None,
+) -> pd.DataFrame:
+    """Plan, forecast every chunk here, and assemble: the one-process form of the Airflow task group."""
+    with tempfile.TemporaryDirectory(prefix="salesos-forecast-plan-") as tmp:
+        work = work_dir or Path(tmp) / "work"
+        chunks = plan_forecast(con, work, tuple(levels))
+        if chunks:
+            forecast_chunks(work, chunks, horizon, origins, processes, models_dir)
+        return assemble_forecasts(work, as_of, run_id)
 
 
 def write_charts(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out_dir: Path,

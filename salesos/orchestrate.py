@@ -45,7 +45,7 @@ def context_for_run(run_id: str, logical_date: datetime | date, params: dict[str
     )
 
 
-def record_failure(context: dict[str, Any]) -> None:
+def record_failure(context: dict[str, Any]) -> dict[str, Any]:
     """Failure callback: write what failed into the run folder.
 
     The build copy stays, so a cleared task can pick up where it failed; the next run's extract
@@ -64,3 +64,11 @@ def record_failure(context: dict[str, Any]) -> None:
         "error": str(context.get("exception") or ""),
     }
     (ctx.run_dir / "failure.json").write_text(json.dumps(failure, indent=2), encoding="utf-8")
+    return failure | {"failure_file": str(ctx.run_dir / "failure.json")}
+
+
+def notify_failure(context: dict[str, Any], failure: dict[str, Any]) -> bool:
+    """Send the failure through the Airflow notifier if the deployment configured its connection."""
+    from salesos.notify import RunFailureNotifier
+
+    return RunFailureNotifier(failure).send(context)

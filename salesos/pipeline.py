@@ -112,27 +112,50 @@ def build(ctx: RunContext) -> dict[str, Any]:
     return _write_step(ctx, "build", result.to_dict())
 
 
-def forecast(ctx: RunContext) -> dict[str, Any]:
-    """Forecast bookings at every level from the marts, check the rows, store them, draw the charts."""
-    from forecasting.bookings import store_forecasts
-    from forecasting.nightly import forecast_all, write_charts
-    from salesos.validate.gx_checks import validate_forecasts
+def _forecast_work(ctx: RunContext) -> Path:
+    return ctx.build_dir / "forecast"
+
+
+def _models_dir(ctx: RunContext) -> Path:
+    return ctx.run_dir / "forecast_models"
+
+
+def forecast_plan(ctx: RunContext) -> list[str]:
+    """Read the bookings series from the built marts once; return the chunks (one per region) to forecast."""
+    from forecasting.nightly import plan_forecast
 
     settings = load_settings(ctx.settings_file)
+    con = duckdb.connect(str(ctx.build_warehouse), read_only=True)
+    try:
+        chunks = plan_forecast(con, _forecast_work(ctx), tuple(settings.forecast_levels))
+    finally:
+        con.close()
+    shutil.rmtree(_models_dir(ctx), ignore_errors=True)  # a retried plan keeps no model of an earlier attempt
+    return chunks
+
+
+def forecast_chunk(ctx: RunContext, chunk: str) -> dict[str, Any]:
+    """Forecast one chunk of series; touches no warehouse, so chunks run in parallel on any worker."""
+    from forecasting.nightly import forecast_chunk as run_chunk
+
+    settings = load_settings(ctx.settings_file)
+    return run_chunk(_forecast_work(ctx), chunk, horizon=settings.forecast_horizon,
+                     origins=settings.forecast_origins, models_dir=_models_dir(ctx))
+
+
+def forecast_store(ctx: RunContext) -> dict[str, Any]:
+    """Reconcile the chunks, check the rows (Great Expectations), append them, and draw the charts."""
+    from forecasting.bookings import store_forecasts
+    from forecasting.nightly import assemble_forecasts, write_charts
+    from salesos.validate.gx_checks import validate_forecasts
+
+    rows = assemble_forecasts(_forecast_work(ctx), ctx.as_of, ctx.run_id)
+    if rows.empty:
+        log.warning("no closed bookings before %s: no forecast written", ctx.as_of)
+        return _write_step(ctx, "forecast", {"series": 0, "rows": 0, "checks": 0, "models": {}})
+    report = validate_forecasts(rows)
     con = _connect(ctx.build_warehouse)
     try:
-        rows = forecast_all(
-            con,
-            ctx.as_of,
-            ctx.run_id,
-            horizon=settings.forecast_horizon,
-            origins=settings.forecast_origins,
-            levels=tuple(settings.forecast_levels),
-        )
-        if rows.empty:
-            log.warning("no closed bookings before %s: no forecast written", ctx.as_of)
-            return _write_step(ctx, "forecast", {"series": 0, "rows": 0, "checks": 0, "models": {}})
-        report = validate_forecasts(rows)
         written = store_forecasts(con, rows)
         charts = write_charts(con, rows, ctx.run_dir / "forecast_charts")
     finally:
@@ -147,8 +170,21 @@ def forecast(ctx: RunContext) -> dict[str, Any]:
             "series_per_level": rows.groupby("level")["series_id"].nunique().to_dict(),
             "models": rows.groupby("model")["series_id"].nunique().to_dict(),
             "charts": str(ctx.run_dir / "forecast_charts") if charts else None,
+            "prophet_models": str(_models_dir(ctx)) if _models_dir(ctx).exists() else None,
         },
     )
+
+
+def forecast(ctx: RunContext) -> dict[str, Any]:
+    """Forecast bookings at every level from the marts: plan, every chunk in one process pool, store."""
+    from forecasting.nightly import forecast_chunks
+
+    chunks = forecast_plan(ctx)
+    if chunks:
+        settings = load_settings(ctx.settings_file)
+        forecast_chunks(_forecast_work(ctx), chunks, horizon=settings.forecast_horizon,
+                        origins=settings.forecast_origins, models_dir=_models_dir(ctx))
+    return forecast_store(ctx)
 
 
 def publish(ctx: RunContext) -> dict[str, Any]:

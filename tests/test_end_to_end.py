@@ -265,6 +265,11 @@ def test_the_dag_runs_through_airflow(sample, tmp_path):
     wh = data / "warehouse" / "salesos.duckdb"
     assert _table(wh, "select count(*) n from marts.fct_opportunities")["n"].iloc[0] > 10_000
     assert (data / "runs" / "latest.json").exists()
+    # the forecast task group: mapped chunks per region, reconciled and stored, Prophet models kept as JSON
+    levels = _table(wh, "select distinct level from forecasts.fct_forecasts")["level"]
+    assert set(levels) == {"company", "region", "segment", "team", "rep"}
+    assert list((data / "runs").glob("*/forecast_models/*.json.gz"))
+    assert "forecast.chunk" in proc.stdout + proc.stderr
 
 
 def test_a_sample_with_injected_faults_ends_with_every_fault_quarantined_or_reported(tmp_path):

@@ -22,13 +22,37 @@ def test_every_dag_imports_without_errors(dagbag):
 
 def test_sales_nightly_is_extract_validate_build_forecast_publish(dagbag):
     dag = dagbag.dags["sales_nightly"]
-    order = ["extract", "validate", "dbt_build", "forecast", "publish"]
+    order = ["extract", "validate", "dbt_build", "forecast.plan", "forecast.chunk", "forecast.store", "publish"]
     assert sorted(dag.task_ids) == sorted(order)
     for upstream, downstream in itertools.pairwise(order):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     assert dag.doc_md and "extract" in dag.doc_md
     assert dag.catchup is False
     assert dag.get_task("extract").retries >= 1
+
+
+def test_forecast_chunks_are_mapped_and_only_warehouse_tasks_take_the_writer_pool(dagbag):
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    dag = dagbag.dags["sales_nightly"]
+    assert isinstance(dag.get_task("forecast.chunk"), MappedOperator)
+    pools = {t.task_id: t.pool for t in dag.tasks}
+    assert {t for t, p in pools.items() if p == "duckdb_writer"} == {
+        "extract", "dbt_build", "forecast.plan", "forecast.store", "publish"}
+    outlets = {a.name for a in dag.get_task("publish").outlets}
+    assert outlets == {"salesos_marts", "salesos_forecasts"}
+
+
+def test_failure_callback_records_and_notifies(dagbag, monkeypatch, tmp_path):
+    import salesos.orchestrate as orch
+
+    calls = []
+    monkeypatch.setattr(orch, "record_failure", lambda ctx: calls.append("record") or {"task": "x"})
+    monkeypatch.setattr(orch, "notify_failure", lambda ctx, failure: calls.append(("notify", failure["task"])))
+    callbacks = dagbag.dags["sales_nightly"].get_task("validate").on_failure_callback
+    for cb in callbacks if isinstance(callbacks, list) else [callbacks]:
+        cb({})
+    assert calls == ["record", ("notify", "x")]
 
 
 def test_dag_files_do_no_work_at_import():

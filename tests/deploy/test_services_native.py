@@ -404,12 +404,14 @@ def test_sales_nightly_runs_on_the_compose_services(stack: Stack, record_propert
     stack.timings["dag_run"] = round(time.monotonic() - t, 1)
 
     status, tis = stack.http("GET", f"/api/v2/dags/sales_nightly/dagRuns/{run_id}/taskInstances", token=token)
-    assert {ti["task_id"]: ti["state"] for ti in tis["task_instances"]} == dict.fromkeys(
-        ["extract", "validate", "dbt_build", "forecast", "publish"], "success"
-    )
+    assert {ti["task_id"] for ti in tis["task_instances"]} == {
+        "extract", "validate", "dbt_build", "forecast.plan", "forecast.chunk", "forecast.store", "publish"}
+    assert {ti["state"] for ti in tis["task_instances"]} == {"success"}
+    chunks = [ti for ti in tis["task_instances"] if ti["task_id"] == "forecast.chunk"]
+    assert len(chunks) >= 2, chunks  # mapped: one task per region (and one for company and segments)
 
     # The forecast task ran its process pool under the task runner (workers must not re-run bin/airflow).
-    forecast_log = stack.task_logs(lines=100_000, only={"forecast"})
+    forecast_log = stack.task_logs(lines=100_000, only={"forecast.chunk"})
     assert "process pool broke" not in forecast_log, forecast_log[-5000:]
 
     import duckdb

@@ -299,3 +299,30 @@ def test_spawned_workers_do_not_rerun_the_callers_main_script(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], cwd=root, capture_output=True, text=True, timeout=300,
                           env={**__import__("os").environ, "PYTHONPATH": str(root)})
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+def test_the_chosen_prophet_fit_is_kept_as_prophet_json_and_reloads_to_the_same_forecast():
+    from prophet.serialize import model_from_json
+
+    from forecasting.models import Candidate, forecast, future_months
+
+    hist = trending_seasonal(36, seed=11)
+    only = [Candidate("p", "prophet", {"seasonality_mode": "additive", "changepoint_prior_scale": 0.1,
+                                       "quarter_end": False})]
+    fc, sel = forecast(hist, horizon=4, origins=2, candidates=only)
+    if sel.model != "p":
+        pytest.skip(f"seasonal naive won this backtest ({sel.scores}); nothing to serialise")
+    assert len(sel.prophet_models) == 1
+    kept = sel.prophet_models[0]
+    assert kept["seasonality_mode"] == "additive" and '"__prophet_version"' in kept["model_json"]
+    model = model_from_json(kept["model_json"])
+    again = model.predict(pd.DataFrame({"ds": future_months(hist, 4)}))["yhat"].clip(lower=0).to_numpy()
+    np.testing.assert_allclose(again, fc["yhat"].to_numpy(), rtol=1e-9)
+
+
+def test_a_method_without_prophet_keeps_no_model():
+    from forecasting.models import Candidate, forecast
+
+    _fc, sel = forecast(trending_seasonal(30, seed=2), horizon=3, origins=2,
+                       candidates=[Candidate("seasonal_naive", "seasonal_naive"), Candidate("theta", "theta")])
+    assert sel.prophet_models == []

@@ -98,3 +98,54 @@ def test_only_the_configured_levels_are_forecast_and_not_reconciled(con):
                         levels=("company", "segment"))
     assert set(rows["level"]) == {"company", "segment"}
     assert rows["model_params"].str.contains('"reconciliation": null').all()
+
+
+def test_series_are_chunked_by_region_with_company_and_segments_apart(con):
+    from forecasting.nightly import assign_chunks
+
+    s = load_series(con)
+    chunks = assign_chunks(s)
+    assert list(chunks) == ["company", "region=APAC", "region=EMEA"]
+    assert chunks["company"] == ["company:all", "segment:Enterprise", "segment:SMB"]
+    assert chunks["region=EMEA"] == ["region:EMEA", "rep:r1", "rep:r2", "rep:r3", "team:t1", "team:t2"]
+    assert chunks["region=APAC"] == ["region:APAC", "rep:r4", "rep:r5", "team:t3"]
+    split = assign_chunks(s, max_series=4)
+    assert [c for c in split if c.startswith("region=EMEA")] == ["region=EMEA part 1 of 2", "region=EMEA part 2 of 2"]
+    assert sorted(split["region=EMEA part 1 of 2"] + split["region=EMEA part 2 of 2"]) == chunks["region=EMEA"]
+    assert sorted(sid for ids in split.values() for sid in ids) == sorted(s.series)
+
+
+def test_chunks_run_separately_give_the_rows_of_one_process_and_keep_prophet_json(con, tmp_path):
+    """What the Airflow mapped tasks do (one chunk per task) equals `forecast_all`; models are Prophet JSON."""
+    import gzip
+    import json
+
+    from prophet.serialize import model_from_json
+
+    from forecasting.nightly import assemble_forecasts, forecast_chunk, plan_forecast
+
+    as_of = date(2026, 10, 31)
+    whole = forecast_all(con, as_of, "run1", horizon=3, origins=2, processes=1)
+    work, models = tmp_path / "work", tmp_path / "models"
+    chunks = plan_forecast(con, work)
+    with pytest.raises(FileNotFoundError, match="region=APAC"):
+        forecast_chunk(work, "region=EMEA", 3, 2, processes=1, models_dir=models)
+        forecast_chunk(work, "company", 3, 2, processes=1, models_dir=models)
+        assemble_forecasts(work, as_of, "run1")
+    for chunk in chunks:
+        forecast_chunk(work, chunk, 3, 2, processes=1, models_dir=models)
+    parts = assemble_forecasts(work, as_of, "run1")
+    pd.testing.assert_frame_equal(parts.drop(columns="model_params"), whole.drop(columns="model_params"))
+    with pytest.raises(KeyError, match="region=Mars"):
+        forecast_chunk(work, "region=Mars", 3, 2, processes=1)
+
+    params = parts.drop_duplicates("series_id").set_index("series_id")["model_params"].map(json.loads)
+    with_prophet = {sid: p["selection"]["prophet_json"] for sid, p in params.items() if "prophet_json" in p["selection"]}
+    uses_prophet = set(parts.loc[parts["model"].str.contains("prophet"), "series_id"])
+    assert uses_prophet and set(with_prophet) == uses_prophet
+    for sid, name in with_prophet.items():
+        with gzip.open(models / name, "rt", encoding="utf-8") as fh:
+            kept = json.load(fh)
+        assert kept["series_id"] == sid and kept["fits"]
+        for fit in kept["fits"]:
+            assert model_from_json(fit["model_json"]).params["k"] is not None
