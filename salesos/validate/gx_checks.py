@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -37,6 +38,10 @@ RAW_SUITES = (
     "raw_fx_rates",
 )
 SAMPLE_ROWS = 5
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS}
+# A bigger raw table is validated in slices of this many rows (about 1 GB of frame and GX copies per million).
+DEFAULT_CHUNK_ROWS = 1_000_000
+DEFAULT_MEMORY_LIMIT = "4GB"
 
 # Which raw table a reference column points at.
 REFERENCES = {
@@ -136,30 +141,49 @@ def _typed_expr(column: str, type_: str) -> str:
     return col
 
 
-def raw_frame(con: duckdb.DuckDBPyConnection, table: str, raw_schema: str = "raw") -> pd.DataFrame:
-    """The raw table plus the derived columns the suites check (`__typed`, `__known`, ...)."""
+def _frame_columns(con: duckdb.DuckDBPyConnection, table: str, raw_schema: str = "raw") -> dict[str, str]:
+    """Every column of the validated frame (the raw table, then the derived columns) and its SQL expression."""
     export = export_by_table(table)
-    extra: list[str] = []
+    names = [d[0] for d in con.execute(f'select * from {raw_schema}."{table}" limit 0').description]
+    columns = {n: f't."{n}"' for n in names}
     for f in export.fields:
         if f.type in ("number", "integer", "date", "datetime", "boolean"):
-            extra.append(f'{_typed_expr(f.column, f.type)} as "{f.column}__typed"')
+            columns[f"{f.column}__typed"] = _typed_expr(f.column, f.type)
     for (tbl, column), target in REFERENCES.items():
         if tbl == table:
-            extra.append(
+            columns[f"{column}__known"] = (
                 f'(nullif(trim(t."{column}"), \'\') is null or t."{column}" in '
-                f'(select id from {raw_schema}."{target}" where id is not null)) as "{column}__known"'
+                f'(select id from {raw_schema}."{target}" where id is not null))'
             )
     if table == "opportunities":
-        extra.append("not (lower(is_won) = 'true' and lower(is_closed) = 'false') as closed_flags__consistent")
+        columns["closed_flags__consistent"] = "not (lower(is_won) = 'true' and lower(is_closed) = 'false')"
     if table == "leads":
-        extra.append(
-            "not (lower(is_converted) = 'true' and nullif(converted_date, '') is null) as conversion__consistent"
-        )
+        columns["conversion__consistent"] = "not (lower(is_converted) = 'true' and nullif(converted_date, '') is null)"
     if table == "quotas":
-        extra.append("coalesce(day(try_cast(period_start as date)) = 1, false) as period_start__first_of_month")
-        extra.append("coalesce(nullif(trim(owner_id), ''), lower(trim(owner_email))) as owner_key")
-    sql = f'select t.*{"".join(", " + e for e in extra)} from {raw_schema}."{table}" t order by _row_number'
-    return con.execute(sql).df()
+        columns["period_start__first_of_month"] = "coalesce(day(try_cast(period_start as date)) = 1, false)"
+        columns["owner_key"] = "coalesce(nullif(trim(owner_id), ''), lower(trim(owner_email)))"
+    return columns
+
+
+def raw_frame(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    raw_schema: str = "raw",
+    columns: list[str] | None = None,
+    where: str = "",
+    params: list[Any] | None = None,
+) -> pd.DataFrame:
+    """The raw table plus the derived columns the suites check (`__typed`, `__known`, ...).
+
+    `columns` narrows the frame to the columns a check needs and `where` (a SQL condition on the raw
+    table `t`, with `params`) to a slice of its rows, so a big table never has to fit in memory at once.
+    """
+    exprs = _frame_columns(con, table, raw_schema)
+    wanted = [c for c in exprs if columns is None or c in columns]
+    select = ", ".join(f'{exprs[c]} as "{c}"' for c in wanted)
+    condition = f" where {where}" if where else ""
+    sql = f'select {select} from {raw_schema}."{table}" t{condition} order by _row_number'
+    return con.execute(sql, params or []).df()
 
 
 def resolve_params(value: Any, params: dict[str, Any]) -> Any:
@@ -225,6 +249,88 @@ def _gx_context():
     return context
 
 
+def _gx_suite(suite: dict[str, Any], params: dict[str, Any] | None, types: frozenset[str] | None = None) -> Any:
+    """The GX suite of a JSON suite with its parameters filled in (only the expectations of `types`, if given)."""
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    gx_suite = gx.ExpectationSuite(name=suite["name"])
+    for exp in suite["expectations"]:
+        if types is not None and exp["type"] not in types:
+            continue
+        kwargs = resolve_params(exp["kwargs"], params or {})
+        gx_suite.add_expectation_configuration(
+            ExpectationConfiguration(type=exp["type"], kwargs=kwargs, meta=exp.get("meta", {}))
+        )
+    return gx_suite
+
+
+def _batch_definition(context: Any, name: str) -> Any:
+    source = context.data_sources.add_pandas(f"{name}_source")
+    return source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("whole")
+
+
+def _validate_frame(batch_definition: Any, gx_suite: Any, df: pd.DataFrame) -> Any:
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
+    return batch.validate(gx_suite, result_format=RESULT_FORMAT)
+
+
+def _file_of(suite: dict[str, Any]) -> str:
+    return export_by_table(suite["table"]).filename if suite["table"] != "fct_forecasts" else "fct_forecasts"
+
+
+def _finding_column(cfg: Any) -> str:
+    kwargs = cfg.kwargs
+    columns = kwargs.get("column_list") or [kwargs[k] for k in ("column", "column_A", "column_B") if kwargs.get(k)]
+    return ",".join(columns)
+
+
+def _findings(
+    suite: dict[str, Any],
+    result: Any,
+    n_rows: int,
+    row_of: Any,
+    value_of: Any,
+) -> list[Finding]:
+    """The failed expectations of one suite's result, each pointing at export file, data rows and field.
+
+    `row_of(i)` / `value_of(i, column)` give the data row number and the raw value at frame position `i`
+    (None when the frame has no such column), so whole frames and chunked runs report alike.
+    """
+    file = _file_of(suite)
+    findings: list[Finding] = []
+    for r in result.results:
+        if r.success:
+            continue
+        cfg = r.expectation_config
+        kwargs = cfg.kwargs
+        column = _finding_column(cfg)
+        idx = list(r.result.get("partial_unexpected_index_list") or [])[:SAMPLE_ROWS]
+        positions = [i for i in idx if isinstance(i, int)]
+        rows = [row_of(i) for i in positions] if row_of(None) else idx
+        base = column.split("__")[0] if column else column
+        values = [value_of(i, base) for i in positions] if value_of(None, base) else []
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            raise RuntimeError(f"expectation {cfg.type} on {file} raised: {r.exception_info.get('exception_message')}")
+        findings.append(
+            Finding(
+                suite=suite["name"],
+                file=file,
+                expectation=cfg.type,
+                column=base,
+                severity=(cfg.meta or {}).get("severity", "fail"),
+                unexpected_count=int(r.result.get("unexpected_count") or 0),
+                element_count=int(r.result.get("element_count") or n_rows) if "unexpected_count" in r.result else -1,
+                sample_rows=rows,
+                sample_values=[None if pd.isna(v) else str(v) for v in values],
+                observed=r.result.get("observed_value"),
+                expected=", ".join(f"{k}={v}" for k, v in kwargs.items() if k in ("min_value", "max_value")),
+                why=(cfg.meta or {}).get("why", ""),
+            )
+        )
+    return findings
+
+
 def run_suite(
     suite: dict[str, Any],
     df: pd.DataFrame,
@@ -233,57 +339,62 @@ def run_suite(
     results: list | None = None,
 ) -> tuple[int, list[Finding]]:
     """Validate one DataFrame; return the number of expectations and the findings that failed."""
-    import great_expectations as gx
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
-
     context = context or _gx_context()
-    name = suite["name"]
-    source = context.data_sources.add_pandas(f"{name}_source")
-    batch_definition = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("whole")
-    gx_suite = gx.ExpectationSuite(name=name)
-    for exp in suite["expectations"]:
-        kwargs = resolve_params(exp["kwargs"], params or {})
-        gx_suite.add_expectation_configuration(
-            ExpectationConfiguration(type=exp["type"], kwargs=kwargs, meta=exp.get("meta", {}))
-        )
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
-    result = batch.validate(
-        gx_suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS}
-    )
+    result = _validate_frame(_batch_definition(context, suite["name"]), _gx_suite(suite, params), df)
     if results is not None:
         results.append(result)
-    file = export_by_table(suite["table"]).filename if suite["table"] != "fct_forecasts" else "fct_forecasts"
-    findings: list[Finding] = []
-    for r in result.results:
-        if r.success:
-            continue
-        cfg = r.expectation_config
-        kwargs = cfg.kwargs
-        columns = kwargs.get("column_list") or [kwargs[k] for k in ("column", "column_A", "column_B") if kwargs.get(k)]
-        column = ",".join(columns)
-        idx = list(r.result.get("partial_unexpected_index_list") or [])[:SAMPLE_ROWS]
-        rows = [int(df["_row_number"].iloc[i]) for i in idx if isinstance(i, int)] if "_row_number" in df else idx
-        base = column.split("__")[0] if column else column
-        values = [df[base].iloc[i] for i in idx if isinstance(i, int)] if base in df else []
-        if r.exception_info and r.exception_info.get("raised_exception"):
-            raise RuntimeError(f"expectation {cfg.type} on {file} raised: {r.exception_info.get('exception_message')}")
-        findings.append(
-            Finding(
-                suite=name,
-                file=file,
-                expectation=cfg.type,
-                column=base,
-                severity=(cfg.meta or {}).get("severity", "fail"),
-                unexpected_count=int(r.result.get("unexpected_count") or 0),
-                element_count=int(r.result.get("element_count") or len(df)) if "unexpected_count" in r.result else -1,
-                sample_rows=rows,
-                sample_values=[None if pd.isna(v) else str(v) for v in values],
-                observed=r.result.get("observed_value"),
-                expected=", ".join(f"{k}={v}" for k, v in kwargs.items() if k in ("min_value", "max_value")),
-                why=(cfg.meta or {}).get("why", ""),
-            )
-        )
-    return len(suite["expectations"]), findings
+
+    def row_of(i: int | None) -> int | bool:
+        return "_row_number" in df if i is None else int(df["_row_number"].iloc[i])
+
+    def value_of(i: int | None, column: str) -> Any:
+        return column in df if i is None else df[column].iloc[i]
+
+    return len(suite["expectations"]), _findings(suite, result, len(df), row_of, value_of)
+
+
+def run_suite_chunked(
+    con: duckdb.DuckDBPyConnection,
+    suite: dict[str, Any],
+    chunk_rows: int,
+    context: Any = None,
+    params: dict[str, Any] | None = None,
+    results: list | None = None,
+    raw_schema: str = "raw",
+) -> tuple[int, list[Finding]]:
+    """Validate one raw table in slices of at most `chunk_rows` rows; the same result as `run_suite` on it whole.
+
+    Why: a whole table as a pandas frame (plus GX's copies) needs gigabytes at scale M. Row-by-row
+    expectations (`CHUNKABLE`) run on each slice and their counts, samples and `mostly` thresholds are
+    combined over the whole table by the expectation's own GX code; the others (row counts, max, compound
+    uniqueness) run once on a frame of only the columns they need.
+    """
+    from salesos.validate.chunked import run_chunked
+
+    context = context or _gx_context()
+    result, positions = run_chunked(con, suite, chunk_rows, context, params, raw_schema)
+    if results is not None:
+        results.append(result)
+    return len(suite["expectations"]), _findings(suite, result, positions.n_rows, positions.row_of, positions.value_of)
+
+
+def duckdb_memory_limit(con: duckdb.DuckDBPyConnection) -> str:
+    """Cap DuckDB's memory on this connection (it spills to disk beyond it), as dbt's profile does.
+
+    The limit is `SALESOS_DUCKDB_MEMORY_LIMIT` (default 4GB, the same default as `dbt_project/profiles.yml`).
+    """
+    limit = os.environ.get("SALESOS_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+    con.execute(f"set memory_limit = '{limit}'")
+    return limit
+
+
+def chunk_rows_setting() -> int:
+    """Rows per slice of a big raw table: `SALESOS_VALIDATE_CHUNK_ROWS`, else `DEFAULT_CHUNK_ROWS`."""
+    value = os.environ.get("SALESOS_VALIDATE_CHUNK_ROWS")
+    rows = int(value) if value else DEFAULT_CHUNK_ROWS
+    if rows < 1:
+        raise ValueError(f"SALESOS_VALIDATE_CHUNK_ROWS must be at least 1, got {value}")
+    return rows
 
 
 def validate_raw(
@@ -292,19 +403,26 @@ def validate_raw(
     suites: tuple[str, ...] = RAW_SUITES,
     docs_dir: Path | None = None,
     run_name: str | None = None,
+    chunk_rows: int | None = None,
 ) -> ValidationReport:
     """Run every raw-export suite; raise ValidationFailed when a `fail` check does not hold.
 
     With `docs_dir`, GX Data Docs of every suite's result are written there first (offline-ready), so a
-    failed run has its pages too.
+    failed run has its pages too. A table of more than `chunk_rows` rows (default: `chunk_rows_setting()`)
+    is validated slice by slice, with the same findings, so memory stays bounded at any scale.
     """
+    chunk_rows = chunk_rows or chunk_rows_setting()
+    duckdb_memory_limit(con)
     report = ValidationReport()
     context = _gx_context()
     results: list = []
     for name in suites:
         suite = load_suite(name)
-        df = raw_frame(con, suite["table"])
-        n, findings = run_suite(suite, df, context, params, results)
+        rows = con.execute(f'select count(*) from raw."{suite["table"]}"').fetchall()[0][0]
+        if rows > chunk_rows:
+            n, findings = run_suite_chunked(con, suite, chunk_rows, context, params, results)
+        else:
+            n, findings = run_suite(suite, raw_frame(con, suite["table"]), context, params, results)
         report.suites.append(name)
         report.expectations += n
         for f in findings:
