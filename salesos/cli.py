@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -41,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--run-id", default=None, help="run id (default: asof_<date>)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="reload every raw table and rebuild every incremental model from scratch (default: only what changed)",
+    )
 
     fc = sub.add_parser("forecast", help="forecasting tools")
     fc_sub = fc.add_subparsers(dest="forecast_command", required=True)
@@ -97,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             data_dir=args.data_dir,
             settings_file=args.settings,
         )
+        if args.full_refresh:
+            # read by the loader and the dbt runner (salesos.extract.load.full_refresh_requested)
+            from salesos.extract.load import FULL_REFRESH_ENV
+
+            os.environ[FULL_REFRESH_ENV] = "1"
         try:
             summary = run_all(ctx)
         except (ExportError, ValidationFailed, DbtBuildFailed, SettingsError) as exc:

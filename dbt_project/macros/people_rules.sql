@@ -33,11 +33,6 @@
     ({% for s in statuses %}{{ salesos.sql_string(s) }}{% if not loop.last %}, {% endif %}{% endfor %})
 {%- endmacro %}
 
-{# Days before as_of whose week mart_activity recomputes on an incremental run. #}
-{% macro people_activity_lookback_days() -%}
-    {{ return(var('people_activity_lookback_days', 7) | int) }}
-{%- endmacro %}
-
 {# Monday of the ISO week of a date, as a date. #}
 {% macro people_week_start(date_expr) -%}
     cast({{ dbt.date_trunc('week', date_expr) }} as date)

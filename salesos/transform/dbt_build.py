@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from salesos.extract.load import full_refresh_requested
 from salesos.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,18 @@ def dbt_env(warehouse: Path, target: str) -> dict[str, str]:
     return env
 
 
-def dbt_vars(settings: Settings, as_of: str) -> dict[str, Any]:
-    return {**settings.dbt_vars(), "as_of": as_of}
+def dbt_vars(settings: Settings, as_of: str, run_id: str | None = None) -> dict[str, Any]:
+    """The team's settings, the as-of date and, when known, the run whose raw load the models catch up with.
+
+    Without run_id the incremental models use the latest load recorded in raw._loads.
+    """
+    return {**settings.dbt_vars(), "as_of": as_of} | ({"run_id": run_id} if run_id else {})
+
+
+def dbt_args(command: list[str], full_refresh: bool) -> list[str]:
+    """The dbt command, with --full-refresh when asked (rebuilds the incremental models from scratch)."""
+    runs_models = bool(command) and command[0] in ("build", "run", "seed")
+    return [*command, "--full-refresh"] if full_refresh and runs_models and "--full-refresh" not in command else command
 
 
 def run_dbt(
@@ -67,13 +78,21 @@ def run_dbt(
     settings: Settings,
     as_of: str,
     target: str = "duckdb",
+    run_id: str | None = None,
+    full_refresh: bool | None = None,
 ) -> DbtResult:
-    """Run a dbt command (e.g. ["build"]) with the run's vars; parse run_results.json."""
+    """Run a dbt command (e.g. ["build"]) with the run's vars; parse run_results.json.
+
+    The incremental models rebuild only what the latest raw load changed; full_refresh=True rebuilds
+    them from scratch (None: as env SALESOS_FULL_REFRESH says, which `salesos run --full-refresh` sets).
+    """
+    if full_refresh is None:
+        full_refresh = full_refresh_requested()
     target_path = run_dir / "dbt_target"
     log_path = run_dir / "dbt_logs"
     args = [
         dbt_executable(),
-        *command,
+        *dbt_args(command, full_refresh),
         "--project-dir",
         str(DBT_PROJECT_DIR),
         "--profiles-dir",
@@ -85,7 +104,7 @@ def run_dbt(
         "--log-path",
         str(log_path),
         "--vars",
-        json.dumps(dbt_vars(settings, as_of)),
+        json.dumps(dbt_vars(settings, as_of, run_id)),
     ]
     run_dir.mkdir(parents=True, exist_ok=True)
     log.info("running: %s", " ".join(args[:2]))

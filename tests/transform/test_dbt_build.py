@@ -43,3 +43,16 @@ def test_failures_are_named(tmp_path):
 
 def test_missing_results_is_a_failure(tmp_path):
     assert parse_run_results(tmp_path / "nope.json").failures
+
+
+def test_full_refresh_flag_and_run_id_var(monkeypatch):
+    from salesos.settings import load_settings
+    from salesos.transform.dbt_build import dbt_args, dbt_vars
+
+    assert dbt_args(["build"], full_refresh=True) == ["build", "--full-refresh"]
+    assert dbt_args(["build", "--full-refresh"], full_refresh=True) == ["build", "--full-refresh"]
+    assert dbt_args(["test"], full_refresh=True) == ["test"]  # nothing to refresh
+    assert dbt_args(["build"], full_refresh=False) == ["build"]
+    settings = load_settings()
+    assert dbt_vars(settings, "2026-10-31", "night2")["run_id"] == "night2"
+    assert "run_id" not in dbt_vars(settings, "2026-10-31")

@@ -1,8 +1,22 @@
--- One row per customer-facing activity done on or before as_of: completed calls and emails (Task,
--- by TaskSubtype) and customer-facing meetings (Event whose Type is not internal, see macro
--- people_internal_event_types). Deleted records are left out. selling_minutes = the meeting's
--- DurationInMinutes, or the fixed minutes per call / per email (vars people_minutes_per_call,
--- people_minutes_per_email).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='activity_id',
+        pre_hook=[
+            "{% if is_incremental() %}delete from {{ this }} where {{ changed_in_load('tasks', 'activity_id') }} or {{ changed_in_load('events', 'activity_id') }}{% endif %}"
+        ]
+    )
+}}
+
+-- One row per customer-facing activity, whatever its date (int_people__activities keeps those on or
+-- before as_of): completed calls and emails (Task, by TaskSubtype) and customer-facing meetings
+-- (Event whose Type is not internal, see macro people_internal_event_types). Deleted records are
+-- left out. selling_minutes = the meeting's DurationInMinutes, or the fixed minutes per call / per
+-- email (vars people_minutes_per_call, people_minutes_per_email).
+-- Incremental: a run deletes and rebuilds only the activities whose Task or Event row the latest load
+-- inserted, updated or deleted (raw._changes), so the table equals a full build. --full-refresh after
+-- changing one of the vars above.
 with tasks as (
 
     select
@@ -16,6 +30,7 @@ with tasks as (
     from {{ ref('stg_crm__tasks') }}
     where
         not is_deleted
+        {% if is_incremental() %}and {{ changed_in_load('tasks', 'task_id') }}{% endif %}
         and lower(task_subtype) in ('call', 'email')
         and (task_status is null or task_status not in {{ people_open_task_statuses() }})
 
@@ -35,6 +50,7 @@ events as (
     from {{ ref('stg_crm__events') }}
     where
         not is_deleted
+        {% if is_incremental() %}and {{ changed_in_load('events', 'event_id') }}{% endif %}
         and event_type is not null
         and event_type not in {{ people_internal_event_types() }}
 
@@ -83,6 +99,4 @@ select
     activity_type = 'meeting'
     and ({{ people_is_lead_id('who_id') }} or {{ people_is_opportunity_id('what_id') }}) as is_prospect_meeting
 from activities
-where
-    owner_id is not null
-    and activity_date <= {{ as_of() }}
+where owner_id is not null

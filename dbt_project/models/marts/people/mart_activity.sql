@@ -1,24 +1,11 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='week_start',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail'
-    )
-}}
 -- One row per activity owner and ISO week (Monday start) with at least one customer-facing activity
--- (completed call or email, customer-facing meeting) on or before as_of.
--- Incremental: a run recomputes only the weeks from the week of (as_of - var
--- people_activity_lookback_days, default 7) on, and replaces those whole weeks (delete+insert keyed on
--- week_start, so every owner's row of a recomputed week is replaced); older weeks are kept as built.
--- Use --full-refresh after changing a setting or reloading history. No owner attributes (name, team,
--- region) are stored, as they would go stale in kept weeks: join dim_reps / int_users__enriched.
+-- (completed call or email, customer-facing meeting) on or before as_of. A table rebuilt every run
+-- (open_opportunity_count follows the deals' current owner and close date, so past weeks change); the
+-- activities themselves come from the incremental int_people__activity_records. No owner attributes
+-- (name, team, region) are stored: join dim_reps / int_users__enriched.
 with activities as (
 
     select * from {{ ref('int_people__activities') }}
-    {% if is_incremental() %}
-        where week_start >= {{ people_week_start(add_days(as_of(), '-' ~ people_activity_lookback_days())) }}
-    {% endif %}
 
 ),
 

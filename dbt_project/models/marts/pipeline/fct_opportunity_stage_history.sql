@@ -9,12 +9,16 @@
     )
 }}
 
+-- depends_on: {{ ref('stg_crm__opportunity_histories') }}
 -- One row per opportunity and stage interval: consecutive OpportunityHistory rows of the same stage
 -- are one interval, from the first of them (entered_at) to the first row of the next stage
--- (exited_at). Incremental: a run recomputes every interval of the opportunities that have a history
--- row on or after the day of the latest interval already built, or whose current interval is an
--- open stage (its days_in_stage grows with as_of); the rows of those opportunities are replaced
--- (delete+insert on opportunity_id). The post-hook removes opportunities that are no longer live.
+-- (exited_at). Incremental: a run recomputes every interval of the opportunities whose history
+-- changed - a history row the latest load updated (raw._changes), or a number of history rows up to
+-- as_of that differs from the one built (rows added, deleted, or brought in or out by as_of) - and of
+-- those whose current interval is an open stage (its days_in_stage grows with as_of); the rows of
+-- those opportunities are replaced (delete+insert on opportunity_id). The post-hook removes
+-- opportunities that are no longer live. The result equals a full build; --full-refresh after
+-- changing the stage settings.
 with changes as (
 
     select * from {{ ref('int_opportunity_history__changes') }}
@@ -29,12 +33,27 @@ scoped as (
     -- noqa: disable=LT02
     {%- if is_incremental() %}
     where changes.opportunity_id in (
-        select changes_since.opportunity_id
-        from changes as changes_since
-        where changes_since.change_date >= (
-            select coalesce(cast(max(built.entered_at) as date), cast('1900-01-01' as date)) as watermark_date
+        select history.opportunity_id
+        from {{ ref('stg_crm__opportunity_histories') }} as history
+        where {{ changed_in_load('opportunity_histories', 'history.opportunity_history_id') }}
+        union
+        select coalesce(now_counts.opportunity_id, built_counts.opportunity_id) as opportunity_id
+        from (
+            select
+                counted.opportunity_id,
+                count(*) as history_rows
+            from changes as counted
+            group by counted.opportunity_id
+        ) as now_counts
+        full outer join (
+            select
+                built.opportunity_id,
+                sum(built.history_row_count) as history_rows
             from {{ this }} as built
-        )
+            group by built.opportunity_id
+        ) as built_counts
+            on now_counts.opportunity_id = built_counts.opportunity_id
+        where now_counts.history_rows is distinct from built_counts.history_rows
         union
         select current_intervals.opportunity_id
         from {{ this }} as current_intervals

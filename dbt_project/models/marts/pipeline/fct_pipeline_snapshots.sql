@@ -1,33 +1,16 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['snapshot_date', 'opportunity_id']
-    )
-}}
-
--- One row per snapshot day and opportunity open at the end of that day, reconstructed from
--- OpportunityHistory: the state of a deal at the end of a day is its last history row written on or
--- before that day. First run: every day of the last var pipeline_snapshot_months months (13) ending
--- at as_of. Later runs append the days after the latest snapshot day up to as_of and never rewrite
--- past days.
-{%- set window_start = pipeline_snapshot_window_start() %}
-{%- if is_incremental() %}
-    {%- set next_day = '(select ' ~ add_days('max(snapshot_date)', 1) ~ ' from ' ~ this ~ ')' %}
-    {%- set first_day = 'coalesce(' ~ next_day ~ ', ' ~ window_start ~ ')' %}
-{%- else %}
-    {%- set first_day = window_start %}
-{%- endif %}
-
+-- One row per snapshot day and opportunity open at the end of that day: the deal's state that day
+-- (int_opportunity_history__daily_states, reconstructed from OpportunityHistory, incremental: past
+-- days are never recomputed) with the deal's current attributes (owner, account, segment, currency
+-- and rate), as a full rebuild would show them. Live opportunities created on or before the day only.
 with opportunities as (
 
     select * from {{ ref('int_opportunities__converted') }}
 
 ),
 
-changes as (
+states as (
 
-    select * from {{ ref('int_opportunity_history__changes') }}
+    select * from {{ ref('int_opportunity_history__daily_states') }}
 
 ),
 
@@ -37,48 +20,10 @@ fx_rates as (
 
 ),
 
-days as (
-
-    select date_day as snapshot_date
-    from {{ date_series(first_day, as_of(), 'day') }} as spine
-
-),
-
-end_of_day as (
-
-    -- the last history row of each opportunity and day
-    select
-        *,
-        row_number() over (
-            partition by opportunity_id, change_date
-            order by change_number desc
-        ) as day_rank
-    from changes
-
-),
-
-states as (
-
-    select
-        opportunity_id,
-        change_date as valid_from,
-        stage_name,
-        stage_rank,
-        is_closed_stage,
-        forecast_category,
-        close_date,
-        amount_local,
-        probability_pct,
-        lead(change_date) over (partition by opportunity_id order by change_date) as valid_until
-    from end_of_day
-    where day_rank = 1
-
-),
-
 snapshots as (
 
     select
-        days.snapshot_date,
+        states.snapshot_date,
         states.opportunity_id,
         opportunities.owner_id,
         opportunities.account_id,
@@ -98,16 +43,10 @@ snapshots as (
             when states.probability_pct > 100 then 100
             else states.probability_pct
         end / 100 as probability
-    from days
-    inner join states
-        on
-            days.snapshot_date >= states.valid_from
-            and (states.valid_until is null or days.snapshot_date < states.valid_until)
+    from states
     inner join opportunities
         on states.opportunity_id = opportunities.opportunity_id
-    where
-        not states.is_closed_stage
-        and (opportunities.created_date is null or opportunities.created_date <= days.snapshot_date)
+    where opportunities.created_date is null or opportunities.created_date <= states.snapshot_date
 
 ),
 
