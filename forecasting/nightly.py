@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -54,7 +55,7 @@ LEVELS = ("company", "region", "segment", "team", "rep")
 TREE = ("company", "region", "team", "rep")
 
 
-def load_series(con: duckdb.DuckDBPyConnection, levels: tuple[str, ...] = LEVELS) -> SeriesSet:
+def load_series(con: duckdb.DuckDBPyConnection | Any, levels: tuple[str, ...] = LEVELS) -> SeriesSet:
     """Complete months of every series; reps without a booking in the last ACTIVE_MONTHS months are left out."""
     df = con.execute(
         """
@@ -81,7 +82,7 @@ def load_series(con: duckdb.DuckDBPyConnection, levels: tuple[str, ...] = LEVELS
                coalesce(region, 'Unassigned') as region
         from marts.fct_opportunities
         where status = 'won'
-        group by all
+        group by 1, 2, 3
         """
     ).df()
     mapping = mapping[mapping["rep"].isin(reps)].drop_duplicates("rep")
@@ -172,7 +173,7 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_=" else "_" for c in name)
 
 
-def plan_forecast(con: duckdb.DuckDBPyConnection, work_dir: Path, levels: tuple[str, ...] = LEVELS,
+def plan_forecast(con: duckdb.DuckDBPyConnection | Any, work_dir: Path, levels: tuple[str, ...] = LEVELS,
                   max_series: int = MAX_CHUNK_SERIES) -> list[str]:
     """Read every series from the marts once and write them with the chunk plan to `work_dir`.
 
@@ -322,7 +323,7 @@ def forecast_all(
         return assemble_forecasts(work, as_of, run_id)
 
 
-def write_charts(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out_dir: Path,
+def write_charts(con: duckdb.DuckDBPyConnection | Any, rows: pd.DataFrame, out_dir: Path,
                  levels: tuple[str, ...] = ("company", "region", "team")) -> list[Path]:
     """One PNG per company, region and team: the last three years of actuals, the forecast, both intervals."""
     import matplotlib
@@ -335,6 +336,7 @@ def write_charts(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out_dir: Pa
         "select series_id, series_name, month_start, bookings from marts.fct_bookings_monthly where is_complete"
     ).df()
     history["month_start"] = pd.to_datetime(history["month_start"])
+    history["bookings"] = history["bookings"].astype(float)  # Postgres returns numeric as Decimal
     written = []
     for sid, fc in rows[rows["level"].isin(levels)].groupby("series_id", sort=True):
         h = history[history["series_id"] == sid].sort_values("month_start").tail(36)

@@ -97,9 +97,32 @@ def validate(ctx: RunContext) -> dict[str, Any]:
     )
 
 
+def _on_postgres(ctx: RunContext) -> bool:
+    return ctx.dbt_target == "postgres"
+
+
+def _copy_to_postgres(ctx: RunContext, schemas: tuple[str, ...]) -> dict[str, int]:
+    """On the postgres target the loader's and the forecast's tables are copied where dbt builds."""
+    from salesos.warehouse.postgres import copy_raw_to_postgres, pg_dsn_from_env
+
+    return copy_raw_to_postgres(ctx.build_warehouse, pg_dsn_from_env(), schemas)
+
+
+def _read_marts(ctx: RunContext) -> Any:
+    """A read-only connection to wherever dbt built the marts: the build copy, or Postgres."""
+    if _on_postgres(ctx):
+        from salesos.warehouse.postgres import PgReader, pg_dsn_from_env
+
+        return PgReader(pg_dsn_from_env())
+    return duckdb.connect(str(ctx.build_warehouse), read_only=True)
+
+
 def build(ctx: RunContext) -> dict[str, Any]:
-    """dbt build (models and tests) on the build copy."""
+    """dbt build (models and tests) on the build copy, or on Postgres after copying the raw tables there."""
     from salesos.transform.dbt_build import run_dbt
+
+    if _on_postgres(ctx):
+        _copy_to_postgres(ctx, ("raw", "quarantine", "forecasts"))
 
     result = run_dbt(
         ["build"],
@@ -125,7 +148,7 @@ def forecast_plan(ctx: RunContext) -> list[str]:
     from forecasting.nightly import plan_forecast
 
     settings = load_settings(ctx.settings_file)
-    con = duckdb.connect(str(ctx.build_warehouse), read_only=True)
+    con = _read_marts(ctx)
     try:
         chunks = plan_forecast(con, _forecast_work(ctx), tuple(settings.forecast_levels))
     finally:
@@ -157,6 +180,12 @@ def forecast_store(ctx: RunContext) -> dict[str, Any]:
     con = _connect(ctx.build_warehouse)
     try:
         written = store_forecasts(con, rows)
+    finally:
+        con.close()
+    if _on_postgres(ctx):
+        _copy_to_postgres(ctx, ("forecasts",))
+    con = _read_marts(ctx)
+    try:
         charts = write_charts(con, rows, ctx.run_dir / "forecast_charts")
     finally:
         con.close()

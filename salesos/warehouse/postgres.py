@@ -305,3 +305,31 @@ class _IterStream:
         out = self._chunk[self._pos : self._pos + size]
         self._pos += len(out)
         return out
+
+
+class PgReader:
+    """Read-only queries on the Postgres warehouse with the calls the forecast step makes on DuckDB.
+
+    `execute(sql).df()` and `close()`: enough for `forecasting.nightly` to read the marts from whichever
+    warehouse dbt built them in, without a second code path.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self._con = psycopg2.connect(dsn)
+        self._con.set_session(readonly=True, autocommit=True)
+        self._frame: Any = None
+
+    def execute(self, query: str, params: Sequence[Any] | None = None) -> PgReader:
+        import pandas as pd
+
+        with self._con.cursor() as cur:
+            cur.execute(query.replace("?", "%s") if params else query, params)
+            columns = [d[0] for d in cur.description]
+            self._frame = pd.DataFrame(cur.fetchall(), columns=columns)
+        return self
+
+    def df(self) -> Any:
+        return self._frame
+
+    def close(self) -> None:
+        self._con.close()

@@ -409,3 +409,49 @@ def test_copying_again_refills_tables_under_dbt_views(duckdb_run, pg_warehouse):
     assert again == pg_warehouse["copied"]
     _, rows = _pg_rows(pg_warehouse["dsn"], "select count(*) from staging.stg_crm__opportunities")
     assert rows[0][0] == again["raw.opportunities"]
+
+
+@pytest.mark.e2e
+def test_the_nightly_run_on_the_postgres_target_needs_no_code_change(duckdb_run, pg_admin, tmp_path):
+    """SALESOS_DBT_TARGET=postgres: the same steps load raw into Postgres, build the marts there, forecast
+    from them and store the forecasts there too; the bookings and forecasts match the DuckDB run's."""
+    from salesos.orchestrate import context_for_run
+    from salesos.pipeline import run_all
+
+    db = f"salesos_test_{uuid.uuid4().hex[:10]}"
+    admin = _admin()
+    with admin.cursor() as cur:
+        cur.execute(f'create database "{db}"')
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in {"SALESOS_PG_HOST": PG["host"], "SALESOS_PG_PORT": PG["port"],
+                               "SALESOS_PG_USER": PG["user"], "SALESOS_PG_PASSWORD": "",
+                               "SALESOS_PG_DATABASE": db, "SALESOS_DBT_TARGET": "postgres",
+                               "SALESOS_EXPORTS": str(duckdb_run.exports),
+                               "SALESOS_WAREHOUSE": str(tmp_path / "wh" / "salesos.duckdb"),
+                               "SALESOS_SETTINGS": str(duckdb_run.settings_file)}.items():
+                mp.setenv(key, value)
+            ctx = context_for_run("pg_night", AS_OF)  # what an Airflow task builds: configuration only
+            assert ctx.dbt_target == "postgres"
+            t0 = time.monotonic()
+            summary = run_all(ctx)
+            TIMINGS["nightly run on the postgres target"] = time.monotonic() - t0
+            dsn = pg_dsn_from_env()
+        assert summary["models_built"] >= 40 and summary["forecast_series"] >= 40
+        sql_bookings = "select series_id, month_start, bookings from marts.fct_bookings_monthly order by 1, 2"
+        _, pg_bookings = _pg_rows(dsn, sql_bookings)
+        _, duck_bookings = _duck_rows(duckdb_run.warehouse, sql_bookings)
+        assert len(pg_bookings) == len(duck_bookings) > 0
+        assert all(p[:2] == d[:2] and math.isclose(float(p[2]), d[2], rel_tol=REL_TOL, abs_tol=ABS_TOL)
+                   for p, d in zip(pg_bookings, duck_bookings, strict=True))
+        sql_fc = ("select series_id, period_start, model, yhat from forecasts.fct_forecasts "
+                  "where as_of_date = '2026-10-31' order by 1, 2")
+        _, pg_fc = _pg_rows(dsn, sql_fc)
+        _, duck_fc = _duck_rows(duckdb_run.warehouse, sql_fc)
+        assert [r[:3] for r in pg_fc] == [r[:3] for r in duck_fc]
+        assert all(math.isclose(p[3], d[3], rel_tol=1e-6, abs_tol=1e-6) for p, d in zip(pg_fc, duck_fc, strict=True))
+        assert list((ctx.run_dir / "forecast_charts").glob("*.png"))
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'drop database if exists "{db}" with (force)')
+        admin.close()
