@@ -9,6 +9,15 @@ memory is measured alone (`wait4` resource usage: the step and the processes it 
 included). Sample data is generated once per scale and seed into --data-dir and reused. The floor is
 the same core marts computed by hand-written DuckDB SQL in one process, against `dbt run` of the same
 marts and their upstream models, measured in the same run; the ratio is reported.
+
+`--incremental` measures a second night instead: night 1 loads and builds the exports in full, night 2
+loads exports one CRM day later (`tests.test_incremental.next_day_exports`: new, changed and deleted
+records) incrementally and builds the dbt models incrementally, `--repeats` times from the same
+night-1 warehouse (median reported); then the same night 2 with a full refresh. Only extract (load
+timed on its own) and build (dbt build, tests included) are measured; the nights are swapped in with
+a rename instead of `publish`.
+
+    .venv/bin/python benchmarks/nightly.py --scales M --incremental --out /tmp/incremental.md
 """
 
 from __future__ import annotations
@@ -94,11 +103,23 @@ FLOOR_DBT_SELECT = ["+fct_opportunities", "+mart_rep_performance", "+mart_pipeli
 
 
 def _step_child(step: str, ctx_json: str) -> None:
-    """Entry point of one step's child process."""
+    """Entry point of one step's child process; writes the load's own wall time beside the run's logs."""
     from salesos import pipeline
     from salesos.run_context import RunContext
 
-    getattr(pipeline, step)(RunContext.from_dict(json.loads(ctx_json)))
+    ctx = RunContext.from_dict(json.loads(ctx_json))
+    load_raw = pipeline.load_raw
+
+    def timed_load(*args, **kwargs):
+        start = time.perf_counter()
+        result = load_raw(*args, **kwargs)
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.run_dir / "bench_load.json").write_text(json.dumps(
+            {"load_s": round(time.perf_counter() - start, 2), "mode": result.mode, "changes": result.changes}))
+        return result
+
+    pipeline.load_raw = timed_load
+    getattr(pipeline, step)(ctx)
 
 
 def run_child(args: list[str]) -> tuple[float, float]:
@@ -156,6 +177,83 @@ def bench_scale(scale: str, seed: int, data_dir: Path, memory_limit: str | None)
     result["total_s"] = round(sum(s["wall_s"] for s in result["steps"].values()), 1)
     result["floor"] = bench_floor(ctx.warehouse, work)
     return result
+
+
+def bench_night(exports: Path, warehouse: Path, as_of: date, run_id: str, full_refresh: bool = False) -> dict:
+    """extract and build of one night in child processes, then the build copy swapped in (as publish does)."""
+    from salesos.run_context import RunContext
+
+    ctx = RunContext.create(as_of=as_of, exports=exports, warehouse=warehouse, run_id=run_id)
+    env_before = os.environ.get("SALESOS_FULL_REFRESH")
+    os.environ["SALESOS_FULL_REFRESH"] = "1" if full_refresh else "0"
+    try:
+        night: dict = {"run_id": run_id, "full_refresh": full_refresh}
+        for step in ("extract", "build"):
+            wall, peak = run_child([sys.executable, __file__, "--child-step", step, json.dumps(ctx.to_dict())])
+            night[f"{step}_s"], night[f"{step}_peak_mb"] = round(wall, 2), round(peak)
+    finally:
+        if env_before is None:
+            os.environ.pop("SALESOS_FULL_REFRESH", None)
+        else:
+            os.environ["SALESOS_FULL_REFRESH"] = env_before
+    load = json.loads((ctx.run_dir / "bench_load.json").read_text())
+    build = json.loads((ctx.run_dir / "build.json").read_text())
+    night.update(load_s=load["load_s"], dbt_elapsed_s=build.get("elapsed_seconds"), modes=load["mode"],
+                 changes=load["changes"])
+    night["load_plus_dbt_s"] = round(night["load_s"] + night["build_s"], 2)
+    os.replace(ctx.build_warehouse, warehouse)
+    return night
+
+
+def bench_incremental(scale: str, seed: int, data_dir: Path, repeats: int) -> dict:
+    """Night 1 in full, then night 2 (one CRM day later) incrementally `repeats` times and with a full refresh."""
+    from datetime import timedelta
+
+    from tests.test_incremental import next_day_exports
+
+    exports, gen_wall = generate(scale, seed, data_dir)
+    day2 = data_dir / f"exports_{scale}_{seed}_next_day"
+    if not (day2 / "Task.csv").exists():
+        shutil.rmtree(day2, ignore_errors=True)
+        next_day_exports(exports, day2, AS_OF + timedelta(days=1))
+    work = data_dir / f"incremental_{scale}"
+    shutil.rmtree(work, ignore_errors=True)
+    night1_wh = work / "night1" / "salesos.duckdb"
+    result: dict = {"scale": scale, "generate_s": gen_wall, "night1": bench_night(exports, night1_wh, AS_OF, "night1")}
+    night2: list[dict] = []
+    for i in range(repeats + 1):
+        wh = work / f"night2_{i}" / "salesos.duckdb"
+        wh.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(night1_wh, wh)
+        night2.append(bench_night(day2, wh, AS_OF + timedelta(days=1), f"night2_{i}", full_refresh=i == repeats))
+        shutil.rmtree(wh.parent, ignore_errors=True)
+    result["night2_incremental"] = night2[:-1]
+    result["night2_full_refresh"] = night2[-1]
+    for key in ("load_s", "build_s", "extract_s", "load_plus_dbt_s"):
+        result[f"incremental_median_{key}"] = round(statistics.median(n[key] for n in night2[:-1]), 2)
+    return result
+
+
+def incremental_markdown(r: dict, when: str) -> str:
+    lines = [f"## Scale {r['scale']}: second night, incremental vs full", "",
+             f"- machine: {machine()}", f"- date: {when}", f"- commit: {commit()}",
+             f"- as of: {AS_OF} (night 1), next day (night 2); command: "
+             f"`.venv/bin/python benchmarks/nightly.py --scales {r['scale']} --incremental`", "",
+             "| night | load (s) | extract step (s) | dbt build step (s) | load + dbt (s) | extract peak (MB) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [("night 1 (first, full)", r["night1"])]
+    rows += [(f"night 2 incremental #{i + 1}", n) for i, n in enumerate(r["night2_incremental"])]
+    rows += [("night 2 --full-refresh", r["night2_full_refresh"])]
+    for name, n in rows:
+        lines.append(f"| {name} | {n['load_s']} | {n['extract_s']} | {n['build_s']} | {n['load_plus_dbt_s']} | "
+                     f"{n['extract_peak_mb']} |")
+    lines += ["", f"Median of the incremental night 2: load {r['incremental_median_load_s']} s, dbt build "
+              f"{r['incremental_median_build_s']} s, load + dbt {r['incremental_median_load_plus_dbt_s']} s.", "",
+              "Rows changed by night 2's load (inserted/updated/deleted):", ""]
+    for name, c in r["night2_incremental"][0]["changes"].items():
+        lines.append(f"- {name}: {c['inserted']}/{c['updated']}/{c['deleted']} "
+                     f"({r['night2_incremental'][0]['modes'][name]})")
+    return "\n".join(lines) + "\n"
 
 
 def bench_floor(warehouse: Path, work: Path, repeats: int = 3) -> dict:
@@ -230,12 +328,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/salesos-bench"))
     parser.add_argument("--memory-limit", default=None, help="DuckDB memory limit for dbt, e.g. 6GB")
     parser.add_argument("--out", type=Path, default=None, help="write the results table (markdown) here")
+    parser.add_argument("--incremental", action="store_true", help="measure a second night, incremental vs full")
+    parser.add_argument("--repeats", type=int, default=2, help="incremental second nights to measure (median)")
     parser.add_argument("--child-step", nargs=2, metavar=("STEP", "CONTEXT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_step:
         _step_child(*args.child_step)
         return 0
     args.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.incremental:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        texts = []
+        for scale in args.scales:
+            print(f"scale {scale} (incremental) ...", flush=True)
+            r = bench_incremental(scale, args.seed, args.data_dir, args.repeats)
+            print(json.dumps(r, indent=2), flush=True)
+            texts.append(incremental_markdown(r, when))
+        text = "\n".join(texts)
+        print(text)
+        if args.out:
+            args.out.write_text(text, encoding="utf-8")
+        return 0
     results = []
     for scale in args.scales:
         print(f"scale {scale} ...", flush=True)
