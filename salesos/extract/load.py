@@ -333,6 +333,18 @@ def _load_one(
         f"create or replace temp table _new as select {', '.join(normalised)}, _source_file, _row_number "
         f"from _checked where _reason is null"
     )
+    field_value = (
+        "case _field " + " ".join(f"when {_sql_str(c)} then {quote(c)}" for c in all_cols) + " end"
+        if all_cols
+        else "null"
+    )
+    con.execute(
+        f"create or replace table {q_target} as select {', '.join(quote(c) for c in all_cols)}, "
+        f"_reason, _field, {field_value} as _value, {meta_cols} "
+        f"from _checked where _reason is not null order by _row_number"
+    )
+    con.execute("drop table _incoming")
+    con.execute("drop table _checked")  # free the memory before the raw table is written
     existing = _columns(con, raw_target) if _raw_table_exists(con, export.table) else []
     expected = [*_columns(con, "_new"), ("_run_id", "VARCHAR"), ("_loaded_at", "TIMESTAMP")]
     has_key = export.key is not None and "id" in present
@@ -384,16 +396,6 @@ def _load_one(
             f"create or replace table {raw_target} as select * exclude (_source_file, _row_number), {meta_cols} "
             f"from _new order by _row_number"
         )
-    field_value = (
-        "case _field " + " ".join(f"when {_sql_str(c)} then {quote(c)}" for c in all_cols) + " end"
-        if all_cols
-        else "null"
-    )
-    con.execute(
-        f"create or replace table {q_target} as select {', '.join(quote(c) for c in all_cols)}, "
-        f"_reason, _field, {field_value} as _value, {meta_cols} "
-        f"from _checked where _reason is not null order by _row_number"
-    )
     if export.key is not None:
         con.execute(
             f"insert into {CHANGES_TABLE} select ?, ?, id, change from _delta where id is not null",
