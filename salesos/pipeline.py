@@ -66,6 +66,8 @@ def extract(ctx: RunContext) -> dict[str, Any]:
             "encodings": result.encodings,
             "missing_columns": result.missing_columns,
             "extra_columns": result.extra_columns,
+            "load_mode": result.mode,
+            "rows_changed": result.changes,
             "archive": str(ctx.archive_dir),
         },
     )
@@ -131,6 +133,7 @@ def build(ctx: RunContext) -> dict[str, Any]:
         settings=load_settings(ctx.settings_file),
         as_of=ctx.as_of.isoformat(),
         target=ctx.dbt_target,
+        run_id=ctx.run_id,
     )
     return _write_step(ctx, "build", result.to_dict())
 
