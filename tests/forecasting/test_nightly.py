@@ -17,7 +17,7 @@ REPS = {  # rep -> (team, region, segment)
 }
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def con():
     rng = np.random.default_rng(3)
     months = pd.date_range("2023-11-01", "2026-10-01", freq="MS")
@@ -63,8 +63,14 @@ def test_series_leave_out_reps_without_recent_bookings(con):
     assert len(s.series["company:all"]) == 36
 
 
-def test_every_level_is_forecast_coherent_and_passes_the_checks(con, tmp_path):
-    rows = forecast_all(con, date(2026, 10, 31), "run1", horizon=3, origins=2, processes=1)
+@pytest.fixture(scope="module")
+def whole(con):
+    """forecast_all once for the module: the reference the chunked path must equal."""
+    return forecast_all(con, date(2026, 10, 31), "run1", horizon=3, origins=2, processes=1)
+
+
+def test_every_level_is_forecast_coherent_and_passes_the_checks(con, whole, tmp_path):
+    rows = whole.copy()
     assert set(rows["level"]) == {"company", "region", "segment", "team", "rep"}
     assert rows.groupby("series_id").size().eq(3).all()
     assert rows["period_start"].min() == date(2026, 11, 1)
@@ -115,7 +121,7 @@ def test_series_are_chunked_by_region_with_company_and_segments_apart(con):
     assert sorted(sid for ids in split.values() for sid in ids) == sorted(s.series)
 
 
-def test_chunks_run_separately_give_the_rows_of_one_process_and_keep_prophet_json(con, tmp_path):
+def test_chunks_run_separately_give_the_rows_of_one_process_and_keep_prophet_json(con, whole, tmp_path):
     """What the Airflow mapped tasks do (one chunk per task) equals `forecast_all`; models are Prophet JSON."""
     import gzip
     import json
@@ -125,7 +131,6 @@ def test_chunks_run_separately_give_the_rows_of_one_process_and_keep_prophet_jso
     from forecasting.nightly import assemble_forecasts, forecast_chunk, plan_forecast
 
     as_of = date(2026, 10, 31)
-    whole = forecast_all(con, as_of, "run1", horizon=3, origins=2, processes=1)
     work, models = tmp_path / "work", tmp_path / "models"
     chunks = plan_forecast(con, work)
     with pytest.raises(FileNotFoundError, match="region=APAC"):
