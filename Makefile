@@ -8,6 +8,9 @@ VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
+# Two pytest workers, one test file each at a time (module fixtures stay in one process): the end-to-end
+# runs spend much of their time waiting on subprocesses (dbt, Airflow), so two overlap well on 2 cores.
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo test test-fast lint clean
 
@@ -22,7 +25,7 @@ demo: $(VENV)/.synced
 	$(VENV)/bin/python -m salesos.demo
 
 test: $(VENV)/.synced
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.synced
 	$(VENV)/bin/pytest -m "not e2e" $(PYTEST_ARGS)
