@@ -107,7 +107,9 @@ def _read_csv(path: Path, encoding: str, padded: bool = False, delimiter: str = 
     padding = ", null_padding=true, parallel=false" if padded else ""
     return (
         f"read_csv({_sql_str(str(path))}, all_varchar=true, header=true, delim={_sql_str(delimiter)}, "
-        f"quote='\"', escape='\"', encoding={_sql_str(encoding)}{padding})"
+        # comment='' and skip=0: DuckDB's sniffer otherwise takes '#' as a comment marker and may skip
+        # leading lines, silently dropping records; every line of an export is a record or an error.
+        f"quote='\"', escape='\"', comment='', skip=0, encoding={_sql_str(encoding)}{padding})"
     )
 
 

@@ -265,3 +265,21 @@ def test_a_file_gone_empties_the_table_and_lists_its_keys_as_deleted(tiny_export
     _, res = _load(tiny_exports, tmp_path, run_id="r2", con=con)
     assert res.loaded["Lead.csv"] == 0 and res.changes["Lead.csv"]["deleted"] == 1
     assert _rows(con, "select id, change from raw._changes where table_name = 'leads'") == [("00QA", "delete")]
+
+
+def test_a_record_starting_with_hash_is_a_record_not_a_comment(tiny_exports, tmp_path):
+    """DuckDB's CSV sniffer takes '#' for a comment marker unless told otherwise: no record may vanish."""
+    import csv
+
+    rows = [dict(r) for r in ACCOUNTS]
+    rows[0]["Id"] = "#" + rows[0]["Id"]
+    with (tiny_exports / "Account.csv").open("w", newline="") as fh:  # minimal quoting, as most tools write
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    assert (tiny_exports / "Account.csv").read_text().splitlines()[1].startswith("#")
+    con, res = _load(tiny_exports, tmp_path)
+    assert res.read["Account.csv"] == len(rows)
+    assert res.loaded["Account.csv"] + res.quarantined["Account.csv"] == len(rows)
+    ids = {r[0] for r in con.execute("select id from raw.accounts").fetchall()}
+    assert rows[0]["Id"] in ids
