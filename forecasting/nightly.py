@@ -215,16 +215,17 @@ def save_prophet_models(models_dir: Path, series_id: str, model: str, fits: list
 
 
 def forecast_chunk(work_dir: Path, chunk: str, horizon: int = HORIZON, origins: int = ORIGINS,
-                   processes: int | None = None, models_dir: Path | None = None) -> dict:
+                   processes: int | None = None, models_dir: Path | None = None, prophet_grid: str = "full") -> dict:
     """Forecast one chunk's series (a process pool over the cores) and write its rows beside the plan.
 
     The Prophet models chosen for each series are written to `models_dir` (if given) as Prophet JSON.
     """
-    return forecast_chunks(work_dir, [chunk], horizon, origins, processes, models_dir)[0]
+    return forecast_chunks(work_dir, [chunk], horizon, origins, processes, models_dir, prophet_grid)[0]
 
 
 def forecast_chunks(work_dir: Path, chunks: list[str], horizon: int = HORIZON, origins: int = ORIGINS,
-                    processes: int | None = None, models_dir: Path | None = None) -> list[dict]:
+                    processes: int | None = None, models_dir: Path | None = None,
+                    prophet_grid: str = "full") -> list[dict]:
     """`forecast_chunk` for several chunks in one process pool (one pool start-up, not one per chunk)."""
     from forecasting.models import forecast_many
 
@@ -234,7 +235,7 @@ def forecast_chunks(work_dir: Path, chunks: list[str], horizon: int = HORIZON, o
         raise KeyError(f"chunk(s) {missing} not in the forecast plan {work_dir / 'plan.json'}")
     ids = [sid for c in chunks for sid in plan["chunks"][c]]
     results = forecast_many({sid: s.series[sid] for sid in ids}, horizon=horizon, origins=origins,
-                            processes=processes)
+                            processes=processes, prophet_grid=prophet_grid)
     frames: dict[str, pd.DataFrame] = {}
     for sid, res in results.items():
         fc = res.forecast.copy()
@@ -313,13 +314,14 @@ def forecast_all(
     levels: tuple[str, ...] = LEVELS,
     work_dir: Path | None = None,
     models_dir: Path | None = None,
+    prophet_grid: str = "full",
 ) -> pd.DataFrame:
     """Plan, forecast every chunk here, and assemble: the one-process form of the Airflow task group."""
     with tempfile.TemporaryDirectory(prefix="salesos-forecast-plan-") as tmp:
         work = work_dir or Path(tmp) / "work"
         chunks = plan_forecast(con, work, tuple(levels))
         if chunks:
-            forecast_chunks(work, chunks, horizon, origins, processes, models_dir)
+            forecast_chunks(work, chunks, horizon, origins, processes, models_dir, prophet_grid)
         return assemble_forecasts(work, as_of, run_id)
 
 

@@ -166,7 +166,8 @@ def forecast_chunk(ctx: RunContext, chunk: str) -> dict[str, Any]:
 
     settings = load_settings(ctx.settings_file)
     return run_chunk(_forecast_work(ctx), chunk, horizon=settings.forecast_horizon,
-                     origins=settings.forecast_origins, models_dir=_models_dir(ctx))
+                     origins=settings.forecast_origins, models_dir=_models_dir(ctx),
+                     prophet_grid=settings.forecast_prophet_grid)
 
 
 def forecast_store(ctx: RunContext) -> dict[str, Any]:
@@ -215,7 +216,8 @@ def forecast(ctx: RunContext) -> dict[str, Any]:
     if chunks:
         settings = load_settings(ctx.settings_file)
         forecast_chunks(_forecast_work(ctx), chunks, horizon=settings.forecast_horizon,
-                        origins=settings.forecast_origins, models_dir=_models_dir(ctx))
+                        origins=settings.forecast_origins, models_dir=_models_dir(ctx),
+                        prophet_grid=settings.forecast_prophet_grid)
     return forecast_store(ctx)
 
 

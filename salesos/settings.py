@@ -27,6 +27,7 @@ PYTHON_ONLY = (
     "forecast_horizon",
     "forecast_origins",
     "forecast_levels",
+    "forecast_prophet_grid",
 )
 
 
@@ -53,6 +54,7 @@ class Settings:
     forecast_horizon: int = 12
     forecast_origins: int = 6
     forecast_levels: list[str] = field(default_factory=lambda: ["company", "region", "segment", "team", "rep"])
+    forecast_prophet_grid: str = "full"
 
     def dbt_vars(self) -> dict[str, Any]:
         """The settings the dbt models use, as vars (the dbt project declares the same names)."""
@@ -81,6 +83,9 @@ def load_settings(path: str | Path | None = None) -> Settings:
     unknown_levels = set(settings.forecast_levels) - {"company", "region", "segment", "team", "rep"}
     if unknown_levels:
         raise SettingsError(f"{source}: forecast_levels has unknown level(s) {sorted(unknown_levels)}")
+    if settings.forecast_prophet_grid not in ("full", "primary"):
+        raise SettingsError(f"{source}: forecast_prophet_grid must be full or primary, "
+                            f"not {settings.forecast_prophet_grid!r}")
     if settings.forecast_horizon < 1 or settings.forecast_origins < 1:
         raise SettingsError(f"{source}: forecast_horizon and forecast_origins must be at least 1")
     for i, band in enumerate(settings.segment_bands):

@@ -25,6 +25,7 @@ def test_user_file_overrides_defaults(tmp_path):
         ("fiscal_year_start_month: 13\n", "fiscal_year_start_month must be 1-12"),
         ("fiscal_yaer_start_month: 1\n", "unknown setting.*fiscal_yaer_start_month"),
         ("region_source: manager\n", "region_source"),
+        ("forecast_prophet_grid: huge\n", "forecast_prophet_grid must be full or primary"),
         ("- a\n- b\n", "mapping"),
     ],
 )

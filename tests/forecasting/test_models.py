@@ -326,3 +326,15 @@ def test_a_method_without_prophet_keeps_no_model():
     _fc, sel = forecast(trending_seasonal(30, seed=2), horizon=3, origins=2,
                        candidates=[Candidate("seasonal_naive", "seasonal_naive"), Candidate("theta", "theta")])
     assert sel.prophet_models == []
+
+
+def test_the_primary_prophet_grid_keeps_one_prophet_and_every_other_candidate():
+    from forecasting.models import PRIMARY_PROPHET, default_candidates
+
+    full = {c.name: c.kind for c in default_candidates()}
+    primary = {c.name: c.kind for c in default_candidates(prophet_grid="primary")}
+    assert [n for n, k in primary.items() if k == "prophet"] == [PRIMARY_PROPHET]
+    assert sum(k == "prophet" for k in full.values()) == 4
+    assert {n for n, k in full.items() if k != "prophet"} == {n for n, k in primary.items() if k != "prophet"}
+    with pytest.raises(ValueError, match="prophet_grid"):
+        default_candidates(prophet_grid="huge")
