@@ -39,7 +39,8 @@ def built_warehouse(scale: str, data_dir: Path) -> Path:
     from salesos.run_context import RunContext
 
     exports = data_dir / f"exports_{scale}_{SEED}"
-    if not (exports / "Opportunity.csv").exists():
+    files = list(exports.glob("*.csv"))
+    if len(files) < 10 or any(f.stat().st_size == 0 for f in files):  # absent, or an interrupted generation
         generate(exports, scale=scale, seed=SEED, as_of=AS_OF)
     work = data_dir / f"forecast_{scale}"
     ctx = RunContext.create(as_of=AS_OF, exports=exports, warehouse=work / "salesos.duckdb", run_id="forecast_bench")
