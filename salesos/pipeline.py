@@ -27,7 +27,12 @@ STEPS = ("extract", "validate", "build", "forecast", "publish")
 
 
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(path))
+    """A read-write connection under the pipeline's DuckDB memory cap."""
+    from salesos.warehouse.duckdb_limits import apply_memory_limit
+
+    con = duckdb.connect(str(path))
+    apply_memory_limit(con)
+    return con
 
 
 def _write_step(ctx: RunContext, step: str, result: dict[str, Any]) -> dict[str, Any]:

@@ -232,19 +232,23 @@ def canonical_expr(f: Field, parsed: str) -> str:
     raise ValueError(f.type)
 
 
-def row_rules(export: ExportFile, present: set[str]) -> list[tuple[str, str, str]]:
-    """(condition, rule, field column) in the order they are checked; the first that holds is the reason."""
+def parsed_column(column: str) -> str:
+    """The name of the column holding `column` parsed into its contract type while a file is checked."""
+    return f"_parsed__{column}"
+
+
+def row_rules(export: ExportFile, present: set[str], parsed_columns: bool = False) -> list[tuple[str, str, str]]:
+    """(condition, rule, field column) in the order they are checked; the first that holds is the reason.
+
+    parsed_columns: the conditions read each typed field's value from its `parsed_column` (parsed once
+    per row) instead of repeating the parsing expression in every rule.
+    """
     rules: list[tuple[str, str, str]] = []
     key = export.field_by_column("id") if export.key else None
     if key is not None and key.column in present:
         rules.append((_blank(quote(key.column)), "missing_id", key.column))
-        rules.append(
-            (
-                f"row_number() over (partition by trim({quote(key.column)}) order by _row_number) > 1",
-                "duplicate_id",
-                key.column,
-            )
-        )
+        # _dups holds every occurrence of a repeated key after the first (see _load_one)
+        rules.append(("_row_number in (select _row_number from _dups)", "duplicate_id", key.column))
     for f in export.fields:
         if f.column not in present:
             continue
@@ -254,6 +258,8 @@ def row_rules(export: ExportFile, present: set[str]) -> list[tuple[str, str, str
         parsed = parse_expr(f, col)
         if parsed is None:
             continue
+        if parsed_columns:
+            parsed = quote(parsed_column(f.column))
         rules.append((f"not {_blank(col)} and ({parsed}) is null", f"unparseable_{f.type}", f.column))
         if f.type in ("date", "datetime"):
             lo, hi = PLAUSIBLE_YEARS
@@ -297,42 +303,92 @@ def _load_one(
     loaded_at: datetime,
     full_refresh: bool = False,
 ) -> TableLoad:
+    """Load one file: every row checked on a full load; on an incremental one only rows new or changed.
+
+    A row whose key and fingerprint (`_row_hash`, a hash of the row's text as read) match a raw row of
+    the earlier night passed every rule then and passes them now (the rules look at the row alone,
+    duplicate keys aside, which are found over the whole file), so only the other rows are checked,
+    parsed and compared: the cost of a night follows what changed, not the size of the export.
+    """
     export = plan.export
     raw_target = f"{RAW_SCHEMA}.{quote(export.table)}"
     q_target = f"{QUARANTINE_SCHEMA}.{quote(export.table)}"
     run_meta = f"{_sql_str(run_id)} as _run_id, {_sql_str(loaded_at.isoformat(sep=' '))}::timestamp as _loaded_at"
-    meta_cols = f"_source_file, _row_number, {run_meta}"
+    source = _sql_str(plan.path.name) if plan.path else "null::varchar"
+    meta_cols = f"{source} as _source_file, _row_number, {run_meta}"
     mapped = dict(plan.mapping)
     present = set(mapped.values())
+    all_cols = [c for c in dict.fromkeys([*mapped.values(), *export.columns])]
     select_in = [f"{quote(h)}::varchar as {quote(c)}" for h, c in mapped.items()]
     select_in += [f"null::varchar as {quote(c)}" for c in export.columns if c not in present]
-    source = _sql_str(plan.path.name) if plan.path else "null::varchar"
+    # The fingerprint of a row as read (before any parsing); rows equal in text have equal hashes.
+    row_hash = f"(hash({', '.join(quote(c) for c in all_cols)}) >> 1)::bigint" if all_cols else "0::bigint"
     if plan.path is None:
-        con.execute(
-            f"create or replace temp table _incoming as select {', '.join(select_in)}, "
-            f"{source} as _source_file, 0::bigint as _row_number limit 0"
-        )
+        con.execute(f"create or replace temp table _file as select {', '.join(select_in)} limit 0")
     else:
+        # preserve_insertion_order keeps the file's order, so the rowid gives each record's number
         con.execute(
-            f"create or replace temp table _incoming as select {', '.join(select_in)}, "
-            f"{source} as _source_file, row_number() over () as _row_number "
+            f"create or replace temp table _file as select {', '.join(select_in)} "
             f"from {_read_csv(plan.path, plan.encoding, plan.padded, plan.delimiter)}"
         )
-    rules = row_rules(export, present)
+    # rowids of a table written in this transaction start at an offset, but are contiguous and in order
+    base, last, n = con.execute("select coalesce(min(rowid), 0), max(rowid), count(*) from _file").fetchall()[0]
+    if n and last - base + 1 != n:  # never seen; the row numbers would not be the file's lines
+        raise RuntimeError(f"{export.filename}: rows read are not contiguous ({n} rows, ids {base}..{last})")
+    row_number = f"rowid - {int(base)} + 1"
+    con.execute(
+        f"create or replace temp view _incoming as select *, {row_number} as _row_number, {row_hash} as _row_hash "
+        f"from _file"
+    )
+    has_key = export.key is not None and "id" in present
+    # Repeated keys: every occurrence after the first (a narrow window over the repeated keys only).
+    con.execute("create or replace temp table _dups (_row_number bigint)")
+    if has_key:
+        con.execute(
+            """insert into _dups select _row_number from (
+                select _row_number, row_number() over (partition by trim(id) order by _row_number) as k
+                from _incoming
+                where trim(id) in (select trim(id) from _file where nullif(trim(id), '') is not null
+                                   group by 1 having count(*) > 1))
+            where k > 1"""
+        )
+    existing = _columns(con, raw_target) if _raw_table_exists(con, export.table) else []
+    incremental = not full_refresh and plan.path is not None and has_key and existing == _raw_columns(all_cols)
+    # _kept: rows of the file equal to a raw row of the earlier night (same key, same fingerprint).
+    con.execute("create or replace temp table _kept (id varchar, _row_number bigint)")
+    if incremental:
+        con.execute(
+            f"""insert into _kept select i.id, i._row_number from _incoming as i
+            semi join {raw_target} as r on r.id = i.id and r._row_hash = i._row_hash
+            where i._row_number not in (select _row_number from _dups)"""
+        )
+    candidates = "_incoming anti join _kept using (_row_number)" if incremental else "_incoming"
+    # Each typed field is parsed once per row; the rules and the normalised values read the result.
+    typed = {
+        c: expr
+        for c in all_cols
+        if c in present and (f := export.field_by_column(c)) is not None and (expr := parse_expr(f, quote(c)))
+    }
+    parsing = "".join(f", {expr} as {quote(parsed_column(c))}" for c, expr in typed.items())
+    rules = row_rules(export, present, parsed_columns=True)
     reason = "case " + " ".join(f"when {c} then {_sql_str(r)}" for c, r, _ in rules) + " end" if rules else "null"
     fld = "case " + " ".join(f"when {c} then {_sql_str(f)}" for c, _, f in rules) + " end" if rules else "null"
     con.execute(
-        f"create or replace temp table _checked as select *, {reason} as _reason, {fld} as _field from _incoming"
+        f"create or replace temp table _checked as select *, {reason} as _reason, {fld} as _field "
+        f"from (select *{parsing} from {candidates})"
     )
-    all_cols = [c for c in dict.fromkeys([*mapped.values(), *export.columns])]
     normalised = []
     for c in all_cols:
         f = export.field_by_column(c)
-        parsed = parse_expr(f, quote(c)) if f else None
-        normalised.append(f"{canonical_expr(f, parsed)} as {quote(c)}" if f and parsed else quote(c))
-    # The rows raw must hold after this load, without the run metadata.
+        if f is not None and c in typed:
+            normalised.append(f"{canonical_expr(f, quote(parsed_column(c)))} as {quote(c)}")
+        elif f is not None and parse_expr(f, quote(c)) is not None:
+            normalised.append(f"null::varchar as {quote(c)}")  # a typed field the file does not have
+        else:
+            normalised.append(quote(c))
+    # The checked rows that load, normalised, without the run metadata.
     con.execute(
-        f"create or replace temp table _new as select {', '.join(normalised)}, _source_file, _row_number "
+        f"create or replace temp table _new as select {', '.join(normalised)}, _row_number, _row_hash "
         f"from _checked where _reason is null"
     )
     field_value = (
@@ -345,36 +401,37 @@ def _load_one(
         f"_reason, _field, {field_value} as _value, {meta_cols} "
         f"from _checked where _reason is not null order by _row_number"
     )
-    con.execute("drop table _incoming")
     con.execute("drop table _checked")  # free the memory before the raw table is written
-    existing = _columns(con, raw_target) if _raw_table_exists(con, export.table) else []
-    expected = [*_columns(con, "_new"), ("_run_id", "VARCHAR"), ("_loaded_at", "TIMESTAMP")]
-    has_key = export.key is not None and "id" in present
-    incremental = not full_refresh and plan.path is not None and has_key and existing == expected
     con.execute("create or replace temp table _delta (id varchar, change varchar)")
+    cols = ", ".join(quote(c) for c in all_cols)
     if incremental:
-        cols = ", ".join(quote(c) for c in all_cols)
-        # Rows new or changed in content (EXCEPT compares whole rows, nulls equal), and keys gone.
+        # Checked rows whose content differs from raw (EXCEPT compares whole rows, nulls equal): a row
+        # whose text changed but whose normalised values did not (1,500 -> 1500) keeps its run.
         con.execute(
             f"""insert into _delta
             select u.id, case when r.id is null then 'insert' else 'update' end
-            from (select id from (select {cols}, _source_file from _new
-                                  except select {cols}, _source_file from {raw_target})) as u
+            from (select id from (select {cols} from _new
+                                  except select {cols} from {raw_target} where id in (select id from _new))) as u
             left join {raw_target} as r on u.id = r.id
             union all
-            select id, 'delete' from (select id from {raw_target} except select id from _new)"""
+            select id, 'delete' from (select id from {raw_target}
+                                      except select id from _kept except select id from _new)"""
         )
         con.execute(f"delete from {raw_target} where id in (select id from _delta)")
         con.execute(
-            f"insert into {raw_target} select {cols}, {meta_cols} from _new "
+            f"insert into {raw_target} select {cols}, {meta_cols}, _row_hash from _new "
             f"where id in (select id from _delta where change <> 'delete') order by _row_number"
         )
-        # unchanged rows keep their run, but point at their line of this file
+        # rows equal in content keep their run but take this file's line and fingerprint
         con.execute(
-            f"update {raw_target} as r set _row_number = n._row_number from _new as n "
-            f"where r.id = n.id and r._row_number <> n._row_number"
+            f"update {raw_target} as r set _row_number = n._row_number, _row_hash = n._row_hash from _new as n "
+            f"where r.id = n.id and (r._row_number <> n._row_number or r._row_hash <> n._row_hash)"
         )
-        if _count(con, raw_target) != _count(con, "_new"):
+        con.execute(
+            f"update {raw_target} as r set _row_number = k._row_number from _kept as k "
+            f"where r.id = k.id and r._row_number <> k._row_number"
+        )
+        if _count(con, raw_target) != _count(con, "_kept") + _count(con, "_new"):
             # cannot happen while raw was written by this loader (keys unique); never keep a wrong table
             log.warning("%s: incremental load did not match the file; reloading it in full", export.filename)
             return _load_one(con, plan, run_id, loaded_at, full_refresh=True)
@@ -390,14 +447,17 @@ def _load_one(
         else:
             old = _count(con, raw_target) if existing else 0
             con.execute(
-                "insert into _delta select null, 'insert' from _new "
-                "union all select null, 'delete' from range(?)",
+                "insert into _delta select null, 'insert' from _new union all select null, 'delete' from range(?)",
                 [old],
             )
         con.execute(
-            f"create or replace table {raw_target} as select * exclude (_source_file, _row_number), {meta_cols} "
+            f"create or replace table {raw_target} as select {cols}, {meta_cols}, _row_hash "
             f"from _new order by _row_number"
         )
+    for temp in ("_new", "_kept", "_dups"):
+        con.execute(f"drop table {temp}")
+    con.execute("drop view _incoming")
+    con.execute("drop table _file")
     if export.key is not None:
         con.execute(
             f"insert into {CHANGES_TABLE} select ?, ?, id, change from _delta where id is not null",
@@ -412,6 +472,18 @@ def _load_one(
         updated=int(counts.get("update", 0)),
         deleted=int(counts.get("delete", 0)),
     )
+
+
+def _raw_columns(all_cols: list[str]) -> list[tuple[str, str]]:
+    """The columns (name, type) a raw table written by this loader has, in order."""
+    meta = [
+        ("_source_file", "VARCHAR"),
+        ("_row_number", "BIGINT"),
+        ("_run_id", "VARCHAR"),
+        ("_loaded_at", "TIMESTAMP"),
+        ("_row_hash", "BIGINT"),
+    ]
+    return [(c, "VARCHAR") for c in all_cols] + meta
 
 
 def load_raw(

@@ -21,6 +21,7 @@ import pandas as pd
 
 from salesos.contract import EXPORTS, export_by_table
 from salesos.settings import PROJECT_ROOT
+from salesos.warehouse.duckdb_limits import apply_memory_limit
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,6 @@ SAMPLE_ROWS = 5
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS}
 # A bigger raw table is validated in slices of this many rows (about 1 GB of frame and GX copies per million).
 DEFAULT_CHUNK_ROWS = 1_000_000
-DEFAULT_MEMORY_LIMIT = "4GB"
 
 # Which raw table a reference column points at.
 REFERENCES = {
@@ -379,13 +379,8 @@ def run_suite_chunked(
 
 
 def duckdb_memory_limit(con: duckdb.DuckDBPyConnection) -> str:
-    """Cap DuckDB's memory on this connection (it spills to disk beyond it), as dbt's profile does.
-
-    The limit is `SALESOS_DUCKDB_MEMORY_LIMIT` (default 4GB, the same default as `dbt_project/profiles.yml`).
-    """
-    limit = os.environ.get("SALESOS_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
-    con.execute(f"set memory_limit = '{limit}'")
-    return limit
+    """Cap DuckDB's memory on this connection (it spills to disk beyond it), as dbt's profile does."""
+    return apply_memory_limit(con)
 
 
 def chunk_rows_setting() -> int:

@@ -218,6 +218,35 @@ def test_unchanged_night_changes_nothing(tiny_exports, tmp_path):
     assert _rows(con, "select count(*) from raw._changes") == [(0,)]
 
 
+def test_unchanged_row_that_a_new_earlier_row_repeats_goes_to_quarantine(tiny_exports, tmp_path):
+    # An unchanged row skips the checks on an incremental night, but not the duplicate-key check.
+    con, _ = _load(tiny_exports, tmp_path, run_id="r1")
+    rows = [{**OPPORTUNITIES[2], "StageName": "Proposal/Price Quote"}] + [dict(o) for o in OPPORTUNITIES]
+    write_csv(tiny_exports / "Opportunity.csv", rows)  # a second 006C, now first in the file
+    _, res = _load(tiny_exports, tmp_path, run_id="r2", con=con)
+    assert res.mode["Opportunity.csv"] == "incremental"
+    assert _rows(con, "select id, _row_number, _reason from quarantine.opportunities") == [("006C", 4, "duplicate_id")]
+    assert _rows(con, "select stage_name, _row_number, _run_id from raw.opportunities where id = '006C'") == [
+        ("Proposal/Price Quote", 1, "r2")
+    ]
+    _same_as_full_load(con, tiny_exports, tmp_path)
+
+
+def test_row_whose_text_changes_but_not_its_values_keeps_its_run(tiny_exports, tmp_path):
+    con, _ = _load(tiny_exports, tmp_path, run_id="r1")
+    rows = [dict(o) for o in OPPORTUNITIES]
+    rows[0]["Amount"] = "1,000.00"  # same number, other spelling
+    write_csv(tiny_exports / "Opportunity.csv", rows)
+    _, res = _load(tiny_exports, tmp_path, run_id="r2", con=con)
+    assert res.changes["Opportunity.csv"] == {"inserted": 0, "updated": 0, "deleted": 0}
+    assert _rows(con, "select amount, _run_id from raw.opportunities where id = '006A'") == [("1000.000000", "r1")]
+    # its fingerprint follows the new text: a third night with the same file finds the row unchanged
+    rows[0]["Amount"] = "1,000.00"
+    _, res = _load(tiny_exports, tmp_path, run_id="r3", con=con)
+    assert res.changes["Opportunity.csv"] == {"inserted": 0, "updated": 0, "deleted": 0}
+    _same_as_full_load(con, tiny_exports, tmp_path)
+
+
 def test_rows_moving_into_and_out_of_quarantine(tiny_exports, tmp_path):
     rows = [dict(o) for o in OPPORTUNITIES]
     rows[3]["Amount"] = "-5"  # 006D quarantined on night 1
