@@ -14,7 +14,7 @@ marts and their upstream models, measured in the same run; the ratio is reported
 loads exports one CRM day later (`tests.test_incremental.next_day_exports`: new, changed and deleted
 records) incrementally and builds the dbt models incrementally, `--repeats` times from the same
 night-1 warehouse (median reported); then the same night 2 with a full refresh. Only extract (load
-timed on its own) and build (dbt build, tests included) are measured; the nights are swapped in with
+timed on its own), validate and build (dbt build, tests included) are measured; the nights are swapped in with
 a rename instead of `publish`.
 
     .venv/bin/python benchmarks/nightly.py --scales M --incremental --out /tmp/incremental.md
@@ -188,7 +188,7 @@ def bench_night(exports: Path, warehouse: Path, as_of: date, run_id: str, full_r
     os.environ["SALESOS_FULL_REFRESH"] = "1" if full_refresh else "0"
     try:
         night: dict = {"run_id": run_id, "full_refresh": full_refresh}
-        for step in ("extract", "build"):
+        for step in ("extract", "validate", "build"):
             wall, peak = run_child([sys.executable, __file__, "--child-step", step, json.dumps(ctx.to_dict())])
             night[f"{step}_s"], night[f"{step}_peak_mb"] = round(wall, 2), round(peak)
     finally:
@@ -201,6 +201,7 @@ def bench_night(exports: Path, warehouse: Path, as_of: date, run_id: str, full_r
     night.update(load_s=load["load_s"], dbt_elapsed_s=build.get("elapsed_seconds"), modes=load["mode"],
                  changes=load["changes"])
     night["load_plus_dbt_s"] = round(night["load_s"] + night["build_s"], 2)
+    night["refresh_s"] = round(night["extract_s"] + night["validate_s"] + night["build_s"], 2)
     os.replace(ctx.build_warehouse, warehouse)
     return night
 
@@ -229,7 +230,7 @@ def bench_incremental(scale: str, seed: int, data_dir: Path, repeats: int) -> di
         shutil.rmtree(wh.parent, ignore_errors=True)
     result["night2_incremental"] = night2[:-1]
     result["night2_full_refresh"] = night2[-1]
-    for key in ("load_s", "build_s", "extract_s", "load_plus_dbt_s"):
+    for key in ("load_s", "build_s", "extract_s", "validate_s", "load_plus_dbt_s", "refresh_s"):
         result[f"incremental_median_{key}"] = round(statistics.median(n[key] for n in night2[:-1]), 2)
     return result
 
@@ -239,16 +240,18 @@ def incremental_markdown(r: dict, when: str) -> str:
              f"- machine: {machine()}", f"- date: {when}", f"- commit: {commit()}",
              f"- as of: {AS_OF} (night 1), next day (night 2); command: "
              f"`.venv/bin/python benchmarks/nightly.py --scales {r['scale']} --incremental`", "",
-             "| night | load (s) | extract step (s) | dbt build step (s) | load + dbt (s) | extract peak (MB) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+             "| night | load (s) | extract step (s) | validate step (s) | dbt build step (s) | load + dbt (s) | "
+             "extract + validate + build (s) | extract peak (MB) | build peak (MB) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     rows = [("night 1 (first, full)", r["night1"])]
     rows += [(f"night 2 incremental #{i + 1}", n) for i, n in enumerate(r["night2_incremental"])]
     rows += [("night 2 --full-refresh", r["night2_full_refresh"])]
     for name, n in rows:
-        lines.append(f"| {name} | {n['load_s']} | {n['extract_s']} | {n['build_s']} | {n['load_plus_dbt_s']} | "
-                     f"{n['extract_peak_mb']} |")
+        lines.append(f"| {name} | {n['load_s']} | {n['extract_s']} | {n['validate_s']} | {n['build_s']} | "
+                     f"{n['load_plus_dbt_s']} | {n['refresh_s']} | {n['extract_peak_mb']} | {n['build_peak_mb']} |")
     lines += ["", f"Median of the incremental night 2: load {r['incremental_median_load_s']} s, dbt build "
-              f"{r['incremental_median_build_s']} s, load + dbt {r['incremental_median_load_plus_dbt_s']} s.", "",
+              f"{r['incremental_median_build_s']} s, load + dbt {r['incremental_median_load_plus_dbt_s']} s; "
+              f"extract + validate + build steps {r['incremental_median_refresh_s']} s.", "",
               "Rows changed by night 2's load (inserted/updated/deleted):", ""]
     for name, c in r["night2_incremental"][0]["changes"].items():
         lines.append(f"- {name}: {c['inserted']}/{c['updated']}/{c['deleted']} "
