@@ -157,7 +157,8 @@ def raw_rows(warehouse: Path) -> int:
         con.close()
 
 
-def bench_scale(scale: str, seed: int, data_dir: Path, memory_limit: str | None) -> dict:
+def bench_scale(scale: str, seed: int, data_dir: Path, memory_limit: str | None,
+                steps: tuple[str, ...] = STEPS, floor: bool = True) -> dict:
     from salesos.run_context import RunContext
 
     exports, gen_wall = generate(scale, seed, data_dir)
@@ -168,14 +169,15 @@ def bench_scale(scale: str, seed: int, data_dir: Path, memory_limit: str | None)
         os.environ["SALESOS_DUCKDB_MEMORY_LIMIT"] = memory_limit
     result: dict = {"scale": scale, "generate_s": gen_wall, "steps": {}}
     rows = 0
-    for step in STEPS:
+    for step in steps:
         wall, peak = run_child([sys.executable, __file__, "--child-step", step, json.dumps(ctx.to_dict())])
         if step == "extract":
             rows = raw_rows(ctx.build_warehouse)
         result["steps"][step] = {"wall_s": round(wall, 2), "peak_mb": round(peak), "rows": rows,
                                  "rows_per_s": round(rows / wall) if wall else None}
     result["total_s"] = round(sum(s["wall_s"] for s in result["steps"].values()), 1)
-    result["floor"] = bench_floor(ctx.warehouse, work)
+    if floor and "publish" in steps:
+        result["floor"] = bench_floor(ctx.warehouse, work)
     return result
 
 
@@ -266,7 +268,7 @@ def bench_floor(warehouse: Path, work: Path, repeats: int = 3) -> dict:
     from salesos.settings import load_settings
     from salesos.transform.dbt_build import run_dbt
 
-    sql_times, dbt_times = [], []
+    sql_times, dbt_times, model_times, models = [], [], [], 0
     for i in range(repeats):
         copy = work / f"floor_{i}" / warehouse.name
         copy.parent.mkdir(parents=True, exist_ok=True)
@@ -280,9 +282,14 @@ def bench_floor(warehouse: Path, work: Path, repeats: int = 3) -> dict:
         run_dbt(["run", "--select", *FLOOR_DBT_SELECT], warehouse=copy, run_dir=copy.parent / "dbt",
                 settings=load_settings(), as_of=AS_OF.isoformat())
         dbt_times.append(time.perf_counter() - start)
+        # the SQL dbt ran (each model's own execution time) against dbt's start-up, parsing and bookkeeping
+        run_results = json.loads((copy.parent / "dbt" / "dbt_target" / "run_results.json").read_text())
+        model_times.append(sum(r["execution_time"] for r in run_results["results"]))
+        models = len(run_results["results"])
         shutil.rmtree(copy.parent, ignore_errors=True)
     sql, dbt = statistics.median(sql_times), statistics.median(dbt_times)
     return {"sql_median_s": round(sql, 2), "dbt_median_s": round(dbt, 2), "ratio": round(dbt / sql, 1),
+            "dbt_models": models, "dbt_model_sql_median_s": round(statistics.median(model_times), 2),
             "repeats": repeats}
 
 
@@ -313,14 +320,19 @@ def to_markdown(results: list[dict], when: str) -> str:
             lines.append(f"| {r['scale']} | generate sample | {r['generate_s']:.1f} | | |")
         for step, s in r["steps"].items():
             lines.append(f"| {r['scale']} | {step} | {s['wall_s']} | {s['peak_mb']} | {s['rows_per_s'] or ''} |")
-        lines.append(f"| {r['scale']} | **all steps** | **{r['total_s']}** | | |")
+        total = "all steps" if len(r["steps"]) == len(STEPS) else " + ".join(r["steps"])
+        lines.append(f"| {r['scale']} | **{total}** | **{r['total_s']}** | | |")
     lines += ["", "Floor: the core marts (fct_opportunities, mart_rep_performance, mart_pipeline) by hand-written "
               "DuckDB SQL in one process, against `dbt run` of the same marts and their upstream models "
               "(medians of the repeats, measured in the same run):", "",
-              "| scale | hand-written SQL (s) | dbt (s) | ratio |", "| --- | ---: | ---: | ---: |"]
+              "| scale | hand-written SQL (s) | dbt (s) | ratio | dbt models run | their SQL, summed (s) |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
+        if "floor" not in r:
+            continue
         f = r["floor"]
-        lines.append(f"| {r['scale']} | {f['sql_median_s']} | {f['dbt_median_s']} | {f['ratio']} |")
+        lines.append(f"| {r['scale']} | {f['sql_median_s']} | {f['dbt_median_s']} | {f['ratio']} | "
+                     f"{f.get('dbt_models', '')} | {f.get('dbt_model_sql_median_s', '')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -331,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/salesos-bench"))
     parser.add_argument("--memory-limit", default=None, help="DuckDB memory limit for dbt, e.g. 6GB")
     parser.add_argument("--out", type=Path, default=None, help="write the results table (markdown) here")
+    parser.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS,
+                        help="run only these steps, in pipeline order (each needs the ones before it)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the hand-written SQL floor")
     parser.add_argument("--incremental", action="store_true", help="measure a second night, incremental vs full")
     parser.add_argument("--repeats", type=int, default=2, help="incremental second nights to measure (median)")
     parser.add_argument("--child-step", nargs=2, metavar=("STEP", "CONTEXT"), help=argparse.SUPPRESS)
@@ -355,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for scale in args.scales:
         print(f"scale {scale} ...", flush=True)
-        results.append(bench_scale(scale, args.seed, args.data_dir, args.memory_limit))
+        steps = tuple(s for s in STEPS if s in args.steps)
+        results.append(bench_scale(scale, args.seed, args.data_dir, args.memory_limit, steps, not args.no_floor))
         print(json.dumps(results[-1], indent=2), flush=True)
     text = to_markdown(results, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     print(text)

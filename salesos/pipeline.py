@@ -125,14 +125,14 @@ def _read_marts(ctx: RunContext) -> Any:
 
 
 def build(ctx: RunContext) -> dict[str, Any]:
-    """dbt build (models and tests) on the build copy, or on Postgres after copying the raw tables there."""
-    from salesos.transform.dbt_build import run_dbt
+    """dbt build (models and data tests) on the build copy, or on Postgres after copying the raw tables there."""
+    from salesos.transform.dbt_build import NIGHTLY_BUILD, run_dbt
 
     if _on_postgres(ctx):
         _copy_to_postgres(ctx, ("raw", "quarantine", "forecasts"))
 
     result = run_dbt(
-        ["build"],
+        NIGHTLY_BUILD,
         warehouse=ctx.build_warehouse,
         run_dir=ctx.run_dir,
         settings=load_settings(ctx.settings_file),

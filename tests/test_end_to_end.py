@@ -6,6 +6,7 @@ Marked e2e: these run dbt and Prophet (and one runs Airflow), so they take a min
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -163,6 +164,22 @@ def test_dbt_docs_generate_works_on_the_published_warehouse(published, tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:]
     catalog = _json.loads((tmp_path / "target" / "catalog.json").read_text())
     assert "model.salesos.mart_rep_scorecard" in catalog["nodes"]
+
+
+def test_dbt_unit_tests_pass(published, tmp_path):
+    """The nightly build leaves dbt's unit tests out (fixed fixtures, not the night's data): they run here."""
+    from salesos.settings import load_settings
+    from salesos.transform.dbt_build import run_dbt
+
+    ctx, _ = published
+    build = json.loads((ctx.run_dir / "build.json").read_text())
+    assert not any(k.startswith("unit_test:") for k in build["statuses"]), build["statuses"]
+    copy = tmp_path / "unit" / ctx.warehouse.name
+    copy.parent.mkdir()
+    shutil.copyfile(ctx.warehouse, copy)
+    result = run_dbt(["test", "--select", "test_type:unit"], warehouse=copy, run_dir=tmp_path / "unit_run",
+                     settings=load_settings(), as_of=AS_OF.isoformat())
+    assert result.tests_passed >= 25 and not result.failures
 
 
 def test_fct_opportunities_has_one_row_per_live_opportunity(sample, published):

@@ -64,6 +64,11 @@ def dbt_vars(settings: Settings, as_of: str, run_id: str | None = None) -> dict[
     return {**settings.dbt_vars(), "as_of": as_of} | ({"run_id": run_id} if run_id else {})
 
 
+# The nightly build: models, seeds and data tests. dbt's unit tests check the SQL against fixed fixtures,
+# not the night's data, so they run in CI (tests/test_end_to_end.py) and not on every night.
+NIGHTLY_BUILD = ["build", "--exclude-resource-type", "unit_test"]
+
+
 def dbt_args(command: list[str], full_refresh: bool) -> list[str]:
     """The dbt command, with --full-refresh when asked (rebuilds the incremental models from scratch)."""
     runs_models = bool(command) and command[0] in ("build", "run", "seed")

@@ -1,3 +1,7 @@
+-- A table, not a view: several models and tests read it, and as a view each would recompute it
+-- (benchmarks/results.md).
+{{ config(materialized='table') }}
+
 -- One row per live opportunity (not deleted, created on or before as_of) with its amount in the
 -- reporting currency, its status, its probability as a fraction, and the owner's and account's
 -- attributes resolved.

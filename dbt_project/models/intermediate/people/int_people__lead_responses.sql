@@ -1,3 +1,7 @@
+-- A table, not a view: several models and tests read it, and as a view each would recompute it
+-- (benchmarks/results.md).
+{{ config(materialized='table') }}
+
 -- One row per lead that is not deleted and was created on or before as_of, with the lead owner's
 -- first touch (a completed call or email, or a customer-facing meeting, whose WhoId is the lead and
 -- whose owner is the lead's owner, at or after the lead's creation and on or before as_of).

@@ -1,3 +1,7 @@
+-- A table, not a view: several models and tests read it, and as a view each would recompute it
+-- (benchmarks/results.md).
+{{ config(materialized='table') }}
+
 -- One row per live opportunity that has at least one OpportunityHistory row (on or before as_of):
 -- what its history says about stage moves, close-date pushes and amount changes.
 with changes as (

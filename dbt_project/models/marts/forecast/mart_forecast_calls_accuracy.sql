@@ -68,29 +68,68 @@ grid as (
 
 ),
 
+won_by_day as (
+
+    -- won amount by series and close date: each won deal counts in its company, region, team and rep series
+    select
+        series_level,
+        series_key,
+        close_date,
+        sum(coalesce(amount, 0)) as won_amount
+    from (
+        select
+            'company' as series_level,
+            'all' as series_key,
+            close_date,
+            amount
+        from {{ ref('fct_opportunities') }}
+        where status = 'won' and close_date <= {{ as_of() }}
+        union all
+        select
+            'region' as series_level,
+            coalesce(region, 'unknown') as series_key,
+            close_date,
+            amount
+        from {{ ref('fct_opportunities') }}
+        where status = 'won' and close_date <= {{ as_of() }}
+        union all
+        select
+            'team' as series_level,
+            coalesce(team_id, 'unknown') as series_key,
+            close_date,
+            amount
+        from {{ ref('fct_opportunities') }}
+        where status = 'won' and close_date <= {{ as_of() }}
+        union all
+        select
+            'rep' as series_level,
+            coalesce(owner_id, 'unknown') as series_key,
+            close_date,
+            amount
+        from {{ ref('fct_opportunities') }}
+        where status = 'won' and close_date <= {{ as_of() }}
+    ) as won
+    group by series_level, series_key, close_date
+
+),
+
 won_before_call as (
 
     -- won deals closing in the target month before the call date (none when the call date is the first
-    -- day of the target month)
+    -- day of the target month); an equality join on the series, then the date range
     select
         grid.series_level,
         grid.series_key,
         grid.call_date,
         grid.target_month,
-        sum(coalesce(opportunities.amount, 0)) as won_amount
+        sum(won_by_day.won_amount) as won_amount
     from grid
-    inner join {{ ref('fct_opportunities') }} as opportunities
+    inner join won_by_day
         on
-            grid.target_month <= opportunities.close_date
-            and grid.call_date > opportunities.close_date
-            and opportunities.status = 'won'
-            and opportunities.close_date <= {{ as_of() }}
-            and (
-                grid.series_level = 'company'
-                or (grid.series_level = 'region' and grid.series_key = coalesce(opportunities.region, 'unknown'))
-                or (grid.series_level = 'team' and grid.series_key = coalesce(opportunities.team_id, 'unknown'))
-                or (grid.series_level = 'rep' and grid.series_key = coalesce(opportunities.owner_id, 'unknown'))
-            )
+            grid.series_level = won_by_day.series_level
+            and grid.series_key = won_by_day.series_key
+            and grid.target_month <= won_by_day.close_date
+            and grid.call_date > won_by_day.close_date
     group by grid.series_level, grid.series_key, grid.call_date, grid.target_month
 
 ),

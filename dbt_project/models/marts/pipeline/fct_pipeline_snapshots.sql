@@ -50,6 +50,29 @@ snapshots as (
 
 ),
 
+close_date_rates as (
+
+    -- the rate of each currency and close date the snapshots hold: the range join runs on these few
+    -- pairs, not on every snapshot row (pairs without a rate are absent, as the left join below leaves them)
+    select
+        pairs.currency_iso_code,
+        pairs.close_date,
+        fx_rates.rate
+    from (
+        select distinct
+            currency_iso_code,
+            close_date
+        from snapshots
+        where currency_iso_code is not null and close_date is not null
+    ) as pairs
+    inner join fx_rates
+        on
+            pairs.currency_iso_code = fx_rates.currency_iso_code
+            and pairs.close_date >= fx_rates.valid_from
+            and (fx_rates.valid_to is null or pairs.close_date <= fx_rates.valid_to)
+
+),
+
 converted as (
 
     select
@@ -69,15 +92,14 @@ converted as (
         snapshots.currency_iso_code,
         case
             when snapshots.currency_iso_code = {{ reporting_currency() }} then 1
-            else fx_rates.rate
+            else close_date_rates.rate
         end as fx_rate,
         cast(snapshots.probability as {{ numeric_type() }}) as probability
     from snapshots
-    left join fx_rates
+    left join close_date_rates
         on
-            snapshots.currency_iso_code = fx_rates.currency_iso_code
-            and snapshots.close_date >= fx_rates.valid_from
-            and (fx_rates.valid_to is null or snapshots.close_date <= fx_rates.valid_to)
+            snapshots.currency_iso_code = close_date_rates.currency_iso_code
+            and snapshots.close_date = close_date_rates.close_date
 
 ),
 
