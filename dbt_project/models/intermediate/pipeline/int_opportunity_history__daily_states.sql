@@ -85,5 +85,6 @@ from days
 inner join states
     on
         days.snapshot_date >= states.valid_from
-        and (states.valid_until is null or days.snapshot_date < states.valid_until)
+        -- two plain inequalities (no OR) let the database use a range join
+        and days.snapshot_date < coalesce(states.valid_until, cast('9999-12-31' as date))
 where not states.is_closed_stage
