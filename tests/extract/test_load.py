@@ -312,3 +312,23 @@ def test_a_record_starting_with_hash_is_a_record_not_a_comment(tiny_exports, tmp
     assert res.loaded["Account.csv"] + res.quarantined["Account.csv"] == len(rows)
     ids = {r[0] for r in con.execute("select id from raw.accounts").fetchall()}
     assert rows[0]["Id"] in ids
+
+
+def test_big_files_load_through_compressed_work_tables_with_the_same_result(tiny_exports, tmp_path, monkeypatch):
+    # Files above SALESOS_LOAD_SCRATCH_BYTES work in the database's `_load` schema (compressed on disk)
+    # instead of in-memory temp tables, which spill uncompressed: same rows, and nothing left behind.
+    monkeypatch.setenv("SALESOS_LOAD_SCRATCH_BYTES", "0")
+    con, res = _load(tiny_exports, tmp_path, run_id="r1")
+    assert res.loaded["Opportunity.csv"] == 4 and res.mode["Opportunity.csv"] == "full"
+    rows = [dict(o) for o in OPPORTUNITIES]
+    rows[1]["StageName"] = "Proposal/Price Quote"
+    rows.append({**OPPORTUNITIES[0], "Id": "006A"})  # a repeated key, after the first
+    write_csv(tiny_exports / "Opportunity.csv", rows)
+    _, res = _load(tiny_exports, tmp_path, run_id="r2", con=con)
+    assert res.mode["Opportunity.csv"] == "incremental"
+    assert res.changes["Opportunity.csv"] == {"inserted": 0, "updated": 1, "deleted": 0}
+    assert _rows(con, "select _row_number, _reason from quarantine.opportunities") == [(5, "duplicate_id")]
+    assert _rows(con, "select count(*) from information_schema.schemata where schema_name = '_load'") == [(0,)]
+    assert _rows(con, "select current_schema()") == [("main",)]
+    monkeypatch.delenv("SALESOS_LOAD_SCRATCH_BYTES")
+    _same_as_full_load(con, tiny_exports, tmp_path)
