@@ -175,6 +175,9 @@ def bench_scale(scale: str, seed: int, data_dir: Path, memory_limit: str | None,
             rows = raw_rows(ctx.build_warehouse)
         result["steps"][step] = {"wall_s": round(wall, 2), "peak_mb": round(peak), "rows": rows,
                                  "rows_per_s": round(rows / wall) if wall else None}
+        # each step as it ends, so a long run (L) that is stopped still leaves what it measured
+        print(json.dumps({"scale": scale, "step": step, **result["steps"][step],
+                          "at": time.strftime("%H:%M:%S UTC", time.gmtime())}), flush=True)
     result["total_s"] = round(sum(s["wall_s"] for s in result["steps"].values()), 1)
     if floor and "publish" in steps:
         result["floor"] = bench_floor(ctx.warehouse, work)
