@@ -15,7 +15,9 @@ The nightly sales-operations run: **extract >> validate >> dbt_build >> forecast
 
 The forecast is a task group inside this run, not a DAG of its own: marts and forecasts are published
 together in one atomic swap, so finance never reads forecasts made from other marts than the ones beside
-them. Its chunks open no warehouse, so they run in parallel on any worker.
+them. Its chunks open no warehouse, so they run in parallel on any worker. A series whose complete
+months have not changed since an earlier night is taken from `<data>/forecast_cache` instead of fitted
+again (same rows); between month ends that is most of them.
 
 The published warehouse changes only in `publish`, which updates the Assets `salesos_marts` and
 `salesos_forecasts` for downstream DAGs; a failed run leaves the last good warehouse in place and records

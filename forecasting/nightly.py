@@ -17,6 +17,7 @@ window; charts of actuals against forecasts are written for the report.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import math
@@ -215,18 +216,92 @@ def save_prophet_models(models_dir: Path, series_id: str, model: str, fits: list
 
 
 def forecast_chunk(work_dir: Path, chunk: str, horizon: int = HORIZON, origins: int = ORIGINS,
-                   processes: int | None = None, models_dir: Path | None = None, prophet_grid: str = "full") -> dict:
+                   processes: int | None = None, models_dir: Path | None = None, prophet_grid: str = "full",
+                   cache_dir: Path | None = None, reuse: bool = True) -> dict:
     """Forecast one chunk's series (a process pool over the cores) and write its rows beside the plan.
 
     The Prophet models chosen for each series are written to `models_dir` (if given) as Prophet JSON.
+    With `cache_dir`, a series whose inputs are unchanged since a run that cached it is not fitted again
+    (see `forecast_chunks`).
     """
-    return forecast_chunks(work_dir, [chunk], horizon, origins, processes, models_dir, prophet_grid)[0]
+    return forecast_chunks(work_dir, [chunk], horizon, origins, processes, models_dir, prophet_grid,
+                           cache_dir, reuse)[0]
+
+
+CACHE_COLUMNS_DATES = ("period_start", "training_start", "training_end")
+_FIT_CODE = ("models.py", "backtest.py")  # the modules whose code decides a series' forecast
+_FIT_LIBRARIES = ("prophet", "cmdstanpy", "statsmodels", "numpy", "pandas", "scipy")
+
+
+def _fit_environment() -> bytes:
+    """What besides a series' own history decides its forecast: our fitting code and the libraries' versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in _FIT_CODE:
+        h.update((here / name).read_bytes())
+    for lib in _FIT_LIBRARIES:
+        try:
+            h.update(f"{lib}={version(lib)};".encode())
+        except PackageNotFoundError:
+            h.update(f"{lib}=none;".encode())
+    return h.digest()
+
+
+def fit_fingerprint(series_id: str, hist: pd.DataFrame, horizon: int, origins: int, prophet_grid: str,
+                    keep_models: bool = False, environment: bytes | None = None) -> str:
+    """A key that changes whenever anything the series' forecast depends on changes.
+
+    The forecast of a series is a deterministic function of its complete months (`ds`, `y`), the horizon,
+    the backtest origins, the Prophet grid, our fitting code and the libraries' versions; the key hashes
+    exactly these (and the series id, which its kept Prophet JSON names, and whether that JSON is kept: the
+    selection record names the file only then).
+    """
+    h = hashlib.sha256(environment if environment is not None else _fit_environment())
+    h.update(json.dumps([series_id, horizon, origins, prophet_grid, keep_models]).encode())
+    h.update(pd.to_datetime(hist["ds"]).to_numpy(dtype="datetime64[ns]").astype("int64").tobytes())
+    h.update(hist["y"].to_numpy(dtype="float64").tobytes())
+    return h.hexdigest()
+
+
+def _cache_get(cache_dir: Path, key: str) -> pd.DataFrame | None:
+    path = cache_dir / f"{key}.parquet"
+    if not path.exists():
+        return None
+    try:
+        rows = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # a torn or foreign file: fit the series again
+        log.warning("forecast cache entry %s unreadable (%s); fitting again", path, exc)
+        return None
+    for col in CACHE_COLUMNS_DATES:
+        rows[col] = pd.to_datetime(rows[col]).dt.date
+    return rows
+
+
+def _cache_put(cache_dir: Path, key: str, rows: pd.DataFrame, prophet_json: Path | None) -> None:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    if prophet_json is not None:
+        tmp = cache_dir / f"{key}.json.gz.tmp"
+        shutil.copyfile(prophet_json, tmp)
+        tmp.replace(cache_dir / f"{key}.json.gz")
+    tmp = cache_dir / f"{key}.parquet.tmp"
+    rows.to_parquet(tmp, index=False)
+    tmp.replace(cache_dir / f"{key}.parquet")  # written last: an entry is whole or absent
 
 
 def forecast_chunks(work_dir: Path, chunks: list[str], horizon: int = HORIZON, origins: int = ORIGINS,
                     processes: int | None = None, models_dir: Path | None = None,
-                    prophet_grid: str = "full") -> list[dict]:
-    """`forecast_chunk` for several chunks in one process pool (one pool start-up, not one per chunk)."""
+                    prophet_grid: str = "full", cache_dir: Path | None = None, reuse: bool = True) -> list[dict]:
+    """`forecast_chunk` for several chunks in one process pool (one pool start-up, not one per chunk).
+
+    Forecasts use complete months only, so on most nights most series are exactly what they were the night
+    before: with `cache_dir`, each series' result (rows, selection record, Prophet JSON) is kept under its
+    `fit_fingerprint`, and a series whose key is already there is taken from it instead of fitted, which
+    gives the same rows as fitting it (fits are deterministic). `reuse=False` (a full refresh) fits every
+    series and refreshes the cache. The keys each chunk used are written beside its rows, so the run can
+    prune what no series needs any more (`prune_forecast_cache`).
+    """
     from forecasting.models import forecast_many
 
     plan, s = _read_plan(work_dir)
@@ -234,9 +309,23 @@ def forecast_chunks(work_dir: Path, chunks: list[str], horizon: int = HORIZON, o
     if missing:
         raise KeyError(f"chunk(s) {missing} not in the forecast plan {work_dir / 'plan.json'}")
     ids = [sid for c in chunks for sid in plan["chunks"][c]]
-    results = forecast_many({sid: s.series[sid] for sid in ids}, horizon=horizon, origins=origins,
-                            processes=processes, prophet_grid=prophet_grid)
+    keys: dict[str, str] = {}
     frames: dict[str, pd.DataFrame] = {}
+    if cache_dir is not None:
+        environment = _fit_environment()
+        for sid in ids:
+            keys[sid] = fit_fingerprint(sid, s.series[sid], horizon, origins, prophet_grid, models_dir is not None,
+                                        environment)
+            cached = _cache_get(cache_dir, keys[sid]) if reuse else None
+            if cached is not None:
+                frames[sid] = cached
+                kept = cache_dir / f"{keys[sid]}.json.gz"
+                if models_dir is not None and kept.exists():
+                    models_dir.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(kept, models_dir / f"{_safe(sid)}.json.gz")
+    todo = [sid for sid in ids if sid not in frames]
+    results = forecast_many({sid: s.series[sid] for sid in todo}, horizon=horizon, origins=origins,
+                            processes=processes, prophet_grid=prophet_grid) if todo else {}
     for sid, res in results.items():
         fc = res.forecast.copy()
         hist = s.series[sid]
@@ -252,16 +341,52 @@ def forecast_chunks(work_dir: Path, chunks: list[str], horizon: int = HORIZON, o
             record["prophet_json"] = path.name
         fc["_selection"] = json.dumps(record, sort_keys=True, default=str)
         frames[sid] = fc.drop(columns=["ds"])
+        if cache_dir is not None:
+            kept = models_dir / record["prophet_json"] if models_dir is not None and "prophet_json" in record else None
+            _cache_put(cache_dir, keys[sid], frames[sid], kept)
     done = []
     for chunk in chunks:
         rows = pd.concat([frames[sid] for sid in plan["chunks"][chunk]], ignore_index=True)
         out = work_dir / "chunks" / f"{_safe(chunk)}.parquet"
+        fitted = sum(1 for sid in plan["chunks"][chunk] if sid in results)
+        cache_use = {"keys": [keys[sid] for sid in plan["chunks"][chunk] if sid in keys], "fitted": fitted,
+                     "reused": len(plan["chunks"][chunk]) - fitted}
+        (work_dir / "chunks" / f"{_safe(chunk)}.cache.json").write_text(json.dumps(cache_use), encoding="utf-8")
         tmp = out.with_suffix(".tmp")
         rows.to_parquet(tmp, index=False)
         tmp.replace(out)  # a chunk's result appears whole or not at all
-        done.append({"chunk": chunk, "series": len(plan["chunks"][chunk]),
-                     "models": rows.groupby("model")["series_id"].nunique().to_dict()})
+        done.append({"chunk": chunk, "series": len(plan["chunks"][chunk]), "fitted": fitted,
+                     "reused": cache_use["reused"], "models": rows.groupby("model")["series_id"].nunique().to_dict()})
     return done
+
+
+def _cache_use(work_dir: Path) -> list[dict]:
+    plan = json.loads((work_dir / "plan.json").read_text(encoding="utf-8"))
+    files = (work_dir / "chunks" / f"{_safe(chunk)}.cache.json" for chunk in plan["chunks"])
+    return [json.loads(f.read_text(encoding="utf-8")) for f in files if f.exists()]
+
+
+def fitted_and_reused(work_dir: Path) -> dict[str, int]:
+    """How many series this run fitted and how many it took unchanged from the cache."""
+    use = _cache_use(work_dir)
+    return {"fitted": sum(u["fitted"] for u in use), "reused": sum(u["reused"] for u in use)}
+
+
+def prune_forecast_cache(work_dir: Path, cache_dir: Path) -> int:
+    """Remove cache entries no chunk of this run used (last month's fits); returns how many were removed.
+
+    Called once the run's forecasts are stored. Runs of one warehouse never overlap, so every entry a later
+    night can reuse is one this run used.
+    """
+    if not cache_dir.is_dir():
+        return 0
+    used = {key for u in _cache_use(work_dir) for key in u["keys"]}
+    removed = 0
+    for path in cache_dir.iterdir():
+        if path.name.split(".", 1)[0] not in used:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def assemble_forecasts(work_dir: Path, as_of: date, run_id: str) -> pd.DataFrame:

@@ -151,6 +151,20 @@ def _models_dir(ctx: RunContext) -> Path:
     return ctx.run_dir / "forecast_models"
 
 
+def _forecast_cache(ctx: RunContext) -> tuple[Path | None, bool]:
+    """Where unchanged series' forecasts are kept between nights, and whether this run may reuse them.
+
+    The cache sits beside the warehouse (on a filesystem every forecast worker sees, as the run folders do);
+    a full refresh fits every series again and rewrites it.
+    """
+    from salesos.extract.load import full_refresh_requested
+
+    settings = load_settings(ctx.settings_file)
+    if not settings.forecast_reuse_unchanged:
+        return None, False
+    return ctx.data_dir / "forecast_cache", not full_refresh_requested()
+
+
 def forecast_plan(ctx: RunContext) -> list[str]:
     """Read the bookings series from the built marts once; return the chunks (one per region) to forecast."""
     from forecasting.nightly import plan_forecast
@@ -170,15 +184,16 @@ def forecast_chunk(ctx: RunContext, chunk: str) -> dict[str, Any]:
     from forecasting.nightly import forecast_chunk as run_chunk
 
     settings = load_settings(ctx.settings_file)
+    cache_dir, reuse = _forecast_cache(ctx)
     return run_chunk(_forecast_work(ctx), chunk, horizon=settings.forecast_horizon,
                      origins=settings.forecast_origins, models_dir=_models_dir(ctx),
-                     prophet_grid=settings.forecast_prophet_grid)
+                     prophet_grid=settings.forecast_prophet_grid, cache_dir=cache_dir, reuse=reuse)
 
 
 def forecast_store(ctx: RunContext) -> dict[str, Any]:
     """Reconcile the chunks, check the rows (Great Expectations), append them, and draw the charts."""
     from forecasting.bookings import store_forecasts
-    from forecasting.nightly import assemble_forecasts, write_charts
+    from forecasting.nightly import assemble_forecasts, fitted_and_reused, prune_forecast_cache, write_charts
     from salesos.validate.gx_checks import validate_forecasts
 
     rows = assemble_forecasts(_forecast_work(ctx), ctx.as_of, ctx.run_id)
@@ -193,6 +208,9 @@ def forecast_store(ctx: RunContext) -> dict[str, Any]:
         con.close()
     if _on_postgres(ctx):
         _copy_to_postgres(ctx, ("forecasts",))
+    cache_dir, _ = _forecast_cache(ctx)
+    if cache_dir is not None:
+        prune_forecast_cache(_forecast_work(ctx), cache_dir)
     con = _read_marts(ctx)
     try:
         charts = write_charts(con, rows, ctx.run_dir / "forecast_charts")
@@ -203,6 +221,8 @@ def forecast_store(ctx: RunContext) -> dict[str, Any]:
         "forecast",
         {
             "series": int(rows["series_id"].nunique()),
+            # series fitted tonight, and series whose inputs had not changed, taken from the cache
+            **fitted_and_reused(_forecast_work(ctx)),
             "rows": written,
             "checks": report.expectations,
             "series_per_level": rows.groupby("level")["series_id"].nunique().to_dict(),
@@ -220,9 +240,10 @@ def forecast(ctx: RunContext) -> dict[str, Any]:
     chunks = forecast_plan(ctx)
     if chunks:
         settings = load_settings(ctx.settings_file)
+        cache_dir, reuse = _forecast_cache(ctx)
         forecast_chunks(_forecast_work(ctx), chunks, horizon=settings.forecast_horizon,
                         origins=settings.forecast_origins, models_dir=_models_dir(ctx),
-                        prophet_grid=settings.forecast_prophet_grid)
+                        prophet_grid=settings.forecast_prophet_grid, cache_dir=cache_dir, reuse=reuse)
     return forecast_store(ctx)
 
 

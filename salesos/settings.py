@@ -28,6 +28,7 @@ PYTHON_ONLY = (
     "forecast_origins",
     "forecast_levels",
     "forecast_prophet_grid",
+    "forecast_reuse_unchanged",
 )
 
 
@@ -55,6 +56,7 @@ class Settings:
     forecast_origins: int = 6
     forecast_levels: list[str] = field(default_factory=lambda: ["company", "region", "segment", "team", "rep"])
     forecast_prophet_grid: str = "full"
+    forecast_reuse_unchanged: bool = True
 
     def dbt_vars(self) -> dict[str, Any]:
         """The settings the dbt models use, as vars (the dbt project declares the same names)."""

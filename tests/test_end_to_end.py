@@ -194,9 +194,17 @@ def test_fct_opportunities_has_one_row_per_live_opportunity(sample, published):
 def test_rerunning_the_same_date_gives_identical_marts(sample, published, tmp_path):
     ctx, _ = published
     before = _table(ctx.warehouse, "select * from marts.mart_rep_performance order by all")
-    run_all(RunContext.create(as_of=AS_OF, exports=sample, warehouse=ctx.warehouse, run_id="again", settings_file=SETTINGS))
+    forecast_sql = "select * exclude (run_id) from forecasts.fct_forecasts order by series_id, period_start"
+    forecasts_before = _table(ctx.warehouse, forecast_sql)
+    again = RunContext.create(as_of=AS_OF, exports=sample, warehouse=ctx.warehouse, run_id="again",
+                              settings_file=SETTINGS)
+    run_all(again)
     after = _table(ctx.warehouse, "select * from marts.mart_rep_performance order by all")
     pd.testing.assert_frame_equal(before, after)
+    # the same complete months: every series taken from the forecast cache, with the rows a fit gave
+    step = json.loads((again.run_dir / "forecast.json").read_text())
+    assert step["fitted"] == 0 and step["reused"] == step["series"] > 0
+    pd.testing.assert_frame_equal(_table(ctx.warehouse, forecast_sql), forecasts_before)
     forecasts = _table(ctx.warehouse, "select as_of_date, count(*) n, count(distinct series_id) s "
                        "from forecasts.fct_forecasts group by 1")
     assert len(forecasts) == 1 and forecasts["n"].iloc[0] == 12 * forecasts["s"].iloc[0]  # replaced, not duplicated

@@ -1,6 +1,7 @@
 """The nightly forecast on a small known hierarchy: every level forecast, reconciled, checked, stored, drawn."""
 
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -154,3 +155,84 @@ def test_chunks_run_separately_give_the_rows_of_one_process_and_keep_prophet_jso
         assert kept["series_id"] == sid and kept["fits"]
         for fit in kept["fits"]:
             assert model_from_json(fit["model_json"]).params["k"] is not None
+
+
+def test_unchanged_series_are_taken_from_the_cache_with_the_rows_of_a_fresh_fit(con, whole, tmp_path):
+    """A second night with the same complete months fits nothing and stores the same rows; a changed series
+    (a backdated deal) is fitted again alone; a full refresh fits all; stale entries are pruned."""
+    import gzip
+    import json
+
+    from forecasting.nightly import (
+        assemble_forecasts,
+        fitted_and_reused,
+        forecast_chunks,
+        plan_forecast,
+        prune_forecast_cache,
+    )
+
+    cache = tmp_path / "cache"
+    as_of = date(2026, 10, 31)
+
+    def night(name: str, reuse: bool = True, edit=None) -> tuple[pd.DataFrame, dict, Path]:
+        work, models = tmp_path / name / "work", tmp_path / name / "models"
+        chunks = plan_forecast(con, work)
+        if edit is not None:
+            series = pd.read_parquet(work / "series.parquet")
+            edit(series)
+            series.to_parquet(work / "series.parquet", index=False)
+        done = forecast_chunks(work, chunks, 3, 2, processes=1, models_dir=models, cache_dir=cache, reuse=reuse)
+        assert sum(d["fitted"] + d["reused"] for d in done) == sum(d["series"] for d in done)
+        return assemble_forecasts(work, as_of, "run1"), fitted_and_reused(work), models
+
+    first, use1, _ = night("n1")
+    pd.testing.assert_frame_equal(first.drop(columns="model_params"), whole.drop(columns="model_params"))
+    assert use1 == {"fitted": 13, "reused": 0}
+    entries = sorted(p.name for p in cache.iterdir())
+
+    second, use2, models2 = night("n2")
+    assert use2 == {"fitted": 0, "reused": 13}
+    pd.testing.assert_frame_equal(second, first)
+    assert sorted(p.name for p in cache.iterdir()) == entries  # nothing new written
+    for name in {json.loads(p)["selection"].get("prophet_json") for p in second["model_params"]} - {None}:
+        with gzip.open(models2 / name, "rt", encoding="utf-8") as fh:  # the kept fits come with the reuse
+            assert json.load(fh)["fits"]
+
+    def backdated_deal(series: pd.DataFrame) -> None:
+        series.loc[(series["series_id"] == "rep:r4") & (series["ds"] == series["ds"].max()), "y"] += 5_000.0
+
+    third, use3, _ = night("n3", edit=backdated_deal)
+    assert use3 == {"fitted": 1, "reused": 12}
+    fresh, _, _ = night("n3_fresh", reuse=False, edit=backdated_deal)  # every series fitted, as without a cache
+    pd.testing.assert_frame_equal(third, fresh)
+    r4 = third["series_id"] == "rep:r4"
+    assert not np.allclose(third.loc[r4, "yhat"], whole.loc[whole["series_id"] == "rep:r4", "yhat"])
+
+    # the cache now holds both versions of rep:r4; pruning after night 3 keeps only what it used
+    assert prune_forecast_cache(tmp_path / "n3" / "work", cache) >= 1
+    fourth, use4, _ = night("n4", edit=backdated_deal)
+    assert use4 == {"fitted": 0, "reused": 13}
+    pd.testing.assert_frame_equal(fourth, fresh)
+    assert night("n5")[1] == {"fitted": 1, "reused": 12}  # the pruned original r4 is fitted again
+
+
+def test_a_series_key_changes_with_anything_its_forecast_depends_on():
+    from forecasting.nightly import fit_fingerprint
+
+    hist = pd.DataFrame({"ds": pd.date_range("2024-01-01", periods=24, freq="MS"), "y": np.arange(24.0)})
+    base = fit_fingerprint("rep:r1", hist, 12, 6, "full", True, b"env")
+    assert base == fit_fingerprint("rep:r1", hist.copy(), 12, 6, "full", True, b"env")
+    changed = hist.copy()
+    changed.loc[3, "y"] += 0.01
+    longer = pd.concat([hist, pd.DataFrame({"ds": [pd.Timestamp("2026-01-01")], "y": [1.0]})], ignore_index=True)
+    others = [
+        fit_fingerprint("rep:r2", hist, 12, 6, "full", True, b"env"),
+        fit_fingerprint("rep:r1", changed, 12, 6, "full", True, b"env"),
+        fit_fingerprint("rep:r1", longer, 12, 6, "full", True, b"env"),
+        fit_fingerprint("rep:r1", hist, 6, 6, "full", True, b"env"),
+        fit_fingerprint("rep:r1", hist, 12, 3, "full", True, b"env"),
+        fit_fingerprint("rep:r1", hist, 12, 6, "primary", True, b"env"),
+        fit_fingerprint("rep:r1", hist, 12, 6, "full", False, b"env"),
+        fit_fingerprint("rep:r1", hist, 12, 6, "full", True, b"other code or libraries"),
+    ]
+    assert base not in others and len(set(others)) == len(others)
