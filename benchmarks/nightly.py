@@ -10,14 +10,17 @@ included). Sample data is generated once per scale and seed into --data-dir and 
 the same core marts computed by hand-written DuckDB SQL in one process, against `dbt run` of the same
 marts and their upstream models, measured in the same run; the ratio is reported.
 
-`--incremental` measures a second night instead: night 1 loads and builds the exports in full, night 2
-loads exports one CRM day later (`tests.test_incremental.next_day_exports`: new, changed and deleted
-records) incrementally and builds the dbt models incrementally, `--repeats` times from the same
-night-1 warehouse (median reported); then the same night 2 with a full refresh. Only extract (load
-timed on its own), validate and build (dbt build, tests included) are measured; the nights are swapped in with
-a rename instead of `publish`.
+`--incremental` measures a second night instead: night 1 runs every step on the exports in full, night 2
+runs every step on exports one CRM day later (`tests.test_incremental.next_day_exports`: new, changed and
+deleted records): the load and the dbt models incrementally, the forecast reusing the series whose complete
+months did not change, `--repeats` times from a copy of the same night-1 state (warehouse and forecast cache;
+median reported); then the same night 2 with a full refresh. The load is also timed on its own.
 
-    .venv/bin/python benchmarks/nightly.py --scales M --incremental --out /tmp/incremental.md
+    .venv/bin/python benchmarks/nightly.py --scales M --incremental --as-of 2026-10-29 --out /tmp/incremental.md
+
+With `--as-of 2026-10-29` night 2 (the 30th) is in the same month as night 1, as on most nights. On the
+last day of a month that month becomes complete and every forecast series changes: `--as-of 2026-10-30`
+measures that night, and the default as-of (the 31st) the first night of the next month.
 """
 
 from __future__ import annotations
@@ -134,15 +137,15 @@ def run_child(args: list[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024
 
 
-def generate(scale: str, seed: int, data_dir: Path) -> tuple[Path, float | None]:
-    out = data_dir / f"exports_{scale}_{seed}"
+def generate(scale: str, seed: int, data_dir: Path, as_of: date = AS_OF) -> tuple[Path, float | None]:
+    out = data_dir / (f"exports_{scale}_{seed}" if as_of == AS_OF else f"exports_{scale}_{seed}_{as_of}")
     stamp = out / ".generated.json"
-    want = {"scale": scale, "seed": seed, "as_of": AS_OF.isoformat()}
+    want = {"scale": scale, "seed": seed, "as_of": as_of.isoformat()}
     if stamp.exists() and json.loads(stamp.read_text()) == want:
         return out, None
     shutil.rmtree(out, ignore_errors=True)
     wall, _ = run_child([sys.executable, "-m", "salesos.cli", "generate", "--scale", scale, "--seed", str(seed),
-                         "--out", str(out), "--as-of", AS_OF.isoformat()])
+                         "--out", str(out), "--as-of", as_of.isoformat()])
     stamp.write_text(json.dumps(want))
     return out, wall
 
@@ -185,7 +188,7 @@ def bench_scale(scale: str, seed: int, data_dir: Path, memory_limit: str | None,
 
 
 def bench_night(exports: Path, warehouse: Path, as_of: date, run_id: str, full_refresh: bool = False) -> dict:
-    """extract and build of one night in child processes, then the build copy swapped in (as publish does)."""
+    """Every step of one night, each in a child process, as `salesos run` runs them (publish included)."""
     from salesos.run_context import RunContext
 
     ctx = RunContext.create(as_of=as_of, exports=exports, warehouse=warehouse, run_id=run_id)
@@ -193,9 +196,11 @@ def bench_night(exports: Path, warehouse: Path, as_of: date, run_id: str, full_r
     os.environ["SALESOS_FULL_REFRESH"] = "1" if full_refresh else "0"
     try:
         night: dict = {"run_id": run_id, "full_refresh": full_refresh}
-        for step in ("extract", "validate", "build"):
+        for step in STEPS:
             wall, peak = run_child([sys.executable, __file__, "--child-step", step, json.dumps(ctx.to_dict())])
             night[f"{step}_s"], night[f"{step}_peak_mb"] = round(wall, 2), round(peak)
+            print(json.dumps({"night": run_id, "step": step, "wall_s": night[f"{step}_s"], "peak_mb": round(peak),
+                              "at": time.strftime("%H:%M:%S UTC", time.gmtime())}), flush=True)
     finally:
         if env_before is None:
             os.environ.pop("SALESOS_FULL_REFRESH", None)
@@ -203,39 +208,46 @@ def bench_night(exports: Path, warehouse: Path, as_of: date, run_id: str, full_r
             os.environ["SALESOS_FULL_REFRESH"] = env_before
     load = json.loads((ctx.run_dir / "bench_load.json").read_text())
     build = json.loads((ctx.run_dir / "build.json").read_text())
+    forecast = json.loads((ctx.run_dir / "forecast.json").read_text())
     night.update(load_s=load["load_s"], dbt_elapsed_s=build.get("elapsed_seconds"), modes=load["mode"],
-                 changes=load["changes"])
+                 changes=load["changes"], series_fitted=forecast.get("fitted"), series_reused=forecast.get("reused"))
     night["load_plus_dbt_s"] = round(night["load_s"] + night["build_s"], 2)
     night["refresh_s"] = round(night["extract_s"] + night["validate_s"] + night["build_s"], 2)
-    os.replace(ctx.build_warehouse, warehouse)
+    night["night_s"] = round(sum(night[f"{step}_s"] for step in STEPS), 2)
+    timings = ctx.run_dir / "dbt_target" / "run_results.json"
+    if timings.exists():  # every model's and test's time, kept beside the nights for profiling
+        shutil.copyfile(timings, warehouse.parent.parent / f"{run_id}.run_results.json")
     return night
 
 
-def bench_incremental(scale: str, seed: int, data_dir: Path, repeats: int) -> dict:
+def bench_incremental(scale: str, seed: int, data_dir: Path, repeats: int, as_of: date = AS_OF) -> dict:
     """Night 1 in full, then night 2 (one CRM day later) incrementally `repeats` times and with a full refresh."""
     from datetime import timedelta
 
     from tests.test_incremental import next_day_exports
 
-    exports, gen_wall = generate(scale, seed, data_dir)
-    day2 = data_dir / f"exports_{scale}_{seed}_next_day"
+    exports, gen_wall = generate(scale, seed, data_dir, as_of)
+    day2 = exports.with_name(exports.name + "_next_day")
     if not (day2 / "Task.csv").exists():
         shutil.rmtree(day2, ignore_errors=True)
-        next_day_exports(exports, day2, AS_OF + timedelta(days=1))
+        next_day_exports(exports, day2, as_of + timedelta(days=1))
     work = data_dir / f"incremental_{scale}"
     shutil.rmtree(work, ignore_errors=True)
     night1_wh = work / "night1" / "salesos.duckdb"
-    result: dict = {"scale": scale, "generate_s": gen_wall, "night1": bench_night(exports, night1_wh, AS_OF, "night1")}
+    result: dict = {"scale": scale, "as_of": as_of.isoformat(), "generate_s": gen_wall,
+                    "night1": bench_night(exports, night1_wh, as_of, "night1")}
     night2: list[dict] = []
     for i in range(repeats + 1):
         wh = work / f"night2_{i}" / "salesos.duckdb"
         wh.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(night1_wh, wh)
-        night2.append(bench_night(day2, wh, AS_OF + timedelta(days=1), f"night2_{i}", full_refresh=i == repeats))
+        shutil.copyfile(night1_wh, wh)  # night 1's published state: the warehouse and the forecast cache
+        if (night1_wh.parent / "forecast_cache").is_dir():
+            shutil.copytree(night1_wh.parent / "forecast_cache", wh.parent / "forecast_cache")
+        night2.append(bench_night(day2, wh, as_of + timedelta(days=1), f"night2_{i}", full_refresh=i == repeats))
         shutil.rmtree(wh.parent, ignore_errors=True)
     result["night2_incremental"] = night2[:-1]
     result["night2_full_refresh"] = night2[-1]
-    for key in ("load_s", "build_s", "extract_s", "validate_s", "load_plus_dbt_s", "refresh_s"):
+    for key in ("load_s", *(f"{step}_s" for step in STEPS), "load_plus_dbt_s", "refresh_s", "night_s"):
         result[f"incremental_median_{key}"] = round(statistics.median(n[key] for n in night2[:-1]), 2)
     return result
 
@@ -243,20 +255,24 @@ def bench_incremental(scale: str, seed: int, data_dir: Path, repeats: int) -> di
 def incremental_markdown(r: dict, when: str) -> str:
     lines = [f"## Scale {r['scale']}: second night, incremental vs full", "",
              f"- machine: {machine()}", f"- date: {when}", f"- commit: {commit()}",
-             f"- as of: {AS_OF} (night 1), next day (night 2); command: "
-             f"`.venv/bin/python benchmarks/nightly.py --scales {r['scale']} --incremental`", "",
-             "| night | load (s) | extract step (s) | validate step (s) | dbt build step (s) | load + dbt (s) | "
-             "extract + validate + build (s) | extract peak (MB) | build peak (MB) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             f"- as of: {r['as_of']} (night 1), the next day (night 2); command: "
+             f"`.venv/bin/python benchmarks/nightly.py --scales {r['scale']} --incremental --as-of {r['as_of']}`",
+             "",
+             "| night | load (s) | extract (s) | validate (s) | dbt build (s) | forecast (s) | publish (s) | "
+             "**all steps (s)** | load + dbt (s) | series fitted / reused | peak memory (MB) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     rows = [("night 1 (first, full)", r["night1"])]
     rows += [(f"night 2 incremental #{i + 1}", n) for i, n in enumerate(r["night2_incremental"])]
     rows += [("night 2 --full-refresh", r["night2_full_refresh"])]
     for name, n in rows:
+        peak = max(n[f"{step}_peak_mb"] for step in STEPS)
         lines.append(f"| {name} | {n['load_s']} | {n['extract_s']} | {n['validate_s']} | {n['build_s']} | "
-                     f"{n['load_plus_dbt_s']} | {n['refresh_s']} | {n['extract_peak_mb']} | {n['build_peak_mb']} |")
-    lines += ["", f"Median of the incremental night 2: load {r['incremental_median_load_s']} s, dbt build "
-              f"{r['incremental_median_build_s']} s, load + dbt {r['incremental_median_load_plus_dbt_s']} s; "
-              f"extract + validate + build steps {r['incremental_median_refresh_s']} s.", "",
+                     f"{n['forecast_s']} | {n['publish_s']} | **{n['night_s']}** | {n['load_plus_dbt_s']} | "
+                     f"{n['series_fitted']} / {n['series_reused']} | {peak} |")
+    lines += ["", f"Median of the incremental night 2: all steps {r['incremental_median_night_s']} s; load "
+              f"{r['incremental_median_load_s']} s, dbt build {r['incremental_median_build_s']} s, load + dbt "
+              f"{r['incremental_median_load_plus_dbt_s']} s, forecast {r['incremental_median_forecast_s']} s, "
+              f"publish {r['incremental_median_publish_s']} s.", "",
               "Rows changed by night 2's load (inserted/updated/deleted):", ""]
     for name, c in r["night2_incremental"][0]["changes"].items():
         lines.append(f"- {name}: {c['inserted']}/{c['updated']}/{c['deleted']} "
@@ -351,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-floor", action="store_true", help="skip the hand-written SQL floor")
     parser.add_argument("--incremental", action="store_true", help="measure a second night, incremental vs full")
     parser.add_argument("--repeats", type=int, default=2, help="incremental second nights to measure (median)")
+    parser.add_argument("--as-of", type=date.fromisoformat, default=AS_OF,
+                        help="night 1's date for --incremental (night 2 is the day after)")
     parser.add_argument("--child-step", nargs=2, metavar=("STEP", "CONTEXT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_step:
@@ -362,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         texts = []
         for scale in args.scales:
             print(f"scale {scale} (incremental) ...", flush=True)
-            r = bench_incremental(scale, args.seed, args.data_dir, args.repeats)
+            r = bench_incremental(scale, args.seed, args.data_dir, args.repeats, args.as_of)
             print(json.dumps(r, indent=2), flush=True)
             texts.append(incremental_markdown(r, when))
         text = "\n".join(texts)

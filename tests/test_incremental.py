@@ -41,8 +41,10 @@ def next_day_exports(src: Path, dst: Path, day: date, share: int = 50) -> dict[s
     Deterministic (picks rows by a hash of their Id). About 1 in `share` open deals moves one stage on
     (closing won at the last stage), with the history row the CRM writes; 1 in `share` open deals gets
     a new owner and 1 in `share` a pushed close date (history row too); one deal per owner-day is
-    created; 1 in 5*`share` deals and tasks are deleted (gone from the export); accounts change head
-    count; leads convert; tasks complete; calls, emails and meetings are added for the day.
+    created; 1 in 5*`share` open deals and tasks are deleted (gone from the export), and 1 in 100*`share`
+    closed deals (a rare correction: deleting 1 in 250 of all deals every day would delete every deal
+    within a year); accounts change head count; leads convert; tasks complete; calls, emails and meetings
+    are added for the day.
     """
     dst.mkdir(parents=True, exist_ok=True)
     ts = f"{day.isoformat()}T10:00:00.000Z"
@@ -101,7 +103,7 @@ def next_day_exports(src: Path, dst: Path, day: date, share: int = 50) -> dict[s
                        as LastModifiedDate,
                    o.Competitor__c
             from o left join moved m on o.Id = m.Id left join reassigned r on o.Id = r.Id
-            where hash(o.Id || 'gone') % {5 * share} <> 0
+            where hash(o.Id || 'gone') % (case when o.IsClosed = 'true' then {100 * share} else {5 * share} end) <> 0
             union all
             select Id, AccountId, OwnerId, 'New deal ' || Id, 'Prospecting', '10000.00', '10', 'Pipeline',
                    '{(day + timedelta(days=60)).isoformat()}', '{ts}', 'false', 'false', 'false', 'New Business',
