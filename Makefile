@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # runs spend much of their time waiting on subprocesses (dbt, Airflow), so two overlap well on 2 cores.
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-fast lint clean
+.PHONY: demo test test-fast lint bench clean
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools/uv "uv==$(UV_VERSION)"
@@ -33,6 +33,16 @@ test-fast: $(VENV)/.synced
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/sqlfluff lint dbt_project/models
+
+# The whole benchmark of issue 7 (about 3 hours on 2 cores, 45 GB of disk for L): full nights at S and M
+# with the hand-written SQL floor, a mid-month incremental night at M, and every step at L. Results as
+# markdown (and JSON) in $(BENCH_OUT); the recorded ones are benchmarks/results.md.
+BENCH_OUT ?= bench-results
+bench: $(VENV)/.synced
+	mkdir -p $(BENCH_OUT)
+	$(VENV)/bin/python benchmarks/nightly.py --scales S M --out $(BENCH_OUT)/full.md
+	$(VENV)/bin/python benchmarks/nightly.py --scales M --incremental --as-of 2026-10-29 --out $(BENCH_OUT)/incremental.md
+	$(VENV)/bin/python benchmarks/nightly.py --scales L --no-floor --out $(BENCH_OUT)/L.md
 
 clean:
 	rm -rf data .airflow dbt_project/target dbt_project/logs
