@@ -154,6 +154,12 @@ def read_headers(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[list[str],
     raise ExportError(f"{path.name}: cannot be read as CSV: {errors[-1]}")
 
 
+def _head(path: Path, size: int = 4096) -> bytes:
+    """The first bytes of a file, without reading the rest (an export can be larger than the memory cap)."""
+    with path.open("rb") as fh:
+        return fh.read(size)
+
+
 def plan_loads(con: duckdb.DuckDBPyConnection, archive_dir: Path, files: list[ArchivedFile]) -> list[PlannedLoad]:
     """Check every file's header against the contract before anything is written."""
     by_table = {f.table: f for f in files}
@@ -164,7 +170,7 @@ def plan_loads(con: duckdb.DuckDBPyConnection, archive_dir: Path, files: list[Ar
             plans.append(PlannedLoad(export, None, {}))
             continue
         path = archive_dir / archived.filename
-        if archived.bytes == 0 or not path.read_bytes()[:4096].strip(b"\xef\xbb\xbf \r\n\t"):
+        if archived.bytes == 0 or not _head(path).strip(b"\xef\xbb\xbf \r\n\t"):
             if export.required:
                 raise ExportError(f"{archived.filename}: the file is empty (not even a header row)")
             log.warning("%s is empty: treated as absent", archived.filename)

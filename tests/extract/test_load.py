@@ -139,6 +139,30 @@ def test_empty_required_file_is_a_clear_error(tiny_exports, tmp_path):
         _load(tiny_exports, tmp_path)
 
 
+def test_planning_a_large_export_does_not_read_it_into_memory(tiny_exports, tmp_path):
+    """The empty-file check looks at the file's first bytes only: at scale L an export is 10 GB, and reading it
+    whole to look at 4 KB took the extract step's memory to the size of the largest file."""
+    import tracemalloc
+
+    from salesos.extract.load import plan_loads
+
+    header, *rows = (tiny_exports / "Opportunity.csv").read_text().splitlines()
+    body = "".join(f"{row}\n" for row in rows)
+    (tiny_exports / "Opportunity.csv").write_text(header + "\n" + body * (40_000_000 // len(body) + 1))
+    archive = tmp_path / "archive"
+    files = archive_exports(tiny_exports, archive)
+    assert (archive / "Opportunity.csv").stat().st_size > 40_000_000
+    con = duckdb.connect()
+    tracemalloc.start()
+    try:
+        plans = plan_loads(con, archive, files)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert any(p.path is not None and p.path.name == "Opportunity.csv" for p in plans)
+    assert peak < 5_000_000, f"planning held {peak:,} bytes"
+
+
 def test_bom_crlf_and_quoted_newlines_load(tiny_exports, tmp_path):
     text = (tiny_exports / "Account.csv").read_text().replace("\n", "\r\n").replace("Acme", '"Acme\nGmbH"')
     (tiny_exports / "Account.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
