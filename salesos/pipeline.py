@@ -121,7 +121,11 @@ def _read_marts(ctx: RunContext) -> Any:
         from salesos.warehouse.postgres import PgReader, pg_dsn_from_env
 
         return PgReader(pg_dsn_from_env())
-    return duckdb.connect(str(ctx.build_warehouse), read_only=True)
+    from salesos.warehouse.duckdb_limits import apply_memory_limit
+
+    con = duckdb.connect(str(ctx.build_warehouse), read_only=True)
+    apply_memory_limit(con)
+    return con
 
 
 def build(ctx: RunContext) -> dict[str, Any]:

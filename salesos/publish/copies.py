@@ -16,6 +16,8 @@ from pathlib import Path
 
 import duckdb
 
+from salesos.warehouse.duckdb_limits import apply_memory_limit
+
 log = logging.getLogger(__name__)
 
 COMPAT_STORAGE_VERSION = "v1.4.0"
@@ -37,6 +39,8 @@ def write_compat_copy(source: Path, target: Path) -> Path:
     catalog = source.stem
     con = duckdb.connect()
     try:
+        apply_memory_limit(con)  # under the run's cap, spilling beside the copy (a warehouse can outgrow memory)
+        con.execute(f"set temp_directory = '{tmp_dir / 'spill'}'")
         con.execute(f"attach '{source}' as \"{catalog}\" (read_only)")
         con.execute(f"attach '{tmp}' as compat (storage_version '{COMPAT_STORAGE_VERSION}')")
         con.execute(f'copy from database "{catalog}" to compat')
@@ -56,6 +60,7 @@ def export_tables(warehouse: Path, out_dir: Path, schemas: tuple[str, ...] = EXP
     written: list[Path] = []
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
+        apply_memory_limit(con)
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables "
             f"where table_type = 'BASE TABLE' and table_schema in ({', '.join('?' for _ in schemas)}) order by 1, 2",

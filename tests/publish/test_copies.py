@@ -65,3 +65,16 @@ def test_duckdb_1_4_opens_the_compat_copy_and_not_the_original(warehouse, tmp_pa
     out = subprocess.run([sys.executable, "-c", script, str(target), str(warehouse)], check=True, capture_output=True,
                          text=True, env={"PYTHONPATH": str(old), "PATH": "/usr/bin:/bin"}).stdout.split()
     assert out == ["1.4.1", "10", "refused"]
+
+
+def test_both_copies_run_under_the_memory_cap(warehouse, tmp_path, monkeypatch):
+    """At scale L the finance exports' connection grew past 6 GB under DuckDB's default cap (80% of RAM)."""
+    monkeypatch.setenv("SALESOS_DUCKDB_MEMORY_LIMIT", "not a size")  # proves the cap is set on each connection
+    with pytest.raises(duckdb.Error):
+        export_tables(warehouse, tmp_path / "exports")
+    with pytest.raises(duckdb.Error):
+        write_compat_copy(warehouse, tmp_path / "compat" / warehouse.name)
+    monkeypatch.setenv("SALESOS_DUCKDB_MEMORY_LIMIT", "200MB")
+    assert export_tables(warehouse, tmp_path / "exports")
+    assert write_compat_copy(warehouse, tmp_path / "compat" / warehouse.name).exists()
+    assert not list((tmp_path / "compat").glob(".building-*"))  # its spill folder goes with it
