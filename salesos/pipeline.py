@@ -19,7 +19,7 @@ import duckdb
 from salesos.extract.landing import archive_exports, read_manifest
 from salesos.extract.load import load_raw
 from salesos.run_context import RunContext
-from salesos.settings import load_settings
+from salesos.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def _models_dir(ctx: RunContext) -> Path:
     return ctx.run_dir / "forecast_models"
 
 
-def _forecast_cache(ctx: RunContext) -> tuple[Path | None, bool]:
+def _forecast_cache(ctx: RunContext, settings: Settings) -> tuple[Path | None, bool]:
     """Where unchanged series' forecasts are kept between nights, and whether this run may reuse them.
 
     The cache sits beside the warehouse (on a filesystem every forecast worker sees, as the run folders do);
@@ -163,7 +163,6 @@ def _forecast_cache(ctx: RunContext) -> tuple[Path | None, bool]:
     """
     from salesos.extract.load import full_refresh_requested
 
-    settings = load_settings(ctx.settings_file)
     if not settings.forecast_reuse_unchanged:
         return None, False
     return ctx.data_dir / "forecast_cache", not full_refresh_requested()
@@ -188,7 +187,7 @@ def forecast_chunk(ctx: RunContext, chunk: str) -> dict[str, Any]:
     from forecasting.nightly import forecast_chunk as run_chunk
 
     settings = load_settings(ctx.settings_file)
-    cache_dir, reuse = _forecast_cache(ctx)
+    cache_dir, reuse = _forecast_cache(ctx, settings)
     return run_chunk(_forecast_work(ctx), chunk, horizon=settings.forecast_horizon,
                      origins=settings.forecast_origins, models_dir=_models_dir(ctx),
                      prophet_grid=settings.forecast_prophet_grid, cache_dir=cache_dir, reuse=reuse)
@@ -212,7 +211,7 @@ def forecast_store(ctx: RunContext) -> dict[str, Any]:
         con.close()
     if _on_postgres(ctx):
         _copy_to_postgres(ctx, ("forecasts",))
-    cache_dir, _ = _forecast_cache(ctx)
+    cache_dir, _ = _forecast_cache(ctx, load_settings(ctx.settings_file))
     if cache_dir is not None:
         prune_forecast_cache(_forecast_work(ctx), cache_dir)
     con = _read_marts(ctx)
@@ -244,7 +243,7 @@ def forecast(ctx: RunContext) -> dict[str, Any]:
     chunks = forecast_plan(ctx)
     if chunks:
         settings = load_settings(ctx.settings_file)
-        cache_dir, reuse = _forecast_cache(ctx)
+        cache_dir, reuse = _forecast_cache(ctx, settings)
         forecast_chunks(_forecast_work(ctx), chunks, horizon=settings.forecast_horizon,
                         origins=settings.forecast_origins, models_dir=_models_dir(ctx),
                         prophet_grid=settings.forecast_prophet_grid, cache_dir=cache_dir, reuse=reuse)
