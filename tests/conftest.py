@@ -21,6 +21,36 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="salesos-airflow-h
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
+# `make test` hands whole files to two workers (`--dist loadfile`) in collection order, one file at a time.
+# Collected alphabetically, the PostgreSQL end-to-end file came last and ran alone for minutes while the other
+# worker sat idle. The files below take minutes each (`pytest --durations`), so they go first, longest first,
+# and the many short files fill in behind them. A file missing from the list still runs, in its usual place.
+LONGEST_FILES_FIRST = (
+    "tests/test_end_to_end.py",
+    "tests/warehouse/test_postgres.py",
+    "tests/test_end_to_end_runs.py",
+    "tests/deploy/test_services_native.py",
+    "tests/test_incremental.py",
+    "tests/test_lint.py",
+    "tests/validate/test_chunked.py",
+    "tests/forecasting/test_nightly.py",
+    "tests/validate/test_property_mutations.py",
+)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Reorder the collected tests so the longest files start first (a stable sort: the rest keep their order)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
+
+    def key(item: pytest.Item) -> int:
+        try:
+            return rank.get(item.path.resolve().relative_to(ROOT).as_posix(), len(rank))
+        except ValueError:
+            return len(rank)
+
+    items.sort(key=key)
+
 USERS = [
     {"Id": "005A", "Name": "Ada Manager", "Email": "ada@example.com", "ManagerId": "", "UserRoleId": "00E1",
      "Division": "EMEA", "Department": "SMB", "IsActive": "true", "CreatedDate": "2022-01-03T09:00:00.000Z"},

@@ -118,7 +118,8 @@ def pg_admin():
 
 @pytest.fixture(scope="module")
 def duckdb_run(pg_admin, tmp_path_factory):
-    """The DuckDB pipeline, once, on scale-S sample exports: the published warehouse is the reference."""
+    """The DuckDB pipeline, once, on scale-XS sample exports (every table and level, fewer rows: the engines are
+    compared here, not the numbers): the published warehouse is the reference."""
     from salesos.generate import generate
     from salesos.pipeline import run_all
     from salesos.run_context import RunContext
@@ -129,24 +130,25 @@ def duckdb_run(pg_admin, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pg_e2e")
     exports = tmp / "exports"
     exports.mkdir()
-    generate(exports, scale="S", seed=5, as_of=AS_OF)
+    generate(exports, scale="XS", seed=5, as_of=AS_OF)
     ctx = RunContext.create(as_of=AS_OF, exports=exports, warehouse=tmp / "wh" / "salesos.duckdb",
                             settings_file=Path(__file__).parents[1] / "fast_settings.yml")
     run_all(ctx)
     TIMINGS["duckdb pipeline"] = time.monotonic() - t0
     # The nightly run builds the marts before the forecast step stores its rows, so the published marts were
     # built on an empty forecasts.fct_forecasts, while Postgres gets the stored forecasts with the raw tables.
-    # Build the DuckDB marts once more on the published file so both engines see the same inputs.
+    # Build the DuckDB models that read the forecasts once more on the published file so both engines see the
+    # same inputs (the rest were built from the same raw tables and stay as published).
     t0 = time.monotonic()
     run_dbt(
-        ["build"],
+        ["build", "--select", "source:forecasts+"],
         warehouse=ctx.warehouse,
         run_dir=ctx.data_dir / "runs" / "duckdb_rebuild",
         settings=load_settings(ctx.settings_file),
         as_of=ctx.as_of.isoformat(),
         target="duckdb",
     )
-    TIMINGS["dbt build --target duckdb (after forecasts)"] = time.monotonic() - t0
+    TIMINGS["dbt build --target duckdb of what reads the forecasts"] = time.monotonic() - t0
     return ctx
 
 
@@ -437,7 +439,7 @@ def test_the_nightly_run_on_the_postgres_target_needs_no_code_change(duckdb_run,
             summary = run_all(ctx)
             TIMINGS["nightly run on the postgres target"] = time.monotonic() - t0
             dsn = pg_dsn_from_env()
-        assert summary["models_built"] >= 40 and summary["forecast_series"] >= 40
+        assert summary["models_built"] >= 40 and summary["forecast_series"] >= 20
         sql_bookings = "select series_id, month_start, bookings from marts.fct_bookings_monthly order by 1, 2"
         _, pg_bookings = _pg_rows(dsn, sql_bookings)
         _, duck_bookings = _duck_rows(duckdb_run.warehouse, sql_bookings)
