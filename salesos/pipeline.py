@@ -43,7 +43,9 @@ def _write_step(ctx: RunContext, step: str, result: dict[str, Any]) -> dict[str,
 
 def extract(ctx: RunContext) -> dict[str, Any]:
     """Archive the exports untouched, start the build copy, and load the raw tables."""
-    load_settings(ctx.settings_file)  # fail early on a bad settings file
+    from salesos.warehouse.storage import connect_warehouse, convert_to_compat
+
+    settings = load_settings(ctx.settings_file)  # fail early on a bad settings file
     archive_exports(ctx.exports, ctx.archive_dir)
     remove_stale_builds(ctx)
     ctx.build_dir.mkdir(parents=True)
@@ -51,7 +53,10 @@ def extract(ctx: RunContext) -> dict[str, Any]:
         # A byte copy takes no DuckDB lock, so a BI tool holding the published file never blocks us;
         # history kept in the warehouse (forecasts) carries over to the new version.
         shutil.copyfile(ctx.warehouse, ctx.build_warehouse)
-    con = _connect(ctx.build_warehouse)
+        if settings.bi_compat_copy:
+            convert_to_compat(ctx.build_warehouse)  # a warehouse from before 1.4-format files, once
+    # with the BI copy on, a new warehouse is created in the DuckDB 1.4 format (salesos.warehouse.storage)
+    con = connect_warehouse(ctx.build_warehouse, compat=settings.bi_compat_copy)
     try:
         # _loaded_at is load metadata (when the bytes arrived), never used by a model
         result = load_raw(con, ctx.archive_dir, read_manifest(ctx.archive_dir), ctx.run_id, datetime.now(UTC))

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,6 +54,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             return len(rank)
 
     items.sort(key=key)
+
+
+@pytest.fixture(scope="session")
+def duckdb_1_4(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, list[str]], list[str]]:
+    """Run a Python snippet under DuckDB 1.4.1 (what many BI drivers bundle); returns its printed words."""
+    uv = ROOT / ".tools" / "uv" / "bin" / "uv"
+    uv_cmd = [str(uv)] if uv.exists() else [sys.executable, "-m", "uv"]
+    if not uv.exists() and not shutil.which("uv"):
+        pytest.skip("uv is not installed (make installs it into .tools/)")
+    old = tmp_path_factory.mktemp("duckdb14")
+    subprocess.run([*uv_cmd, "pip", "install", "-q", "--target", str(old), "duckdb==1.4.1"], check=True)
+
+    def run(script: str, args: list[str]) -> list[str]:
+        return subprocess.run([sys.executable, "-c", script, *args], check=True, capture_output=True, text=True,
+                              env={"PYTHONPATH": str(old), "PATH": "/usr/bin:/bin"}).stdout.split()
+
+    return run
+
 
 USERS = [
     {"Id": "005A", "Name": "Ada Manager", "Email": "ada@example.com", "ManagerId": "", "UserRoleId": "00E1",

@@ -145,6 +145,21 @@ def test_deal_size_and_sales_cycle_match_an_independent_computation(sample, publ
         assert same.all(), merged.loc[~same, ["OwnerId", "month", f"{col}_exp", f"{col}_mart"]].head()
 
 
+def test_duckdb_1_4_reads_the_published_warehouse_and_its_bi_copy(published, duckdb_1_4):
+    """BI drivers bundling DuckDB 1.x read the real marts and views (the warehouse is kept in the 1.4 format)."""
+    ctx, summary = published
+    script = (
+        "import duckdb, sys\n"
+        "for path in sys.argv[1:]:\n"
+        "    c = duckdb.connect(path, read_only=True)\n"
+        "    print(c.execute('select count(*) > 0 from marts.mart_rep_performance').fetchall()[0][0],\n"
+        "          c.execute('select count(*) > 0 from staging.stg_crm__opportunities').fetchall()[0][0],\n"
+        "          c.execute('select count(*) > 0 from forecasts.fct_forecasts').fetchall()[0][0])\n"
+        "    c.close()\n"
+    )
+    assert duckdb_1_4(script, [str(ctx.warehouse), summary["bi_compat_copy"]]) == ["True"] * 6
+
+
 def test_dbt_docs_generate_works_on_the_published_warehouse(published, tmp_path):
     from salesos.settings import load_settings
     from salesos.transform.dbt_build import DBT_PROJECT_DIR, dbt_env, dbt_executable, dbt_vars

@@ -2,7 +2,8 @@
 
 - BI tools: DuckDB 2.0 writes files that the DuckDB 1.x bundled in many BI drivers cannot open. A copy
   in the 1.4 storage format is published beside the warehouse, under the same file name (DuckDB names
-  the catalog after the file stem, and views refer to it) in a `duckdb-v1.4/` folder.
+  the catalog after the file stem, and views refer to it) in a `duckdb-v1.4/` folder. The pipeline keeps
+  its warehouse in that format (`salesos.warehouse.storage`), so the copy is a plain file copy.
 - Finance: the marts and forecast tables as Parquet and CSV under a versioned path per run,
   `exports/as_of=<date>/run=<run_id>/<schema>.<table>.parquet`, written once and never overwritten.
 """
@@ -17,10 +18,10 @@ from pathlib import Path
 import duckdb
 
 from salesos.warehouse.duckdb_limits import apply_memory_limit
+from salesos.warehouse.storage import copy_database, is_compat
 
 log = logging.getLogger(__name__)
 
-COMPAT_STORAGE_VERSION = "v1.4.0"
 COMPAT_DIR = "duckdb-v1.4"
 EXPORT_SCHEMAS = ("marts", "forecasts")
 
@@ -30,25 +31,20 @@ def compat_path(warehouse: Path) -> Path:
 
 
 def write_compat_copy(source: Path, target: Path) -> Path:
-    """Copy every schema, table and view of `source` into a DuckDB 1.4-readable file at `target`, atomically."""
+    """Put a DuckDB 1.4-readable copy of `source` at `target`, atomically.
+
+    A warehouse already in the 1.4 format (the pipeline creates it so) is copied byte for byte, which
+    costs one sequential file copy; an older 2.0-format file is rewritten table by table.
+    """
+    if not is_compat(source):
+        return copy_database(source, target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = target.parent / f".building-{os.getpid()}"
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir()
-    tmp = tmp_dir / target.name
-    catalog = source.stem
-    con = duckdb.connect()
+    tmp = target.parent / f".building-{os.getpid()}-{target.name}"
     try:
-        apply_memory_limit(con)  # under the run's cap, spilling beside the copy (a warehouse can outgrow memory)
-        con.execute(f"set temp_directory = '{tmp_dir / 'spill'}'")
-        con.execute(f"attach '{source}' as \"{catalog}\" (read_only)")
-        con.execute(f"attach '{tmp}' as compat (storage_version '{COMPAT_STORAGE_VERSION}')")
-        con.execute(f'copy from database "{catalog}" to compat')
-        con.execute("detach compat")
+        shutil.copyfile(source, tmp)  # an independent file: a reader holding it never locks the warehouse
+        os.replace(tmp, target)
     finally:
-        con.close()
-    os.replace(tmp, target)
-    shutil.rmtree(tmp_dir, ignore_errors=True)
+        tmp.unlink(missing_ok=True)
     return target
 
 
