@@ -148,6 +148,31 @@ def test_faults_spread_over_slices_are_counted_and_sampled_as_whole(tiny_exports
     assert "quotas.csv: field 'period_start' fails expect_column_values_to_be_in_set in 1 of 5 rows" in failed
 
 
+def test_slices_of_tables_too_big_to_fingerprint_read_only_the_checked_columns(tiny_exports, tmp_path, monkeypatch):
+    """Past GX's hashing threshold a slice holds only what the row checks read, with the same results."""
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    from salesos.validate import chunked
+
+    opportunities = [{**o, "Id": f"{o['Id']}{i}"} for i, o in enumerate(OPPORTUNITIES * 4)]
+    for i in (1, 6, 9):
+        opportunities[i]["StageName"] = f"Stage {i}"
+    opportunities[14]["OwnerId"] = "005GONE"
+    write_csv(tiny_exports / "Opportunity.csv", opportunities)
+    con = _load(tiny_exports, tmp_path)
+    params = run_params(con, "r1", SETTINGS, AS_OF)
+    monkeypatch.setattr(pandas_execution_engine, "HASH_THRESHOLD", 1)  # every table is "too big" to hash
+    read: list = []
+    real = chunked.raw_frame
+    monkeypatch.setattr(chunked, "raw_frame", lambda *a, **k: read.append(a) or real(*a, **k))
+
+    findings = assert_same_both_ways(con, params, lambda n: 3)
+    assert {f.column for f in findings} >= {"stage_name", "owner_id"}
+    slices = [a[3] for a in read if a[1] == "opportunities" and len(a) == 6]  # (con, table, schema, columns, ...)
+    assert slices[0] is None  # the first slice whole, to find out the table is too big to hash
+    assert slices[1:] and all("stage_name" in c and "amount" not in c for c in slices[1:])
+
+
 def test_mostly_is_applied_to_the_whole_table_not_to_each_slice(tiny_exports, tmp_path):
     accounts = [{**ACCOUNTS[i % 2], "Id": f"001X{i}", "NumberOfEmployees": "" if i < 3 else "10"} for i in range(5)]
     write_csv(tiny_exports / "Account.csv", accounts)  # 3 of 5 without a size: 40% < mostly 0.5
