@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from salesos.extract.landing import archive_exports, read_manifest
+from salesos.extract.landing import archive_exports
 from salesos.extract.load import load_raw
 from salesos.run_context import RunContext
 from salesos.settings import Settings, load_settings
@@ -46,7 +46,7 @@ def extract(ctx: RunContext) -> dict[str, Any]:
     from salesos.warehouse.storage import connect_warehouse, convert_to_compat
 
     settings = load_settings(ctx.settings_file)  # fail early on a bad settings file
-    archive_exports(ctx.exports, ctx.archive_dir)
+    archived = archive_exports(ctx.exports, ctx.archive_dir)
     remove_stale_builds(ctx)
     ctx.build_dir.mkdir(parents=True)
     if ctx.warehouse.exists():
@@ -59,7 +59,9 @@ def extract(ctx: RunContext) -> dict[str, Any]:
     con = connect_warehouse(ctx.build_warehouse, compat=settings.bi_compat_copy)
     try:
         # _loaded_at is load metadata (when the bytes arrived), never used by a model
-        result = load_raw(con, ctx.archive_dir, read_manifest(ctx.archive_dir), ctx.run_id, datetime.now(UTC))
+        # the files this step has just archived and hashed: checking them against the manifest again
+        # (read_manifest) would read every byte a third time, 4.5 s at scale M
+        result = load_raw(con, ctx.archive_dir, archived, ctx.run_id, datetime.now(UTC))
         from forecasting.bookings import ensure_forecast_table
 
         ensure_forecast_table(con)

@@ -65,6 +65,7 @@ def copy_database(source: Path, target: Path, version: str = COMPAT_STORAGE_VERS
     try:
         apply_memory_limit(con)  # under the run's cap, spilling beside the copy (a warehouse can outgrow memory)
         con.execute(f"set temp_directory = '{tmp_dir / 'spill'}'")
+        con.execute("set enable_progress_bar = false")  # a task log is no terminal
         con.execute(f"attach '{source}' as \"{source.stem}\" (read_only)")
         con.execute(f"attach '{tmp}' as converted (storage_version '{version}')")
         con.execute(f'copy from database "{source.stem}" to converted')
