@@ -29,6 +29,7 @@ from salesos.validate.gx_checks import (
     _frame_columns,
     _gx_suite,
     _validate_frame,
+    query_frame,
     raw_frame,
 )
 
@@ -128,7 +129,7 @@ def _whole_dtypes(con: duckdb.DuckDBPyConnection, table: str, raw_schema: str) -
         f'with f as (select {cols} from {raw_schema}."{table}" t) '
         f"select {first} from f union all select {second} from f"
     )
-    return con.execute(sql).df().dtypes
+    return query_frame(con, sql).dtypes  # the conversion raw_frame uses
 
 
 def _as_whole(frame: pd.DataFrame, dtypes: pd.Series | None, start: int) -> pd.DataFrame:

@@ -183,7 +183,47 @@ def raw_frame(
     select = ", ".join(f'{exprs[c]} as "{c}"' for c in wanted)
     condition = f" where {where}" if where else ""
     sql = f'select {select} from {raw_schema}."{table}" t{condition} order by _row_number'
-    return con.execute(sql, params or []).df()
+    return query_frame(con, sql, params)
+
+
+def _column_from_arrow(col: Any) -> Any:
+    """One Arrow column as the pandas values DuckDB's `.df()` gives it (see `query_frame`)."""
+    import numpy as np
+    import pyarrow as pa
+
+    t = col.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        if col.null_count == len(col):
+            return np.full(len(col), None, dtype=object)  # .df(): an all-null or empty text column is object
+        return pd.StringDtype("pyarrow", na_value=np.nan).__from_arrow__(col)
+    if pa.types.is_integer(t) and col.null_count:
+        name = f"{'' if pa.types.is_signed_integer(t) else 'U'}Int{t.bit_width}"
+        return pd.array(col.to_numpy(zero_copy_only=False), dtype=name)  # nullable, as .df() gives it
+    if pa.types.is_boolean(t) and col.null_count:
+        return pd.BooleanDtype().__from_arrow__(col)
+    if pa.types.is_date32(t):
+        return col.cast(pa.timestamp("us")).to_numpy()  # .df(): dates are datetime64[us]
+    if pa.types.is_timestamp(t) and t.tz is None and t.unit == "us":
+        return col.to_numpy()
+    if pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_floating(t):
+        return col.to_numpy()
+    raise TypeError(t)
+
+
+def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    """The result of `sql` as a pandas frame, exactly as DuckDB's `.df()` gives it, about 3x faster.
+
+    `.df()` builds Python string objects that pandas 3 then converts to Arrow-backed strings: two thirds of
+    reading a slice of a raw table (6 s of a 30 s validation at scale M). Through Arrow the text stays in
+    Arrow; the other types take the dtypes `.df()` gives (nullable integers and booleans, datetime64[us]).
+    A type not handled here falls back to `.df()`.
+    """
+    table = con.sql(sql, params=params or None).to_arrow_table()
+    try:
+        columns = {name: _column_from_arrow(col) for name, col in zip(table.column_names, table.columns, strict=True)}
+    except TypeError:
+        return con.execute(sql, params or []).df()
+    return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows), copy=False)
 
 
 def resolve_params(value: Any, params: dict[str, Any]) -> Any:

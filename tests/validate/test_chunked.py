@@ -38,6 +38,7 @@ from salesos.validate.gx_checks import (
 
 from ..conftest import ACCOUNTS, OPPORTUNITIES, QUOTAS, USERS, write_csv
 from .test_broken_exports import CASES
+from .test_gx_checks import assert_raw_frames_as_df_gives_them
 
 SETTINGS = load_settings()
 AS_OF = date(2026, 10, 31)
@@ -113,6 +114,7 @@ def test_broken_exports_give_the_same_result_sliced(case, tiny_exports, tmp_path
     con = duckdb.connect(str(ctx.build_warehouse), read_only=True)
     params = run_params(con, ctx.run_id, SETTINGS, AS_OF)
     assert_same_both_ways(con, params, lambda n: 2)
+    assert_raw_frames_as_df_gives_them(con)  # the frames GX sees are what `.df()` gives, for every broken file
 
 
 def test_faults_spread_over_slices_are_counted_and_sampled_as_whole(tiny_exports, tmp_path):

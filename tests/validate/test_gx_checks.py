@@ -12,7 +12,9 @@ from salesos.settings import load_settings
 from salesos.validate.gx_checks import (
     RAW_SUITES,
     ValidationFailed,
+    _frame_columns,
     load_suite,
+    query_frame,
     raw_frame,
     resolve_params,
     run_params,
@@ -33,6 +35,39 @@ def _con(exports, tmp_path, run_id="r1", con=None):
     con = con or duckdb.connect()
     load_raw(con, archive, files, run_id, datetime(2026, 11, 1, tzinfo=UTC))
     return con
+
+
+def assert_raw_frames_as_df_gives_them(con: duckdb.DuckDBPyConnection) -> None:
+    """Every raw table's validated frame, read through Arrow, equals what DuckDB's `.df()` gives, dtypes and all."""
+    for name in RAW_SUITES:
+        table = load_suite(name)["table"]
+        select = ", ".join(f'{e} as "{c}"' for c, e in _frame_columns(con, table).items())
+        expected = con.execute(f'select {select} from raw."{table}" t order by _row_number').df()
+        pd.testing.assert_frame_equal(raw_frame(con, table), expected, check_exact=True, obj=table)
+
+
+def test_query_frame_gives_what_df_gives_for_every_type_with_and_without_nulls():
+    con = duckdb.connect()
+    sql = """select * from (values
+        (1::bigint, 1::bigint, 7::integer, true, true, 'a', null::varchar, date '2020-01-01',
+         timestamp '2020-01-01 10:00', 1.5::double, '1'::varchar),
+        (2, null, null, false, null, null, null, null, null, null, '2')
+    ) t(i, ni, ni32, b, nb, s, all_null, d, ts, f, keep) where keep <= ?"""
+    for keep in ("2", "1", "0"):  # two rows (some nulls), one row (no nulls), none
+        expected = con.execute(sql, [keep]).df()
+        got = query_frame(con, sql, [keep])
+        pd.testing.assert_frame_equal(got, expected, check_exact=True, obj=keep)
+        assert got.dtypes.to_dict() == expected.dtypes.to_dict(), keep  # an empty frame's dtypes too
+    other = "select interval 1 day as i, [1, 2] as l, {'a': 1} as st"  # types it does not convert: as .df()
+    pd.testing.assert_frame_equal(query_frame(con, other), con.execute(other).df())
+
+
+def test_raw_frames_read_through_arrow_equal_the_df_ones(tiny_exports, tmp_path):
+    opportunities = [dict(o) for o in OPPORTUNITIES]
+    opportunities[1]["Amount"] = ""  # a typed number with a null
+    opportunities[2]["CloseDate"] = "not a date"
+    write_csv(tiny_exports / "Opportunity.csv", opportunities)
+    assert_raw_frames_as_df_gives_them(_con(tiny_exports, tmp_path))
 
 
 def test_clean_exports_pass_every_suite(tiny_exports, tmp_path):
