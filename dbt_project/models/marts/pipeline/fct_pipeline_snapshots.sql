@@ -1,7 +1,31 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['snapshot_date', 'opportunity_id'],
+        post_hook=[
+            "delete from {{ this }} as kept where not exists (
+                select 1
+                from {{ ref('int_opportunity_history__daily_states') }} as states
+                inner join {{ ref('int_opportunities__converted') }} as opportunities
+                    on states.opportunity_id = opportunities.opportunity_id
+                where
+                    states.snapshot_date = kept.snapshot_date
+                    and states.opportunity_id = kept.opportunity_id
+                    and (opportunities.created_date is null or opportunities.created_date <= states.snapshot_date)
+            )"
+        ]
+    )
+}}
+
 -- One row per snapshot day and opportunity open at the end of that day: the deal's state that day
 -- (int_opportunity_history__daily_states, reconstructed from OpportunityHistory, incremental: past
 -- days are never recomputed) with the deal's current attributes (owner, account, segment, currency
 -- and rate), as a full rebuild would show them. Live opportunities created on or before the day only.
+-- Incremental: a run computes the new days, and every day of the deals whose attributes changed and
+-- of the (currency, close date) pairs whose rate changed, comparing them with what the table holds;
+-- the post-hook drops the rows a full build would not have (days that left the window, deals no
+-- longer live or created later than the day).
 with opportunities as (
 
     select * from {{ ref('int_opportunities__converted') }}
@@ -19,6 +43,95 @@ fx_rates as (
     select * from {{ ref('int_fx_rates__valid_periods') }}
 
 ),
+{%- if is_incremental() %}
+
+    built_until as (
+
+        select coalesce(max(snapshot_date), cast('0001-01-01' as date)) as last_day from {{ this }}
+
+    ),
+
+    built_attributes as (
+
+        -- each deal's attributes as the table holds them (the same on every row of the deal)
+        select distinct
+            opportunity_id,
+            owner_id,
+            account_id,
+            segment,
+            opportunity_type,
+            lead_source,
+            created_date,
+            currency_iso_code
+        from {{ this }}
+
+    ),
+
+    changed_opportunities as (
+
+        -- deals whose current attributes are not what the table holds, new deals included
+        select opportunity_id from (
+            select
+                opportunity_id,
+                owner_id,
+                account_id,
+                segment,
+                opportunity_type,
+                lead_source,
+                created_date,
+                currency_iso_code
+            from opportunities
+            except
+            select * from built_attributes
+        ) as changed
+
+    ),
+
+    built_rates as (
+
+        select distinct
+            currency_iso_code,
+            close_date,
+            fx_rate
+        from {{ this }}
+
+    ),
+
+    current_rates as (
+
+        -- the rate each built (currency, close date) pair takes today, as `converted` below computes it
+        select
+            built_pairs.currency_iso_code,
+            built_pairs.close_date,
+            case
+                when built_pairs.currency_iso_code = {{ reporting_currency() }} then 1
+                else fx_rates.rate
+            end as fx_rate
+        from (select distinct
+            currency_iso_code,
+            close_date
+        from built_rates) as built_pairs
+        left join fx_rates
+            on
+                built_pairs.currency_iso_code = fx_rates.currency_iso_code
+                and built_pairs.close_date >= fx_rates.valid_from
+                and (fx_rates.valid_to is null or built_pairs.close_date <= fx_rates.valid_to)
+
+    ),
+
+    changed_rates as (
+
+        select distinct
+            currency_iso_code,
+            close_date
+        from (
+            select * from built_rates
+            except
+            select * from current_rates
+        ) as changed
+
+    ),
+{%- endif %}
 
 snapshots as (
 
@@ -46,7 +159,20 @@ snapshots as (
     from states
     inner join opportunities
         on states.opportunity_id = opportunities.opportunity_id
-    where opportunities.created_date is null or opportunities.created_date <= states.snapshot_date
+    where
+        (opportunities.created_date is null or opportunities.created_date <= states.snapshot_date)
+        {%- if is_incremental() %}
+            and (
+                states.snapshot_date > (select built_until.last_day from built_until)
+                or states.opportunity_id in (select changed.opportunity_id from changed_opportunities as changed)
+                or exists (
+                    select 1 as found from changed_rates
+                    where
+                        changed_rates.currency_iso_code = opportunities.currency_iso_code
+                        and changed_rates.close_date = states.close_date
+                )
+            )
+        {%- endif %}
 
 ),
 
