@@ -3,9 +3,9 @@
 DuckDB 2.0 writes new files in its own storage format, which the DuckDB 1.x bundled in many BI drivers
 cannot open. A file created in the 1.4 format stays in it, whatever DuckDB 2.0 later writes into it (dbt
 included). So the pipeline creates its warehouse in the 1.4 format when the BI copy is wanted: the copy
-is then the published file itself (a hard link), instead of a `COPY FROM DATABASE` of every table each
-night (48 s of a 280 s incremental night at scale M, 617 s at scale L). A warehouse made earlier in the
-2.0 format is converted once, by the first run that copies it.
+is a byte copy of the published file instead of a `COPY FROM DATABASE` of every table each night (about
+20 s of the publish step at scale M; benchmarks/results.md). A warehouse made earlier in the 2.0 format is
+converted once, by the first run that copies it.
 """
 
 from __future__ import annotations
