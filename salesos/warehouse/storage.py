@@ -79,14 +79,10 @@ def copy_database(source: Path, target: Path, version: str = COMPAT_STORAGE_VERS
 
 def convert_to_compat(path: Path) -> bool:
     """Rewrite a warehouse file in the 1.4 format in place (atomically); False when it already is."""
-    if is_compat(path):
+    version = storage_version(path)
+    if version == COMPAT_STORAGE_VERSION:
         return False
     log.warning("converting %s from DuckDB storage %s to %s, once, so BI tools with DuckDB 1.x can read it",
-                path, storage_version(path), COMPAT_STORAGE_VERSION)
-    staging = path.parent / f".convert-{os.getpid()}" / path.name
-    try:
-        copy_database(path, staging)
-        os.replace(staging, path)
-    finally:
-        shutil.rmtree(staging.parent, ignore_errors=True)
+                path, version, COMPAT_STORAGE_VERSION)
+    copy_database(path, path)  # written beside it, then renamed over it
     return True

@@ -44,6 +44,9 @@ fx_rates as (
 
 ),
 {%- if is_incremental() %}
+    {#- the deal's attributes a row takes from int_opportunities__converted (see `snapshots`) #}
+    {%- set attributes = ['opportunity_id', 'owner_id', 'account_id', 'segment', 'opportunity_type',
+                          'lead_source', 'created_date', 'currency_iso_code'] %}
 
     built_until as (
 
@@ -54,15 +57,7 @@ fx_rates as (
     built_attributes as (
 
         -- each deal's attributes as the table holds them (the same on every row of the deal)
-        select distinct
-            opportunity_id,
-            owner_id,
-            account_id,
-            segment,
-            opportunity_type,
-            lead_source,
-            created_date,
-            currency_iso_code
+        select distinct {{ attributes | join(', ') }}
         from {{ this }}
 
     ),
@@ -71,15 +66,7 @@ fx_rates as (
 
         -- deals whose current attributes are not what the table holds, new deals included
         select opportunity_id from (
-            select
-                opportunity_id,
-                owner_id,
-                account_id,
-                segment,
-                opportunity_type,
-                lead_source,
-                created_date,
-                currency_iso_code
+            select {{ attributes | join(', ') }}
             from opportunities
             except
             select * from built_attributes
