@@ -307,3 +307,53 @@ def test_incremental_night_equals_a_full_build(nights):
         assert differences == {}
     finally:
         con.close()
+
+
+def test_key_tests_on_an_incremental_night_check_the_changed_keys_and_still_catch_a_repeated_key(nights, tmp_path):
+    """unique_in_load / not_null_in_load read only what night 2's load changed, and fail on what it broke."""
+    import json
+
+    from salesos.settings import load_settings
+    from salesos.transform.dbt_build import DbtBuildFailed, run_dbt
+
+    warehouse = tmp_path / "salesos.duckdb"
+    shutil.copyfile(nights["incremental"], warehouse)
+    select = ["--select", "stg_crm__tasks", "int_people__activity_records"]
+
+    def key_tests(run: str) -> dict[str, dict]:
+        try:
+            run_dbt(["test", *select], warehouse=warehouse, run_dir=tmp_path / run,
+                    settings=load_settings(SETTINGS), as_of=DAY2.isoformat(), run_id="night2")
+        except DbtBuildFailed:
+            pass  # the statuses below say which test failed
+        results = json.loads((tmp_path / run / "dbt_target" / "run_results.json").read_text())["results"]
+        return {r["unique_id"].split(".")[2]: r for r in results if "_in_load_" in r["unique_id"]}
+
+    clean = key_tests("clean")
+    assert len(clean) == 3 and all(r["status"] == "pass" for r in clean.values())
+    assert all("night2" in r["compiled_code"] for r in clean.values())  # scoped to night 2's load
+    con = duckdb.connect(str(warehouse))
+    try:
+        # an old task (not changed by night 2) repeated by a row night 2's load wrote, and a task without an Id
+        old = con.execute(
+            "select min(id) from raw.tasks where _run_id = 'night1' and id not in "
+            "(select id from raw._changes where run_id = 'night2' and table_name = 'tasks')"
+        ).fetchall()[0][0]
+        con.execute("create temp table dup as select * from raw.tasks where id = ?", [old])
+        con.execute("update dup set _run_id = 'night2'")
+        con.execute("insert into raw.tasks select * from dup")
+        con.execute("insert into raw._changes (run_id, table_name, id, change) values ('night2', 'tasks', ?, 'update')",
+                    [old])
+        con.execute("update dup set id = ' '")
+        con.execute("insert into raw.tasks select * from dup")
+        # a night-1 task without an Id: not read on an incremental night (it would have failed night 1)
+        con.execute("update raw.tasks set id = '' where id = (select max(id) from raw.tasks where _run_id = 'night1')")
+    finally:
+        con.close()
+    broken = key_tests("broken")
+    failures = {name: (r["status"], r["failures"]) for name, r in broken.items()}
+    assert failures == {
+        "unique_in_load_stg_crm__tasks_task_id__tasks": ("fail", 1),
+        "not_null_in_load_stg_crm__tasks_task_id__tasks": ("fail", 1),  # night 2's row, not night 1's
+        "unique_in_load_int_people__activity_records_activity_id__tasks__events": ("pass", 0),  # not rebuilt
+    }

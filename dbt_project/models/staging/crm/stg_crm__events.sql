@@ -18,7 +18,8 @@ renamed as (
         {{ clean_string('subject') }} as subject,
         coalesce({{ to_boolean('is_deleted') }}, false) as is_deleted,
         _source_file,
-        _row_number
+        _row_number,
+        _run_id
         {{ custom_columns(source('crm', 'events')) }}  -- noqa: LT02
     from source
 

@@ -17,7 +17,8 @@ renamed as (
         {{ to_timestamp('created_date') }} as created_at,
         coalesce({{ to_boolean('is_deleted') }}, false) as is_deleted,
         _source_file,
-        _row_number
+        _row_number,
+        _run_id
         {{ custom_columns(source('crm', 'tasks')) }}  -- noqa: LT02
     from source
 
