@@ -236,3 +236,14 @@ def test_a_series_key_changes_with_anything_its_forecast_depends_on():
         fit_fingerprint("rep:r1", hist, 12, 6, "full", True, b"other code or libraries"),
     ]
     assert base not in others and len(set(others)) == len(others)
+
+
+def test_charts_drawn_in_a_process_pool_are_the_files_drawn_in_one_process(con, tmp_path, monkeypatch):
+    import forecasting.nightly as nightly
+
+    rows = forecast_all(con, date(2026, 10, 31), "run1", horizon=2, origins=2, processes=1)
+    monkeypatch.setattr(nightly, "CHARTS_PER_PROCESS", 2)  # 6 charts: a pool of 2
+    pooled = write_charts(con, rows, tmp_path / "pool", processes=2)
+    alone = write_charts(con, rows, tmp_path / "alone", processes=1)
+    assert [p.name for p in pooled] == [p.name for p in alone] and len(alone) == 6
+    assert all(p.read_bytes() == q.read_bytes() for p, q in zip(pooled, alone, strict=True))
