@@ -6,15 +6,12 @@ row-by-row expectation (`CHUNKABLE`) runs on each slice, and its per-slice count
 and handed to the expectation's own `_validate`, which applies `mostly` to the whole table and formats the
 result as GX would. Expectations that need all rows at once (row counts, a column's max, compound
 uniqueness) run once on a frame holding only the columns they check. Each slice's frame keeps the
-positions (index) and dtypes the whole frame would have, so samples, values and the batch fingerprint match.
+positions (index) and dtypes the whole frame would have, so samples and values match.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,50 +183,6 @@ def _in_gx_order(results: list[Any]) -> list[Any]:
     return [r for group in groups.values() for r in group]
 
 
-@contextlib.contextmanager
-def _slice_not_fingerprinted() -> Iterator[None]:
-    """GX hashes every frame under HASH_THRESHOLD bytes for its batch markers; a slice's (or the narrow
-    frame's) fingerprint is replaced by `_Fingerprint`'s of the whole table, so skip it: a third of a slice's time.
-    """
-    from great_expectations.execution_engine import pandas_execution_engine
-
-    threshold = pandas_execution_engine.HASH_THRESHOLD
-    pandas_execution_engine.HASH_THRESHOLD = 0
-    try:
-        yield
-    finally:
-        pandas_execution_engine.HASH_THRESHOLD = threshold
-
-
-class _Fingerprint:
-    """GX's `pandas_data_fingerprint` of the whole frame (md5 of its row hashes), built slice by slice.
-
-    GX only fingerprints frames under `HASH_THRESHOLD` bytes; so does this, so big tables cost no hashing.
-    """
-
-    def __init__(self, n_rows: int) -> None:
-        from great_expectations.execution_engine.pandas_execution_engine import HASH_THRESHOLD
-
-        self.threshold = HASH_THRESHOLD
-        self.n_rows = n_rows
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.size = pd.RangeIndex(n_rows).memory_usage()
-        self.active = True
-
-    def add(self, frame: pd.DataFrame) -> None:
-        if not self.active:
-            return
-        self.size += int(frame.memory_usage(index=False).sum())
-        seen = frame.index.stop if len(frame) else 1
-        if self.size / seen * self.n_rows > 1.2 * self.threshold:  # over: GX would not hash it
-            self.active = False
-            return
-        self.md5.update(pd.util.hash_pandas_object(frame, index=True).values.tobytes())
-
-    def value(self) -> str | None:
-        return self.md5.hexdigest() if self.active and self.size < self.threshold else None
-
-
 def run_chunked(
     con: duckdb.DuckDBPyConnection,
     suite: dict[str, Any],
@@ -251,38 +204,30 @@ def run_chunked(
     columns = list(_frame_columns(con, table, raw_schema))
     n_rows = con.execute(f'select count(*) from {raw_schema}."{table}"').fetchall()[0][0]
     positions = Positions(n_rows=n_rows, columns=set(columns))
-    fingerprint = _Fingerprint(n_rows)
 
     parts: list[list[Any]] = [[] for _ in row_suite.expectations]
-    # Once the fingerprint is off (the table is too big for GX to hash), a slice needs only the columns the
-    # row-by-row expectations read: a third of the columns of a task or event export, and far less to convert.
+    # A slice needs only the columns the row-by-row expectations read: a third of the columns of a task or
+    # event export, and far less to convert (GX's frame fingerprint, which read them all, is off).
     row_columns = _needed_columns(row_suite, columns)
-    if row_suite.expectations or fingerprint.active:
+    if row_suite.expectations:
         dtypes = _whole_dtypes(con, table, raw_schema) if n_rows else None
         start = 0
         for where, args in _slices(con, table, chunk_rows, raw_schema):
-            wanted = None if fingerprint.active else row_columns
-            frame = _as_whole(raw_frame(con, table, raw_schema, wanted, where, args), dtypes, start)
+            frame = _as_whole(raw_frame(con, table, raw_schema, row_columns, where, args), dtypes, start)
             if len(frame) == 0 and start > 0:
                 continue
-            fingerprint.add(frame)
-            if row_suite.expectations:
-                with _slice_not_fingerprinted():
-                    result = _validate_frame(batch_definition, row_suite, frame)
-                positions.remember(frame, result)
-                for k, r in enumerate(result.results):
-                    parts[k].append(r)
+            result = _validate_frame(batch_definition, row_suite, frame)
+            positions.remember(frame, result)
+            for k, r in enumerate(result.results):
+                parts[k].append(r)
             start += len(frame)
             del frame
-            if not row_suite.expectations and not fingerprint.active:
-                break
 
     if table_types <= ROW_COUNT_ONLY:  # no column needed: a frame of n rows and no columns costs nothing
         narrow = pd.DataFrame(index=pd.RangeIndex(n_rows))
     else:
         narrow = raw_frame(con, table, raw_schema, columns=_needed_columns(table_suite, columns))
-    with _slice_not_fingerprinted():  # of the narrow frame; the whole table's is `fingerprint`
-        whole = _validate_frame(batch_definition, table_suite, narrow)
+    whole = _validate_frame(batch_definition, table_suite, narrow)
     positions.remember(narrow, whole)
     del narrow
 
@@ -290,11 +235,6 @@ def run_chunked(
     by_table = iter(whole.results)
     results = _in_gx_order([next(by_row) if e["type"] in CHUNKABLE else next(by_table) for e in suite["expectations"]])
     meta = copy.deepcopy(whole.meta)
-    markers = meta.get("batch_markers")
-    if isinstance(markers, dict):
-        markers.pop("pandas_data_fingerprint", None)
-        if fingerprint.value():
-            markers["pandas_data_fingerprint"] = fingerprint.value()
     statistics = calc_validation_statistics(results)
     result = ExpectationSuiteValidationResult(
         results=results,

@@ -150,10 +150,8 @@ def test_faults_spread_over_slices_are_counted_and_sampled_as_whole(tiny_exports
     assert "quotas.csv: field 'period_start' fails expect_column_values_to_be_in_set in 1 of 5 rows" in failed
 
 
-def test_slices_of_tables_too_big_to_fingerprint_read_only_the_checked_columns(tiny_exports, tmp_path, monkeypatch):
-    """Past GX's hashing threshold a slice holds only what the row checks read, with the same results."""
-    from great_expectations.execution_engine import pandas_execution_engine
-
+def test_slices_read_only_the_checked_columns(tiny_exports, tmp_path, monkeypatch):
+    """A slice holds only what the row checks read (GX's frame fingerprint, which read every column, is off)."""
     from salesos.validate import chunked
 
     opportunities = [{**o, "Id": f"{o['Id']}{i}"} for i, o in enumerate(OPPORTUNITIES * 4)]
@@ -163,7 +161,6 @@ def test_slices_of_tables_too_big_to_fingerprint_read_only_the_checked_columns(t
     write_csv(tiny_exports / "Opportunity.csv", opportunities)
     con = _load(tiny_exports, tmp_path)
     params = run_params(con, "r1", SETTINGS, AS_OF)
-    monkeypatch.setattr(pandas_execution_engine, "HASH_THRESHOLD", 1)  # every table is "too big" to hash
     read: list = []
     real = chunked.raw_frame
     monkeypatch.setattr(chunked, "raw_frame", lambda *a, **k: read.append(a) or real(*a, **k))
@@ -171,8 +168,34 @@ def test_slices_of_tables_too_big_to_fingerprint_read_only_the_checked_columns(t
     findings = assert_same_both_ways(con, params, lambda n: 3)
     assert {f.column for f in findings} >= {"stage_name", "owner_id"}
     slices = [a[3] for a in read if a[1] == "opportunities" and len(a) == 6]  # (con, table, schema, columns, ...)
-    assert slices[0] is None  # the first slice whole, to find out the table is too big to hash
-    assert slices[1:] and all("stage_name" in c and "amount" not in c for c in slices[1:])
+    assert len(slices) >= 2 and all("stage_name" in c and "amount" not in c for c in slices)
+
+
+def test_no_frame_is_hashed_and_each_raw_result_names_its_export(tiny_exports, tmp_path, monkeypatch):
+    """GX's pandas fingerprint is never computed; the export's sha256 (raw._loads) marks the batch instead."""
+    import hashlib
+
+    import pandas as pd
+
+    from salesos.validate import gx_checks
+
+    hashed: list = []
+    real_hash = pd.util.hash_pandas_object
+    monkeypatch.setattr(pd.util, "hash_pandas_object", lambda *a, **k: hashed.append(1) or real_hash(*a, **k))
+    marked: list = []
+    real_mark = gx_checks._mark_export
+    monkeypatch.setattr(gx_checks, "_mark_export", lambda c, t, r: marked.append((t, r)) or real_mark(c, t, r))
+    con = _load(tiny_exports, tmp_path)
+    params = run_params(con, "r1", SETTINGS, AS_OF)
+    digest = hashlib.sha256((tmp_path / "archive" / "Opportunity.csv").read_bytes()).hexdigest()
+    for chunk_rows in (2, 1000):  # in slices, then whole
+        marked.clear()
+        validate_raw(con, params, chunk_rows=chunk_rows)
+        markers = {table: result.meta["batch_markers"] for table, result in marked}
+        assert markers["opportunities"]["export_file"] == "Opportunity.csv"
+        assert markers["opportunities"]["export_sha256"] == digest
+        assert all("pandas_data_fingerprint" not in m for m in markers.values())
+    assert hashed == []
 
 
 def test_mostly_is_applied_to_the_whole_table_not_to_each_slice(tiny_exports, tmp_path):
