@@ -29,8 +29,8 @@
     (always true when the load's changes are unknown).
 #}
 {% macro changed_in_load(table, key_expr) -%}
-    {%- set run_id = salesos.load_run_id() -%}
-    {%- if run_id is none or salesos.loaded_in_full(table, run_id) -%}
+    {%- set run_id = salesos.incremental_load_run_id(table) -%}
+    {%- if run_id is none -%}
         (1 = 1)
     {%- else -%}
         ({{ key_expr }} in (
@@ -38,6 +38,16 @@
             where changes.table_name = {{ salesos.sql_string(table) }} and changes.run_id = {{ salesos.sql_string(run_id) }}
         ))
     {%- endif -%}
+{%- endmacro %}
+
+{# The latest load's run id when it applied only the difference to raw.<table>; none when it replaced the
+   table wholesale or the load is not known (then everything counts as changed). #}
+{% macro incremental_load_run_id(table) -%}
+    {%- set run_id = salesos.load_run_id() -%}
+    {%- if run_id is none or salesos.loaded_in_full(table, run_id) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(run_id) }}
 {%- endmacro %}
 
 {# Whether the load run_id replaced raw.<table> wholesale (or its changes are not known). #}

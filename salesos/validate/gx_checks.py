@@ -313,7 +313,7 @@ def _batch_definition(context: Any, name: str) -> Any:
 
 
 @contextlib.contextmanager
-def not_fingerprinted() -> Iterator[None]:
+def _not_fingerprinted() -> Iterator[None]:
     """Skip GX's `pandas_data_fingerprint` batch marker (pandas row hashes of the whole frame, md5).
 
     It was 40% of the validate step at scale M, and for big tables it also made every slice read every
@@ -331,7 +331,7 @@ def not_fingerprinted() -> Iterator[None]:
 
 
 def _validate_frame(batch_definition: Any, gx_suite: Any, df: pd.DataFrame) -> Any:
-    with not_fingerprinted():
+    with _not_fingerprinted():
         batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
         return batch.validate(gx_suite, result_format=RESULT_FORMAT)
 

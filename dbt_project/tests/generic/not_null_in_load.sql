@@ -11,12 +11,12 @@
                 raw_table: tasks
 #}
 {% test not_null_in_load(model, column_name, raw_table) %}
-    {%- set run_id = salesos.load_run_id() -%}
+    {%- set run_id = salesos.incremental_load_run_id(raw_table) -%}
     select *
     from {{ model }}
     where
         {{ column_name }} is null
-        {%- if not flags.FULL_REFRESH and run_id is not none and not salesos.loaded_in_full(raw_table, run_id) %}
+        {%- if not flags.FULL_REFRESH and run_id is not none %}
         and _run_id = {{ salesos.sql_string(run_id) }}
         {%- endif %}
 {% endtest %}
