@@ -72,6 +72,11 @@ def _ctx():
         "data_dir": Param(None, type=["null", "string"], description="archive/build/runs folder"),
         "settings": Param(None, type=["null", "string"], description="settings YAML"),
         "dbt_target": Param(None, type=["null", "string"], description="dbt target (duckdb or postgres)"),
+        "allow_exports_after_as_of": Param(
+            False, type="boolean",
+            description="publish although the exports were modified long after the as-of date (a backfill on "
+            "today's exports); the summary warns",
+        ),
     },
     tags=["salesos"],
 )

@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-id", default=None, help="run id (default: asof_<date>)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument(
+        "--allow-exports-after-as-of",
+        action="store_true",
+        help="publish although the exports were modified more than max_export_days_after_as_of days after "
+        "the as-of date (a warning in the summary instead of a failed run)",
+    )
+    run.add_argument(
         "--full-refresh",
         action="store_true",
         help="reload every raw table and rebuild every incremental model from scratch (default: only what changed)",
@@ -75,10 +81,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return backtest_main(argv[2:])
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.INFO if args.verbose else logging.WARNING
+    before = set(logging.getLogger().handlers)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in set(logging.getLogger().handlers) - before:
+        handler.setLevel(level)  # the terminal's own level: the run log below takes INFO from the root logger
     if args.command == "generate":
         from salesos.generate import generate
 
@@ -88,33 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {len(counts)} files to {args.out}")
         return 0
     if args.command == "run":
-        from salesos.extract.landing import ExportError
-        from salesos.pipeline import format_summary, run_all
-        from salesos.run_context import RunContext
-        from salesos.settings import SettingsError
-        from salesos.transform.dbt_build import DbtBuildFailed
-        from salesos.validate.gx_checks import ValidationFailed
-
-        ctx = RunContext.create(
-            as_of=args.as_of,
-            exports=args.exports,
-            warehouse=args.warehouse,
-            run_id=args.run_id,
-            data_dir=args.data_dir,
-            settings_file=args.settings,
-        )
-        if args.full_refresh:
-            # read by the loader and the dbt runner (salesos.extract.load.full_refresh_requested)
-            from salesos.extract.load import FULL_REFRESH_ENV
-
-            os.environ[FULL_REFRESH_ENV] = "1"
-        try:
-            summary = run_all(ctx)
-        except (ExportError, ValidationFailed, DbtBuildFailed, SettingsError) as exc:
-            print(f"salesos run failed; the published warehouse was not changed.\n{exc}", file=sys.stderr)
-            return 1
-        print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
-        return 0
+        return _run(args)
     if args.command in ("versions", "rollback"):
         from salesos.publish.versions import list_versions, rollback
 
@@ -133,6 +114,62 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{v.version_id}  as of {v.as_of}  run {v.run_id}{current}")
         return 0
     return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    """`salesos run`: every failure ends in one line (step, why, the published warehouse unchanged, the run log).
+
+    The traceback goes to `<data>/runs/<run_id>/run.log`, which records every run, failed or not; `-v`
+    also prints it on the terminal.
+    """
+    import traceback
+
+    from salesos.failures import RUN_LOG, failure_text, published_state, reason, run_log
+    from salesos.pipeline import format_summary, run_all
+    from salesos.run_context import RunContext
+
+    try:
+        ctx = RunContext.create(
+            as_of=args.as_of,
+            exports=args.exports,
+            warehouse=args.warehouse,
+            run_id=args.run_id,
+            data_dir=args.data_dir,
+            settings_file=args.settings,
+            allow_exports_after_as_of=args.allow_exports_after_as_of,
+        )
+    except Exception as exc:  # refused before anything is touched (a bad run id or path)
+        why, details = reason(exc)
+        print("\n".join([f"salesos run failed before it started: {why}; the published warehouse was not changed",
+                          *(f"  {d}" for d in details)]), file=sys.stderr)
+        if args.verbose:
+            traceback.print_exception(exc)
+        return 1
+    if args.full_refresh:
+        # read by the loader and the dbt runner (salesos.extract.load.full_refresh_requested)
+        from salesos.extract.load import FULL_REFRESH_ENV
+
+        os.environ[FULL_REFRESH_ENV] = "1"
+    log_path = ctx.run_dir / RUN_LOG
+    before = published_state(ctx.warehouse)
+    log = logging.getLogger("salesos.run")
+    with run_log(log_path) as handler:
+        log.info("run %s as of %s: exports %s, warehouse %s", ctx.run_id, ctx.as_of, ctx.exports, ctx.warehouse)
+        try:
+            summary = run_all(ctx)
+        except (Exception, KeyboardInterrupt) as exc:
+            text = failure_text(exc, run_id=ctx.run_id, warehouse_changed=published_state(ctx.warehouse) != before,
+                                run_log=log_path if handler else None)
+            if handler is not None:  # the traceback goes to the run log only, the terminal gets the message
+                handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, text, None,
+                                              (type(exc), exc, exc.__traceback__)))
+            if args.verbose:
+                traceback.print_exception(exc)
+            print(text, file=sys.stderr)
+            return 130 if isinstance(exc, KeyboardInterrupt) else 1
+        log.info("run %s published version %s", ctx.run_id, summary.get("version"))
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ def context_for_run(run_id: str, logical_date: datetime | date, params: dict[str
         settings_file=pick("settings", "SALESOS_SETTINGS"),
         dbt_target=pick("dbt_target", "SALESOS_DBT_TARGET", "duckdb"),
         run_id=run_id,
+        # a run option, never a deployment-wide variable: each backfill says so itself
+        allow_exports_after_as_of=bool(params.get("allow_exports_after_as_of") or False),
     )
 
 
@@ -53,16 +55,30 @@ def record_failure(context: dict[str, Any]) -> dict[str, Any]:
     """
     import json
 
+    from salesos.failures import RUN_LOG, failure_line, write_traceback
+
     ti = context.get("task_instance") or context.get("ti")
     ctx = context_for_run(context["run_id"], context["logical_date"], dict(context.get("params") or {}))
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    task = getattr(ti, "task_id", None)
+    exc = context.get("exception")
+    run_log = ctx.run_dir / RUN_LOG
     failure = {
         "run_id": ctx.run_id,
         "as_of": ctx.as_of.isoformat(),
-        "task": getattr(ti, "task_id", None),
+        "task": task,
         "try_number": getattr(ti, "try_number", None),
-        "error": str(context.get("exception") or ""),
+        "error": str(exc or ""),
     }
+    if isinstance(exc, BaseException):
+        # every task before publish works on the build copy only; a failed publish may have swapped already
+        failure["message"] = failure_line(exc, run_id=ctx.run_id, step=task,
+                                          warehouse_changed=None if task == "publish" else False, run_log=run_log)
+        write_traceback(run_log, exc, failure["message"])
+        failure["run_log"] = str(run_log)
+    elif exc:  # Airflow may hand over only the text of the error
+        failure["message"] = (f"salesos run {ctx.run_id} failed in step {task}: {str(exc).splitlines()[0]}; "
+                              "the published warehouse was not changed")
     (ctx.run_dir / "failure.json").write_text(json.dumps(failure, indent=2), encoding="utf-8")
     return failure | {"failure_file": str(ctx.run_dir / "failure.json")}
 

@@ -58,10 +58,15 @@ def extract(ctx: RunContext) -> dict[str, Any]:
     # with the BI copy on, a new warehouse is created in the DuckDB 1.4 format (salesos.warehouse.storage)
     con = connect_warehouse(ctx.build_warehouse, compat=settings.bi_compat_copy)
     try:
+        from salesos.validate.gx_checks import check_no_export_vanished, last_published_loads
+
+        # the last good run's rows per export, read before this run's load replaces a re-run's own audit rows
+        previous_run, previous = last_published_loads(con)
         # _loaded_at is load metadata (when the bytes arrived), never used by a model
         # the files this step has just archived and hashed: checking them against the manifest again
         # (read_manifest) would read every byte a third time, 4.5 s at scale M
         result = load_raw(con, ctx.archive_dir, archived, ctx.run_id, datetime.now(UTC))
+        check_no_export_vanished(con, ctx.run_id, previous_run, previous, settings)
         from forecasting.bookings import ensure_forecast_table
 
         ensure_forecast_table(con)
@@ -81,6 +86,8 @@ def extract(ctx: RunContext) -> dict[str, Any]:
             "load_mode": result.mode,
             "rows_changed": result.changes,
             "archive": str(ctx.archive_dir),
+            # the baseline of the validate step's shrink guard
+            "previous_run": {"run_id": previous_run, "row_counts": previous},
         },
     )
 
@@ -89,9 +96,14 @@ def validate(ctx: RunContext) -> dict[str, Any]:
     """Great Expectations on the raw tables; a failing check stops the run before any model is built."""
     from salesos.validate.gx_checks import ValidationFailed, run_params, validate_raw, write_report
 
+    extracted = ctx.run_dir / "extract.json"
+    previous = None
+    if extracted.exists():  # the last published run's rows, as the extract step read them before its load
+        previous = (json.loads(extracted.read_text(encoding="utf-8")).get("previous_run") or {}).get("row_counts")
     con = duckdb.connect(str(ctx.build_warehouse), read_only=True)
     try:
-        params = run_params(con, ctx.run_id, load_settings(ctx.settings_file), ctx.as_of)
+        params = run_params(con, ctx.run_id, load_settings(ctx.settings_file), ctx.as_of, previous=previous,
+                            allow_exports_after_as_of=ctx.allow_exports_after_as_of)
         report = validate_raw(con, params, docs_dir=ctx.run_dir / "data_docs", run_name=ctx.run_id)
     except ValidationFailed as exc:
         write_report(exc.report, ctx.run_dir / "validation.json")
@@ -381,12 +393,21 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def run_all(ctx: RunContext) -> dict[str, Any]:
-    """All steps in one process; on failure the build copy is dropped and the error re-raised."""
+    """All steps in one process; on failure the build copy is dropped and the error re-raised.
+
+    The error carries the step it failed in (`salesos.failures.failed_step`), for the run's message.
+    """
+    from salesos.failures import mark_step
+
+    current = "extract"
     try:
         for step in (extract, validate, build, forecast):
-            log.info("step %s", step.__name__)
+            current = step.__name__
+            log.info("step %s", current)
             step(ctx)
+        current = "publish"
         return publish(ctx)
-    except BaseException:
+    except BaseException as exc:
         discard(ctx)
+        mark_step(exc, current)
         raise

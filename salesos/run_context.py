@@ -23,6 +23,8 @@ class RunContext:
     data_dir: Path
     settings_file: Path | None = None
     dbt_target: str = "duckdb"
+    # publish although the exports were modified well after the as-of date (salesos.validate.gx_checks)
+    allow_exports_after_as_of: bool = False
 
     @classmethod
     def create(
@@ -35,6 +37,7 @@ class RunContext:
         data_dir: str | Path | None = None,
         settings_file: str | Path | None = None,
         dbt_target: str = "duckdb",
+        allow_exports_after_as_of: bool = False,
     ) -> RunContext:
         """Build a context with absolute paths; the run id defaults to the as-of date."""
         warehouse = Path(warehouse).expanduser().resolve()
@@ -49,6 +52,7 @@ class RunContext:
             data_dir=Path(data_dir).expanduser().resolve() if data_dir else warehouse.parent,
             settings_file=Path(settings_file).expanduser().resolve() if settings_file else None,
             dbt_target=dbt_target,
+            allow_exports_after_as_of=bool(allow_exports_after_as_of),
         )
 
     @property
@@ -86,6 +90,7 @@ class RunContext:
             data_dir=Path(d["data_dir"]),
             settings_file=Path(d["settings_file"]) if d.get("settings_file") else None,
             dbt_target=d.get("dbt_target", "duckdb"),
+            allow_exports_after_as_of=bool(d.get("allow_exports_after_as_of", False)),
         )
 
 

@@ -21,6 +21,8 @@ DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "config" / "salesos.yml"
 PYTHON_ONLY = (
     "max_export_age_days",
     "max_export_shrink",
+    "exports_optional_for_good",
+    "max_export_days_after_as_of",
     "bi_compat_copy",
     "finance_exports",
     "keep_versions",
@@ -49,6 +51,8 @@ class Settings:
     unknown_segment: str = "Unknown"
     max_export_age_days: int = 3
     max_export_shrink: float = 0.5
+    exports_optional_for_good: list[str] = field(default_factory=list)
+    max_export_days_after_as_of: int = 1
     bi_compat_copy: bool = True
     finance_exports: bool = True
     keep_versions: int = 5
@@ -90,10 +94,30 @@ def load_settings(path: str | Path | None = None) -> Settings:
                             f"not {settings.forecast_prophet_grid!r}")
     if settings.forecast_horizon < 1 or settings.forecast_origins < 1:
         raise SettingsError(f"{source}: forecast_horizon and forecast_origins must be at least 1")
+    _check_export_guards(settings, source)
     for i, band in enumerate(settings.segment_bands):
         if set(band) != {"name", "min_employees"}:
             raise SettingsError(f"{source}: segment_bands[{i}] needs exactly name and min_employees, got {band}")
     return settings
+
+
+def _check_export_guards(settings: Settings, source: str | Path) -> None:
+    """The run-level guards' settings: only optional export files can be gone for good."""
+    from salesos.contract import EXPORTS
+
+    files = {e.filename.lower(): e for e in EXPORTS}
+    if not isinstance(settings.exports_optional_for_good, list):
+        raise SettingsError(f"{source}: exports_optional_for_good must be a list of export file names")
+    for name in settings.exports_optional_for_good:
+        export = files.get(str(name).lower())
+        if export is None:
+            raise SettingsError(f"{source}: exports_optional_for_good names {name!r}, not an export file "
+                                f"(known: {', '.join(e.filename for e in EXPORTS)})")
+        if export.required:
+            raise SettingsError(f"{source}: exports_optional_for_good names {export.filename}, a required export")
+    days = settings.max_export_days_after_as_of
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        raise SettingsError(f"{source}: max_export_days_after_as_of must be a whole number of days >= 0, got {days!r}")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -73,8 +73,11 @@ class Finding:
     observed: Any = None
     expected: str = ""
     why: str = ""
+    detail: str = ""  # a run-level check's own sentence (it is not a GX expectation on a column)
 
     def message(self) -> str:
+        if self.detail:
+            return f"{self.file}: {self.detail}"
         why = f" ({self.why})" if self.why else ""
         if not self.column:
             return f"{self.file}: {self.expectation} {self.expected} failed: observed {self.observed}{why}"
@@ -262,13 +265,80 @@ def previous_row_counts(con: duckdb.DuckDBPyConnection, run_id: str, raw_schema:
     return {t: int(n) for t, n in rows}
 
 
-def run_params(con: duckdb.DuckDBPyConnection, run_id: str, settings: Any, as_of: date) -> dict[str, Any]:
+def last_published_loads(con: duckdb.DuckDBPyConnection, raw_schema: str = "raw") -> tuple[str | None, dict[str, int]]:
+    """The run that loaded this warehouse last and the rows it loaded per table (from `raw._loads`).
+
+    Why: read on the build copy before this run's load, it is the last good (published) run, whatever
+    its id. After the load it is gone if this run re-uses that id (a re-run of the same as-of date
+    replaces its own audit rows), so the extract step reads it first and passes it on.
+    """
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = '_loads'",
+        [raw_schema],
+    ).fetchall()[0][0]
+    if not exists:
+        return None, {}
+    latest = con.execute(f"select run_id from {raw_schema}._loads order by loaded_at desc limit 1").fetchall()
+    if not latest:
+        return None, {}
+    run_id = latest[0][0]
+    rows = con.execute(
+        f"select table_name, sum(row_count) from {raw_schema}._loads where run_id = ? group by 1", [run_id]
+    ).fetchall()
+    return run_id, {t: int(n) for t, n in rows}
+
+
+def check_no_export_vanished(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    previous_run: str | None,
+    previous: dict[str, int],
+    settings: Any,
+    raw_schema: str = "raw",
+) -> None:
+    """Stop the run when an export that had rows in the last published run was not loaded by this one.
+
+    An absent (or empty) optional file loads as an empty raw table, so without this the run would
+    publish empty models where yesterday's had rows; "loaded" is this run's own rows in `raw._loads`
+    (an incremental night keeps the raw tables, so their presence says nothing). A file listed in the
+    setting `exports_optional_for_good` may be gone.
+    """
+    from salesos.extract.landing import ExportError
+
+    loaded = {
+        t for (t,) in con.execute(f"select table_name from {raw_schema}._loads where run_id = ?", [run_id]).fetchall()
+    }
+    gone_for_good = {str(n).lower() for n in settings.exports_optional_for_good}
+    vanished = []
+    for export in EXPORTS:
+        rows = previous.get(export.table, 0)
+        if rows > 0 and export.table not in loaded and export.filename.lower() not in gone_for_good:
+            vanished.append(f"{export.filename} (the last published run, {previous_run}, loaded {rows:,} rows from it)")
+    if vanished:
+        raise ExportError(
+            f"export file(s) missing or empty in this run's exports: {'; '.join(vanished)}. "
+            "Publishing would leave their models empty: restore the file(s), or list them in the setting "
+            "exports_optional_for_good if they are gone for good"
+        )
+
+
+def run_params(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    settings: Any,
+    as_of: date,
+    previous: dict[str, int] | None = None,
+    allow_exports_after_as_of: bool = False,
+) -> dict[str, Any]:
     """Parameters of the suites for one run: allowed values and limits from settings, floors from history.
 
     A required export needs at least one row; any export may shrink by at most `max_export_shrink`
-    against the previous run, so a half-empty export can never wipe out the pipeline.
+    against the previous run (`previous`: rows per table of the last published run, as the extract step
+    read them before its load; default: the latest earlier run in `raw._loads`), so a half-empty export
+    can never wipe out the pipeline. The as-of date and its tolerance feed the run-level as-of checks.
     """
-    previous = previous_row_counts(con, run_id)
+    if previous is None:
+        previous = previous_row_counts(con, run_id)
     min_rows = {
         e.table: max(1 if e.required else 0, math.ceil(previous.get(e.table, 0) * (1 - settings.max_export_shrink)))
         for e in EXPORTS
@@ -279,7 +349,74 @@ def run_params(con: duckdb.DuckDBPyConnection, run_id: str, settings: Any, as_of
         "forecast_categories": list(settings.forecast_categories),
         "min_rows": min_rows,
         "freshness_min": freshness.isoformat(sep=" "),
+        "as_of": as_of.isoformat(),
+        "max_export_days_after_as_of": int(settings.max_export_days_after_as_of),
+        "allow_exports_after_as_of": bool(allow_exports_after_as_of),
     }
+
+
+# The run-level checks of the as-of date against the opportunities export (`as_of_findings`).
+AS_OF_CHECKS = 2
+
+
+def as_of_findings(con: duckdb.DuckDBPyConnection, params: dict[str, Any], raw_schema: str = "raw") -> list[Finding]:
+    """Check the run's as-of date against the opportunities export.
+
+    Why: every mart is cut at the as-of date, so an as-of before the first opportunity publishes empty
+    marts, and exports modified long after it publish deals as they stand today (won, lost, moved)
+    under the earlier date. The first fails; the second fails unless the run was given
+    `allow_exports_after_as_of` (then it is a warning in the summary).
+    """
+    as_of = date.fromisoformat(params["as_of"])
+    days = int(params["max_export_days_after_as_of"])
+    file = export_by_table("opportunities").filename
+    created = "try_cast(created_date as timestamp)"
+    modified = f"coalesce(try_cast(last_modified_date as timestamp), {created})"
+    n, before, first, first_row, newest, newest_row, newest_is_modified = con.execute(
+        f"""select count(*), count(*) filter (where {created}::date <= ?), min({created}),
+                   arg_min(_row_number, {created}), max({modified}), arg_max(_row_number, {modified}),
+                   arg_max(last_modified_date is not null, {modified})
+            from {raw_schema}.opportunities""",
+        [as_of],
+    ).fetchall()[0]
+    findings: list[Finding] = []
+    if n and first is not None and not before:
+        findings.append(
+            Finding(
+                suite="run", file=file, expectation="as_of_not_before_the_exports", column="created_date",
+                severity="fail", unexpected_count=int(n), element_count=int(n), sample_rows=[int(first_row)],
+                sample_values=[str(first)], observed=first.date().isoformat(), expected=f"<= {as_of}",
+                detail=(
+                    f"no opportunity was created on or before the as-of date {as_of}: the earliest CreatedDate "
+                    f"is {first.date()} (data row {first_row}), so every mart would be empty; check --as-of"
+                ),
+            )
+        )
+    limit = as_of + timedelta(days=days)
+    if newest is not None and newest.date() > limit:
+        field_name = "LastModifiedDate" if newest_is_modified else "CreatedDate"
+        allowed = bool(params.get("allow_exports_after_as_of"))
+        outcome = (
+            "published anyway (--allow-exports-after-as-of): the marts show deals as they stood when exported"
+            if allowed
+            else "pass --allow-exports-after-as-of (DAG param allow_exports_after_as_of) to publish them anyway, "
+            "or run on the exports of the as-of date"
+        )
+        findings.append(
+            Finding(
+                suite="run", file=file, expectation="exports_not_after_as_of",
+                column="last_modified_date" if newest_is_modified else "created_date",
+                severity="warn" if allowed else "fail", unexpected_count=1, element_count=int(n),
+                sample_rows=[int(newest_row)], sample_values=[str(newest)], observed=str(newest),
+                expected=f"<= {limit}",
+                detail=(
+                    f"the newest {field_name} is {newest} (data row {newest_row}), {(newest.date() - as_of).days} "
+                    f"days after the as-of date {as_of} (setting max_export_days_after_as_of: {days}): deals won, "
+                    f"lost or changed after {as_of} would be published as of {as_of}; {outcome}"
+                ),
+            )
+        )
+    return findings
 
 
 def _gx_context():
@@ -493,6 +630,10 @@ def validate_raw(
         report.suites.append(name)
         report.expectations += n
         for f in findings:
+            (report.failures if f.severity == "fail" else report.warnings).append(f)
+    if "as_of" in params and "raw_opportunities" in suites:
+        report.expectations += AS_OF_CHECKS
+        for f in as_of_findings(con, params):
             (report.failures if f.severity == "fail" else report.warnings).append(f)
     for w in report.warnings:
         log.warning("check warning: %s", w.message())
