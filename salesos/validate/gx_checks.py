@@ -288,6 +288,18 @@ def last_published_loads(con: duckdb.DuckDBPyConnection, raw_schema: str = "raw"
     return run_id, {t: int(n) for t, n in rows}
 
 
+def _tables_loaded(con: duckdb.DuckDBPyConnection, run_id: str, raw_schema: str = "raw") -> set[str]:
+    """The raw tables this run loaded a file into, from its own rows in `raw._loads`."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = '_loads'",
+        [raw_schema],
+    ).fetchall()[0][0]
+    if not exists:
+        return set()
+    rows = con.execute(f"select table_name from {raw_schema}._loads where run_id = ?", [run_id]).fetchall()
+    return {t for (t,) in rows}
+
+
 def check_no_export_vanished(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
@@ -305,9 +317,7 @@ def check_no_export_vanished(
     """
     from salesos.extract.landing import ExportError
 
-    loaded = {
-        t for (t,) in con.execute(f"select table_name from {raw_schema}._loads where run_id = ?", [run_id]).fetchall()
-    }
+    loaded = _tables_loaded(con, run_id, raw_schema)
     gone_for_good = {str(n).lower() for n in settings.exports_optional_for_good}
     vanished = []
     for export in EXPORTS:
@@ -339,8 +349,15 @@ def run_params(
     """
     if previous is None:
         previous = previous_row_counts(con, run_id)
+    # an export declared gone for good and absent tonight has no floor (when it is there, it has one)
+    gone = {str(n).lower() for n in settings.exports_optional_for_good} - {
+        export_by_table(t).filename.lower() for t in _tables_loaded(con, run_id)
+    }
     min_rows = {
-        e.table: max(1 if e.required else 0, math.ceil(previous.get(e.table, 0) * (1 - settings.max_export_shrink)))
+        e.table: max(
+            1 if e.required else 0,
+            0 if e.filename.lower() in gone else math.ceil(previous.get(e.table, 0) * (1 - settings.max_export_shrink)),
+        )
         for e in EXPORTS
     }
     freshness = datetime.combine(as_of - timedelta(days=settings.max_export_age_days), datetime.min.time())
