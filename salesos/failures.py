@@ -47,11 +47,11 @@ def reason(exc: BaseException) -> tuple[str, list[str]]:
     lines = [line.rstrip() for line in str(exc).strip().splitlines() if line.strip()]
     if isinstance(exc, OSError) and exc.filename is not None and not lines:
         lines = [f"{exc.strerror or 'error'}: {exc.filename}"]
-    head, details = (lines[0], lines[1:]) if lines else ("", [])
+    head, details = (lines[0].rstrip(":"), lines[1:]) if lines else ("", [])
     if not _own(exc):
         name = type(exc).__qualname__
         module = type(exc).__module__
-        name = name if module in ("builtins", "__main__") else f"{module.split('.')[0]}.{name}"
+        name = name if module in ("builtins", "__main__") else f"{module.split('.')[0].lstrip('_')}.{name}"
         head = f"{name}: {head}" if head else name
         details = details[:_MAX_FOREIGN_DETAIL]
     return head, details
@@ -115,6 +115,11 @@ def published_state(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def _own_info_only(record: logging.LogRecord) -> bool:
+    """The run's own INFO records, and only warnings and errors of the libraries (GX logs hundreds of lines)."""
+    return record.levelno >= logging.WARNING or record.name.split(".")[0] in ("salesos", "forecasting")
+
+
 @contextlib.contextmanager
 def run_log(path: Path, level: int = logging.INFO) -> Iterator[logging.Handler | None]:
     """Send the log records of the run (level and above) to `path` while the block runs.
@@ -132,6 +137,7 @@ def run_log(path: Path, level: int = logging.INFO) -> Iterator[logging.Handler |
         return
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(_own_info_only)
     root = logging.getLogger()
     old_level = root.level
     if root.getEffectiveLevel() > level:

@@ -401,8 +401,7 @@ def run_all(ctx: RunContext) -> dict[str, Any]:
 
     current = "extract"
     try:
-        for step in (extract, validate, build, forecast):
-            current = step.__name__
+        for current, step in zip(STEPS, (extract, validate, build, forecast), strict=False):
             log.info("step %s", current)
             step(ctx)
         current = "publish"

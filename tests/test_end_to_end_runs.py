@@ -46,7 +46,9 @@ def _table(wh: Path, sql: str) -> pd.DataFrame:
 def test_forecast_accuracy_fills_in_as_periods_close(sample, tmp_path):
     """Two as-of dates in sequence: the October forecast made on 30 September is scored once October closes."""
     wh = tmp_path / "acc" / "salesos.duckdb"
-    run_all(RunContext.create(as_of=date(2026, 9, 30), exports=sample, warehouse=wh, settings_file=SETTINGS))
+    # the exports of 31 October, run as of 30 September: allowed, as a backfill on later exports must be
+    run_all(RunContext.create(as_of=date(2026, 9, 30), exports=sample, warehouse=wh, settings_file=SETTINGS,
+                              allow_exports_after_as_of=True))
     first = _table(wh, "select count(*) filter (where is_scored) scored, count(*) n from marts.mart_forecast_accuracy")
     assert first["scored"].iloc[0] == 0  # nothing was forecast before this run
     run_all(RunContext.create(as_of=AS_OF, exports=sample, warehouse=wh, settings_file=SETTINGS))
