@@ -94,7 +94,8 @@ def test_failing_checks_are_listed_below_the_line(tiny_exports, tmp_path, capsys
     wh = _warehouse(tmp_path)
     assert cli_main(["run", "--exports", str(tiny_exports), "--warehouse", str(wh), "--as-of", "2020-01-01"]) == 1
     err = capsys.readouterr().err
-    assert _only_line(err).startswith("salesos run asof_2020-01-01 failed in step validate: 2 failing check(s):")
+    assert _only_line(err).startswith("salesos run asof_2020-01-01 failed in step validate: 2 failing check(s); the "
+                                      "published warehouse was not changed; run log: ")
     details = err.splitlines()[1:]
     assert details[0].startswith("  - Opportunity.csv: no opportunity was created on or before the as-of date")
     assert details[1].startswith("  - Opportunity.csv: the newest LastModifiedDate is 2026-10-30 10:00:00")

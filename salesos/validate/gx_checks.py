@@ -247,13 +247,17 @@ def resolve_params(value: Any, params: dict[str, Any]) -> Any:
     return value
 
 
-def previous_row_counts(con: duckdb.DuckDBPyConnection, run_id: str, raw_schema: str = "raw") -> dict[str, int]:
-    """Rows loaded per table by the latest earlier run recorded in `raw._loads`."""
-    exists = con.execute(
+def _has_loads(con: duckdb.DuckDBPyConnection, raw_schema: str) -> bool:
+    """Whether the warehouse has a load audit yet (a new warehouse has none before its first load)."""
+    return bool(con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = '_loads'",
         [raw_schema],
-    ).fetchall()[0][0]
-    if not exists:
+    ).fetchall()[0][0])
+
+
+def previous_row_counts(con: duckdb.DuckDBPyConnection, run_id: str, raw_schema: str = "raw") -> dict[str, int]:
+    """Rows loaded per table by the latest earlier run recorded in `raw._loads`."""
+    if not _has_loads(con, raw_schema):
         return {}
     rows = con.execute(
         f"""select table_name, row_count from (
@@ -272,11 +276,7 @@ def last_published_loads(con: duckdb.DuckDBPyConnection, raw_schema: str = "raw"
     its id. After the load it is gone if this run re-uses that id (a re-run of the same as-of date
     replaces its own audit rows), so the extract step reads it first and passes it on.
     """
-    exists = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = '_loads'",
-        [raw_schema],
-    ).fetchall()[0][0]
-    if not exists:
+    if not _has_loads(con, raw_schema):
         return None, {}
     latest = con.execute(f"select run_id from {raw_schema}._loads order by loaded_at desc limit 1").fetchall()
     if not latest:
@@ -290,11 +290,7 @@ def last_published_loads(con: duckdb.DuckDBPyConnection, raw_schema: str = "raw"
 
 def _tables_loaded(con: duckdb.DuckDBPyConnection, run_id: str, raw_schema: str = "raw") -> set[str]:
     """The raw tables this run loaded a file into, from its own rows in `raw._loads`."""
-    exists = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = '_loads'",
-        [raw_schema],
-    ).fetchall()[0][0]
-    if not exists:
+    if not _has_loads(con, raw_schema):
         return set()
     rows = con.execute(f"select table_name from {raw_schema}._loads where run_id = ?", [run_id]).fetchall()
     return {t for (t,) in rows}
@@ -389,15 +385,22 @@ def as_of_findings(con: duckdb.DuckDBPyConnection, params: dict[str, Any], raw_s
     file = export_by_table("opportunities").filename
     created = "try_cast(created_date as timestamp)"
     modified = f"coalesce(try_cast(last_modified_date as timestamp), {created})"
-    n, before, first, first_row, newest, newest_row, newest_is_modified = con.execute(
-        f"""select count(*), count(*) filter (where {created}::date <= ?), min({created}),
-                   arg_min(_row_number, {created}), max({modified}), arg_max(_row_number, {modified}),
-                   arg_max(last_modified_date is not null, {modified})
-            from {raw_schema}.opportunities""",
-        [as_of],
+    table = f"{raw_schema}.opportunities"
+    n, before = con.execute(
+        f"select count(*), count(*) filter (where {created}::date <= ?) from {table}", [as_of]
+    ).fetchall()[0]
+    if not n:
+        return []  # the row count check fails the empty export
+    # the earliest and the newest record, the first data row among equals
+    first, first_row = con.execute(
+        f"select {created}, _row_number from {table} order by {created} nulls last, _row_number limit 1"
+    ).fetchall()[0]
+    newest, newest_row, newest_is_modified = con.execute(
+        f"select {modified}, _row_number, last_modified_date is not null from {table} "
+        f"order by {modified} desc nulls last, _row_number limit 1"
     ).fetchall()[0]
     findings: list[Finding] = []
-    if n and first is not None and not before:
+    if first is not None and not before:
         findings.append(
             Finding(
                 suite="run", file=file, expectation="as_of_not_before_the_exports", column="created_date",
@@ -414,10 +417,12 @@ def as_of_findings(con: duckdb.DuckDBPyConnection, params: dict[str, Any], raw_s
         field_name = "LastModifiedDate" if newest_is_modified else "CreatedDate"
         allowed = bool(params.get("allow_exports_after_as_of"))
         outcome = (
-            "published anyway (--allow-exports-after-as-of): the marts show deals as they stood when exported"
+            f"published anyway (--allow-exports-after-as-of): deals show as they stood when exported, those "
+            f"won, lost or changed after {as_of} included"
             if allowed
-            else "pass --allow-exports-after-as-of (DAG param allow_exports_after_as_of) to publish them anyway, "
-            "or run on the exports of the as-of date"
+            else f"deals won, lost or changed after {as_of} would be published as of {as_of}; pass "
+            "--allow-exports-after-as-of (DAG param allow_exports_after_as_of) to publish them anyway, or run "
+            "on the exports of the as-of date"
         )
         findings.append(
             Finding(
@@ -428,8 +433,7 @@ def as_of_findings(con: duckdb.DuckDBPyConnection, params: dict[str, Any], raw_s
                 expected=f"<= {limit}",
                 detail=(
                     f"the newest {field_name} is {newest} (data row {newest_row}), {(newest.date() - as_of).days} "
-                    f"days after the as-of date {as_of} (setting max_export_days_after_as_of: {days}): deals won, "
-                    f"lost or changed after {as_of} would be published as of {as_of}; {outcome}"
+                    f"days after the as-of date {as_of} (setting max_export_days_after_as_of: {days}): {outcome}"
                 ),
             )
         )
