@@ -48,7 +48,9 @@ def reason(exc: BaseException) -> tuple[str, list[str]]:
     if isinstance(exc, OSError) and exc.filename is not None and not lines:
         lines = [f"{exc.strerror or 'error'}: {exc.filename}"]
     head, details = (lines[0].rstrip(":"), lines[1:]) if lines else ("", [])
-    if not _own(exc):
+    if _own(exc) and not head:
+        head = type(exc).__qualname__
+    elif not _own(exc):
         name = type(exc).__qualname__
         module = type(exc).__module__
         name = name if module in ("builtins", "__main__") else f"{module.split('.')[0].lstrip('_')}.{name}"
