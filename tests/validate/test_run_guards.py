@@ -195,3 +195,11 @@ def test_the_option_travels_as_a_run_option(tmp_path):
     assert RunContext.from_dict(ctx.to_dict()) == ctx
     assert context_for_run("manual__x", date(2026, 8, 31), {"exports": "e", "warehouse": "w"}).allow_exports_after_as_of \
         is False
+
+
+def test_the_dag_declares_the_option_as_a_param_off_by_default():
+    from airflow.dag_processing.dagbag import DagBag
+
+    dags = Path(__file__).resolve().parents[2] / "dags"
+    dag = DagBag(dag_folder=str(dags)).dags["sales_nightly"]
+    assert dag.params["allow_exports_after_as_of"] is False
