@@ -90,49 +90,70 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         from salesos.extract.landing import ExportError
         from salesos.pipeline import format_summary, run_all
-        from salesos.run_context import RunContext
+        from salesos.publish.lock import RunRefused
+        from salesos.publish.versions import PublishError
+        from salesos.run_context import RunContext, RunIdError
         from salesos.settings import SettingsError
         from salesos.transform.dbt_build import DbtBuildFailed
         from salesos.validate.gx_checks import ValidationFailed
 
-        ctx = RunContext.create(
-            as_of=args.as_of,
-            exports=args.exports,
-            warehouse=args.warehouse,
-            run_id=args.run_id,
-            data_dir=args.data_dir,
-            settings_file=args.settings,
-        )
+        try:
+            ctx = RunContext.create(
+                as_of=args.as_of,
+                exports=args.exports,
+                warehouse=args.warehouse,
+                run_id=args.run_id,
+                data_dir=args.data_dir,
+                settings_file=args.settings,
+            )
+        except RunIdError as exc:
+            print(f"salesos run: {exc}; nothing was changed", file=sys.stderr)
+            return 2
         if args.full_refresh:
             # read by the loader and the dbt runner (salesos.extract.load.full_refresh_requested)
             from salesos.extract.load import FULL_REFRESH_ENV
 
             os.environ[FULL_REFRESH_ENV] = "1"
         try:
-            summary = run_all(ctx)
-        except (ExportError, ValidationFailed, DbtBuildFailed, SettingsError) as exc:
+            summary = run_all(ctx, fresh_id=args.run_id is None)
+        except (ExportError, ValidationFailed, DbtBuildFailed, SettingsError, RunRefused, PublishError) as exc:
             print(f"salesos run failed; the published warehouse was not changed.\n{exc}", file=sys.stderr)
             return 1
         print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
         return 0
     if args.command in ("versions", "rollback"):
-        from salesos.publish.versions import list_versions, rollback
-
-        warehouse = args.warehouse.expanduser().resolve()
-        data_dir = (args.data_dir or warehouse.parent).expanduser().resolve()
-        if args.command == "rollback":
-            try:
-                v = rollback(warehouse, data_dir, args.version)
-            except ValueError as exc:
-                print(f"salesos rollback: {exc}", file=sys.stderr)
-                return 1
-            print(f"{warehouse} is now version {v.version_id} (run {v.run_id}, as of {v.as_of})")
-            return 0
-        for v in list_versions(warehouse, data_dir):
-            current = " (published)" if warehouse.exists() and v.path.samefile(warehouse) else ""
-            print(f"{v.version_id}  as of {v.as_of}  run {v.run_id}{current}")
-        return 0
+        return _versions_command(args)
     return 2
+
+
+def _versions_command(args: argparse.Namespace) -> int:
+    """`versions` lists the kept versions and marks the live one; `rollback` publishes an earlier one again.
+
+    Both first finish or clear a publish that a kill interrupted (under the warehouse lock); `versions`
+    only lists when a run holds the lock.
+    """
+    from salesos.publish.lock import RunLocked, warehouse_lock
+    from salesos.publish.versions import list_versions, recover, rollback
+
+    warehouse = args.warehouse.expanduser().resolve()
+    data_dir = (args.data_dir or warehouse.parent).expanduser().resolve()
+    if args.command == "rollback":
+        try:
+            with warehouse_lock(warehouse, "rollback", what="salesos rollback"):
+                v = rollback(warehouse, data_dir, args.version)
+        except (ValueError, RunLocked) as exc:
+            print(f"salesos rollback: {exc}", file=sys.stderr)
+            return 1
+        print(f"{warehouse} is now version {v.version_id} (run {v.run_id}, as of {v.as_of})")
+        return 0
+    try:
+        with warehouse_lock(warehouse, "versions", what="salesos versions"):
+            recover(warehouse, data_dir)
+    except RunLocked as exc:
+        print(f"note: {exc}", file=sys.stderr)
+    for v in list_versions(warehouse, data_dir):
+        print(f"{v.version_id}  as of {v.as_of}  run {v.run_id}{' (live)' if v.live else ''}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
   the catalog after the file stem, and views refer to it) in a `duckdb-v1.4/` folder. The pipeline keeps
   its warehouse in that format (`salesos.warehouse.storage`), so the copy is a plain file copy.
 - Finance: the marts and forecast tables as Parquet and CSV under a versioned path per run,
-  `exports/as_of=<date>/run=<run_id>/<schema>.<table>.parquet`, written once and never overwritten.
+  `exports/as_of=<date>/run=<run_id>/<schema>.<table>.parquet`, written once and never overwritten;
+  `exports/current.json` names the folder of the live version (salesos.publish.versions).
 """
 
 from __future__ import annotations
@@ -17,17 +18,14 @@ from pathlib import Path
 
 import duckdb
 
+from salesos.publish.versions import COMPAT_DIR, compat_path
 from salesos.warehouse.duckdb_limits import apply_memory_limit
-from salesos.warehouse.storage import copy_database, is_compat
+from salesos.warehouse.storage import copy_database, is_compat, sql_ident, sql_str
 
 log = logging.getLogger(__name__)
 
-COMPAT_DIR = "duckdb-v1.4"
+__all__ = ["COMPAT_DIR", "EXPORT_SCHEMAS", "compat_path", "export_tables", "write_compat_copy"]
 EXPORT_SCHEMAS = ("marts", "forecasts")
-
-
-def compat_path(warehouse: Path) -> Path:
-    return warehouse.parent / COMPAT_DIR / warehouse.name
 
 
 def write_compat_copy(source: Path, target: Path) -> Path:
@@ -65,7 +63,7 @@ def export_tables(warehouse: Path, out_dir: Path, schemas: tuple[str, ...] = EXP
         for schema, table in tables:
             for fmt, opts in (("parquet", "(format parquet, compression zstd)"), ("csv", "(format csv, header)")):
                 path = tmp_dir / f"{schema}.{table}.{fmt}"
-                con.execute(f"copy \"{schema}\".\"{table}\" to '{path}' {opts}")
+                con.execute(f"copy {sql_ident(schema)}.{sql_ident(table)} to {sql_str(path)} {opts}")
                 written.append(out_dir / path.name)
     finally:
         con.close()
