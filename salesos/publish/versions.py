@@ -23,6 +23,7 @@ file (DuckDB's default) cannot change them.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -70,9 +71,15 @@ def finance_dir(data_dir: Path, as_of: str, run_id: str) -> Path:
     return data_dir / "exports" / f"as_of={as_of}" / f"run={run_id}"
 
 
-def _staged(target: Path, token: str) -> Path:
+def _staging_prefix(warehouse: Path) -> str:
+    """Staging names carry a short hash of the warehouse's path: two warehouses in one folder never clear
+    each other's staging."""
+    return f"{STAGING}{hashlib.sha256(str(warehouse).encode()).hexdigest()[:10]}-"
+
+
+def _staged(target: Path, warehouse: Path, token: str) -> Path:
     """Where `target`'s next content is written: beside it, on its filesystem, under the same file name."""
-    return target.parent / f"{STAGING}{token}" / target.name
+    return target.parent / f"{_staging_prefix(warehouse)}{token}" / target.name
 
 
 # ---------------------------------------------------------------- the index (version record)
@@ -158,7 +165,7 @@ def _switch(moves: list[list[str]]) -> None:
             # a finance folder or a version folder is new by construction; one left by a killed switch is ours
             shutil.rmtree(d)
         os.replace(s, d)
-        if s.parent.name.startswith(STAGING):
+        if s.parent.name.startswith(STAGING):  # the emptied staging folder of a file
             shutil.rmtree(s.parent, ignore_errors=True)
 
 
@@ -168,7 +175,7 @@ def _staging_debris(warehouse: Path, data_dir: Path) -> list[Path]:
     exports = data_dir / "exports"
     for folder in (warehouse.parent, compat_path(warehouse).parent, vdir, exports):
         if folder.is_dir():
-            found += [p for p in folder.iterdir() if p.name.startswith(STAGING)]
+            found += [p for p in folder.iterdir() if p.name.startswith(_staging_prefix(warehouse))]
     if compat_path(warehouse).parent.is_dir():  # what the BI copy's writer left when killed
         found += list(compat_path(warehouse).parent.glob(".building-*"))
     found += list(warehouse.parent.glob(f".{warehouse.name}.rollback"))  # the rollback before this one's
@@ -181,6 +188,21 @@ def _staging_debris(warehouse: Path, data_dir: Path) -> list[Path]:
         named = {e["version_id"] for e in _read_index(vdir)["versions"]}
         found += [p for p in vdir.iterdir() if p.is_dir() and p.name[:1].isdigit() and p.name not in named]
     return found
+
+
+ORIGIN = "origin.json"
+
+
+def _return_build_copy(staging: Path) -> None:
+    """A publish killed before its commit had moved the build copy beside the warehouse: put it back,
+    so a retried publish (an Airflow retry) has it to publish."""
+    origin = staging / ORIGIN
+    if not origin.is_file():
+        return
+    build = Path(json.loads(origin.read_text(encoding="utf-8"))["build"])
+    staged = staging / build.name
+    if staged.exists() and build.parent.is_dir() and not build.exists():
+        _move_in(staged, build)
 
 
 def recover(warehouse: Path, data_dir: Path) -> str | None:
@@ -199,6 +221,7 @@ def recover(warehouse: Path, data_dir: Path) -> str | None:
         done = "rolled forward"
     debris = _staging_debris(warehouse, data_dir)
     for p in debris:
+        _return_build_copy(p)
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     if debris:
         log.warning("removed what a killed publish left: %s", ", ".join(str(p) for p in debris))
@@ -255,19 +278,20 @@ def publish_set(
         raise PublishError(f"{out} exists: finance exports are never overwritten; use a new run id")
     staged: dict[str, Path] = {}
     try:
-        staged["version"] = vdir / f"{STAGING}{version_id}" / warehouse.name  # the folder is renamed in
+        staged["version"] = vdir / f"{_staging_prefix(warehouse)}{version_id}" / warehouse.name  # renamed whole
         _copy_file(build_file, staged["version"])
         _make_read_only(staged["version"])
         if bi_copy:
             from salesos.publish.copies import write_compat_copy
 
-            staged["bi_copy"] = write_compat_copy(build_file, _staged(compat_path(warehouse), version_id))
+            staged["bi_copy"] = write_compat_copy(build_file, _staged(compat_path(warehouse), warehouse, version_id))
         if finance:
             from salesos.publish.copies import export_tables
 
             staged["finance"] = out.with_name(out.name + ".staging")
             export_tables(build_file, staged["finance"])
-        staged["warehouse"] = _staged(warehouse, version_id)
+        staged["warehouse"] = _staged(warehouse, warehouse, version_id)
+        _write_json(staged["warehouse"].parent / ORIGIN, {"build": str(build_file)})
         _move_in(build_file, staged["warehouse"])
         if audit is not None:
             audit(staged)
@@ -286,7 +310,7 @@ def publish_set(
     if bi_copy:
         moves.append([str(staged["bi_copy"]), str(compat_path(warehouse))])
     moves.append([str(staged["warehouse"]), str(warehouse)])
-    moves += _pointer_moves(vdir, data_dir, new_index, entry, version_id)
+    moves += _pointer_moves(warehouse, data_dir, new_index, entry, version_id)
     _commit_and_switch(vdir, version_id, moves)
     for old in entries[:-keep] if keep > 0 else []:
         shutil.rmtree(vdir / old["version_id"], ignore_errors=True)
@@ -294,17 +318,18 @@ def publish_set(
     return _version(vdir, warehouse, entry, version_id)
 
 
-def _pointer_moves(vdir: Path, data_dir: Path, index: dict[str, Any], entry: dict[str, Any],
+def _pointer_moves(warehouse: Path, data_dir: Path, index: dict[str, Any], entry: dict[str, Any],
                    token: str) -> list[list[str]]:
     """The finance pointer and the version record, staged; the record is the last rename of a switch."""
+    vdir = versions_dir(warehouse, data_dir)
     moves = []
     token = f"{token}-record"  # a folder of its own: a version's staging folder is renamed whole
     if entry.get("finance_exports") or (data_dir / "exports" / FINANCE_CURRENT).exists():
-        current = _staged(data_dir / "exports" / FINANCE_CURRENT, token)
+        current = _staged(data_dir / "exports" / FINANCE_CURRENT, warehouse, token)
         _write_json(current, {k: entry.get(k) for k in ("version_id", "run_id", "as_of")}
                     | {"path": entry.get("finance_exports")})
         moves.append([str(current), str(data_dir / "exports" / FINANCE_CURRENT)])
-    record = _staged(vdir / INDEX, token)
+    record = _staged(vdir / INDEX, warehouse, token)
     _write_json(record, index)
     moves.append([str(record), str(vdir / INDEX)])
     return moves
@@ -346,15 +371,15 @@ def rollback(warehouse: Path, data_dir: Path, version_id: str | None = None) -> 
         if compat_path(warehouse).exists():
             from salesos.publish.copies import write_compat_copy
 
-            staged_bi = write_compat_copy(target.path, _staged(compat_path(warehouse), token))
+            staged_bi = write_compat_copy(target.path, _staged(compat_path(warehouse), warehouse, token))
             moves.append([str(staged_bi), str(compat_path(warehouse))])
-        staged_wh = _staged(warehouse, token)
+        staged_wh = _staged(warehouse, warehouse, token)
         _copy_file(target.path, staged_wh)
         staged_wh.chmod(stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)  # the live file is writable
         moves.append([str(staged_wh), str(warehouse)])
         index = _read_index(vdir) | {"live": target.version_id}
         entry = next(e for e in index["versions"] if e["version_id"] == target.version_id)
-        moves += _pointer_moves(vdir, data_dir, index, entry, token)
+        moves += _pointer_moves(warehouse, data_dir, index, entry, token)
     except BaseException:
         recover(warehouse, data_dir)
         raise
