@@ -2,7 +2,10 @@
 
 A run never writes the published warehouse in place. It builds a copy under `build/<run_id>/` with the
 same file name (DuckDB names its catalog after the file stem, so views survive the rename), and
-`publish` moves that copy over the published file with one atomic `os.replace`.
+`publish` switches it in with its BI copy and finance exports (salesos.publish.versions).
+
+The run id names folders (`archive/<run_id>`, `build/<run_id>`, `runs/<run_id>`, `run=<run_id>`), so it is
+checked when a context is made, from the CLI, Airflow or XCom alike: see `safe_run_id`.
 """
 
 from __future__ import annotations
