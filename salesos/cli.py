@@ -133,10 +133,16 @@ def _versions_command(args: argparse.Namespace) -> int:
     only lists when a run holds the lock.
     """
     from salesos.publish.lock import RunLocked, warehouse_lock
-    from salesos.publish.versions import list_versions, recover, rollback
+    from salesos.publish.versions import list_versions, recover, rollback, versions_dir
 
     warehouse = args.warehouse.expanduser().resolve()
     data_dir = (args.data_dir or warehouse.parent).expanduser().resolve()
+    if not versions_dir(warehouse, data_dir).is_dir():  # nothing published: create no lock file, no folder
+        if args.command == "rollback":
+            print(f"salesos rollback: no published versions of {warehouse} under "
+                  f"{versions_dir(warehouse, data_dir)}", file=sys.stderr)
+            return 1
+        return 0
     if args.command == "rollback":
         try:
             with warehouse_lock(warehouse, "rollback", what="salesos rollback"):

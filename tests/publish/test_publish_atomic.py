@@ -217,3 +217,10 @@ def test_versions_written_by_the_hard_link_release_still_list_and_roll_back(data
         [{"version_id": f"00000{i}_r{i}", "run_id": f"r{i}", "as_of": AS_OF} for i in (1, 2)]))
     assert [v.live for v in list_versions(wh, data)] == [False, True]
     assert rollback(wh, data).run_id == "r1" and _marker(wh) == 1
+
+
+def test_versions_of_a_warehouse_never_published_creates_nothing(tmp_path):
+    wh = tmp_path / "nowhere" / "sales.duckdb"
+    assert cli_main(["versions", "--warehouse", str(wh)]) == 0
+    assert cli_main(["rollback", "--warehouse", str(wh)]) == 1
+    assert not wh.parent.exists()
