@@ -2,7 +2,9 @@
 
 The Airflow DAG calls each step as a task; `salesos run` calls them in one process. Steps share
 nothing but the RunContext and the files it names, so each can run in its own worker. Every step
-writes only to the run's build copy; `publish` is the single atomic switch that readers see.
+writes only to the run's build copy; `publish` is the one switch that readers see (every output, all or
+nothing: salesos.publish.versions). Each step that writes holds the warehouse's lock (salesos.publish.lock),
+`salesos run` for the whole run, so two runs never work on one warehouse at once.
 """
 
 from __future__ import annotations
