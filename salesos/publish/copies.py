@@ -47,7 +47,9 @@ def write_compat_copy(source: Path, target: Path) -> Path:
 
 
 def export_tables(warehouse: Path, out_dir: Path, schemas: tuple[str, ...] = EXPORT_SCHEMAS) -> list[Path]:
-    """Write each table of `schemas` as Parquet and CSV into out_dir (a new folder per run)."""
+    """Write each table of `schemas` as Parquet and CSV into out_dir, a new folder (an existing one is refused)."""
+    if out_dir.exists():
+        raise FileExistsError(f"{out_dir} exists: finance exports are written once and never overwritten")
     tmp_dir = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True)
@@ -61,13 +63,15 @@ def export_tables(warehouse: Path, out_dir: Path, schemas: tuple[str, ...] = EXP
             list(schemas),
         ).fetchall()
         for schema, table in tables:
+            name = f"{schema}.{table}"
+            if "/" in name or "\\" in name or any(ord(c) < 32 for c in name):
+                raise ValueError(f"{warehouse}: table {name!r} cannot name a file; nothing was exported")
             for fmt, opts in (("parquet", "(format parquet, compression zstd)"), ("csv", "(format csv, header)")):
                 path = tmp_dir / f"{schema}.{table}.{fmt}"
                 con.execute(f"copy {sql_ident(schema)}.{sql_ident(table)} to {sql_str(path)} {opts}")
                 written.append(out_dir / path.name)
     finally:
         con.close()
-    shutil.rmtree(out_dir, ignore_errors=True)
     tmp_dir.rename(out_dir)
     log.info("exported %d files to %s", len(written), out_dir)
     return written

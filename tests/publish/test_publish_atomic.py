@@ -224,3 +224,21 @@ def test_versions_of_a_warehouse_never_published_creates_nothing(tmp_path):
     assert cli_main(["versions", "--warehouse", str(wh)]) == 0
     assert cli_main(["rollback", "--warehouse", str(wh)]) == 1
     assert not wh.parent.exists()
+
+
+def test_finance_exports_never_replace_a_folder_and_refuse_a_table_that_cannot_name_a_file(data):
+    from salesos.publish.copies import export_tables
+
+    build = _build(data, "r1", 1)
+    out = data / "exports" / "run=r1"
+    out.mkdir(parents=True)
+    (out / "marts.fct_x.csv").write_text("what finance already has")
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        export_tables(build, out)
+    assert (out / "marts.fct_x.csv").read_text() == "what finance already has"
+    con = duckdb.connect(str(build))
+    con.execute('create table marts."../../escaped" as select 1 as x')
+    con.close()
+    with pytest.raises(ValueError, match="cannot name a file"):
+        export_tables(build, data / "exports" / "run=r2")
+    assert not list(data.rglob("escaped*"))
