@@ -110,28 +110,45 @@ def _hold(wh: Path, run_id: str) -> subprocess.Popen:
     return proc
 
 
+PAUSED_RUN = """
+import sys
+from salesos import pipeline
+from salesos.cli import main
+
+def paused(ctx):  # the first run stops after its extract, holding the warehouse, until told
+    print("extracted", flush=True)
+    sys.stdin.readline()
+
+pipeline.validate = paused
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_a_second_run_fails_at_once_naming_the_run_that_holds_the_warehouse(tiny_exports, tmp_path, capsys):
     """Case 11: no lock; the second run removed the first's build copy as "stale", both failed in DuckDB."""
     wh = tmp_path / "wh" / "sales.duckdb"
-    first = RunContext.create(as_of=AS_OF, exports=tiny_exports, warehouse=wh, run_id="first")
-    first.build_dir.mkdir(parents=True)
-    (first.build_warehouse).write_text("the first run's build copy")
-    holder = _hold(wh, "first")
+    args = ["run", "--exports", str(tiny_exports), "--warehouse", str(wh), "--as-of", AS_OF.isoformat()]
+    first = subprocess.Popen([sys.executable, "-c", PAUSED_RUN, *args, "--run-id", "first"], cwd=ROOT,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
+        assert first.stdout.readline().strip() == "extracted"
+        build = wh.parent / "build" / "first" / "sales.duckdb"
+        before = build.read_bytes()
         started = time.monotonic()
-        code = cli_main(["run", "--exports", str(tiny_exports), "--warehouse", str(wh), "--as-of",
-                         AS_OF.isoformat(), "--run-id", "second"])
+        code = cli_main([*args, "--run-id", "second"])
         err = capsys.readouterr().err
         assert code == 1 and time.monotonic() - started < 5
-        assert "in use by run first" in err and "run second did not start" in err
-        assert first.build_warehouse.read_text() == "the first run's build copy"
+        assert "in use by run first (salesos run, pid" in err and "run second did not start" in err
+        assert build.read_bytes() == before  # the first run's build copy is untouched
         assert not (wh.parent / "archive" / "second").exists()
     finally:
-        holder.kill()
-        holder.wait()
-    # the OS released the killed holder's lock: the next run takes it over and says whose it was
-    with warehouse_lock(wh, "third", what="test"):
+        first.kill()  # a real death: no finally of the run, no clean-up
+        first.wait()
+    # the OS released the killed run's lock: the next run takes it over, and its build copy is stale now
+    nxt = RunContext.create(as_of=AS_OF, exports=tiny_exports, warehouse=wh, run_id="third")
+    with warehouse_lock(wh, "third", what="salesos run", whole_run=True):
         assert json.loads((wh.parent / ".sales.duckdb.lock").read_text())["run_id"] == "third"
+        assert pipeline.remove_stale_builds(nxt) == [build.parent]
 
 
 def test_each_writing_step_takes_the_lock(tmp_path):
