@@ -97,22 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return _run(args)
     if args.command in ("versions", "rollback"):
-        from salesos.publish.versions import list_versions, rollback
-
-        warehouse = args.warehouse.expanduser().resolve()
-        data_dir = (args.data_dir or warehouse.parent).expanduser().resolve()
-        if args.command == "rollback":
-            try:
-                v = rollback(warehouse, data_dir, args.version)
-            except ValueError as exc:
-                print(f"salesos rollback: {exc}", file=sys.stderr)
-                return 1
-            print(f"{warehouse} is now version {v.version_id} (run {v.run_id}, as of {v.as_of})")
-            return 0
-        for v in list_versions(warehouse, data_dir):
-            current = " (published)" if warehouse.exists() and v.path.samefile(warehouse) else ""
-            print(f"{v.version_id}  as of {v.as_of}  run {v.run_id}{current}")
-        return 0
+        return _versions_command(args)
     return 2
 
 
@@ -125,8 +110,8 @@ def _run(args: argparse.Namespace) -> int:
     import traceback
 
     from salesos.failures import RUN_LOG, failure_text, published_state, reason, run_log
-    from salesos.pipeline import format_summary, run_all
-    from salesos.run_context import RunContext
+    from salesos.pipeline import format_summary, fresh_run_id, run_all
+    from salesos.run_context import RunContext, RunIdError
 
     try:
         ctx = RunContext.create(
@@ -138,7 +123,10 @@ def _run(args: argparse.Namespace) -> int:
             settings_file=args.settings,
             allow_exports_after_as_of=args.allow_exports_after_as_of,
         )
-    except Exception as exc:  # refused before anything is touched (a bad run id or path)
+    except RunIdError as exc:  # a run id or path that could reach the filesystem or SQL unsafely
+        print(f"salesos run failed before it started: {exc}; nothing was changed", file=sys.stderr)
+        return 2
+    except Exception as exc:  # refused before anything is touched
         why, details = reason(exc)
         print("\n".join([f"salesos run failed before it started: {why}; the published warehouse was not changed",
                           *(f"  {d}" for d in details)]), file=sys.stderr)
@@ -150,13 +138,17 @@ def _run(args: argparse.Namespace) -> int:
         from salesos.extract.load import FULL_REFRESH_ENV
 
         os.environ[FULL_REFRESH_ENV] = "1"
+    if args.run_id is None:
+        # a re-run of a date gets the first unused `asof_<date>.<n>`, so it never replaces an earlier run's archive
+        # or exports; named here for the run log, and checked again under the warehouse lock by run_all
+        ctx = fresh_run_id(ctx)
     log_path = ctx.run_dir / RUN_LOG
     before = published_state(ctx.warehouse)
     log = logging.getLogger("salesos.run")
     with run_log(log_path) as handler:
         log.info("run %s as of %s: exports %s, warehouse %s", ctx.run_id, ctx.as_of, ctx.exports, ctx.warehouse)
         try:
-            summary = run_all(ctx)
+            summary = run_all(ctx, fresh_id=args.run_id is None)
         except (Exception, KeyboardInterrupt) as exc:
             text = failure_text(exc, run_id=ctx.run_id, warehouse_changed=published_state(ctx.warehouse) != before,
                                 run_log=log_path if handler else None)
@@ -169,6 +161,42 @@ def _run(args: argparse.Namespace) -> int:
             return 130 if isinstance(exc, KeyboardInterrupt) else 1
         log.info("run %s published version %s", ctx.run_id, summary.get("version"))
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def _versions_command(args: argparse.Namespace) -> int:
+    """`versions` lists the kept versions and marks the live one; `rollback` publishes an earlier one again.
+
+    Both first finish or clear a publish that a kill interrupted (under the warehouse lock); `versions`
+    only lists when a run holds the lock.
+    """
+    from salesos.publish.lock import RunLocked, warehouse_lock
+    from salesos.publish.versions import list_versions, recover, rollback, versions_dir
+
+    warehouse = args.warehouse.expanduser().resolve()
+    data_dir = (args.data_dir or warehouse.parent).expanduser().resolve()
+    if not versions_dir(warehouse, data_dir).is_dir():  # nothing published: create no lock file, no folder
+        if args.command == "rollback":
+            print(f"salesos rollback: no published versions of {warehouse} under "
+                  f"{versions_dir(warehouse, data_dir)}", file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "rollback":
+        try:
+            with warehouse_lock(warehouse, "rollback", what="salesos rollback"):
+                v = rollback(warehouse, data_dir, args.version)
+        except (ValueError, RunLocked) as exc:
+            print(f"salesos rollback: {exc}", file=sys.stderr)
+            return 1
+        print(f"{warehouse} is now version {v.version_id} (run {v.run_id}, as of {v.as_of})")
+        return 0
+    try:
+        with warehouse_lock(warehouse, "versions", what="salesos versions"):
+            recover(warehouse, data_dir)
+    except RunLocked as exc:
+        print(f"note: {exc}", file=sys.stderr)
+    for v in list_versions(warehouse, data_dir):
+        print(f"{v.version_id}  as of {v.as_of}  run {v.run_id}{' (live)' if v.live else ''}")
     return 0
 
 

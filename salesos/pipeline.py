@@ -2,14 +2,18 @@
 
 The Airflow DAG calls each step as a task; `salesos run` calls them in one process. Steps share
 nothing but the RunContext and the files it names, so each can run in its own worker. Every step
-writes only to the run's build copy; `publish` is the single atomic switch that readers see.
+writes only to the run's build copy; `publish` is the one switch that readers see (every output, all or
+nothing: salesos.publish.versions). Each step that writes holds the warehouse's lock (salesos.publish.lock),
+`salesos run` for the whole run, so two runs never work on one warehouse at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ import duckdb
 
 from salesos.extract.landing import archive_exports
 from salesos.extract.load import load_raw
+from salesos.publish.lock import RunLocked, RunRefused, holds_whole_run, relabel, warehouse_lock
 from salesos.run_context import RunContext
 from salesos.settings import Settings, load_settings
 
@@ -35,6 +40,66 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _lock(ctx: RunContext, what: str) -> AbstractContextManager[None]:
+    """The warehouse's lock for one writing step (re-entered when `salesos run` already holds it)."""
+    return warehouse_lock(ctx.warehouse, ctx.run_id, what=what)
+
+
+OWNER = "owner.json"
+
+
+def _run_ended(ctx: RunContext, run_id: str) -> bool:
+    """A run that published (summary.json) or whose failure Airflow recorded (failure.json)."""
+    run_dir = ctx.data_dir / "runs" / run_id
+    return (run_dir / "summary.json").exists() or (run_dir / "failure.json").exists()
+
+
+def _builds_of_runs_under_way(ctx: RunContext) -> list[dict[str, Any]]:
+    """Build copies of this warehouse made by Airflow runs that have not ended (their tasks are between steps)."""
+    builds = ctx.build_dir.parent
+    found = []
+    for owner_file in sorted(builds.glob(f"*/{OWNER}")) if builds.is_dir() else []:
+        try:
+            owner = json.loads(owner_file.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        if (owner.get("warehouse") == str(ctx.warehouse) and owner.get("mode") == "steps"
+                and owner.get("run_id") != ctx.run_id and not _run_ended(ctx, owner["run_id"])):
+            found.append(owner | {"build_dir": str(owner_file.parent)})
+    return found
+
+
+def refuse_used_run_id(ctx: RunContext) -> None:
+    """A run id that was published keeps its archive and finance exports: a new run needs a new id."""
+    from salesos.publish.versions import run_was_published
+
+    if run_was_published(ctx.warehouse, ctx.data_dir, ctx.run_id) or _finance_folders(ctx, ctx.run_id):
+        raise RunRefused(
+            f"run {ctx.run_id} was already published; its archive and finance exports are never overwritten. "
+            "Start a new run with another run id (`salesos run` without --run-id picks a fresh one)."
+        )
+
+
+def _finance_folders(ctx: RunContext, run_id: str) -> list[Path]:
+    return list((ctx.data_dir / "exports").glob(f"as_of=*/run={run_id}"))
+
+
+def fresh_run_id(ctx: RunContext) -> RunContext:
+    """The context with the first run id not used before: `asof_<date>`, then `asof_<date>.2`, `.3`, ...
+
+    Used: published, or with an archive or finance exports folder; so a re-run of a date never replaces
+    an earlier run's archive or exports.
+    """
+    from salesos.publish.versions import run_was_published
+
+    base, n, run_id = ctx.run_id, 1, ctx.run_id
+    while (run_was_published(ctx.warehouse, ctx.data_dir, run_id) or _finance_folders(ctx, run_id)
+           or (ctx.data_dir / "archive" / run_id).exists()):
+        n += 1
+        run_id = f"{base}.{n}"
+    return dataclasses.replace(ctx, run_id=run_id)
+
+
 def _write_step(ctx: RunContext, step: str, result: dict[str, Any]) -> dict[str, Any]:
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     (ctx.run_dir / f"{step}.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
@@ -43,12 +108,22 @@ def _write_step(ctx: RunContext, step: str, result: dict[str, Any]) -> dict[str,
 
 def extract(ctx: RunContext) -> dict[str, Any]:
     """Archive the exports untouched, start the build copy, and load the raw tables."""
+    with _lock(ctx, "extract"):
+        return _extract(ctx)
+
+
+def _extract(ctx: RunContext) -> dict[str, Any]:
     from salesos.warehouse.storage import connect_warehouse, convert_to_compat
 
     settings = load_settings(ctx.settings_file)  # fail early on a bad settings file
+    refuse_used_run_id(ctx)
+    # a retried extract of the same run (Airflow) replaces its own archive, which no publish has used
     archived = archive_exports(ctx.exports, ctx.archive_dir)
     remove_stale_builds(ctx)
     ctx.build_dir.mkdir(parents=True)
+    owner = {"run_id": ctx.run_id, "warehouse": str(ctx.warehouse),
+             "mode": "run" if holds_whole_run(ctx.warehouse) else "steps"}
+    (ctx.build_dir / OWNER).write_text(json.dumps(owner), encoding="utf-8")
     if ctx.warehouse.exists():
         # A byte copy takes no DuckDB lock, so a BI tool holding the published file never blocks us;
         # history kept in the warehouse (forecasts) carries over to the new version.
@@ -151,19 +226,19 @@ def build(ctx: RunContext) -> dict[str, Any]:
     """dbt build (models and data tests) on the build copy, or on Postgres after copying the raw tables there."""
     from salesos.transform.dbt_build import NIGHTLY_BUILD, run_dbt
 
-    if _on_postgres(ctx):
-        _copy_to_postgres(ctx, ("raw", "quarantine", "forecasts"))
-
-    result = run_dbt(
-        NIGHTLY_BUILD,
-        warehouse=ctx.build_warehouse,
-        run_dir=ctx.run_dir,
-        settings=load_settings(ctx.settings_file),
-        as_of=ctx.as_of.isoformat(),
-        target=ctx.dbt_target,
-        run_id=ctx.run_id,
-    )
-    return _write_step(ctx, "build", result.to_dict())
+    with _lock(ctx, "dbt build"):
+        if _on_postgres(ctx):
+            _copy_to_postgres(ctx, ("raw", "quarantine", "forecasts"))
+        result = run_dbt(
+            NIGHTLY_BUILD,
+            warehouse=ctx.build_warehouse,
+            run_dir=ctx.run_dir,
+            settings=load_settings(ctx.settings_file),
+            as_of=ctx.as_of.isoformat(),
+            target=ctx.dbt_target,
+            run_id=ctx.run_id,
+        )
+        return _write_step(ctx, "build", result.to_dict())
 
 
 def _forecast_work(ctx: RunContext) -> Path:
@@ -192,12 +267,13 @@ def forecast_plan(ctx: RunContext) -> list[str]:
     from forecasting.nightly import plan_forecast
 
     settings = load_settings(ctx.settings_file)
-    con = _read_marts(ctx)
-    try:
-        chunks = plan_forecast(con, _forecast_work(ctx), tuple(settings.forecast_levels))
-    finally:
-        con.close()
-    shutil.rmtree(_models_dir(ctx), ignore_errors=True)  # a retried plan keeps no model of an earlier attempt
+    with _lock(ctx, "forecast plan"):
+        con = _read_marts(ctx)
+        try:
+            chunks = plan_forecast(con, _forecast_work(ctx), tuple(settings.forecast_levels))
+        finally:
+            con.close()
+        shutil.rmtree(_models_dir(ctx), ignore_errors=True)  # a retried plan keeps no model of an earlier attempt
     return chunks
 
 
@@ -214,6 +290,11 @@ def forecast_chunk(ctx: RunContext, chunk: str) -> dict[str, Any]:
 
 def forecast_store(ctx: RunContext) -> dict[str, Any]:
     """Reconcile the chunks, check the rows (Great Expectations), append them, and draw the charts."""
+    with _lock(ctx, "forecast store"):
+        return _forecast_store(ctx)
+
+
+def _forecast_store(ctx: RunContext) -> dict[str, Any]:
     from forecasting.bookings import store_forecasts
     from forecasting.nightly import assemble_forecasts, fitted_and_reused, prune_forecast_cache, write_charts
     from salesos.validate.gx_checks import validate_forecasts
@@ -270,46 +351,113 @@ def forecast(ctx: RunContext) -> dict[str, Any]:
 
 
 def publish(ctx: RunContext) -> dict[str, Any]:
-    """Swap the build copy in with one atomic rename, keep it as a version, and write the run summary."""
-    from salesos.publish.copies import compat_path, export_tables, write_compat_copy
-    from salesos.publish.versions import publish_file
+    """Publish the build copy with its BI copy, finance exports and version record, all or nothing.
 
-    settings = load_settings(ctx.settings_file)
-    extra: dict[str, Any] = {}
-    if settings.finance_exports:
-        out = ctx.data_dir / "exports" / f"as_of={ctx.as_of.isoformat()}" / f"run={ctx.run_id}"
-        extra["finance_exports"] = str(out) if export_tables(ctx.build_warehouse, out) else None
-    if settings.bi_compat_copy:
-        extra["bi_compat_copy"] = str(write_compat_copy(ctx.build_warehouse, compat_path(ctx.warehouse)))
-    version = publish_file(
-        ctx.build_warehouse,
-        ctx.warehouse,
-        ctx.data_dir,
-        ctx.run_id,
-        ctx.as_of.isoformat(),
-        keep=settings.keep_versions,
-    )
-    shutil.rmtree(ctx.build_dir, ignore_errors=True)
-    summary = summarize(ctx) | {"version": version.version_id} | extra
+    Every output is staged beside its target and audited; then one journal write commits and each output
+    is switched by a rename (salesos.publish.versions). A retried publish of a run that a kill interrupted
+    after its commit finishes it and returns its summary.
+    """
+    from salesos.publish.versions import compat_path, finance_dir, live_version, publish_set, recover
+
+    with _lock(ctx, "publish"):
+        recover(ctx.warehouse, ctx.data_dir)
+        live = live_version(ctx.warehouse, ctx.data_dir)
+        if live is not None and live.run_id == ctx.run_id and not ctx.build_warehouse.exists():
+            summary_file = ctx.run_dir / "summary.json"
+            if summary_file.exists():
+                return json.loads(summary_file.read_text(encoding="utf-8"))
+            return _write_summary(ctx, live.version_id, {})
+        settings = load_settings(ctx.settings_file)
+        version = publish_set(
+            ctx.build_warehouse,
+            ctx.warehouse,
+            ctx.data_dir,
+            ctx.run_id,
+            ctx.as_of.isoformat(),
+            keep=settings.keep_versions,
+            bi_copy=settings.bi_compat_copy,
+            finance=settings.finance_exports,
+            audit=audit_staged,
+        )
+        extra: dict[str, Any] = {}
+        if settings.finance_exports:
+            extra["finance_exports"] = str(finance_dir(ctx.data_dir, ctx.as_of.isoformat(), ctx.run_id))
+        if settings.bi_compat_copy:
+            extra["bi_compat_copy"] = str(compat_path(ctx.warehouse))
+        shutil.rmtree(ctx.build_dir, ignore_errors=True)
+        return _write_summary(ctx, version.version_id, extra)
+
+
+def _write_summary(ctx: RunContext, version_id: str, extra: dict[str, Any]) -> dict[str, Any]:
+    summary = summarize(ctx) | {"version": version_id} | extra
     text = json.dumps(summary, indent=2, default=str)
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
     (ctx.run_dir / "summary.json").write_text(text, encoding="utf-8")
     (ctx.run_dir.parent / "latest.json").write_text(text, encoding="utf-8")
     return summary
 
 
+def _tables(path: Path) -> list[tuple[str, str]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("select table_schema, table_name from information_schema.tables "
+                           "where table_schema in ('marts', 'forecasts') order by 1, 2").fetchall()
+    finally:
+        con.close()
+
+
+def audit_staged(staged: dict[str, Path]) -> None:
+    """Before anything readers see changes: every staged output is whole and holds the same tables."""
+    from salesos.publish.versions import PublishError
+
+    wh = staged["warehouse"]
+    tables = _tables(wh)  # it opens (on the postgres target the marts live in Postgres, not in this file)
+    if staged["version"].stat().st_size != wh.stat().st_size:
+        raise PublishError(f"audit: the kept version {staged['version']} differs in size from {wh}")
+    if "bi_copy" in staged and _tables(staged["bi_copy"]) != tables:
+        raise PublishError(f"audit: the staged BI copy {staged['bi_copy']} does not hold the warehouse's tables")
+    if "finance" in staged:
+        written = {p.name for p in staged["finance"].iterdir()}
+        con = duckdb.connect(str(wh), read_only=True)
+        try:
+            base = con.execute("select table_schema, table_name from information_schema.tables where "
+                               "table_type = 'BASE TABLE' and table_schema in ('marts', 'forecasts')").fetchall()
+        finally:
+            con.close()
+        missing = [f"{s}.{t}.{fmt}" for s, t in base for fmt in ("parquet", "csv") if f"{s}.{t}.{fmt}" not in written]
+        if missing:
+            raise PublishError(f"audit: finance exports missing from {staged['finance']}: {', '.join(missing)}")
+
+
 def remove_stale_builds(ctx: RunContext) -> list[Path]:
     """Remove build copies left by killed or failed runs (and this run's own earlier attempt).
 
-    Runs of one warehouse never overlap (the DAG allows one active run; DuckDB one writer), so any
-    build copy present when a run starts is stale. This is how a run killed at any point is recovered.
+    Called under the warehouse lock, so no other process is working on a build now. A `salesos run`
+    build copy is then stale (its run held the lock for its whole life). An Airflow run's copy lives
+    between its tasks: another Airflow run removes it (the DAG allows one active run), a `salesos run`
+    only once that run ended (its failure recorded); run_all refuses to start beside it before that.
     """
     removed = []
     builds = ctx.build_dir.parent
+    whole_run = holds_whole_run(ctx.warehouse)
     if builds.is_dir():
         for d in builds.iterdir():
-            if d.is_dir() and (any(p.name.startswith(ctx.warehouse.name) for p in d.iterdir()) or d == ctx.build_dir):
-                shutil.rmtree(d, ignore_errors=True)
-                removed.append(d)
+            if not d.is_dir():
+                continue
+            try:
+                owner = json.loads((d / OWNER).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                owner = None
+            if d != ctx.build_dir:
+                ours = (owner.get("warehouse") == str(ctx.warehouse) if owner
+                        else any(p.name.startswith(ctx.warehouse.name) for p in d.iterdir()))
+                if not ours:
+                    continue
+                if owner and owner.get("mode") == "steps" and whole_run and not _run_ended(ctx, owner["run_id"]):
+                    log.warning("kept the build copy %s of run %s, which has not ended", d, owner["run_id"])
+                    continue
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
     if removed:
         log.warning("removed stale build copies: %s", ", ".join(str(d) for d in removed))
     return removed
@@ -392,21 +540,34 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_all(ctx: RunContext) -> dict[str, Any]:
-    """All steps in one process; on failure the build copy is dropped and the error re-raised.
+def run_all(ctx: RunContext, *, fresh_id: bool = False) -> dict[str, Any]:
+    """All steps in one process, holding the warehouse for the whole run; on failure the build copy is dropped.
 
+    fresh_id: the run id is a default (`asof_<date>`) that may be taken: use the first free `.<n>` of it.
     The error carries the step it failed in (`salesos.failures.failed_step`), for the run's message.
     """
     from salesos.failures import mark_step
 
-    current = "extract"
-    try:
-        for current, step in zip(STEPS, (extract, validate, build, forecast), strict=False):
-            log.info("step %s", current)
-            step(ctx)
-        current = "publish"
-        return publish(ctx)
-    except BaseException as exc:
-        discard(ctx)
-        mark_step(exc, current)
-        raise
+    with warehouse_lock(ctx.warehouse, ctx.run_id, what="salesos run", whole_run=True):
+        under_way = _builds_of_runs_under_way(ctx)
+        if under_way:
+            other = under_way[0]
+            raise RunLocked(
+                f"{ctx.warehouse} is in use by run {other['run_id']} (an Airflow run between its tasks: build copy "
+                f"{other['build_dir']}); run {ctx.run_id} did not start and changed nothing. If that run is over, "
+                "let the next DAG run clear it or delete its build folder."
+            )
+        if fresh_id:
+            ctx = fresh_run_id(ctx)
+            relabel(ctx.warehouse, ctx.run_id)
+        current = "extract"
+        try:
+            for current, step in zip(STEPS, (extract, validate, build, forecast), strict=False):
+                log.info("step %s", current)
+                step(ctx)
+            current = "publish"
+            return publish(ctx)
+        except BaseException as exc:
+            discard(ctx)
+            mark_step(exc, current)
+            raise

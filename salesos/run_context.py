@@ -2,12 +2,16 @@
 
 A run never writes the published warehouse in place. It builds a copy under `build/<run_id>/` with the
 same file name (DuckDB names its catalog after the file stem, so views survive the rename), and
-`publish` moves that copy over the published file with one atomic `os.replace`.
+`publish` switches it in with its BI copy and finance exports (salesos.publish.versions).
+
+The run id names folders (`archive/<run_id>`, `build/<run_id>`, `runs/<run_id>`, `run=<run_id>`), so it is
+checked when a context is made, from the CLI, Airflow or XCom alike: see `safe_run_id`.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
@@ -25,6 +29,17 @@ class RunContext:
     dbt_target: str = "duckdb"
     # publish although the exports were modified well after the as-of date (salesos.validate.gx_checks)
     allow_exports_after_as_of: bool = False
+
+    def __post_init__(self) -> None:
+        """Every context, however made (the CLI, Airflow, XCom), is checked before a path is built from it."""
+        check_run_id(self.run_id)
+        for label, path in (("warehouse", self.warehouse), ("data dir", self.data_dir),
+                            ("settings file", self.settings_file), ("exports", self.exports)):
+            if path is not None:
+                check_path(str(path), label)
+        if self.warehouse.name in ("", ".", "..") or self.warehouse.name.startswith("."):
+            raise RunIdError(f"warehouse {str(self.warehouse)!r}: the file name must be a plain name, "
+                             "not empty, '.', '..' or hidden")
 
     @classmethod
     def create(
@@ -94,6 +109,46 @@ class RunContext:
         )
 
 
+class RunIdError(ValueError):
+    """A run id or path that cannot be used safely as a folder name or in SQL; refused before anything is touched."""
+
+
+# What a run id may hold after mapping: a folder name that is never '.', '..', hidden, an option or a path.
+_RUN_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,199}")
+# Airflow's own run ids (its default allowed_run_id_pattern is [A-Za-z0-9_.~:+-]+) carry ':', '+' and '~',
+# e.g. manual__2026-10-31T02:00:00+00:00: each maps to '_', one for one, so the mapping is deterministic and
+# keeps the length. Anything else (a path separator, a quote, a space, a control character) is refused.
+_AIRFLOW_ONLY = str.maketrans({":": "_", "+": "_", "~": "_"})
+
+
 def safe_run_id(run_id: str) -> str:
-    """Airflow run ids carry ':' and '+'; keep them usable as folder names."""
-    return re.sub(r"[^0-9A-Za-z._-]+", "_", run_id).strip("_")
+    """The folder name of a run id: Airflow's ':', '+', '~' become '_'; anything unsafe is refused (RunIdError).
+
+    Refused rather than rewritten, because a rewrite hides the mistake and can collide: `..` once became
+    the archive's parent folder, which the extract step then replaced.
+    """
+    if not isinstance(run_id, str) or not run_id:
+        raise RunIdError("run id is empty")
+    mapped = run_id.translate(_AIRFLOW_ONLY)
+    if not _RUN_ID.fullmatch(mapped) or set(mapped) <= {"."}:
+        raise RunIdError(
+            f"run id {run_id!r} cannot be used: it must start with a letter or digit and hold only letters, "
+            "digits, '.', '_', '-' (Airflow's ':', '+', '~' become '_'), at most 200 characters, "
+            "no path separator, no quote, no space"
+        )
+    return mapped
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id that is already a safe folder name (what safe_run_id returns), else RunIdError."""
+    if safe_run_id(run_id) != run_id:
+        raise RunIdError(f"run id {run_id!r} is not a folder name; use {safe_run_id(run_id)!r}")
+    return run_id
+
+
+def check_path(path: str, label: str) -> str:
+    """A path with no control character (a newline or NUL in a path is always a mistake, and breaks logs)."""
+    bad = [c for c in path if unicodedata.category(c) == "Cc"]
+    if bad:
+        raise RunIdError(f"{label} {path!r}: contains control character(s) {', '.join(repr(c) for c in bad)}")
+    return path

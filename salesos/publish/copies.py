@@ -5,7 +5,8 @@
   the catalog after the file stem, and views refer to it) in a `duckdb-v1.4/` folder. The pipeline keeps
   its warehouse in that format (`salesos.warehouse.storage`), so the copy is a plain file copy.
 - Finance: the marts and forecast tables as Parquet and CSV under a versioned path per run,
-  `exports/as_of=<date>/run=<run_id>/<schema>.<table>.parquet`, written once and never overwritten.
+  `exports/as_of=<date>/run=<run_id>/<schema>.<table>.parquet`, written once and never overwritten;
+  `exports/current.json` names the folder of the live version (salesos.publish.versions).
 """
 
 from __future__ import annotations
@@ -17,17 +18,14 @@ from pathlib import Path
 
 import duckdb
 
+from salesos.publish.versions import COMPAT_DIR, compat_path
 from salesos.warehouse.duckdb_limits import apply_memory_limit
-from salesos.warehouse.storage import copy_database, is_compat
+from salesos.warehouse.storage import copy_database, is_compat, sql_ident, sql_str
 
 log = logging.getLogger(__name__)
 
-COMPAT_DIR = "duckdb-v1.4"
+__all__ = ["COMPAT_DIR", "EXPORT_SCHEMAS", "compat_path", "export_tables", "write_compat_copy"]
 EXPORT_SCHEMAS = ("marts", "forecasts")
-
-
-def compat_path(warehouse: Path) -> Path:
-    return warehouse.parent / COMPAT_DIR / warehouse.name
 
 
 def write_compat_copy(source: Path, target: Path) -> Path:
@@ -49,7 +47,9 @@ def write_compat_copy(source: Path, target: Path) -> Path:
 
 
 def export_tables(warehouse: Path, out_dir: Path, schemas: tuple[str, ...] = EXPORT_SCHEMAS) -> list[Path]:
-    """Write each table of `schemas` as Parquet and CSV into out_dir (a new folder per run)."""
+    """Write each table of `schemas` as Parquet and CSV into out_dir, a new folder (an existing one is refused)."""
+    if out_dir.exists():
+        raise FileExistsError(f"{out_dir} exists: finance exports are written once and never overwritten")
     tmp_dir = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True)
@@ -63,13 +63,15 @@ def export_tables(warehouse: Path, out_dir: Path, schemas: tuple[str, ...] = EXP
             list(schemas),
         ).fetchall()
         for schema, table in tables:
+            name = f"{schema}.{table}"
+            if "/" in name or "\\" in name or any(ord(c) < 32 for c in name):
+                raise ValueError(f"{warehouse}: table {name!r} cannot name a file; nothing was exported")
             for fmt, opts in (("parquet", "(format parquet, compression zstd)"), ("csv", "(format csv, header)")):
                 path = tmp_dir / f"{schema}.{table}.{fmt}"
-                con.execute(f"copy \"{schema}\".\"{table}\" to '{path}' {opts}")
+                con.execute(f"copy {sql_ident(schema)}.{sql_ident(table)} to {sql_str(path)} {opts}")
                 written.append(out_dir / path.name)
     finally:
         con.close()
-    shutil.rmtree(out_dir, ignore_errors=True)
     tmp_dir.rename(out_dir)
     log.info("exported %d files to %s", len(written), out_dir)
     return written

@@ -24,6 +24,16 @@ log = logging.getLogger(__name__)
 COMPAT_STORAGE_VERSION = "v1.4.0"
 
 
+def sql_str(value: str | Path) -> str:
+    """A SQL string literal: a path with a `'` in it (`/data/o'brien/`) is a path, not a syntax error."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_ident(name: str) -> str:
+    """A quoted SQL identifier (a catalog named after a file stem may hold any character)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def connect_warehouse(path: Path, compat: bool) -> duckdb.DuckDBPyConnection:
     """A read-write connection under the memory cap; a new file is created in the 1.4 format if `compat`."""
     config = {"storage_compatibility_version": COMPAT_STORAGE_VERSION} if compat else {}
@@ -36,7 +46,7 @@ def storage_version(path: Path) -> str:
     """The storage format a DuckDB file was written in, e.g. `v1.4.0` or `v2.0.0` (read-only, no lock held)."""
     con = duckdb.connect()
     try:
-        con.execute(f"attach '{path}' as f (read_only)")
+        con.execute(f"attach {sql_str(path)} as f (read_only)")
         tags = con.execute("select tags from duckdb_databases() where database_name = 'f'").fetchall()[0][0]
     finally:
         con.close()
@@ -64,11 +74,11 @@ def copy_database(source: Path, target: Path, version: str = COMPAT_STORAGE_VERS
     con = duckdb.connect()
     try:
         apply_memory_limit(con)  # under the run's cap, spilling beside the copy (a warehouse can outgrow memory)
-        con.execute(f"set temp_directory = '{tmp_dir / 'spill'}'")
+        con.execute(f"set temp_directory = {sql_str(tmp_dir / 'spill')}")
         con.execute("set enable_progress_bar = false")  # a task log is no terminal
-        con.execute(f"attach '{source}' as \"{source.stem}\" (read_only)")
-        con.execute(f"attach '{tmp}' as converted (storage_version '{version}')")
-        con.execute(f'copy from database "{source.stem}" to converted')
+        con.execute(f"attach {sql_str(source)} as {sql_ident(source.stem)} (read_only)")
+        con.execute(f"attach {sql_str(tmp)} as converted (storage_version {sql_str(version)})")
+        con.execute(f"copy from database {sql_ident(source.stem)} to converted")
         con.execute("detach converted")
     finally:
         con.close()

@@ -48,7 +48,7 @@ def test_cli_lists_and_rolls_back(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.splitlines() == [
         "000001_r1  as of 2026-10-31  run r1",
-        "000002_r2  as of 2026-10-31  run r2 (published)",
+        "000002_r2  as of 2026-10-31  run r2 (live)",
     ]
     assert cli_main(["rollback", "--warehouse", str(tmp_path / "wh.duckdb")]) == 0
     assert (tmp_path / "wh.duckdb").read_text() == "a"
