@@ -148,7 +148,7 @@ def test_a_failure_after_the_swap_does_not_claim_the_warehouse_unchanged(tiny_ex
 
 
 def test_a_run_that_succeeds_has_a_run_log_too(tmp_path, capsys, monkeypatch):
-    def fake_run_all(ctx):
+    def fake_run_all(ctx, fresh_id=False):
         logging.getLogger("salesos.pipeline").info("step %s", "extract")
         return {"run_id": ctx.run_id, "version": "000001"}
 
