@@ -86,19 +86,34 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in set(logging.getLogger().handlers) - before:
         handler.setLevel(level)  # the terminal's own level: the run log below takes INFO from the root logger
-    if args.command == "generate":
-        from salesos.generate import generate
-
-        counts = generate(args.out, scale=args.scale, seed=args.seed, as_of=args.as_of, faults=args.faults)
-        for name, n in counts.items():
-            print(f"{name:<24} {n:>12,}")
-        print(f"wrote {len(counts)} files to {args.out}")
-        return 0
     if args.command == "run":
-        return _run(args)
-    if args.command in ("versions", "rollback"):
-        return _versions_command(args)
+        return _run(args)  # its own handling: the step, the published warehouse, the run log
+    try:
+        if args.command == "generate":
+            return _generate(args)
+        if args.command in ("versions", "rollback"):
+            return _versions_command(args)
+    except Exception as exc:  # one line on the terminal, the traceback with -v only
+        import traceback
+
+        from salesos.failures import reason
+
+        why, details = reason(exc)
+        print("\n".join([f"salesos {args.command} failed: {why}", *(f"  {d}" for d in details)]), file=sys.stderr)
+        if args.verbose:
+            traceback.print_exception(exc)
+        return 1
     return 2
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from salesos.generate import generate
+
+    counts = generate(args.out, scale=args.scale, seed=args.seed, as_of=args.as_of, faults=args.faults)
+    for name, n in counts.items():
+        print(f"{name:<24} {n:>12,}")
+    print(f"wrote {len(counts)} files to {args.out}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -204,3 +204,22 @@ def test_a_failed_publish_task_does_not_claim_the_warehouse_unchanged(tmp_path, 
                "params": {"exports": str(tmp_path), "warehouse": str(tmp_path / "salesos.duckdb")},
                "exception": RuntimeError("boom")}
     assert says in record_failure(context)["message"]
+
+
+def test_generate_versions_and_rollback_fail_in_one_line_too(tmp_path, capsys):
+    """A path that is a file where a folder is needed: one line naming it, no traceback on the terminal."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert cli_main(["generate", "--scale", "S", "--out", str(blocker / "exports")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("salesos generate failed: ") and str(blocker) in err and "Traceback" not in err
+
+    versions = tmp_path / "versions" / "salesos"
+    versions.mkdir(parents=True)
+    (versions / "versions.json").write_text("{not json", encoding="utf-8")
+    for command in ("versions", "rollback"):
+        code = cli_main([command, "--warehouse", str(tmp_path / "salesos.duckdb")])
+        err = capsys.readouterr().err
+        assert code == 1, command
+        assert err.startswith(f"salesos {command} failed: ") and str(versions / "versions.json") in err, err
+        assert "Traceback" not in err

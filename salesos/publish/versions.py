@@ -89,7 +89,10 @@ def _read_index(vdir: Path) -> dict[str, Any]:
     p = vdir / INDEX
     if not p.exists():
         return {"live": None, "versions": [], "published_runs": []}
-    data = json.loads(p.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except ValueError as exc:  # edited by hand or torn by something else than this module
+        raise PublishError(f"{p}: the version record is not valid JSON ({exc}); restore it from a backup") from exc
     if isinstance(data, list):  # the format before `live`: the newest entry was the published one
         return {"live": data[-1]["version_id"] if data else None, "versions": data,
                 "published_runs": [e["run_id"] for e in data]}
