@@ -25,3 +25,17 @@ def test_readme_shows_the_two_commands():
     text = (ROOT / "README.md").read_text()
     assert "make demo" in text and "make test" in text
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_architecture_page_names_only_paths_that_exist_and_every_module():
+    """docs/architecture.md stays true: each path it names exists, each module of the pipeline is named."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`((?:salesos|forecasting|dags|dbt_project|config|expectations|tests|benchmarks)"
+                           r"/[^`*<> ]*)`", text))
+    assert named, "the page names no path"
+    missing = sorted(p for p in named if not (ROOT / p).exists())
+    assert not missing, f"docs/architecture.md names paths that do not exist: {missing}"
+    modules = [p.relative_to(ROOT).as_posix() for d in ("salesos", "forecasting") for p in (ROOT / d).rglob("*.py")
+               if p.name != "__init__.py"]
+    unnamed = sorted(m for m in modules if m not in text and Path(m).name not in text)
+    assert not unnamed, f"modules docs/architecture.md does not mention: {unnamed}"
