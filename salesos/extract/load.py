@@ -266,13 +266,18 @@ def transcode_to_utf8(src: Path, dest: Path, encoding: str) -> None:
                 break
 
 
-def _strict_error(con: duckdb.DuckDBPyConnection, reader: str) -> str | None:
-    """None when every row of the file reads; else DuckDB's first error line."""
+def _strict_error(con: duckdb.DuckDBPyConnection, reader: str, headers: tuple[str, ...]) -> str | None:
+    """None when every row of the file reads; else DuckDB's first error line.
+
+    Every column is counted: DuckDB checks a value's UTF-8 only when the value is used (count(*) reads
+    a Windows-1252 file without complaint).
+    """
+    counts = ", ".join(f"count({quote(h)})" for h in headers) or "count(*)"
     try:
-        con.execute(f"select count(*) from {reader}").fetchall()
+        con.execute(f"select {counts} from {reader}").fetchall()
         return None
     except duckdb.Error as exc:
-        return str(exc).strip().splitlines()[0]
+        return " ".join(str(exc).split())
 
 
 def _plan_reading(
@@ -290,7 +295,7 @@ def _plan_reading(
                 raise ExportError(f"{path.name}: not {encoding} text (byte {exc.start}): {exc.reason}") from exc
         source = read_path or path
         headers, delimiter = read_header(source, path.name)
-        error = _strict_error(con, _read_csv(source, headers, delimiter))
+        error = _strict_error(con, _read_csv(source, headers, delimiter), headers)
         if error is None:
             return encoding, read_path, headers, delimiter, False
         if "unicode" in error.lower() and encoding == "utf-8" and encoding_setting.lower() == "auto":
@@ -301,11 +306,11 @@ def _plan_reading(
                 continue
         break
     _drop_rejects(con)
-    tolerant_error = _strict_error(con, _read_csv(source, headers, delimiter, tolerant=True))
+    tolerant_error = _strict_error(con, _read_csv(source, headers, delimiter, tolerant=True), headers)
     _drop_rejects(con)
     if tolerant_error is not None:
-        raise ExportError(f"{path.name}: cannot be read as CSV: {tolerant_error}")
-    log.warning("%s: %s; the rows that do not read go to quarantine", path.name, error)
+        raise ExportError(f"{path.name}: cannot be read as CSV: {tolerant_error[:300]}")
+    log.warning("%s: %s; the rows that do not read go to quarantine", path.name, (error or "")[:200])
     return encoding, read_path, headers, delimiter, True
 
 
@@ -838,7 +843,8 @@ def _load_file(
 def _last_number_format(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
     """The number rule of the latest load of `table` (None before this column existed: reload once)."""
     rows = con.execute(
-        f"select number_format from {RAW_SCHEMA}._loads where table_name = ? order by loaded_at desc limit 1",
+        f"select number_format from {RAW_SCHEMA}._loads where table_name = ? "
+        "order by loaded_at desc, rowid desc limit 1",
         [table],
     ).fetchall()
     return rows[0][0] if rows else None
@@ -864,8 +870,8 @@ def _rejected_rows(con: duckdb.DuckDBPyConnection, plan: PlannedLoad, work: str)
                case when first(error_type order by column_idx) = 'INVALID ENCODING' then 'undecodable_text'
                     else 'malformed_row' end as _reason,
                first({field_of} order by column_idx) as _field,
-               first(csv_line order by column_idx) as _value,
-               min(line_byte_position) - 1 as _offset
+               ltrim(first(csv_line order by column_idx), chr(13) || chr(10)) as _value,
+               min(line_byte_position) as _offset
         from {REJECTS} group by line"""
     )
     _drop_rejects(con)
@@ -876,7 +882,10 @@ def _rejected_rows(con: duckdb.DuckDBPyConnection, plan: PlannedLoad, work: str)
         texts = []
         with plan.path.open("rb") as fh:
             for row_number, offset in undecodable:
-                fh.seek(int(offset))
+                # DuckDB's offset (1-based) is just past the previous line's first line-end byte: the
+                # record starts after the rest of that line end (LF, or the LF of a CRLF)
+                fh.seek(max(int(offset) - 2, 0))
+                fh.readline()
                 line = fh.readline(1 << 16).rstrip(b"\r\n")
                 texts.append((row_number, line.decode("utf-8", errors="backslashreplace")))
         con.execute("create or replace temp table _raw_text (_row_number bigint, _value varchar)")
