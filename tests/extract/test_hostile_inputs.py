@@ -78,7 +78,7 @@ def test_malformed_rows_are_quarantined_with_row_number_and_raw_text(tiny_export
 def test_a_malformed_row_next_to_a_short_row_and_crlf(tiny_exports, tmp_path):
     lines = [HEADER, _row(1), "00600002,001A,005B,Prosp", _row(3) + ',"x",y', _row(4)]
     (tiny_exports / "Opportunity.csv").write_bytes(("\r\n".join(lines) + "\r\n").encode())
-    con, res = _load(tiny_exports, tmp_path)
+    con, _ = _load(tiny_exports, tmp_path)
     # the short row is padded and fails its rules (as before); the long one is malformed
     assert [r[:3] for r in _q(con)] == [(2, "missing_value", "close_date"), (3, "malformed_row", None)]
     assert _q(con)[1][3] == _row(3) + ',"x",y'
