@@ -50,6 +50,8 @@ NON_NEGATIVE = {"amount", "quota_amount", "annual_revenue", "number_of_employees
 POSITIVE = {"rate"}
 PLAUSIBLE_YEARS = (1990, 2100)
 MAX_ABS_NUMBER = "1e15"  # no deal, quota or head count is a quadrillion; beyond it is a broken cell
+# compared as a decimal, exactly (a double literal would make 999999999999999.99 equal to it)
+MAX_DECIMAL = f"cast({MAX_ABS_NUMBER} as decimal(38, 6))"
 CHANGES_TABLE = f"{RAW_SCHEMA}._changes"
 # Work tables of a load: in memory (temp) for files up to this size, else in this schema of the database.
 SCRATCH_SCHEMA = "_load"
@@ -476,6 +478,12 @@ def _number(text: str) -> str:
     return f"try_cast({text} as double)"
 
 
+def _out_of_range(text: str) -> str:
+    """SQL: a parsed number at or beyond MAX_ABS_NUMBER, or not finite, compared exactly (as a decimal:
+    999999999999999.99 is a double's 1e15); a decimal(38, 6) cannot hold it (1e32, inf, nan) is beyond."""
+    return f"({text} is not null and coalesce(abs(try_cast({text} as decimal(38, 6))) >= {MAX_DECIMAL}, true))"
+
+
 def parse_expr(f: Field, col: str, fmt: NumberFormat | None = None) -> str | None:
     """SQL that parses a text value into its contract type, NULL when it does not parse.
 
@@ -511,7 +519,7 @@ def canonical_expr(f: Field, parsed: str) -> str:
     if f.type == "datetime":
         return f"strftime({parsed}, '%Y-%m-%d %H:%M:%S')"
     # Out-of-range numbers never reach raw (they are quarantined); the guard keeps the cast itself safe.
-    in_range = f"abs({_number(parsed)}) < {MAX_ABS_NUMBER}"
+    in_range = f"not {_out_of_range(parsed)}"
     if f.type == "integer":
         return f"case when {in_range} then cast(cast(cast({parsed} as decimal(38, 6)) as bigint) as varchar) end"
     if f.type == "number":
@@ -564,7 +572,7 @@ def row_rules(
             x = _number(parsed)
             whole = f" or {x} <> floor({x})" if f.type == "integer" else ""
             rules.append((f"not {_blank(col)} and (({parsed}) is null{whole})", f"unparseable_{f.type}", f.column))
-            rules.append((f"not isfinite({x}) or abs({x}) >= {MAX_ABS_NUMBER}", "number_out_of_range", f.column))
+            rules.append((_out_of_range(parsed), "number_out_of_range", f.column))
             if f.column in NON_NEGATIVE:
                 rules.append((f"{x} < 0", "negative_value", f.column))
             if f.column in POSITIVE:
