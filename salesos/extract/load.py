@@ -451,7 +451,7 @@ def decide_number_format(
             counts.append(f"count_if({marked} and {dot} and not {comma})")
             counts.append(f"count_if({marked} and {comma} and not {dot})")
         row = con.execute(f"select {', '.join(counts)} from {relation}").fetchall()[0]
-        n_dot, n_comma = sum(row[0::2]), sum(row[1::2])
+        n_dot, n_comma = sum(n or 0 for n in row[0::2]), sum(n or 0 for n in row[1::2])  # no rows: null
     decimal = "," if n_comma > n_dot else "."
     thousands = _thousands(thousands_setting, decimal)
     if n_dot and n_comma:
