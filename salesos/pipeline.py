@@ -376,8 +376,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary.get("finance_exports"):
         lines.append(f"finance exports: {summary['finance_exports']}")
     for name, rule in summary.get("number_formats", {}).items():
-        if "quarantined" in rule:  # a file whose numbers did not settle the rule: say what was assumed
-            lines.append(f"note: {name} numbers read with {rule}")
+        if f"{name}:ambiguous_number" in summary.get("quarantined_by_rule", {}):  # say which rule was assumed
+            lines.append(f"note: {name} numbers read with {rule}; set number_decimal_separator to load the rest")
     for name, cols in summary.get("missing_columns", {}).items():
         lines.append(f"note: {name} has no {', '.join(cols)} (loaded as empty)")
     for name, cols in summary.get("extra_columns", {}).items():

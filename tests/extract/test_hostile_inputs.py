@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from salesos.extract.landing import ExportError, archive_exports
-from salesos.extract.load import load_raw
+from salesos.extract.load import SCRATCH_BYTES_ENV, load_raw
 from salesos.pipeline import format_summary
 
 from ..conftest import OPPORTUNITIES, write_csv
@@ -73,6 +73,25 @@ def test_malformed_rows_are_quarantined_with_row_number_and_raw_text(tiny_export
         "run_folder": "f",
     }
     assert "quarantined Opportunity.csv:malformed_row: 2" in format_summary(summary)
+    summary["number_formats"] = {"Opportunity.csv": "decimal '.', thousands ',' (mixed in the file)"}
+    assert "note: Opportunity.csv numbers" not in format_summary(summary)  # nothing ambiguous quarantined
+    summary["quarantined_by_rule"] = {"Opportunity.csv:ambiguous_number": 1}
+    assert "note: Opportunity.csv numbers read with decimal '.'" in format_summary(summary)
+
+
+def test_malformed_rows_of_a_large_file_load_through_the_scratch_schema_too(tiny_exports, tmp_path, monkeypatch):
+    monkeypatch.setenv(SCRATCH_BYTES_ENV, "1")  # every file counts as large: work tables in schema _load
+    lines = [HEADER, _row(1), _row(2) + ",surplus", _row(3, '"two\nlines"'), _row(4)]
+    (tiny_exports / "Opportunity.csv").write_text("\n".join(lines) + "\n")
+    con, res = _load(tiny_exports, tmp_path)
+    assert [r[:2] for r in _q(con)] == [(2, "malformed_row")]
+    assert con.execute("select id, _row_number from raw.opportunities order by 2").fetchall() == [
+        ("00600001", 1), ("00600003", 3), ("00600004", 4),
+    ]
+    assert res.read["Opportunity.csv"] == 4
+    assert con.execute("select count(*) from information_schema.schemata where schema_name = '_load'").fetchall() == [
+        (0,)
+    ]
 
 
 def test_a_malformed_row_next_to_a_short_row_and_crlf(tiny_exports, tmp_path):
