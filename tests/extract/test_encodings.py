@@ -6,11 +6,15 @@ byte loaded with every accented name garbled ("SociÃ©tÃ©"), with no warning.
 """
 
 import codecs
+import csv
 import hashlib
+import io
 from datetime import UTC, datetime
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from salesos.extract.landing import archive_exports
 from salesos.extract.load import detect_encoding, load_raw
@@ -106,3 +110,28 @@ def test_detection_reads_a_sample_only(tmp_path):
     path.write_bytes(b"Id,Name\n" + b"1,abc\n" * 400_000)  # 2.4 MB of ASCII
     assert detect_encoding(path) == "utf-8"
     assert detect_encoding(path, "UTF-16") == "utf-16"
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    names=st.lists(
+        st.text(alphabet=st.sampled_from(list("abcXYZ 0,;\"'éèüÆø€“”–—…ßŠž\n")), min_size=1, max_size=12).filter(
+            lambda s: s.strip() == s and s.strip()
+        ),
+        min_size=1,
+        max_size=15,
+    ),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-be-bom", "cp1252"]),
+    eol=st.sampled_from(["\n", "\r\n"]),
+)
+def test_any_text_in_any_supported_encoding_loads_exactly(tiny_exports, tmp_path_factory, names, encoding, eol):
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator=eol)
+    writer.writerow(["Id", "Name"])
+    writer.writerows([f"001{i:03d}", n] for i, n in enumerate(names))
+    text = buf.getvalue()
+    data = codecs.BOM_UTF16_BE + text.encode("utf-16-be") if encoding == "utf-16-be-bom" else text.encode(encoding)
+    (tiny_exports / "Account.csv").write_bytes(data)
+    con, res, _, _ = _load(tiny_exports, tmp_path_factory.mktemp("enc"))
+    assert _names(con) == names
+    assert res.quarantined["Account.csv"] == 0
