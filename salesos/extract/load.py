@@ -1,13 +1,15 @@
 """Load archived export files into raw tables; rows that cannot be loaded go to quarantine.
 
-Every export is read as text (encoding and delimiter detected), checked row by row against the
-contract, and split in two:
+Every export is read as text (encoding and delimiter detected; a file not in UTF-8 is read through a
+UTF-8 copy in the work folder), checked row by row against the contract, and split in two:
 
 - `raw.<table>`: the rows that load, with typed fields normalised to one canonical text form (dates
-  `YYYY-MM-DD`, date-times `YYYY-MM-DD HH:MM:SS` in UTC, numbers without thousands separators,
-  booleans `true`/`false`) so the dbt staging models only cast, the same way on every adapter;
+  `YYYY-MM-DD`, date-times `YYYY-MM-DD HH:MM:SS` in UTC, numbers as exact decimals read by the file's
+  one number rule (`NumberFormat`), booleans `true`/`false`) so the dbt staging models only cast, the
+  same way on every adapter;
 - `quarantine.<table>`: the rows that do not, exactly as read, with the rule they broke, the field
-  and the value, and their file and row number.
+  and the value, and their file and row number; a record the CSV reader cannot split into fields or
+  decode keeps its number and its raw text.
 
 Nothing is dropped: loaded + quarantined = read, for every file. The archive keeps the original bytes.
 Each export is a full snapshot of its object, so `raw.<table>` always ends holding exactly the file's
@@ -717,7 +719,8 @@ def _load_file(
         and has_key
         and existing == _raw_columns(all_cols)
         # the kept rows were parsed by the last load's number rule: another rule reloads the file in full
-        and _last_number_format(con, export.table) == number_format
+        # (once after an upgrade too, as loads before recorded none; a file without numbers never)
+        and (not numeric or _last_number_format(con, export.table) == number_format)
     )
     # _kept: rows of the file equal to a raw row of the earlier night (same key, same fingerprint).
     con.execute(f"create or replace {work} _kept (id varchar, _row_number bigint)")

@@ -168,3 +168,13 @@ def test_any_amount_in_any_one_convention_loads_exactly(tiny_exports, tmp_path_f
     assert res.quarantined["Opportunity.csv"] == 0, _quarantined(con)
     got = [Decimal(a) for _, a in _loaded(con)]
     assert got == values  # exact: never through a float, never rescaled
+
+
+def test_after_an_upgrade_only_tables_with_numbers_reload_once(tiny_exports, tmp_path):
+    con, _ = _load(tiny_exports, tmp_path)
+    con.execute("update raw._loads set number_format = null")  # as loads before this rule recorded none
+    con, res = _load(tiny_exports, tmp_path, run_id="r2", con=con)
+    assert res.mode["Opportunity.csv"] == "full"  # parsed by the old rule: reloaded once
+    assert res.mode["User.csv"] == "incremental"  # no numbers: nothing to parse again
+    con, res = _load(tiny_exports, tmp_path, run_id="r3", con=con)
+    assert res.mode["Opportunity.csv"] == "incremental"
