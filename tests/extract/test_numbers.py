@@ -178,3 +178,26 @@ def test_after_an_upgrade_only_tables_with_numbers_reload_once(tiny_exports, tmp
     assert res.mode["User.csv"] == "incremental"  # no numbers: nothing to parse again
     con, res = _load(tiny_exports, tmp_path, run_id="r3", con=con)
     assert res.mode["Opportunity.csv"] == "incremental"
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.text(alphabet="0123456789.,- +", min_size=1, max_size=12), min_size=1, max_size=40))
+def test_the_evidence_shortcut_counts_what_the_rules_say(values):
+    """The cheap test for 45000.00 in decide_number_format agrees with the two rules' regexes on any text."""
+    import re
+
+    from salesos.extract.load import _COMMA_RULE, _DOT_RULE, decide_number_format
+
+    def says(v: str, rule: str, other: str) -> bool:
+        v = v.strip(" ")
+        return bool(v) and ("." in v or "," in v) and bool(re.fullmatch(rule, v)) and not re.fullmatch(other, v)
+
+    con = duckdb.connect()
+    con.execute("create table t (a varchar)")
+    con.executemany("insert into t values (?)", [[v] for v in values])
+    fmt = decide_number_format(con, "t", ['"a"'])
+    n_dot = sum(says(v, _DOT_RULE, _COMMA_RULE) for v in values)
+    n_comma = sum(says(v, _COMMA_RULE, _DOT_RULE) for v in values)
+    expected = "," if n_comma > n_dot else "."
+    assert fmt.decimal == expected
+    assert fmt.settled == (bool(n_dot) != bool(n_comma))
