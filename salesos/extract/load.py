@@ -327,8 +327,8 @@ def plan_loads(
 ) -> list[PlannedLoad]:
     """Check every file's header against the contract before anything is written.
 
-    work_dir receives the UTF-8 copies of files in other encodings (default: a temporary folder the
-    caller removes; load_raw does).
+    work_dir receives the UTF-8 copies of files in other encodings (load_raw passes its own and removes
+    it; without one, each copy gets a new temporary folder).
     """
     settings = settings or Settings()
     number_setting = (str(settings.number_decimal_separator), str(settings.number_thousands_separator))
