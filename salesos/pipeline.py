@@ -140,7 +140,9 @@ def _extract(ctx: RunContext) -> dict[str, Any]:
         # _loaded_at is load metadata (when the bytes arrived), never used by a model
         # the files this step has just archived and hashed: checking them against the manifest again
         # (read_manifest) would read every byte a third time, 4.5 s at scale M
-        result = load_raw(con, ctx.archive_dir, archived, ctx.run_id, datetime.now(UTC))
+        result = load_raw(
+            con, ctx.archive_dir, archived, ctx.run_id, datetime.now(UTC), settings=settings, work_dir=ctx.build_dir
+        )
         check_no_export_vanished(con, ctx.run_id, previous_run, previous, settings)
         from forecasting.bookings import ensure_forecast_table
 
@@ -156,6 +158,7 @@ def _extract(ctx: RunContext) -> dict[str, Any]:
             "rows_quarantined": result.quarantined,
             "quarantined_by_rule": result.by_rule,
             "encodings": result.encodings,
+            "number_formats": result.number_formats,
             "missing_columns": result.missing_columns,
             "extra_columns": result.extra_columns,
             "load_mode": result.mode,
@@ -482,6 +485,7 @@ def summarize(ctx: RunContext) -> dict[str, Any]:
         "rows_loaded": steps.get("extract", {}).get("rows_loaded", {}),
         "rows_quarantined": steps.get("extract", {}).get("rows_quarantined", {}),
         "quarantined_by_rule": steps.get("extract", {}).get("quarantined_by_rule", {}),
+        "number_formats": steps.get("extract", {}).get("number_formats", {}),
         "missing_columns": steps.get("extract", {}).get("missing_columns", {}),
         "extra_columns": steps.get("extract", {}).get("extra_columns", {}),
         "checks": {
@@ -531,6 +535,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"DuckDB 1.x copy: {summary['bi_compat_copy']}")
     if summary.get("finance_exports"):
         lines.append(f"finance exports: {summary['finance_exports']}")
+    for name, rule in summary.get("number_formats", {}).items():
+        if f"{name}:ambiguous_number" in summary.get("quarantined_by_rule", {}):  # say which rule was assumed
+            lines.append(f"note: {name} numbers read with {rule}; set number_decimal_separator to load the rest")
     for name, cols in summary.get("missing_columns", {}).items():
         lines.append(f"note: {name} has no {', '.join(cols)} (loaded as empty)")
     for name, cols in summary.get("extra_columns", {}).items():

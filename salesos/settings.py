@@ -31,7 +31,15 @@ PYTHON_ONLY = (
     "forecast_levels",
     "forecast_prophet_grid",
     "forecast_reuse_unchanged",
+    "number_decimal_separator",
+    "number_thousands_separator",
+    "export_encoding",
 )
+
+# How the loader may read the exports' numbers and text (salesos/extract/load.py says what each means).
+DECIMAL_SEPARATORS = ("auto", ".", ",")
+THOUSANDS_SEPARATORS = ("auto", ",", ".", " ", "'", "none")
+EXPORT_ENCODINGS = ("auto", "utf-8", "utf-16", "windows-1252", "latin-1")
 
 
 class SettingsError(ValueError):
@@ -61,6 +69,9 @@ class Settings:
     forecast_levels: list[str] = field(default_factory=lambda: ["company", "region", "segment", "team", "rep"])
     forecast_prophet_grid: str = "full"
     forecast_reuse_unchanged: bool = True
+    number_decimal_separator: str = "auto"
+    number_thousands_separator: str = "auto"
+    export_encoding: str = "auto"
 
     def dbt_vars(self) -> dict[str, Any]:
         """The settings the dbt models use, as vars (the dbt project declares the same names)."""
@@ -95,6 +106,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     if settings.forecast_horizon < 1 or settings.forecast_origins < 1:
         raise SettingsError(f"{source}: forecast_horizon and forecast_origins must be at least 1")
     _check_export_guards(settings, source)
+    _check_formats(settings, source)
     for i, band in enumerate(settings.segment_bands):
         if set(band) != {"name", "min_employees"}:
             raise SettingsError(f"{source}: segment_bands[{i}] needs exactly name and min_employees, got {band}")
@@ -118,6 +130,23 @@ def _check_export_guards(settings: Settings, source: str | Path) -> None:
     days = settings.max_export_days_after_as_of
     if isinstance(days, bool) or not isinstance(days, int) or days < 0:
         raise SettingsError(f"{source}: max_export_days_after_as_of must be a whole number of days >= 0, got {days!r}")
+
+
+def _check_formats(settings: Settings, source: str | Path) -> None:
+    """The number and encoding settings take a few values only; a typo must not read every amount wrong."""
+    decimal, thousands = str(settings.number_decimal_separator), str(settings.number_thousands_separator)
+    if decimal not in DECIMAL_SEPARATORS:
+        raise SettingsError(f"{source}: number_decimal_separator must be one of {DECIMAL_SEPARATORS}, got {decimal!r}")
+    if thousands not in THOUSANDS_SEPARATORS:
+        raise SettingsError(
+            f"{source}: number_thousands_separator must be one of {THOUSANDS_SEPARATORS}, got {thousands!r}"
+        )
+    if thousands == decimal != "auto":
+        raise SettingsError(f"{source}: number_thousands_separator and number_decimal_separator are both {decimal!r}")
+    if str(settings.export_encoding).lower() not in EXPORT_ENCODINGS:
+        raise SettingsError(
+            f"{source}: export_encoding must be one of {EXPORT_ENCODINGS}, got {settings.export_encoding!r}"
+        )
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -41,16 +41,24 @@ def archive_exports(landing: str | Path, archive_dir: Path) -> list[ArchivedFile
     """Copy the contract's files from `landing` into `archive_dir` and write a checksum manifest.
 
     Re-archiving the same run replaces the run's folder, so a retried task starts clean.
-    Raises ExportError before writing anything when a required file is missing.
+    Raises ExportError before writing anything when a required file is missing, or when two files
+    name the same export (`Opportunity.csv` and `opportunity.csv`).
     """
     fs, root = fsspec.core.url_to_fs(str(landing))
     if not fs.isdir(root):
         raise ExportError(f"exports location not found or not a folder: {landing}")
     present: dict[str, tuple[ExportFile, str]] = {}
-    for entry in fs.ls(root, detail=False):
+    for entry in sorted(fs.ls(root, detail=False)):
         name = entry.rstrip("/").rsplit("/", 1)[-1]
         export = export_by_filename(name)
         if export is not None and fs.isfile(entry):
+            if export.table in present:
+                # names match case-insensitively, so which one to read would be the directory's order
+                other = present[export.table][1].rstrip("/").rsplit("/", 1)[-1]
+                raise ExportError(
+                    f"two files in {landing} are both {export.filename}: {other} and {name} "
+                    "(file names match case-insensitively); remove one"
+                )
             present[export.table] = (export, entry)
     missing = [e.filename for e in EXPORTS if e.required and e.table not in present]
     if missing:
