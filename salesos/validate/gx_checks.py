@@ -162,6 +162,7 @@ def _frame_columns(con: duckdb.DuckDBPyConnection, table: str, raw_schema: str =
         columns["closed_flags__consistent"] = "not (lower(is_won) = 'true' and lower(is_closed) = 'false')"
     if table == "opportunity_stages":
         columns["stage_flags__consistent"] = "not (lower(is_won) = 'true' and lower(is_closed) = 'false')"
+        columns["stage_label__one"] = "1"  # GX's compound uniqueness needs two columns: master_label and a constant
     if table == "leads":
         columns["conversion__consistent"] = "not (lower(is_converted) = 'true' and nullif(converted_date, '') is null)"
     if table == "quotas":

@@ -180,7 +180,7 @@ select
     not is_closed as is_open,
     flags_source,
     cast(
-        coalesce(ranked_position, (select count(ranked.ranked_position) from resolved as ranked) + 1) as integer
+        coalesce(ranked_position, (select coalesce(max(ranked.ranked_position), 0) from resolved as ranked) + 1) as integer
     ) as stage_rank,
     rank_source is not null as is_ranked,
     coalesce(rank_source, 'unranked') as rank_source,
