@@ -765,7 +765,9 @@ class _Writers:
         if faults:
             lead_header = [RENAMED_LEAD_COLUMN[1] if h == RENAMED_LEAD_COLUMN[0] else h for h in lead_header]
         self.opp = self._open(out, OPPORTUNITY.filename, _header(OPPORTUNITY, OPPORTUNITY_CUSTOM_FIELD))
-        self.history = self._open(out, OPPORTUNITY_HISTORY.filename, _header(OPPORTUNITY_HISTORY))
+        # Salesforce's OpportunityHistory has no IsClosed/IsWon (a connector's history-mode table does)
+        history_header = [h for h in _header(OPPORTUNITY_HISTORY) if h not in ("IsClosed", "IsWon")]
+        self.history = self._open(out, OPPORTUNITY_HISTORY.filename, history_header)
         self.account = self._open(out, ACCOUNT.filename, _header(ACCOUNT, ACCOUNT_CUSTOM_FIELD), bom=faults)
         self.user = self._open(out, USER.filename, _header(USER))
         self.role = self._open(out, USER_ROLE.filename, _header(USER_ROLE))
