@@ -17,8 +17,8 @@ with export_stages as (
     select
         *,
         case
-            when sort_order is not null
-                then row_number() over (order by case when sort_order is null then 1 else 0 end, sort_order, _row_number)
+            -- stages without a SortOrder sort last, so the ranked ones are 1..n
+            when sort_order is not null then row_number() over (order by sort_order, _row_number)
         end as export_rank
     from {{ ref('stg_crm__opportunity_stages') }}
     where is_closed is not null
@@ -137,6 +137,9 @@ resolved as (
 
     select
         names.stage_name,
+        from_export.default_probability_pct,
+        from_export.forecast_category,
+        from_export.is_active,
         coalesce(from_export.is_closed, from_history.is_closed, from_opportunities.is_closed, from_settings.is_closed)
             as is_closed,
         coalesce(from_export.is_won, from_history.is_won, from_opportunities.is_won, from_settings.is_won) as is_won,
@@ -154,9 +157,6 @@ resolved as (
             when ranking.export_ranks and from_export.export_rank is not null then 'opportunity_stages'
             when not ranking.export_ranks and from_settings.settings_position is not null then 'settings'
         end as rank_source,
-        from_export.default_probability_pct,
-        from_export.forecast_category,
-        from_export.is_active,
         in_data.stage_name is not null as is_in_data
     from names
     cross join ranking
@@ -171,21 +171,26 @@ resolved as (
     left join in_data
         on names.stage_name = in_data.stage_name
 
+),
+
+last_rank as (
+
+    select coalesce(max(ranked_position), 0) as ranked_count from resolved
+
 )
 
 select
-    stage_name,
-    is_closed,
-    is_won,
-    not is_closed as is_open,
-    flags_source,
-    cast(
-        coalesce(ranked_position, (select coalesce(max(ranked.ranked_position), 0) from resolved as ranked) + 1) as integer
-    ) as stage_rank,
-    rank_source is not null as is_ranked,
-    coalesce(rank_source, 'unranked') as rank_source,
-    default_probability_pct,
-    forecast_category,
-    is_active,
-    is_in_data
+    resolved.stage_name,
+    resolved.is_closed,
+    resolved.is_won,
+    resolved.flags_source,
+    resolved.default_probability_pct,
+    resolved.forecast_category,
+    resolved.is_active,
+    resolved.is_in_data,
+    cast(coalesce(resolved.ranked_position, last_rank.ranked_count + 1) as integer) as stage_rank,
+    not resolved.is_closed as is_open,
+    resolved.rank_source is not null as is_ranked,
+    coalesce(resolved.rank_source, 'unranked') as rank_source
 from resolved
+cross join last_rank
