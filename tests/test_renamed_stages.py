@@ -163,3 +163,65 @@ def test_a_renamed_stage_only_the_history_shows_stops_the_run_naming_it(builds, 
     assert message.startswith("unknown stage(s): OpportunityHistory.csv: stage 'Contract Sent' (")
     assert "\n" not in message and "closed_won_stages" in message and "OpportunityStage.csv" in message
     assert not warehouse.exists() and not ctx.build_dir.exists()
+
+
+# -- stage metadata that changes between nights -------------------------------------------------
+
+INCREMENTAL_TABLES = (
+    ("intermediate", "int_opportunity_history__daily_states"),
+    ("marts", "fct_pipeline_snapshots"),
+    ("marts", "fct_opportunity_stage_history"),
+    ("marts", "mart_pipeline"),
+    ("marts", "mart_stage_conversion"),
+)
+
+
+def _night(exports: Path, warehouse: Path, run_id: str) -> Path:
+    """Extract and dbt build (with tests) on a build copy, then swap it in as publish does."""
+    ctx = RunContext.create(as_of=AS_OF, exports=exports, warehouse=warehouse, run_id=run_id, settings_file=SETTINGS)
+    pipeline.extract(ctx)
+    pipeline.build(ctx)
+    ctx.build_warehouse.replace(warehouse)
+    return ctx.run_dir / "dbt_target" / "run_results.json"
+
+
+def test_a_stage_export_that_reorders_stages_rebuilds_the_incremental_tables_as_a_full_build(builds, tmp_path):
+    """Night 1 ranks by stage_order; night 2 brings OpportunityStage.csv with two stages swapped in SortOrder.
+
+    The incremental tables hold each row's stage rank: they notice the new stage rules and rebuild, so the
+    incremental night equals a full build of night 2's exports (and is not left with night 1's ranks).
+    """
+    import json
+
+    night1, night2 = tmp_path / "night1", tmp_path / "night2"
+    original = builds["root"] / "original" / "exports"
+    night1.mkdir()
+    for p in original.glob("*.csv"):
+        if p.name != "OpportunityStage.csv":
+            (night1 / p.name).write_bytes(p.read_bytes())
+    night2.mkdir()
+    for p in night1.glob("*.csv"):
+        (night2 / p.name).write_bytes(p.read_bytes())
+    with (original / "OpportunityStage.csv").open(newline="", encoding="utf-8") as fin, \
+            (night2 / "OpportunityStage.csv").open("w", newline="", encoding="utf-8") as fout:
+        reader = csv.DictReader(fin)
+        writer = csv.DictWriter(fout, fieldnames=list(reader.fieldnames or []), quoting=csv.QUOTE_ALL)
+        writer.writeheader()
+        swap = {"Needs Analysis": "4", "Value Proposition": "3"}
+        writer.writerows(row | {"SortOrder": swap.get(row["MasterLabel"], row["SortOrder"])} for row in reader)
+    incremental = tmp_path / "incremental" / "salesos.duckdb"
+    _night(night1, incremental, "night1")
+    results = json.loads(_night(night2, incremental, "night2").read_text())
+    code = {r["unique_id"].split(".")[-1]: r.get("compiled_code") or "" for r in results["results"]}
+    assert "max(snapshot_date)" in code["int_opportunity_history__daily_states"]  # the incremental branch ran
+    full = tmp_path / "full" / "salesos.duckdb"
+    _night(night2, full, "full")
+    con = duckdb.connect()
+    con.execute(f"attach '{full}' as original (read_only)")
+    con.execute(f"attach '{incremental}' as renamed (read_only)")  # no renames here: _differences compares as is
+    ranks = dict(con.execute("select stage_name, stage_rank from renamed.marts.dim_stages").fetchall())
+    assert (ranks["Needs Analysis"], ranks["Value Proposition"]) == (4, 3)
+    assert con.execute("select count(*) from renamed.marts.fct_pipeline_snapshots "
+                       "where stage_name = 'Value Proposition' and stage_rank = 3").fetchall()[0][0] > 0
+    for schema, table in INCREMENTAL_TABLES:
+        assert _differences(con, schema, table) == (0, 0), table

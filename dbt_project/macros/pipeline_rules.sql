@@ -77,3 +77,47 @@
         {{ salesos.add_days(salesos.pipeline_add_months(salesos.as_of(), '-' ~ salesos.pipeline_snapshot_months()), 1) }}
     {%- endif -%}
 {%- endmacro %}
+
+{#
+    Stage rules and the incremental pipeline tables (int_opportunity_history__daily_states,
+    fct_opportunity_stage_history, fct_pipeline_snapshots). Their rows carry stage flags and ranks from
+    int_stages__resolved, which follows the data (an OpportunityStage export that adds a stage or
+    changes its SortOrder or flags) as well as the settings. Each of those models records the
+    fingerprint of the stage rules it was built with in intermediate._stage_rules_built; when the rules
+    differ on a later night, its pre-hook empties the table, so that night rebuilds it whole: the
+    result equals a full build whatever changed. stage_rules_hook(step) is the hook SQL of each step:
+    create (the record table), reset (pre-hook), clear and record (post-hooks).
+#}
+{% macro stage_rules_table() -%}
+    {{ api.Relation.create(database=this.database, schema='intermediate', identifier='_stage_rules_built') }}
+{%- endmacro %}
+
+{% macro stage_rules_fingerprint() -%}
+    (
+        select md5(coalesce(string_agg(
+            stages.stage_name || '|' || coalesce(cast(stages.is_closed as varchar), '?') || '|'
+            || coalesce(cast(stages.is_won as varchar), '?') || '|' || cast(stages.stage_rank as varchar),
+            ';' order by stages.stage_name
+        ), ''))
+        from {{ ref('int_stages__resolved') }} as stages
+    )
+{%- endmacro %}
+
+{% macro stage_rules_hook(step) -%}
+    {%- set table = salesos.stage_rules_table() -%}
+    {%- set model = salesos.sql_string(this.identifier) -%}
+    {%- if step == 'create' -%}
+        create table if not exists {{ table }} (model_name varchar, fingerprint varchar)
+    {%- elif step == 'reset' and is_incremental() -%}
+        delete from {{ this }}
+        where coalesce(
+            (select max(built.fingerprint) from {{ table }} as built where built.model_name = {{ model }}), ''
+        ) <> {{ salesos.stage_rules_fingerprint() }}
+    {%- elif step == 'clear' -%}
+        delete from {{ table }} where model_name = {{ model }}
+    {%- elif step == 'record' -%}
+        insert into {{ table }} (model_name, fingerprint) select {{ model }}, {{ salesos.stage_rules_fingerprint() }}
+    {%- else -%}
+        select 1 as nothing_to_reset
+    {%- endif -%}
+{%- endmacro %}
