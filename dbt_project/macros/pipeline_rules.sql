@@ -83,13 +83,14 @@
     fct_opportunity_stage_history, fct_pipeline_snapshots). Their rows carry stage flags and ranks from
     int_stages__resolved, which follows the data (an OpportunityStage export that adds a stage or
     changes its SortOrder or flags) as well as the settings. Each of those models records the
-    fingerprint of the stage rules it was built with in intermediate._stage_rules_built; when the rules
-    differ on a later night, its pre-hook empties the table, so that night rebuilds it whole: the
-    result equals a full build whatever changed. stage_rules_hook(step) is the hook SQL of each step:
-    create (the record table), reset (pre-hook), clear and record (post-hooks).
+    fingerprint of the stage rules it was built with in its own table intermediate._stage_rules__<model>
+    (one table per model: the models build in parallel); when the rules differ on a later night, its
+    pre-hook empties the model's table, so that night rebuilds it whole: the result equals a full build
+    whatever changed. stage_rules_hook(step) is the SQL of each hook: create (the record table) and
+    reset (pre-hooks), clear and record (post-hooks).
 #}
 {% macro stage_rules_table() -%}
-    {{ api.Relation.create(database=this.database, schema='intermediate', identifier='_stage_rules_built') }}
+    {{ api.Relation.create(database=this.database, schema='intermediate', identifier='_stage_rules__' ~ this.identifier) }}
 {%- endmacro %}
 
 {% macro stage_rules_fingerprint() -%}
@@ -105,18 +106,15 @@
 
 {% macro stage_rules_hook(step) -%}
     {%- set table = salesos.stage_rules_table() -%}
-    {%- set model = salesos.sql_string(this.identifier) -%}
     {%- if step == 'create' -%}
-        create table if not exists {{ table }} (model_name varchar, fingerprint varchar)
+        create table if not exists {{ table }} (fingerprint varchar)
     {%- elif step == 'reset' and is_incremental() -%}
         delete from {{ this }}
-        where coalesce(
-            (select max(built.fingerprint) from {{ table }} as built where built.model_name = {{ model }}), ''
-        ) <> {{ salesos.stage_rules_fingerprint() }}
+        where coalesce((select max(built.fingerprint) from {{ table }} as built), '') <> {{ salesos.stage_rules_fingerprint() }}
     {%- elif step == 'clear' -%}
-        delete from {{ table }} where model_name = {{ model }}
+        delete from {{ table }}
     {%- elif step == 'record' -%}
-        insert into {{ table }} (model_name, fingerprint) select {{ model }}, {{ salesos.stage_rules_fingerprint() }}
+        insert into {{ table }} (fingerprint) select {{ salesos.stage_rules_fingerprint() }}
     {%- else -%}
         select 1 as nothing_to_reset
     {%- endif -%}
