@@ -223,3 +223,17 @@ def test_funnel_stage_names_for_the_suites_come_from_the_export_when_it_ranks(ti
         assert ranked_stage_names(con, load_settings()) == ["Verbal Yes", "Verbal_Yes", "Closed Won", "Closed Lost"]
     finally:
         con.close()
+
+
+def test_cli_generate_renames_stages_and_leaves_the_stage_export_out_on_request(tmp_path, capsys, monkeypatch):
+    from salesos.cli import main as cli_main
+    from salesos.generate import sample_crm
+
+    monkeypatch.setitem(sample_crm.SCALES, "S", sample_crm.SCALES["XS"])  # the wiring is under test, not the size
+    out = tmp_path / "cli"
+    assert cli_main(["generate", "--out", str(out), "--rename-stage", "Closed Won=Signed", "--no-stage-export"]) == 0
+    assert not (out / "OpportunityStage.csv").exists()
+    assert '"Signed"' in (out / "Opportunity.csv").read_text() and '"Closed Won"' not in (out / "Opportunity.csv").read_text()
+    with pytest.raises(SystemExit):
+        cli_main(["generate", "--out", str(out), "--rename-stage", "Closed Won"])
+    assert "--rename-stage takes OLD=NEW" in capsys.readouterr().err
