@@ -237,3 +237,20 @@ def test_cli_generate_renames_stages_and_leaves_the_stage_export_out_on_request(
     with pytest.raises(SystemExit):
         cli_main(["generate", "--out", str(out), "--rename-stage", "Closed Won"])
     assert "--rename-stage takes OLD=NEW" in capsys.readouterr().err
+
+
+def test_a_stage_row_without_its_flags_goes_to_quarantine_naming_file_row_and_field(tiny_exports, tmp_path):
+    rows = [*STAGE_EXPORT, STAGE_EXPORT[0] | {"Id": "01J2", "MasterLabel": "Half Known", "ApiName": "", "IsClosed": ""}]
+    write_csv(tiny_exports / "OpportunityStage.csv", rows)
+    ctx = _extract(tiny_exports, tmp_path)
+    con = duckdb.connect(str(ctx.build_warehouse), read_only=True)
+    try:
+        loaded = con.execute("select master_label from raw.opportunity_stages").fetchall()
+        quarantined = con.execute("select * from quarantine.opportunity_stages").df()
+    finally:
+        con.close()
+    assert loaded == [("Verbal Yes",)]
+    assert len(quarantined) == 1
+    row = quarantined.iloc[0].to_dict()
+    assert (row["_reason"], row["_field"], row["_row_number"]) == ("missing_value", "is_closed", 2), row
+    assert row["_source_file"] == "OpportunityStage.csv", row
