@@ -162,7 +162,8 @@ def _frame_columns(con: duckdb.DuckDBPyConnection, table: str, raw_schema: str =
         columns["closed_flags__consistent"] = "not (lower(is_won) = 'true' and lower(is_closed) = 'false')"
     if table == "opportunity_stages":
         columns["stage_flags__consistent"] = "not (lower(is_won) = 'true' and lower(is_closed) = 'false')"
-        columns["stage_label__one"] = "1"  # GX's compound uniqueness needs two columns: master_label and a constant
+        # GX's compound uniqueness needs two columns: the label and a constant (findings name master_label)
+        columns["master_label__key"], columns["constant__one"] = 't."master_label"', "1"
     if table == "leads":
         columns["conversion__consistent"] = "not (lower(is_converted) = 'true' and nullif(converted_date, '') is null)"
     if table == "quotas":

@@ -254,3 +254,12 @@ def test_a_stage_row_without_its_flags_goes_to_quarantine_naming_file_row_and_fi
     row = quarantined.iloc[0].to_dict()
     assert (row["_reason"], row["_field"], row["_row_number"]) == ("missing_value", "is_closed", 2), row
     assert row["_source_file"] == "OpportunityStage.csv", row
+
+
+def test_two_stages_with_one_label_stop_validate_naming_the_field(tiny_exports, tmp_path):
+    write_csv(tiny_exports / "OpportunityStage.csv", [*STAGE_EXPORT, STAGE_EXPORT[0] | {"Id": "01J2", "IsClosed": "true"}])
+    ctx = _extract(tiny_exports, tmp_path)
+    with pytest.raises(ValidationFailed) as caught:
+        pipeline.validate(ctx)
+    assert "OpportunityStage.csv: field 'master_label' fails expect_compound_columns_to_be_unique" in str(caught.value)
+    assert not isinstance(caught.value, UnknownStages)
