@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", type=Path, required=True, help="folder to write the CSV files into")
     gen.add_argument("--as-of", type=_date, default=DEFAULT_AS_OF, help="last day of history (YYYY-MM-DD)")
     gen.add_argument("--faults", action="store_true", help="inject the faults real exports carry")
+    gen.add_argument("--no-stage-export", action="store_true",
+                     help="leave out OpportunityStage.csv (the stage picklist)")
+    gen.add_argument("--rename-stage", action="append", default=[], metavar="OLD=NEW",
+                     help="write a stage under another name, as a CRM with renamed stages has it (repeatable)")
 
     run = sub.add_parser("run", help="run extract, validate, build, forecast and publish on a folder of exports")
     run.add_argument("--exports", required=True, help="folder (or fsspec URL) holding the export CSV files")
@@ -80,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         from forecasting.backtest import main as backtest_main
 
         return backtest_main(argv[2:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
     before = set(logging.getLogger().handlers)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -88,9 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         handler.setLevel(level)  # the terminal's own level: the run log below takes INFO from the root logger
     if args.command == "run":
         return _run(args)  # its own handling: the step, the published warehouse, the run log
+    if args.command == "generate":
+        renames = dict(r.split("=", 1) for r in args.rename_stage if "=" in r)
+        if len(renames) != len(args.rename_stage):
+            parser.error("--rename-stage takes OLD=NEW")
     try:
         if args.command == "generate":
-            return _generate(args)
+            return _generate(args, renames)
         if args.command in ("versions", "rollback"):
             return _versions_command(args)
     except Exception as exc:  # one line on the terminal, the traceback with -v only
@@ -106,10 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _generate(args: argparse.Namespace) -> int:
+def _generate(args: argparse.Namespace, renames: dict[str, str]) -> int:
     from salesos.generate import generate
 
-    counts = generate(args.out, scale=args.scale, seed=args.seed, as_of=args.as_of, faults=args.faults)
+    counts = generate(args.out, scale=args.scale, seed=args.seed, as_of=args.as_of, faults=args.faults,
+                      stage_export=not args.no_stage_export, rename_stages=renames)
     for name, n in counts.items():
         print(f"{name:<24} {n:>12,}")
     print(f"wrote {len(counts)} files to {args.out}")

@@ -144,6 +144,30 @@ OPPORTUNITY_HISTORY = ExportFile(
         F("ForecastCategory"),
         F("CreatedDate", "datetime", True),
         F("IsDeleted", "boolean"),
+        # Salesforce's OpportunityHistory has no flags; a connector's history-mode copy of Opportunity does.
+        F("IsClosed", "boolean", description="Closed after the change, where the export carries it."),
+        F("IsWon", "boolean", description="Won after the change, where the export carries it."),
+    ),
+)
+
+# The stage picklist (Setup -> Opportunity Stages; the OpportunityStage object): which stage names are
+# closed and won, so that nothing is ever decided from a stage's name (docs/export-contract.md, "Stages").
+OPPORTUNITY_STAGE = ExportFile(
+    "OpportunityStage",
+    "OpportunityStage.csv",
+    "opportunity_stages",
+    required=False,
+    description="The opportunity stages of the CRM, with their closed and won flags and funnel order.",
+    fields=(
+        F("Id", "id", True),
+        F("MasterLabel", "string", True, "The stage name as Opportunity.StageName holds it."),
+        F("ApiName", "string", description="The stage's API name, when it differs from the label."),
+        F("IsClosed", "boolean", True),
+        F("IsWon", "boolean", True),
+        F("DefaultProbability", "number", description="Win probability of the stage, 0-100."),
+        F("SortOrder", "integer", description="Funnel position of the stage (lowest first)."),
+        F("IsActive", "boolean"),
+        F("ForecastCategoryName"),
     ),
 )
 
@@ -291,6 +315,7 @@ FX_RATES = ExportFile(
 EXPORTS: tuple[ExportFile, ...] = (
     OPPORTUNITY,
     OPPORTUNITY_HISTORY,
+    OPPORTUNITY_STAGE,
     ACCOUNT,
     USER,
     USER_ROLE,

@@ -51,6 +51,9 @@ class Settings:
     fiscal_year_start_month: int = 2
     reporting_currency: str = "USD"
     stage_order: list[str] = field(default_factory=list)
+    # The settings' own word on which stages are closed (the last source: docs/export-contract.md, "Stages").
+    closed_won_stages: list[str] = field(default_factory=list)
+    closed_lost_stages: list[str] = field(default_factory=list)
     forecast_categories: list[str] = field(default_factory=list)
     region_source: str = "division"
     region_map: dict[str, str] = field(default_factory=dict)
@@ -107,6 +110,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         raise SettingsError(f"{source}: forecast_horizon and forecast_origins must be at least 1")
     _check_export_guards(settings, source)
     _check_formats(settings, source)
+    _check_stages(settings, source)
     for i, band in enumerate(settings.segment_bands):
         if set(band) != {"name", "min_employees"}:
             raise SettingsError(f"{source}: segment_bands[{i}] needs exactly name and min_employees, got {band}")
@@ -146,6 +150,29 @@ def _check_formats(settings: Settings, source: str | Path) -> None:
     if str(settings.export_encoding).lower() not in EXPORT_ENCODINGS:
         raise SettingsError(
             f"{source}: export_encoding must be one of {EXPORT_ENCODINGS}, got {settings.export_encoding!r}"
+        )
+
+
+def settings_stage_flags(settings: Settings) -> dict[str, tuple[bool, bool]]:
+    """(is_closed, is_won) of every stage the settings name: listed in stage_order and not in a closed list = open.
+
+    The dbt model int_stages__resolved reads the same three vars the same way; the validate step uses this.
+    """
+    flags = {name: (False, False) for name in settings.stage_order}
+    flags |= {name: (True, False) for name in settings.closed_lost_stages}
+    flags |= {name: (True, True) for name in settings.closed_won_stages}
+    return flags
+
+
+def _check_stages(settings: Settings, source: str | Path) -> None:
+    for key in ("stage_order", "closed_won_stages", "closed_lost_stages"):
+        names = getattr(settings, key)
+        if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+            raise SettingsError(f"{source}: {key} must be a list of stage names, got {names!r}")
+    both = sorted(set(settings.closed_won_stages) & set(settings.closed_lost_stages))
+    if both:
+        raise SettingsError(
+            f"{source}: stage(s) {', '.join(both)} listed in both closed_won_stages and closed_lost_stages"
         )
 
 

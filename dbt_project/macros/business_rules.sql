@@ -3,25 +3,6 @@
 #}
 
 {#
-    Funnel position of a stage: its 1-based position in var('stage_order'); stages not listed (and a
-    missing stage) rank after every listed one.
-#}
-{% macro stage_rank(stage_column) -%}
-    {%- set stages = var('stage_order') or [] -%}
-    {%- if stages | length == 0 -%}
-        1
-    {%- else -%}
-    case {{ stage_column }}
-        {%- for stage in stages %}
-        when {{ salesos.sql_string(stage) }} then {{ loop.index }}
-        {%- endfor %}
-        else {{ stages | length + 1 }}
-    end
-    {%- endif -%}
-{%- endmacro %}
-
-
-{#
     Segment of an account from its number of employees: the band of var('segment_bands') whose
     min_employees is the largest not above the size. No size (or a size below every band) ->
     var('unknown_segment').

@@ -1,38 +1,45 @@
 {#
     Pipeline rules (models/marts/pipeline, models/intermediate/pipeline). Settings are dbt vars with
     defaults here (they are not in dbt_project.yml / config/salesos.yml yet):
-      - pipeline_closed_stages: stage names that mean the deal is closed. OpportunityHistory has no
-        IsClosed, so in the history a closed state is read from the stage name.
       - pipeline_qualified_stage_rank: stage_rank from which a deal counts as qualified (2 =
         Qualification with the default stage_order).
       - pipeline_snapshot_months: months of daily snapshots kept in fct_pipeline_snapshots.
       - pipeline_daily_days: days of daily rows in mart_pipeline (month-ends before that).
+    Whether a stage is closed or won is never decided here from its name: int_stages__resolved
+    resolves every stage from the CRM's flags first and the settings (stage_order,
+    closed_won_stages, closed_lost_stages) last, and the models join to it.
 #}
 
-{% macro pipeline_closed_stage_names() -%}
-    {{ return(var('pipeline_closed_stages', ['Closed Won', 'Closed Lost'])) }}
-{%- endmacro %}
-
-{# SQL boolean: the stage column is a closed stage. #}
-{% macro pipeline_is_closed_stage(stage_column) -%}
-    ({{ stage_column }} in (
-        {%- for s in salesos.pipeline_closed_stage_names() -%}
-            {{ salesos.sql_string(s) }}{% if not loop.last %}, {% endif %}
-        {%- endfor -%}
-    ))
-{%- endmacro %}
-
-{# SQL boolean: the stage column is a winning closed stage (first closed stage name containing 'Won'). #}
-{% macro pipeline_is_won_stage(stage_column) -%}
-    ({{ stage_column }} in (
-        {%- set won = [] -%}
-        {%- for s in salesos.pipeline_closed_stage_names() if 'won' in (s | lower) -%}
-            {%- do won.append(s) -%}
-        {%- endfor -%}
-        {%- for s in (won or ['Closed Won']) -%}
-            {{ salesos.sql_string(s) }}{% if not loop.last %}, {% endif %}
-        {%- endfor -%}
-    ))
+{#
+    The settings' stage list as a relation: stage_name, settings_position (1-based position in var
+    stage_order, null for a closed stage not listed there), is_closed, is_won. A stage listed in
+    stage_order is open unless it is in var closed_won_stages or closed_lost_stages (salesos.settings
+    .settings_stage_flags reads the settings the same way). Use as `from {{ pipeline_settings_stages() }} as s`.
+#}
+{% macro pipeline_settings_stages() -%}
+    {%- set won = var('closed_won_stages', []) or [] -%}
+    {%- set lost = var('closed_lost_stages', []) or [] -%}
+    {%- set order = var('stage_order') or [] -%}
+    {%- set seen = [] -%}
+    (
+        {%- for stage in order + won + lost %}
+        {%- if stage not in seen %}
+        {%- do seen.append(stage) %}
+        select
+            cast({{ salesos.sql_string(stage) }} as varchar) as stage_name,
+            {{ (order.index(stage) + 1) if stage in order else 'cast(null as integer)' }} as settings_position,
+            {{ 'true' if (stage in won or stage in lost) else 'false' }} as is_closed,
+            {{ 'true' if stage in won else 'false' }} as is_won
+        union all
+        {%- endif %}
+        {%- endfor %}
+        select
+            cast(null as varchar) as stage_name,
+            cast(null as integer) as settings_position,
+            cast(null as boolean) as is_closed,
+            cast(null as boolean) as is_won
+        where 1 = 0
+    )
 {%- endmacro %}
 
 {% macro pipeline_qualified_stage_rank() -%}
@@ -45,23 +52,6 @@
 
 {% macro pipeline_daily_days() -%}
     {{ var('pipeline_daily_days', 90) | int }}
-{%- endmacro %}
-
-{#
-    The open funnel stages (var stage_order without the closed stages) as a relation with columns
-    stage_rank (the rank of stage_rank()) and stage_name. Use as `from {{ pipeline_funnel_stages() }} as s`.
-#}
-{% macro pipeline_funnel_stages() -%}
-    {%- set closed = salesos.pipeline_closed_stage_names() -%}
-    (
-        {%- for stage in var('stage_order') or [] %}
-        {%- if stage not in closed %}
-        select {{ loop.index }} as stage_rank, {{ salesos.sql_string(stage) }} as stage_name
-        union all
-        {%- endif %}
-        {%- endfor %}
-        select null as stage_rank, null as stage_name where 1 = 0
-    )
 {%- endmacro %}
 
 {# Median of an expression, as an aggregate (ordered-set aggregate: DuckDB and PostgreSQL). #}
@@ -85,5 +75,47 @@
         {{ salesos.add_days(salesos.as_of(), 1 - (days | int)) }}
     {%- else -%}
         {{ salesos.add_days(salesos.pipeline_add_months(salesos.as_of(), '-' ~ salesos.pipeline_snapshot_months()), 1) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+    Stage rules and the incremental pipeline tables (int_opportunity_history__daily_states,
+    fct_opportunity_stage_history, fct_pipeline_snapshots). Their rows carry stage flags and ranks from
+    int_stages__resolved, which follows the data (an OpportunityStage export that adds a stage or
+    changes its SortOrder or flags) as well as the settings. Each of those models records the
+    fingerprint of the stage rules it was built with in its own table intermediate._stage_rules__<model>
+    (one table per model: the models build in parallel); when the rules differ on a later night, its
+    pre-hook empties the model's table, so that night rebuilds it whole: the result equals a full build
+    whatever changed. stage_rules_hook(step) is the SQL of each hook: create (the record table) and
+    reset (pre-hooks), clear and record (post-hooks).
+#}
+{% macro stage_rules_table() -%}
+    {{ api.Relation.create(database=this.database, schema='intermediate', identifier='_stage_rules__' ~ this.identifier) }}
+{%- endmacro %}
+
+{% macro stage_rules_fingerprint() -%}
+    (
+        select md5(coalesce(string_agg(
+            stages.stage_name || '|' || coalesce(cast(stages.is_closed as varchar), '?') || '|'
+            || coalesce(cast(stages.is_won as varchar), '?') || '|' || cast(stages.stage_rank as varchar),
+            ';' order by stages.stage_name
+        ), ''))
+        from {{ ref('int_stages__resolved') }} as stages
+    )
+{%- endmacro %}
+
+{% macro stage_rules_hook(step) -%}
+    {%- set table = salesos.stage_rules_table() -%}
+    {%- if step == 'create' -%}
+        create table if not exists {{ table }} (fingerprint varchar)
+    {%- elif step == 'reset' and is_incremental() -%}
+        delete from {{ this }}
+        where coalesce((select max(built.fingerprint) from {{ table }} as built), '') <> {{ salesos.stage_rules_fingerprint() }}
+    {%- elif step == 'clear' -%}
+        delete from {{ table }}
+    {%- elif step == 'record' -%}
+        insert into {{ table }} (fingerprint) select {{ salesos.stage_rules_fingerprint() }}
+    {%- else -%}
+        select 1 as nothing_to_reset
     {%- endif -%}
 {%- endmacro %}

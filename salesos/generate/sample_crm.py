@@ -32,6 +32,7 @@ from salesos.contract import (
     LEAD,
     OPPORTUNITY,
     OPPORTUNITY_HISTORY,
+    OPPORTUNITY_STAGE,
     TASK,
     USER,
     USER_ROLE,
@@ -764,7 +765,9 @@ class _Writers:
         if faults:
             lead_header = [RENAMED_LEAD_COLUMN[1] if h == RENAMED_LEAD_COLUMN[0] else h for h in lead_header]
         self.opp = self._open(out, OPPORTUNITY.filename, _header(OPPORTUNITY, OPPORTUNITY_CUSTOM_FIELD))
-        self.history = self._open(out, OPPORTUNITY_HISTORY.filename, _header(OPPORTUNITY_HISTORY))
+        # Salesforce's OpportunityHistory has no IsClosed/IsWon (a connector's history-mode table does)
+        history_header = [h for h in _header(OPPORTUNITY_HISTORY) if h not in ("IsClosed", "IsWon")]
+        self.history = self._open(out, OPPORTUNITY_HISTORY.filename, history_header)
         self.account = self._open(out, ACCOUNT.filename, _header(ACCOUNT, ACCOUNT_CUSTOM_FIELD), bom=faults)
         self.user = self._open(out, USER.filename, _header(USER))
         self.role = self._open(out, USER_ROLE.filename, _header(USER_ROLE))
@@ -788,8 +791,20 @@ class _Writers:
 
 
 class _Generator:
-    def __init__(self, out: Path, scale: Scale, seed: int, as_of: date, faults: bool) -> None:
+    def __init__(
+        self,
+        out: Path,
+        scale: Scale,
+        seed: int,
+        as_of: date,
+        faults: bool,
+        stage_export: bool = True,
+        rename_stages: dict[str, str] | None = None,
+    ) -> None:
         self.out = out
+        rename = rename_stages or {}
+        self.stages = tuple((rename.get(name, name), prob, fc) for name, prob, fc in STAGES)
+        self.stage_export = stage_export
         self.scale = scale
         self.seed = seed
         self.as_of = as_of
@@ -832,7 +847,22 @@ class _Generator:
         rates = self.fx[currency]
         return rates[min(max(m, 0), len(rates) - 1)]
 
+    def _write_stages(self) -> None:
+        """The stage picklist (OpportunityStage.csv): the sales process's flags and order, under this sample's names."""
+        path = self.out / OPPORTUNITY_STAGE.filename
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, **CSV_FORMAT)
+            w.writerow(_header(OPPORTUNITY_STAGE))
+            for k, (name, prob, fc) in enumerate(self.stages):
+                closed, won = k >= WON, k == WON
+                w.writerow([sfid("01J", 1001 + k), name, name, _bool(closed), _bool(won), prob, k + 1, "true", fc])
+        self.n[OPPORTUNITY_STAGE.filename] = len(self.stages)
+
     def _write_reference(self, org: _Org) -> None:
+        if self.stage_export:
+            self._write_stages()
+        elif (self.out / OPPORTUNITY_STAGE.filename).exists():
+            (self.out / OPPORTUNITY_STAGE.filename).unlink()  # a folder reused for a sample without it
         for cur in sorted(self.fx):
             for m, rate in enumerate(self.fx[cur]):
                 self.w.fx([cur, f"{rate:.6f}", _month_start(self.fx_first_month + m).isoformat()])
@@ -1283,7 +1313,7 @@ class _Generator:
         else:
             name = f"{account.name} - New Business"
         fmt = self.fmt
-        stage_name, prob, fc = STAGES[last_stage]
+        stage_name, prob, fc = self.stages[last_stage]
         if visible:
             self.w.opp(
                 [
@@ -1310,7 +1340,7 @@ class _Generator:
             self.n[OPPORTUNITY.filename] += 1
             deleted_s = _bool(deleted)
             for t, stage, amt, close in hist:
-                stage_name, prob, fc = STAGES[stage]
+                stage_name, prob, fc = self.stages[stage]
                 self.w.history(
                     [
                         self.ids.new("008"),
@@ -1627,8 +1657,14 @@ def generate(
     seed: int = 42,
     as_of: date = date(2026, 10, 31),
     faults: bool = False,
+    stage_export: bool = True,
+    rename_stages: dict[str, str] | None = None,
 ) -> dict[str, int]:
     """Write the sample exports into out_dir; return rows written per file name.
+
+    `stage_export` writes OpportunityStage.csv (the stage picklist with its closed/won flags and sort
+    order); `rename_stages` ({"Closed Won": "Signed", ...}) writes the same sample under other stage
+    names, as orgs that renamed their stages have them: everything else stays byte-identical.
 
     The same (scale, seed, as_of, faults) always gives byte-identical files, so a demo or a test
     can rely on exact numbers. With `faults`, a handful of the defects real exports carry are
@@ -1641,7 +1677,10 @@ def generate(
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    counts = _Generator(out, SCALES[scale], seed, as_of, faults).run()
+    unknown = sorted(set(rename_stages or {}) - {name for name, _, _ in STAGES})
+    if unknown:
+        raise ValueError(f"rename_stages: not a stage of the sample: {', '.join(unknown)}")
+    counts = _Generator(out, SCALES[scale], seed, as_of, faults, stage_export, rename_stages).run()
     fault_file = out / FAULTS_FILE
     if faults:
         injected = _inject_faults(out, seed, counts)

@@ -31,6 +31,7 @@ EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 RAW_SUITES = (
     "raw_opportunities",
     "raw_opportunity_histories",
+    "raw_opportunity_stages",
     "raw_accounts",
     "raw_users",
     "raw_user_roles",
@@ -162,6 +163,10 @@ def _frame_columns(con: duckdb.DuckDBPyConnection, table: str, raw_schema: str =
             )
     if table == "opportunities":
         columns["closed_flags__consistent"] = "not (lower(is_won) = 'true' and lower(is_closed) = 'false')"
+    if table == "opportunity_stages":
+        columns["stage_flags__consistent"] = "not (lower(is_won) = 'true' and lower(is_closed) = 'false')"
+        # GX's compound uniqueness needs two columns: the label and a constant (findings name master_label)
+        columns["master_label__key"], columns["constant__one"] = 't."master_label"', "1"
     if table == "leads":
         columns["conversion__consistent"] = "not (lower(is_converted) = 'true' and nullif(converted_date, '') is null)"
     if table == "quotas":
@@ -358,7 +363,7 @@ def run_params(
     }
     freshness = datetime.combine(as_of - timedelta(days=settings.max_export_age_days), datetime.min.time())
     return {
-        "stage_order": list(settings.stage_order),
+        "stage_order": ranked_stage_names(con, settings),
         "forecast_categories": list(settings.forecast_categories),
         "min_rows": min_rows,
         "freshness_min": freshness.isoformat(sep=" "),
@@ -438,6 +443,30 @@ def as_of_findings(con: duckdb.DuckDBPyConnection, params: dict[str, Any], raw_s
             )
         )
     return findings
+
+
+def ranked_stage_names(con: duckdb.DuckDBPyConnection, settings: Any, raw_schema: str = "raw") -> list[str]:
+    """Stage names with a funnel rank (as int_stages__resolved ranks them) plus the settings' closed stages.
+
+    The names of OpportunityStage.csv when it has any SortOrder, else the settings' stage_order: a stage
+    outside these sorts last in funnels (a warning of the suites).
+    """
+    exported: list[str] = []
+    with contextlib.suppress(duckdb.Error):  # a warehouse loaded before the export was in the contract
+        exported = [
+            r[0]
+            for r in con.execute(
+                f"""select distinct nullif(trim(n), '') from {raw_schema}.opportunity_stages,
+                        unnest([master_label, api_name]) as t(n)
+                    where nullif(trim(n), '') is not null
+                      and exists (select 1 from {raw_schema}.opportunity_stages
+                                  where nullif(trim(sort_order), '') is not null)
+                    order by 1"""
+            ).fetchall()
+        ]
+    ranked = exported or list(settings.stage_order)
+    closed = [s for s in [*settings.closed_won_stages, *settings.closed_lost_stages] if s not in ranked]
+    return ranked + closed
 
 
 def _gx_context():

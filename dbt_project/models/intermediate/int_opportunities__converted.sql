@@ -32,6 +32,12 @@ fx_rates as (
 
 ),
 
+stages as (
+
+    select * from {{ ref('int_stages__resolved') }}
+
+),
+
 with_rate as (
 
     select
@@ -72,7 +78,7 @@ converted as (
         cast(with_rate.created_at as date) as created_date,
         with_rate.close_date,
         with_rate.stage_name,
-        {{ stage_rank('with_rate.stage_name') }} as stage_rank,
+        stages.stage_rank,
         with_rate.forecast_category,
         case
             when with_rate.is_closed and with_rate.is_won then 'won'
@@ -100,6 +106,8 @@ converted as (
         on with_rate.owner_id = owners.user_id
     left join accounts
         on with_rate.account_id = accounts.account_id
+    left join stages
+        on with_rate.stage_name = stages.stage_name
 
 )
 

@@ -3,7 +3,8 @@
 -- One row per OpportunityHistory row that is not deleted, was written on or before as_of and belongs
 -- to a live opportunity (not deleted, created on or before as_of), in the order the CRM wrote them,
 -- with the previous row's values of the same opportunity beside it. Rows written at the same instant
--- are ordered by their position in the export.
+-- are ordered by their position in the export. Whether the stage is closed or won, and its rank,
+-- come from int_stages__resolved (the CRM's stage flags, never the stage name).
 with history as (
 
     select * from {{ ref('stg_crm__opportunity_histories') }}
@@ -21,6 +22,12 @@ opportunities as (
 
 ),
 
+stages as (
+
+    select * from {{ ref('int_stages__resolved') }}
+
+),
+
 ordered as (
 
     select
@@ -29,9 +36,9 @@ ordered as (
         history.created_at as changed_at,
         cast(history.created_at as date) as change_date,
         history.stage_name,
-        {{ stage_rank('history.stage_name') }} as stage_rank,
-        {{ pipeline_is_closed_stage('history.stage_name') }} as is_closed_stage,
-        {{ pipeline_is_won_stage('history.stage_name') }} as is_won_stage,
+        stages.stage_rank,
+        stages.is_closed as is_closed_stage,
+        stages.is_won as is_won_stage,
         history.amount as amount_local,
         history.probability_pct,
         history.close_date,
@@ -43,6 +50,8 @@ ordered as (
     from history
     inner join opportunities
         on history.opportunity_id = opportunities.opportunity_id
+    left join stages
+        on history.stage_name = stages.stage_name
 
 )
 

@@ -3,13 +3,17 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=['snapshot_date', 'opportunity_id'],
+        pre_hook=["{{ stage_rules_hook('create') }}", "{{ stage_rules_hook('reset') }}"],
         post_hook=[
             "delete from {{ this }} where snapshot_date < {{ pipeline_snapshot_window_start() }} or snapshot_date > {{ as_of() }}",
-            "delete from {{ this }} where opportunity_id not in (select opportunity_id from {{ ref('int_opportunity_history__changes') }})"
+            "delete from {{ this }} where opportunity_id not in (select opportunity_id from {{ ref('int_opportunity_history__changes') }})",
+            "{{ stage_rules_hook('clear') }}",
+            "{{ stage_rules_hook('record') }}"
         ]
     )
 }}
 
+-- depends_on: {{ ref('int_stages__resolved') }}
 -- One row per snapshot day and opportunity whose state at the end of that day is an open stage: the
 -- last OpportunityHistory row of the deal written on or before the day (history is append-only, so a
 -- past day's state never changes). Only what the history says; fct_pipeline_snapshots adds the deal's
@@ -17,8 +21,10 @@
 -- ending at as_of). Later runs add only the days after the latest day built, up to as_of, and never
 -- rewrite a past day; the post-hooks keep the window (drop days before its start or after as_of) and
 -- drop deals that are no longer live, so the table equals a full build as long as history is only
--- appended. --full-refresh after changing the window or the stage settings, after history rows were
--- back-dated or deleted, or after a deal was undeleted.
+-- appended. When the stage rules (int_stages__resolved: flags and ranks) differ from the ones the
+-- table was built with, the pre-hook empties it and the night rebuilds it whole (stage_rules_hook).
+-- --full-refresh after changing the window, after history rows were back-dated or deleted, or after a
+-- deal was undeleted.
 {%- set window_start = pipeline_snapshot_window_start() %}
 {%- if is_incremental() %}
     {%- set next_day = '(select ' ~ add_days('max(snapshot_date)', 1) ~ ' from ' ~ this ~ ')' %}

@@ -3,12 +3,16 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='opportunity_id',
+        pre_hook=["{{ stage_rules_hook('create') }}", "{{ stage_rules_hook('reset') }}"],
         post_hook=[
-            "delete from {{ this }} where opportunity_id not in (select opportunity_id from {{ ref('int_opportunity_history__changes') }})"
+            "delete from {{ this }} where opportunity_id not in (select opportunity_id from {{ ref('int_opportunity_history__changes') }})",
+            "{{ stage_rules_hook('clear') }}",
+            "{{ stage_rules_hook('record') }}"
         ]
     )
 }}
 
+-- depends_on: {{ ref('int_stages__resolved') }}
 -- depends_on: {{ ref('stg_crm__opportunity_histories') }}
 -- One row per opportunity and stage interval: consecutive OpportunityHistory rows of the same stage
 -- are one interval, from the first of them (entered_at) to the first row of the next stage
@@ -17,8 +21,9 @@
 -- as_of that differs from the one built (rows added, deleted, or brought in or out by as_of) - and of
 -- those whose current interval is an open stage (its days_in_stage grows with as_of); the rows of
 -- those opportunities are replaced (delete+insert on opportunity_id). The post-hook removes
--- opportunities that are no longer live. The result equals a full build; --full-refresh after
--- changing the stage settings.
+-- opportunities that are no longer live. The result equals a full build; when the stage rules
+-- (int_stages__resolved) changed since the table was built, the pre-hook empties it and it is rebuilt
+-- whole (stage_rules_hook).
 with changes as (
 
     select * from {{ ref('int_opportunity_history__changes') }}

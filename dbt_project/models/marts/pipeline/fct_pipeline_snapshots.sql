@@ -3,6 +3,7 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=['snapshot_date', 'opportunity_id'],
+        pre_hook=["{{ stage_rules_hook('create') }}", "{{ stage_rules_hook('reset') }}"],
         post_hook=[
             "delete from {{ this }} as kept where not exists (
                 select 1
@@ -13,11 +14,14 @@
                     states.snapshot_date = kept.snapshot_date
                     and states.opportunity_id = kept.opportunity_id
                     and (opportunities.created_date is null or opportunities.created_date <= states.snapshot_date)
-            )"
+            )",
+            "{{ stage_rules_hook('clear') }}",
+            "{{ stage_rules_hook('record') }}"
         ]
     )
 }}
 
+-- depends_on: {{ ref('int_stages__resolved') }}
 -- One row per snapshot day and opportunity open at the end of that day: the deal's state that day
 -- (int_opportunity_history__daily_states, reconstructed from OpportunityHistory, incremental: past
 -- days are never recomputed) with the deal's current attributes (owner, account, segment, currency
@@ -25,7 +29,8 @@
 -- Incremental: a run computes the new days, and every day of the deals whose attributes changed and
 -- of the (currency, close date) pairs whose rate changed, comparing them with what the table holds;
 -- the post-hook drops the rows a full build would not have (days that left the window, deals no
--- longer live or created later than the day).
+-- longer live or created later than the day). When the stage rules (int_stages__resolved) changed since
+-- the table was built, the pre-hook empties it and the night rebuilds it whole (stage_rules_hook).
 with opportunities as (
 
     select * from {{ ref('int_opportunities__converted') }}

@@ -1,5 +1,5 @@
--- One row per cohort month (month a deal was created) and open funnel stage (var stage_order
--- without the closed stages): how many deals of the cohort reached the stage, moved past it and
+-- One row per cohort month (month a deal was created) and open funnel stage (the open, ranked
+-- stages of int_stages__resolved): how many deals of the cohort reached the stage, moved past it and
 -- were won, and how long they stayed in it. A deal reached every stage up to the highest open stage
 -- its history shows (a skipped stage counts as reached and advanced); a won deal reached and advanced
 -- every stage.
@@ -23,7 +23,12 @@ intervals as (
 
 stages as (
 
-    select * from {{ pipeline_funnel_stages() }} as funnel
+    -- the open funnel: open stages with a rank (from OpportunityStage.SortOrder or var stage_order)
+    select
+        stage_rank,
+        stage_name
+    from {{ ref('int_stages__resolved') }}
+    where is_open and is_ranked
 
 ),
 

@@ -16,6 +16,8 @@ renamed as (
         {{ clean_string('forecast_category') }} as forecast_category,
         {{ to_timestamp('created_date') }} as created_at,
         coalesce({{ to_boolean('is_deleted') }}, false) as is_deleted,
+        {{ to_boolean('is_closed') }} as is_closed,
+        {{ to_boolean('is_won') }} as is_won,
         _source_file,
         _row_number
         {{ custom_columns(source('crm', 'opportunity_histories')) }}  -- noqa: LT02
