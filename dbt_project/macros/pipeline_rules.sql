@@ -42,6 +42,26 @@
     )
 {%- endmacro %}
 
+{#
+    The closed/won flags one source's rows give each stage name, as a relation (stage_name, is_closed,
+    is_won): only stages whose rows all agree, so a source that contradicts itself decides nothing.
+    Used for the history's and the opportunities' own IsClosed/IsWon in int_stages__resolved.
+#}
+{% macro pipeline_stage_flags_agreed(relation) -%}
+    (
+        select
+            stage_name,
+            bool_and(is_closed) as is_closed,
+            bool_and(is_closed and coalesce(is_won, false)) as is_won
+        from {{ relation }}
+        where stage_name is not null and is_closed is not null
+        group by stage_name
+        having
+            bool_and(is_closed) = bool_or(is_closed)
+            and bool_and(is_closed and coalesce(is_won, false)) = bool_or(is_closed and coalesce(is_won, false))
+    )
+{%- endmacro %}
+
 {% macro pipeline_qualified_stage_rank() -%}
     {{ var('pipeline_qualified_stage_rank', 2) | int }}
 {%- endmacro %}

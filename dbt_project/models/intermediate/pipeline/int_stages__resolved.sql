@@ -72,31 +72,13 @@ from_export as (
 
 from_history as (
 
-    select
-        stage_name,
-        bool_and(is_closed) as is_closed,
-        bool_and(is_closed and coalesce(is_won, false)) as is_won
-    from {{ ref('stg_crm__opportunity_histories') }}
-    where stage_name is not null and is_closed is not null
-    group by stage_name
-    having
-        bool_and(is_closed) = bool_or(is_closed)
-        and bool_and(is_closed and coalesce(is_won, false)) = bool_or(is_closed and coalesce(is_won, false))
+    select * from {{ pipeline_stage_flags_agreed(ref('stg_crm__opportunity_histories')) }} as history_flags
 
 ),
 
 from_opportunities as (
 
-    select
-        stage_name,
-        bool_and(is_closed) as is_closed,
-        bool_and(is_closed and coalesce(is_won, false)) as is_won
-    from {{ ref('stg_crm__opportunities') }}
-    where stage_name is not null and is_closed is not null
-    group by stage_name
-    having
-        bool_and(is_closed) = bool_or(is_closed)
-        and bool_and(is_closed and coalesce(is_won, false)) = bool_or(is_closed and coalesce(is_won, false))
+    select * from {{ pipeline_stage_flags_agreed(ref('stg_crm__opportunities')) }} as opportunity_flags
 
 ),
 
