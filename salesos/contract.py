@@ -25,6 +25,9 @@ class Field:
     description: str = ""
     # A required column may still allow empty values (an opportunity without an account or amount).
     nullable: bool | None = None
+    # Only some sources carry it (connector tables, not Salesforce's own export): its absence is expected,
+    # so it is loaded as empty without a schema-drift note.
+    not_in_every_source: bool = False
 
     @property
     def not_null(self) -> bool:
@@ -97,8 +100,9 @@ def F(
     required: bool = False,
     description: str = "",
     nullable: bool | None = None,
+    not_in_every_source: bool = False,
 ) -> Field:
-    return Field(api_name, type, required, description, nullable)
+    return Field(api_name, type, required, description, nullable, not_in_every_source)
 
 
 OPPORTUNITY = ExportFile(
@@ -145,8 +149,10 @@ OPPORTUNITY_HISTORY = ExportFile(
         F("CreatedDate", "datetime", True),
         F("IsDeleted", "boolean"),
         # Salesforce's OpportunityHistory has no flags; a connector's history-mode copy of Opportunity does.
-        F("IsClosed", "boolean", description="Closed after the change, where the export carries it."),
-        F("IsWon", "boolean", description="Won after the change, where the export carries it."),
+        F("IsClosed", "boolean", description="Closed after the change, where the export carries it.",
+          not_in_every_source=True),
+        F("IsWon", "boolean", description="Won after the change, where the export carries it.",
+          not_in_every_source=True),
     ),
 )
 

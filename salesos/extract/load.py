@@ -1009,7 +1009,8 @@ def _load_raw(
                 result.number_formats[name] = t.number_format
             present = set(plan.mapping.values())
             alternatives = {c for g in plan.export.one_of if present.intersection(g) for c in g}
-            missing = [f.api_name for f in plan.export.fields if f.column not in present | alternatives]
+            missing = [f.api_name for f in plan.export.fields
+                       if f.column not in present | alternatives and not f.not_in_every_source]
             extra = [h for h, c in plan.mapping.items() if plan.export.field_by_column(c) is None]
             if missing:
                 result.missing_columns[name] = missing

@@ -50,6 +50,17 @@ def test_snake_case_headers_and_custom_fields_are_kept(tiny_exports, tmp_path):
     assert res.missing_columns["Account.csv"] == ["IsDeleted"]  # optional: loaded as empty, and reported
 
 
+def test_columns_only_some_sources_carry_are_not_reported_missing(tiny_exports, tmp_path):
+    """Salesforce's own OpportunityHistory export has no IsClosed/IsWon (connector tables do): no nightly note."""
+    write_csv(tiny_exports / "OpportunityHistory.csv",
+              [{"OpportunityId": "006A", "StageName": "Prospecting", "CreatedDate": "2026-08-01 10:00:00"}])
+    con, res = _load(tiny_exports, tmp_path)
+    assert res.loaded["OpportunityHistory.csv"] == 1
+    assert res.missing_columns["OpportunityHistory.csv"] == ["Id", "Amount", "Probability", "CloseDate",
+                                                             "ForecastCategory", "IsDeleted"]
+    assert _rows(con, "select is_closed, is_won from raw.opportunity_histories") == [(None, None)]
+
+
 def test_loading_the_same_files_twice_does_not_duplicate(tiny_exports, tmp_path):
     con, _ = _load(tiny_exports, tmp_path)
     _load(tiny_exports, tmp_path, con=con)
