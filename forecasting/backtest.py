@@ -36,7 +36,7 @@ from forecasting.models import (
     default_candidates,
     future_months,
     mase_scale,
-    ranked_candidates,
+    refit_order,
     select_model,
     validate_history,
     with_seasonal_naive,
@@ -126,7 +126,19 @@ def backtest(series: pd.DataFrame, horizon: int, origins: int, candidates: Seque
             fc = add_intervals(pd.DataFrame({"ds": ds, "yhat": values}), sel.scaled_errors.get(cand.name), scale)
             forecasts[cand.name] = fc
             scores[cand.name].add(actual, fc, scale)
-        chosen = next(c.name for c in ranked_candidates(sel, cands) if c.name in forecasts)
+        chosen = ""
+        for cand in refit_order(sel, cands):  # what `forecast` would fit: the choice, else the next best
+            if cand.name not in forecasts:
+                try:
+                    values = cand.predict_values(train, horizon, cache)
+                except Exception:
+                    continue
+                errs = sel.scaled_errors.get(cand.name)
+                if errs is None and cand.kind == "mean":
+                    errs = np.mean([sel.scaled_errors[m.name] for m in cand.members], axis=0)
+                forecasts[cand.name] = add_intervals(pd.DataFrame({"ds": ds, "yhat": values}), errs, scale)
+            chosen = cand.name
+            break
         picks.append(chosen)
         scores[SELECTED].add(actual, forecasts[chosen], scale)
     out = pd.DataFrame([scores[c.name].row(c.name) for c in cands] + [scores[SELECTED].row(SELECTED)],
@@ -234,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         series = read_series_csv(args.series)
-        result = backtest(series, args.horizon, args.origins, default_candidates(args.quarter_end_months),
+        result = backtest(series, args.horizon, args.origins, default_candidates(args.quarter_end_months, "all"),
                           selection_origins=args.selection_origins)
     except ValueError as exc:  # SeriesFileError included
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
