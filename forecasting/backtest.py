@@ -44,6 +44,7 @@ from forecasting.models import (
 
 RESULT_COLUMNS = ["model", "mase", "wape", "coverage_80", "coverage_95"]
 SELECTED = "selected"
+MIN_CLI_MONTHS = 24  # `salesos forecast backtest` refuses shorter series: no method can be judged on them
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,8 @@ def read_series_csv(path: Path) -> pd.DataFrame:
                 raise SeriesFileError(f"{path}, line {line}: y {raw_y!r} is not a number") from None
             if not math.isfinite(value):
                 raise SeriesFileError(f"{path}, line {line}: y {raw_y!r} is not a finite number")
+            if value < 0:
+                raise SeriesFileError(f"{path}, line {line}: y {raw_y!r} is negative (monthly bookings are not)")
             ds.append(stamp.tz_localize(None) if stamp.tzinfo else stamp)
             ys.append(value)
             lines.append(line)
@@ -246,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         series = read_series_csv(args.series)
+        if len(series) < MIN_CLI_MONTHS:
+            raise SeriesFileError(f"{args.series}: {len(series)} months; the backtest needs at least "
+                                  f"{MIN_CLI_MONTHS} (two years, to tell a season from noise)")
         result = backtest(series, args.horizon, args.origins, default_candidates(args.quarter_end_months, "all"),
                           selection_origins=args.selection_origins)
     except ValueError as exc:  # SeriesFileError included

@@ -124,7 +124,8 @@ def test_cli_missing_file_and_too_short_series(tmp_path, capsys):
     assert "nope.csv: cannot read" in capsys.readouterr().err
     src = write(tmp_path / "short.csv", "ds,y\n2024-01-01,1\n2024-02-01,2\n2024-03-01,3\n")
     assert main([str(src), "--horizon", "3", "--origins", "1", "--output", str(tmp_path / "r.csv")]) == 2
-    assert "needs at least 6" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "3 months; the backtest needs at least 24" in err and len(err.strip().splitlines()) == 1
 
 
 def test_cli_parser_is_the_salesos_subcommand():

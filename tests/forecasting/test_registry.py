@@ -125,3 +125,15 @@ def test_the_nightly_cache_key_changes_with_the_registry(monkeypatch, tmp_path):
                       encoding="utf-8")
     monkeypatch.setattr(nightly, "METHODS_FILE", Path(edited))
     assert fit_fingerprint("company", hist, 12, 6, "full") != before
+
+
+def test_cli_refuses_negative_values_in_one_line(tmp_path, capsys):
+    from forecasting.backtest import main
+
+    rows = "".join(f"{d.date()},{-5 if i == 7 else 10 + i}\n"
+                   for i, d in enumerate(pd.date_range("2022-01-01", periods=30, freq="MS")))
+    src = tmp_path / "neg.csv"
+    src.write_text("ds,y\n" + rows, encoding="utf-8")
+    assert main([str(src), "--output", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("line 9: y '-5' is negative (monthly bookings are not)") and "\n" not in err
