@@ -85,7 +85,7 @@ def _one(task: tuple[str, str, np.ndarray, int]) -> dict:
         for c in every:
             try:
                 fcs[c.name] = c.predict_values(train, horizon, cache)
-            except Exception:  # noqa: BLE001  (a failed fit is scored as missing)
+            except Exception:  # a failed fit is scored as missing
                 pass
         from statsforecast.models import AutoETS
 
@@ -129,7 +129,8 @@ def _members_old(o: dict) -> list[str]:
         if all(math.isfinite(scores.get(m, math.inf)) for m in members):
             scores[name] = float(np.mean(np.abs(np.mean([e[m] for m in members], axis=0))))
     order = list(OLD_SINGLES) + list(OLD_COMBOS)
-    ranked = sorted((m for m in order if math.isfinite(scores.get(m, math.inf))), key=lambda m: (scores[m], order.index(m)))
+    ranked = sorted((m for m in order if math.isfinite(scores.get(m, math.inf))),
+                    key=lambda m: (scores[m], order.index(m)))
     best = ranked[0]
     default = "mean_theta_snaive_prophet"
     chosen = best
@@ -198,8 +199,8 @@ def report(args: argparse.Namespace) -> None:
             if name == "selected (new rule)":
                 step_cov[r["type"]].append(np.vstack([s["in80"] for s in scs]))
     types = sorted({r["type"] for r in rows})
-    order = ["selected (new rule)", "new rule, one Prophet", "old rule (fixed mix + 20%)", "plain minimum"] + \
-        singles + ["auto_ets (own intervals)"]
+    order = ["selected (new rule)", "new rule, one Prophet", "old rule (fixed mix + 20%)", "plain minimum",
+             *singles, "auto_ets (own intervals)"]
     lines = [f"length {data['length'] or 'full'}, horizon {data['horizon']}, {len(rows)} series "
              f"({', '.join(f'{t} {len(per[order[0]][t])}' for t in types)}), {OUTER} outer origins, "
              f"{INNER} inner", "",
