@@ -147,8 +147,8 @@ def _score(o: dict, members: list[str], with_errors: bool = True) -> dict | None
         return None
     yhat = np.mean([o["forecasts"][m] for m in members], axis=0)
     errs = None
-    if with_errors and all(m in o["inner_errors"] for m in members):
-        errs = np.mean([o["inner_errors"][m] for m in members], axis=0)
+    if with_errors and all(m in o["inner_errors"] for m in members):  # as `interval_errors`: members' widths
+        errs = [o["inner_errors"][m] for m in members] if len(members) > 1 else o["inner_errors"][members[0]]
     fc = add_intervals(pd.DataFrame({"yhat": yhat}), errs, o["scale"])
     a = o["actual"]
     return {"mase": float(np.mean(np.abs(a - yhat))) / o["scale"], "abs_err": np.abs(a - yhat), "actual": a,

@@ -35,6 +35,7 @@ from forecasting.models import (
     brief_error,
     default_candidates,
     future_months,
+    interval_errors,
     mase_scale,
     refit_order,
     select_model,
@@ -134,10 +135,8 @@ def backtest(series: pd.DataFrame, horizon: int, origins: int, candidates: Seque
                     values = cand.predict_values(train, horizon, cache)
                 except Exception:
                     continue
-                errs = sel.scaled_errors.get(cand.name)
-                if errs is None and cand.kind == "mean":
-                    errs = np.mean([sel.scaled_errors[m.name] for m in cand.members], axis=0)
-                forecasts[cand.name] = add_intervals(pd.DataFrame({"ds": ds, "yhat": values}), errs, scale)
+                forecasts[cand.name] = add_intervals(pd.DataFrame({"ds": ds, "yhat": values}),
+                                                     interval_errors(cand, sel.scaled_errors), scale)
             chosen = cand.name
             break
         picks.append(chosen)

@@ -783,11 +783,21 @@ def interval_multipliers(scaled_errors: np.ndarray | None, horizon: int,
     return out
 
 
-def add_intervals(fc: pd.DataFrame, scaled_errors: np.ndarray | None, scale: float) -> pd.DataFrame:
-    """Add nested, non-negative 80%/95% bounds around `yhat` from backtest scaled errors and the MASE scale."""
+def add_intervals(fc: pd.DataFrame, scaled_errors: np.ndarray | Sequence[np.ndarray] | None,
+                  scale: float) -> pd.DataFrame:
+    """Add nested, non-negative 80%/95% bounds around `yhat` from backtest scaled errors and the MASE scale.
+
+    A list of error matrices (a mean's members) gives the mean of the members' widths: a combination is
+    chosen on the same origins it would be calibrated on, and its averaged errors undercovered (80%
+    intervals covered 73% on 84 M3/Tourism series against 75% with the members' widths).
+    """
     out = fc.copy()
     yhat = np.clip(out["yhat"].to_numpy(dtype=float), 0, None)
-    widths = interval_multipliers(scaled_errors, len(out))
+    if isinstance(scaled_errors, (list, tuple)):
+        each = [interval_multipliers(e, len(out)) for e in scaled_errors]
+        widths = {lv: np.mean([w[lv] for w in each], axis=0) for lv in LEVELS}
+    else:
+        widths = interval_multipliers(scaled_errors, len(out))
     w80, w95 = widths[0.80] * scale, np.maximum(widths[0.95], widths[0.80]) * scale
     out["yhat"] = yhat
     out["yhat_lower_95"] = np.clip(yhat - w95, 0, None)
@@ -837,6 +847,13 @@ def refit_order(selection: Selection, candidates: Sequence[Candidate]) -> Iterat
     yield from (c for c in ranked[1:] if c.name not in {m.name for m in first.members})
 
 
+def interval_errors(cand: Candidate, errors: Mapping[str, np.ndarray]) -> np.ndarray | list[np.ndarray] | None:
+    """What `add_intervals` calibrates a candidate on: its backtest errors, or for a mean its members'."""
+    if cand.kind == "mean" and all(m.name in errors for m in cand.members):
+        return [errors[m.name] for m in cand.members]
+    return errors.get(cand.name)
+
+
 def forecast(history: pd.DataFrame, horizon: int, origins: int = 6,
              candidates: Sequence[Candidate] | None = None) -> tuple[pd.DataFrame, Selection]:
     """Select a method on the history, refit it on all of it, and return forecasts with calibrated intervals.
@@ -860,12 +877,10 @@ def forecast(history: pd.DataFrame, horizon: int, origins: int = 6,
         finally:
             _FITTED_PROPHETS.reset(token)
         break
-    if cand.name not in errors and cand.kind == "mean":  # a reduced mean: its members' errors, averaged
-        errors[cand.name] = np.mean([errors[m.name] for m in cand.members], axis=0)
     sel.model, sel.params, sel.candidate = cand.name, dict(cand.params), cand
     sel.prophet_models = fitted
     fc = pd.DataFrame({"ds": future_months(hist, horizon), "yhat": values})
-    out = add_intervals(fc, errors.get(cand.name), mase_scale(hist["y"].to_numpy(dtype=float)))
+    out = add_intervals(fc, interval_errors(cand, errors), mase_scale(hist["y"].to_numpy(dtype=float)))
     return out, sel
 
 

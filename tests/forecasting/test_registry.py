@@ -137,3 +137,16 @@ def test_cli_refuses_negative_values_in_one_line(tmp_path, capsys):
     assert main([str(src), "--output", str(tmp_path / "r.csv")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("line 9: y '-5' is negative (monthly bookings are not)") and "\n" not in err
+
+
+def test_a_mean_is_calibrated_on_its_members_widths_not_on_its_averaged_errors():
+    """Members whose errors cancel would give the mean a near-zero interval; it gets their average width."""
+    from forecasting.models import add_intervals, interval_multipliers
+
+    rng = np.random.default_rng(5)
+    e = rng.normal(0, 1, (6, 4))
+    fc = pd.DataFrame({"yhat": np.full(4, 100.0)})
+    out = add_intervals(fc, [e, -e], scale=2.0)
+    expected = np.mean([interval_multipliers(e, 4)[0.80], interval_multipliers(-e, 4)[0.80]], axis=0) * 2.0
+    assert np.allclose(out["yhat_upper_80"] - 100.0, expected) and expected.min() > 0
+    assert np.allclose(add_intervals(fc, np.mean([e, -e], axis=0), 2.0)["yhat_upper_80"], 100.0)
