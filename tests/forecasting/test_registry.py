@@ -150,3 +150,14 @@ def test_a_mean_is_calibrated_on_its_members_widths_not_on_its_averaged_errors()
     expected = np.mean([interval_multipliers(e, 4)[0.80], interval_multipliers(-e, 4)[0.80]], axis=0) * 2.0
     assert np.allclose(out["yhat_upper_80"] - 100.0, expected) and expected.min() > 0
     assert np.allclose(add_intervals(fc, np.mean([e, -e], axis=0), 2.0)["yhat_upper_80"], 100.0)
+
+
+def test_the_nightly_default_set_is_one_prophet_with_autoets_and_autotheta():
+    """The default settings keep the nightly fits below the old 4-Prophet grid's while adding AutoETS."""
+    from salesos.settings import Settings, load_settings
+
+    grid = load_settings().forecast_prophet_grid
+    assert grid == Settings().forecast_prophet_grid == "primary"
+    kinds = [c.kind for c in default_candidates(prophet_grid=grid)]
+    assert kinds.count("prophet") == 1 and kinds.count("statsforecast") == 2
+    assert {c.name for c in default_candidates(prophet_grid=grid)} >= {"auto_ets", "auto_theta", "seasonal_naive"}
