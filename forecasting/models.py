@@ -727,59 +727,46 @@ def select_model(history: pd.DataFrame, horizon: int, origins: int,
 
 # ----------------------------------------------------------------------------------------- interval calibration
 
-_SHRINK = 2.0  # pseudo-origins pulling each step's error scale toward the all-steps scale
-# Backtest errors of the method that won the backtest understate its future errors (selection on the same
-# origins, and origins one month apart share their surprises). Widening by 15% brought pooled coverage of the
-# nested backtest on 180 M3/Tourism monthly series from 74.5%/87.0% to 78.9%/89.3% (80%/95% nominal); with
-# the final selection rule a separate 180-series sample covered 81.0%/93.2%.
-_INFLATE = 1.15
 _NORMAL_Z = {0.80: 1.2815515655446004, 0.95: 1.959963984540054}
-
-
-def _isotonic_increasing(v: np.ndarray) -> np.ndarray:
-    """Pool-adjacent-violators: the closest non-decreasing sequence (errors do not shrink with the horizon)."""
-    blocks: list[list[float]] = []  # [mean, count]
-    for x in v:
-        blocks.append([float(x), 1.0])
-        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
-            m2, c2 = blocks.pop()
-            m1, c1 = blocks.pop()
-            blocks.append([(m1 * c1 + m2 * c2) / (c1 + c2), c1 + c2])
-    return np.concatenate([np.full(int(c), m) for m, c in blocks])
 
 
 def interval_multipliers(scaled_errors: np.ndarray | None, horizon: int,
                          levels: Sequence[float] = LEVELS) -> dict[float, np.ndarray]:
-    """Half-width per step, in MASE-scale units, for each level, from backtest scaled errors.
+    """Half-width per step, in MASE-scale units, for each level: split conformal at each step ahead.
 
-    Per-step RMS errors (shrunk toward the pooled RMS, made non-decreasing in the step, extended beyond the
-    scored steps with sqrt growth) set the shape; the pooled errors normalised by that shape give an empirical
-    quantile per level (split-conformal rank, so few origins widen rather than narrow it). Without errors: a
-    random-walk normal interval (RMS ~ 1.25 x MAE x sqrt(step)).
+    For step h the width is the ceil((k+1) * level)-th smallest of the k backtest |errors| at step h (as
+    statsforecast's ConformalIntervals), made non-decreasing in the step (errors do not shrink with the
+    horizon) and extended beyond the scored steps with sqrt growth. A level that k origins cannot rank
+    (95% needs 19) scales the highest rankable level's width by the normal quantile ratio. This replaced a
+    pooled quantile with one global 15% widening: on 84 M3/Tourism series at 48 months it brought 80%/95%
+    coverage from 74.7%/90.5% to 81.9%/93.5%, on 42 full-length series from 71.7%/85.8% to 77.5%/89.9%
+    (benchmarks/forecast_backtest_real.md). Without errors: a random-walk normal interval (RMS ~ 1.25 x MAE
+    x sqrt(step)).
     """
     steps = np.arange(1, horizon + 1, dtype=float)
     if scaled_errors is None or scaled_errors.size == 0:
         shape = 1.25 * np.sqrt(steps)
         return {lv: _NORMAL_Z.get(lv, 2.0) * shape for lv in levels}
-    e = np.asarray(scaled_errors, dtype=float)
+    e = np.sort(np.abs(np.asarray(scaled_errors, dtype=float)), axis=0)
     k, h_eval = e.shape
-    ms = np.mean(e * e, axis=0)
-    shrunk = (k * ms + _SHRINK * float(np.mean(ms))) / (k + _SHRINK)
-    rms = np.sqrt(_isotonic_increasing(shrunk))
-    if float(rms.max()) == 0.0:
-        return {lv: np.zeros(horizon) for lv in levels}
-    z = np.sort(np.abs(e / np.where(rms > 0, rms, 1.0)).ravel())
-    if horizon > h_eval:
-        rms = np.r_[rms, rms[-1] * np.sqrt(steps[h_eval:] / h_eval)]
-    rms = rms[:horizon]
     out: dict[float, np.ndarray] = {}
-    prev = 0.0
+    ranked: tuple[float, np.ndarray] | None = None
     for lv in sorted(levels):
-        rank = math.ceil((len(z) + 1) * lv)
-        q = float(z[rank - 1]) if rank <= len(z) else max(float(z[-1]), _NORMAL_Z.get(lv, 2.0))
-        q = max(q, prev)
-        prev = q
-        out[lv] = _INFLATE * q * rms
+        rank = math.ceil((k + 1) * lv)
+        if rank <= k:
+            q = np.maximum.accumulate(e[rank - 1])
+            ranked = (lv, q)
+        elif ranked is not None:
+            q = ranked[1] * _NORMAL_Z.get(lv, 2.0) / _NORMAL_Z.get(ranked[0], 1.0)
+        else:  # too few origins for any level: the largest error, widened as a normal quantile would be
+            q = np.maximum.accumulate(e[-1]) * _NORMAL_Z.get(lv, 2.0) / _NORMAL_Z[0.80]
+        if horizon > h_eval:
+            q = np.r_[q, q[-1] * np.sqrt(steps[h_eval:] / h_eval)]
+        out[lv] = q[:horizon]
+    prev = np.zeros(horizon)
+    for lv in sorted(levels):  # nested: a higher level is never narrower
+        out[lv] = np.maximum(out[lv], prev)
+        prev = out[lv]
     return out
 
 

@@ -161,3 +161,19 @@ def test_the_nightly_default_set_is_one_prophet_with_autoets_and_autotheta():
     kinds = [c.kind for c in default_candidates(prophet_grid=grid)]
     assert kinds.count("prophet") == 1 and kinds.count("statsforecast") == 2
     assert {c.name for c in default_candidates(prophet_grid=grid)} >= {"auto_ets", "auto_theta", "seasonal_naive"}
+
+
+def test_intervals_are_split_conformal_at_each_step():
+    """Each step's width is its own conformal rank of the backtest |errors| (no pooling across steps, no
+    global widening): the old pooled quantile x 1.15 gave step 1 here a width far above its errors."""
+    from forecasting.models import interval_multipliers
+
+    e = np.array([[0.1, 4.0, -1.0]] * 3 + [[-0.2, -5.0, 1.0]] * 3)  # 6 origins: 80% rank 6 = the largest
+    w = interval_multipliers(e, horizon=4)
+    assert np.allclose(w[0.80][:3], [0.2, 5.0, 5.0])  # step 3 kept at step 2's: never narrower further out
+    assert np.isclose(w[0.80][3], 5.0 * np.sqrt(4 / 3))
+    assert np.allclose(w[0.95], w[0.80] * 1.959963984540054 / 1.2815515655446004)  # 6 cannot rank 95%
+    many = np.abs(np.random.default_rng(2).normal(0, 1, (39, 2)))
+    w = interval_multipliers(many, horizon=2)  # 39 origins: 95% is rank 38, 80% rank 32, per step
+    assert np.allclose(w[0.95], np.maximum.accumulate(np.sort(many, axis=0)[37]))
+    assert np.allclose(w[0.80], np.maximum.accumulate(np.sort(many, axis=0)[31]))
