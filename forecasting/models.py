@@ -708,7 +708,7 @@ def select_model(history: pd.DataFrame, horizon: int, origins: int,
     else:
         best = ranked[0]
         members = [c for c in ranked[:k_max] if scores[c.name] <= (1 + within) * scores[best.name]]
-        chosen = combination(members)
+        chosen = combination(sorted(members, key=cands.index))  # named in registry order: a stable model name
         if chosen.kind == "mean" and chosen.name not in scores:
             rows = np.mean([errors[m.name] for m in members], axis=0)
             errors[chosen.name] = rows
@@ -828,9 +828,11 @@ def refit_order(selection: Selection, candidates: Sequence[Candidate]) -> Iterat
     ranked = ranked_candidates(selection, candidates)
     first = ranked[0]
     yield first
-    if first.kind == "mean":
-        for drop in range(1, len(first.members)):
-            yield combination(first.members[: len(first.members) - drop])
+    if first.kind == "mean":  # drop the worst-scoring member first, keep registry order in the name
+        by_score = sorted(first.members, key=lambda m: selection.scores.get(m.name, float("inf")))
+        for keep in range(len(by_score) - 1, 0, -1):
+            kept = {m.name for m in by_score[:keep]}
+            yield combination([m for m in first.members if m.name in kept])
     yield from (c for c in ranked[1:] if c.name not in {m.name for m in first.members})
 
 

@@ -97,6 +97,8 @@ def test_selection_never_mixes_in_a_method_the_backtest_shows_poor():
     assert sel.scores["seasonal_naive"] > 2 * sel.scores[sel.best]
     members = sel.params.get("members", [sel.model])
     assert "seasonal_naive" not in members
+    names = [c.name for c in cands]
+    assert members == sorted(members, key=names.index)  # registry order: one name per set of members
     assert all(sel.scores[m] <= 1.2 * sel.scores[sel.best] for m in members)
     if len(members) > 1:  # the mean is scored and calibrated on its members' averaged errors
         assert sel.model == f"mean({','.join(members)})"
