@@ -52,7 +52,7 @@ def built_warehouse(scale: str, data_dir: Path) -> Path:
     return ctx.build_warehouse
 
 
-def bench(warehouse: Path, horizon: int, origins: int, processes: int | None) -> dict:
+def bench(warehouse: Path, horizon: int, origins: int, processes: int | None, prophet_grid: str) -> dict:
     import duckdb
 
     from forecasting.nightly import forecast_all
@@ -60,7 +60,8 @@ def bench(warehouse: Path, horizon: int, origins: int, processes: int | None) ->
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         t0 = time.perf_counter()
-        rows = forecast_all(con, AS_OF, "forecast_bench", horizon=horizon, origins=origins, processes=processes)
+        rows = forecast_all(con, AS_OF, "forecast_bench", horizon=horizon, origins=origins, processes=processes,
+                            prophet_grid=prophet_grid)
         wall = time.perf_counter() - t0
     finally:
         con.close()
@@ -81,13 +82,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--horizon", type=int, default=12)
     parser.add_argument("--origins", type=int, default=6)
     parser.add_argument("--processes", type=int, default=None, help="pool size (default: every core)")
+    parser.add_argument("--prophet-grid", default=None, help="default: the settings' forecast_prophet_grid")
     parser.add_argument("--out", type=Path, help="append the results as a Markdown section to this file")
     args = parser.parse_args(argv)
     args.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.prophet_grid is None:
+        from salesos.settings import load_settings
+
+        args.prophet_grid = load_settings().forecast_prophet_grid
     results = {}
     for scale in args.scales:
         wh = built_warehouse(scale, args.data_dir)
-        results[scale] = bench(wh, args.horizon, args.origins, args.processes)
+        results[scale] = bench(wh, args.horizon, args.origins, args.processes, args.prophet_grid)
         print(scale, json.dumps(results[scale]), flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     lines = [
@@ -96,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python "
         f"{platform.python_version()}; commit {commit.strip()}",
         f"- command: `.venv/bin/python benchmarks/forecast.py --scales {' '.join(args.scales)}` (horizon "
-        f"{args.horizon}, {args.origins} origins, pool of {args.processes or os.cpu_count()} processes)",
+        f"{args.horizon}, {args.origins} origins, Prophet grid {args.prophet_grid}, pool of "
+        f"{args.processes or os.cpu_count()} processes)",
         "",
         "| scale | series | wall (s) | series/s | series per level | models chosen |",
         "| --- | ---: | ---: | ---: | --- | --- |",

@@ -35,8 +35,9 @@ from forecasting.models import (
     brief_error,
     default_candidates,
     future_months,
+    interval_errors,
     mase_scale,
-    ranked_candidates,
+    refit_order,
     select_model,
     validate_history,
     with_seasonal_naive,
@@ -44,6 +45,7 @@ from forecasting.models import (
 
 RESULT_COLUMNS = ["model", "mase", "wape", "coverage_80", "coverage_95"]
 SELECTED = "selected"
+MIN_CLI_MONTHS = 24  # `salesos forecast backtest` refuses shorter series: no method can be judged on them
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +128,17 @@ def backtest(series: pd.DataFrame, horizon: int, origins: int, candidates: Seque
             fc = add_intervals(pd.DataFrame({"ds": ds, "yhat": values}), sel.scaled_errors.get(cand.name), scale)
             forecasts[cand.name] = fc
             scores[cand.name].add(actual, fc, scale)
-        chosen = next(c.name for c in ranked_candidates(sel, cands) if c.name in forecasts)
+        chosen = ""
+        for cand in refit_order(sel, cands):  # what `forecast` would fit: the choice, else the next best
+            if cand.name not in forecasts:
+                try:
+                    values = cand.predict_values(train, horizon, cache)
+                except Exception:
+                    continue
+                forecasts[cand.name] = add_intervals(pd.DataFrame({"ds": ds, "yhat": values}),
+                                                     interval_errors(cand, sel.scaled_errors), scale)
+            chosen = cand.name
+            break
         picks.append(chosen)
         scores[SELECTED].add(actual, forecasts[chosen], scale)
     out = pd.DataFrame([scores[c.name].row(c.name) for c in cands] + [scores[SELECTED].row(SELECTED)],
@@ -172,6 +184,8 @@ def read_series_csv(path: Path) -> pd.DataFrame:
                 raise SeriesFileError(f"{path}, line {line}: y {raw_y!r} is not a number") from None
             if not math.isfinite(value):
                 raise SeriesFileError(f"{path}, line {line}: y {raw_y!r} is not a finite number")
+            if value < 0:
+                raise SeriesFileError(f"{path}, line {line}: y {raw_y!r} is negative (monthly bookings are not)")
             ds.append(stamp.tz_localize(None) if stamp.tzinfo else stamp)
             ys.append(value)
             lines.append(line)
@@ -234,7 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         series = read_series_csv(args.series)
-        result = backtest(series, args.horizon, args.origins, default_candidates(args.quarter_end_months),
+        if len(series) < MIN_CLI_MONTHS:
+            raise SeriesFileError(f"{args.series}: {len(series)} months; the backtest needs at least "
+                                  f"{MIN_CLI_MONTHS} (two years, to tell a season from noise)")
+        result = backtest(series, args.horizon, args.origins, default_candidates(args.quarter_end_months, "all"),
                           selection_origins=args.selection_origins)
     except ValueError as exc:  # SeriesFileError included
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)

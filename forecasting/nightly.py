@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.bookings import code_version
+from forecasting.models import METHODS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +232,7 @@ def forecast_chunk(work_dir: Path, chunk: str, horizon: int = HORIZON, origins: 
 
 CACHE_COLUMNS_DATES = ("period_start", "training_start", "training_end")
 _FIT_CODE = ("models.py", "backtest.py")  # the modules whose code decides a series' forecast
-_FIT_LIBRARIES = ("prophet", "cmdstanpy", "statsmodels", "numpy", "pandas", "scipy")
+_FIT_LIBRARIES = ("prophet", "cmdstanpy", "statsforecast", "coreforecast", "statsmodels", "numpy", "pandas", "scipy")
 
 
 def _fit_environment() -> bytes:
@@ -242,6 +243,7 @@ def _fit_environment() -> bytes:
     here = Path(__file__).resolve().parent
     for name in _FIT_CODE:
         h.update((here / name).read_bytes())
+    h.update(METHODS_FILE.read_bytes())  # the method registry and the selection rule's settings
     for lib in _FIT_LIBRARIES:
         try:
             h.update(f"{lib}={version(lib)};".encode())

@@ -70,7 +70,7 @@ class Settings:
     forecast_horizon: int = 12
     forecast_origins: int = 6
     forecast_levels: list[str] = field(default_factory=lambda: ["company", "region", "segment", "team", "rep"])
-    forecast_prophet_grid: str = "full"
+    forecast_prophet_grid: str = "primary"
     forecast_reuse_unchanged: bool = True
     number_decimal_separator: str = "auto"
     number_thousands_separator: str = "auto"

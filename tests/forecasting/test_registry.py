@@ -1,0 +1,181 @@
+"""The method registry (config/forecast_methods.yml), the statsforecast candidates and the best-k selection."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting.models import (
+    METHODS_FILE,
+    Candidate,
+    default_candidates,
+    forecast,
+    load_methods,
+    select_model,
+    statsforecast_values,
+)
+from forecasting.nightly import fit_fingerprint
+
+
+def monthly(values) -> pd.DataFrame:
+    return pd.DataFrame({"ds": pd.date_range("2021-01-01", periods=len(values), freq="MS"), "y": values})
+
+
+def trending(n: int = 48, seed: int = 0) -> pd.DataFrame:
+    """Strong trend, mild seasonality: seasonal naive lags a year of growth behind."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return monthly(200 + 12 * t + 15 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 4, n))
+
+
+def test_every_registered_method_is_a_candidate_in_registry_order():
+    reg = load_methods()
+    names = [m["name"] for m in reg.methods]
+    assert [c.name for c in default_candidates(prophet_grid="all")] == names
+    assert {"auto_ets", "auto_arima", "auto_theta", reg.primary_prophet} <= set(names)
+    nightly = [c.name for c in default_candidates()]
+    assert "auto_ets" in nightly and "auto_arima" not in nightly  # AutoARIMA's cost keeps it out of the night
+    assert reg.primary_prophet in [c.name for c in default_candidates(prophet_grid="primary")]
+
+
+def test_adding_a_method_is_one_entry(tmp_path):
+    text = METHODS_FILE.read_text(encoding="utf-8").replace(
+        "methods:\n", "methods:\n  - name: ces\n    kind: statsforecast\n    params: {model: AutoCES}\n", 1)
+    path = tmp_path / "methods.yml"
+    path.write_text(text, encoding="utf-8")
+    cands = default_candidates(registry=load_methods(str(path)))
+    ces = next(c for c in cands if c.name == "ces")
+    values = ces.predict_values(trending(), 6)
+    assert values.shape == (6,) and np.all(values >= 0)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [("  - name: x\n    kind: lstm\n", "unknown kind 'lstm'"),
+     ("  - name: theta\n    kind: theta\n", "repeated name 'theta'"),
+     ("  - name: y\n    kind: theta\n    grids: [nightly]\n", "unknown grids")],
+)
+def test_a_bad_registry_entry_is_named(tmp_path, entry, message):
+    path = tmp_path / "methods.yml"
+    path.write_text(METHODS_FILE.read_text(encoding="utf-8").replace("methods:\n", "methods:\n" + entry, 1),
+                    encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        load_methods(str(path))
+
+
+def test_a_registry_without_seasonal_naive_is_refused(tmp_path):
+    path = tmp_path / "methods.yml"
+    path.write_text("methods:\n  - name: p\n    kind: prophet\n    primary: true\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="seasonal_naive must be registered"):
+        load_methods(str(path))
+
+
+@pytest.mark.parametrize("model", ["AutoETS", "AutoARIMA", "AutoTheta"])
+def test_statsforecast_models_track_a_trend_that_seasonal_naive_misses(model):
+    hist = trending()
+    actual = trending(54)["y"].to_numpy()[48:]
+    fc = statsforecast_values(hist, 6, model=model)
+    snaive = hist["y"].to_numpy()[-12:-6]
+    assert np.mean(np.abs(fc - actual)) < 0.5 * np.mean(np.abs(snaive - actual))
+
+
+def test_statsforecast_short_and_flat_histories_fall_back_to_the_naive_mean():
+    assert statsforecast_values(monthly([5.0, 7.0]), 3).tolist() == [7.0, 7.0, 7.0]
+    assert statsforecast_values(monthly([4.0] * 20), 2).tolist() == [4.0, 4.0]
+    with pytest.raises(ValueError, match="no model"):
+        statsforecast_values(trending(), 3, model="NoSuchModel")
+
+
+def test_selection_never_mixes_in_a_method_the_backtest_shows_poor():
+    """On a trending series seasonal naive scores far worse than the trend methods: it is not in the choice
+    (the old fixed default mix, mean_theta_snaive_prophet, always contained it)."""
+    cands = [Candidate("seasonal_naive", "seasonal_naive"), Candidate("theta", "theta"),
+             Candidate("auto_ets", "statsforecast", {"model": "AutoETS"}),
+             Candidate("auto_theta", "statsforecast", {"model": "AutoTheta"})]
+    sel = select_model(trending(), horizon=6, origins=4, candidates=cands)
+    assert sel.scores["seasonal_naive"] > 2 * sel.scores[sel.best]
+    members = sel.params.get("members", [sel.model])
+    assert "seasonal_naive" not in members
+    names = [c.name for c in cands]
+    assert members == sorted(members, key=names.index)  # registry order: one name per set of members
+    assert all(sel.scores[m] <= 1.2 * sel.scores[sel.best] for m in members)
+    if len(members) > 1:  # the mean is scored and calibrated on its members' averaged errors
+        assert sel.model == f"mean({','.join(members)})"
+        assert np.allclose(sel.scaled_errors[sel.model], np.mean([sel.scaled_errors[m] for m in members], axis=0))
+
+
+def test_a_chosen_mean_is_refitted_as_the_mean_of_its_members():
+    cands = [Candidate("seasonal_naive", "seasonal_naive"), Candidate("theta", "theta"),
+             Candidate("theta_again", "theta")]
+    hist = trending(40, seed=3)
+    fc, sel = forecast(hist, 6, 3, cands)
+    assert sel.model == "mean(theta,theta_again)"  # equal scores: both are in, seasonal naive is not
+    members = {c.name: c for c in cands}
+    expected = np.mean([members[m].predict_values(hist, 6) for m in sel.params["members"]], axis=0)
+    assert np.allclose(fc["yhat"], expected)
+    assert (fc["yhat_lower_80"] <= fc["yhat"]).all() and (fc["yhat"] <= fc["yhat_upper_80"]).all()
+
+
+def test_the_nightly_cache_key_changes_with_the_registry(monkeypatch, tmp_path):
+    import forecasting.nightly as nightly
+
+    hist = trending(30)
+    before = fit_fingerprint("company", hist, 12, 6, "full")
+    edited = tmp_path / "forecast_methods.yml"
+    edited.write_text(METHODS_FILE.read_text(encoding="utf-8").replace("combine_max: 3", "combine_max: 2"),
+                      encoding="utf-8")
+    monkeypatch.setattr(nightly, "METHODS_FILE", Path(edited))
+    assert fit_fingerprint("company", hist, 12, 6, "full") != before
+
+
+def test_cli_refuses_negative_values_in_one_line(tmp_path, capsys):
+    from forecasting.backtest import main
+
+    rows = "".join(f"{d.date()},{-5 if i == 7 else 10 + i}\n"
+                   for i, d in enumerate(pd.date_range("2022-01-01", periods=30, freq="MS")))
+    src = tmp_path / "neg.csv"
+    src.write_text("ds,y\n" + rows, encoding="utf-8")
+    assert main([str(src), "--output", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("line 9: y '-5' is negative (monthly bookings are not)") and "\n" not in err
+
+
+def test_a_mean_is_calibrated_on_its_members_widths_not_on_its_averaged_errors():
+    """Members whose errors cancel would give the mean a near-zero interval; it gets their average width."""
+    from forecasting.models import add_intervals, interval_multipliers
+
+    rng = np.random.default_rng(5)
+    e = rng.normal(0, 1, (6, 4))
+    fc = pd.DataFrame({"yhat": np.full(4, 100.0)})
+    out = add_intervals(fc, [e, -e], scale=2.0)
+    expected = np.mean([interval_multipliers(e, 4)[0.80], interval_multipliers(-e, 4)[0.80]], axis=0) * 2.0
+    assert np.allclose(out["yhat_upper_80"] - 100.0, expected) and expected.min() > 0
+    assert np.allclose(add_intervals(fc, np.mean([e, -e], axis=0), 2.0)["yhat_upper_80"], 100.0)
+
+
+def test_the_nightly_default_set_is_one_prophet_with_autoets_and_autotheta():
+    """The default settings keep the nightly fits below the old 4-Prophet grid's while adding AutoETS."""
+    from salesos.settings import Settings, load_settings
+
+    grid = load_settings().forecast_prophet_grid
+    assert grid == Settings().forecast_prophet_grid == "primary"
+    kinds = [c.kind for c in default_candidates(prophet_grid=grid)]
+    assert kinds.count("prophet") == 1 and kinds.count("statsforecast") == 2
+    assert {c.name for c in default_candidates(prophet_grid=grid)} >= {"auto_ets", "auto_theta", "seasonal_naive"}
+
+
+def test_intervals_are_split_conformal_at_each_step():
+    """Each step's width is its own conformal rank of the backtest |errors| (no pooling across steps, no
+    global widening): the old pooled quantile x 1.15 gave step 1 here a width far above its errors."""
+    from forecasting.models import interval_multipliers
+
+    e = np.array([[0.1, 4.0, -1.0]] * 3 + [[-0.2, -5.0, 1.0]] * 3)  # 6 origins: 80% rank 6 = the largest
+    w = interval_multipliers(e, horizon=4)
+    assert np.allclose(w[0.80][:3], [0.2, 5.0, 5.0])  # step 3 kept at step 2's: never narrower further out
+    assert np.isclose(w[0.80][3], 5.0 * np.sqrt(4 / 3))
+    assert np.allclose(w[0.95], w[0.80] * 1.959963984540054 / 1.2815515655446004)  # 6 cannot rank 95%
+    many = np.abs(np.random.default_rng(2).normal(0, 1, (39, 2)))
+    w = interval_multipliers(many, horizon=2)  # 39 origins: 95% is rank 38, 80% rank 32, per step
+    assert np.allclose(w[0.95], np.maximum.accumulate(np.sort(many, axis=0)[37]))
+    assert np.allclose(w[0.80], np.maximum.accumulate(np.sort(many, axis=0)[31]))
