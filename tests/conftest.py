@@ -31,7 +31,9 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 # and the many short files fill in behind them. A file missing from the list still runs, in its usual place.
 LONGEST_FILES_FIRST = (
     "tests/test_end_to_end.py",
+    "tests/test_renamed_stages.py",
     "tests/warehouse/test_postgres.py",
+    "tests/test_fault_injection.py",
     "tests/test_end_to_end_runs.py",
     "tests/deploy/test_services_native.py",
     "tests/test_incremental.py",
