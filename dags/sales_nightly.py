@@ -75,6 +75,11 @@ def _ctx():
         "data_dir": Param(None, type=["null", "string"], description="archive/build/runs folder"),
         "settings": Param(None, type=["null", "string"], description="settings YAML"),
         "dbt_target": Param(None, type=["null", "string"], description="dbt target (duckdb or postgres)"),
+        "source": Param(
+            None, type=["null", "string"],
+            description="what `exports` holds: exports, fivetran-salesforce or airbyte-salesforce (default: the "
+            "settings' source)",
+        ),
         "allow_exports_after_as_of": Param(
             False, type="boolean",
             description="publish although the exports were modified long after the as-of date (a backfill on "

@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the as-of date (a warning in the summary instead of a failed run)",
     )
     run.add_argument(
+        "--source",
+        default=None,
+        help="what --exports holds: exports (a folder of export files), fivetran-salesforce or "
+        "airbyte-salesforce (a connector's landed tables: a folder of CSV/Parquet files or a DuckDB file); "
+        "default: the setting source",
+    )
+    run.add_argument(
         "--full-refresh",
         action="store_true",
         help="reload every raw table and rebuild every incremental model from scratch (default: only what changed)",
@@ -147,6 +154,7 @@ def _run(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             settings_file=args.settings,
             allow_exports_after_as_of=args.allow_exports_after_as_of,
+            source=args.source,
         )
     except RunIdError as exc:  # a run id or path that could reach the filesystem or SQL unsafely
         print(f"salesos run failed before it started: {exc}; nothing was changed", file=sys.stderr)

@@ -129,6 +129,10 @@ OPPORTUNITY = ExportFile(
         F("LeadSource"),
         F("CurrencyIsoCode"),
         F("LastModifiedDate", "datetime"),
+        # not a Salesforce field: a connector's sync time of the row (salesos.extract.connectors)
+        F("SyncedAt", "datetime", description="When a connector last synced the row (Fivetran _fivetran_synced, "
+          "Airbyte _airbyte_extracted_at); freshness falls back to it where LastModifiedDate is empty.",
+          not_in_every_source=True),
     ),
 )
 

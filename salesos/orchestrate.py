@@ -44,6 +44,8 @@ def context_for_run(run_id: str, logical_date: datetime | date, params: dict[str
         run_id=run_id,
         # a run option, never a deployment-wide variable: each backfill says so itself
         allow_exports_after_as_of=bool(params.get("allow_exports_after_as_of") or False),
+        # what the landing location holds (exports or a connector's tables); None: the settings' source
+        source=params.get("source") or None,
     )
 
 

@@ -20,7 +20,8 @@ from typing import Any
 
 import duckdb
 
-from salesos.extract.landing import archive_exports
+from salesos.extract.connectors import archive_source
+from salesos.extract.connectors.translate import read_translations
 from salesos.extract.load import load_raw
 from salesos.publish.lock import RunLocked, RunRefused, holds_whole_run, relabel, warehouse_lock
 from salesos.run_context import RunContext
@@ -118,7 +119,8 @@ def _extract(ctx: RunContext) -> dict[str, Any]:
     settings = load_settings(ctx.settings_file)  # fail early on a bad settings file
     refuse_used_run_id(ctx)
     # a retried extract of the same run (Airflow) replaces its own archive, which no publish has used
-    archived = archive_exports(ctx.exports, ctx.archive_dir)
+    source = ctx.source or settings.source
+    archived = archive_source(source, ctx.exports, ctx.archive_dir, settings)
     remove_stale_builds(ctx)
     ctx.build_dir.mkdir(parents=True)
     owner = {"run_id": ctx.run_id, "warehouse": str(ctx.warehouse),
@@ -164,6 +166,9 @@ def _extract(ctx: RunContext) -> dict[str, Any]:
             "load_mode": result.mode,
             "rows_changed": result.changes,
             "archive": str(ctx.archive_dir),
+            "source": source,
+            # a connector source: what was left out of each landed table and why (salesos.extract.connectors)
+            "translation": read_translations(ctx.archive_dir).get("translation", {}),
             # the baseline of the validate step's shrink guard
             "previous_run": {"run_id": previous_run, "row_counts": previous},
         },

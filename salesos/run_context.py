@@ -29,6 +29,8 @@ class RunContext:
     dbt_target: str = "duckdb"
     # publish although the exports were modified well after the as-of date (salesos.validate.gx_checks)
     allow_exports_after_as_of: bool = False
+    # what `exports` holds (salesos.extract.connectors.SOURCES); None: the settings' `source`
+    source: str | None = None
 
     def __post_init__(self) -> None:
         """Every context, however made (the CLI, Airflow, XCom), is checked before a path is built from it."""
@@ -53,6 +55,7 @@ class RunContext:
         settings_file: str | Path | None = None,
         dbt_target: str = "duckdb",
         allow_exports_after_as_of: bool = False,
+        source: str | None = None,
     ) -> RunContext:
         """Build a context with absolute paths; the run id defaults to the as-of date."""
         warehouse = Path(warehouse).expanduser().resolve()
@@ -68,6 +71,7 @@ class RunContext:
             settings_file=Path(settings_file).expanduser().resolve() if settings_file else None,
             dbt_target=dbt_target,
             allow_exports_after_as_of=bool(allow_exports_after_as_of),
+            source=source or None,
         )
 
     @property
@@ -106,6 +110,7 @@ class RunContext:
             settings_file=Path(d["settings_file"]) if d.get("settings_file") else None,
             dbt_target=d.get("dbt_target", "duckdb"),
             allow_exports_after_as_of=bool(d.get("allow_exports_after_as_of", False)),
+            source=d.get("source") or None,
         )
 
 

@@ -34,6 +34,10 @@ PYTHON_ONLY = (
     "number_decimal_separator",
     "number_thousands_separator",
     "export_encoding",
+    # the source of the CRM data (salesos.extract.connectors)
+    "source",
+    "connector_schema",
+    "connector_tables",
 )
 
 # How the loader may read the exports' numbers and text (salesos/extract/load.py says what each means).
@@ -75,6 +79,10 @@ class Settings:
     number_decimal_separator: str = "auto"
     number_thousands_separator: str = "auto"
     export_encoding: str = "auto"
+    # The source of the CRM data (salesos.extract.connectors): exports, or a connector's landed tables.
+    source: str = "exports"
+    connector_schema: str = "main"
+    connector_tables: dict[str, str] = field(default_factory=dict)
 
     def dbt_vars(self) -> dict[str, Any]:
         """The settings the dbt models use, as vars (the dbt project declares the same names)."""
@@ -111,6 +119,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     _check_export_guards(settings, source)
     _check_formats(settings, source)
     _check_stages(settings, source)
+    _check_source(settings, source)
     for i, band in enumerate(settings.segment_bands):
         if set(band) != {"name", "min_employees"}:
             raise SettingsError(f"{source}: segment_bands[{i}] needs exactly name and min_employees, got {band}")
@@ -151,6 +160,26 @@ def _check_formats(settings: Settings, source: str | Path) -> None:
         raise SettingsError(
             f"{source}: export_encoding must be one of {EXPORT_ENCODINGS}, got {settings.export_encoding!r}"
         )
+
+
+def _check_source(settings: Settings, source: str | Path) -> None:
+    """The source must be one salesos reads; renamed connector tables must be its own names."""
+    from salesos.extract.connectors import SOURCES, connector_for
+    from salesos.extract.connectors.translate import check_overrides
+    from salesos.extract.landing import ExportError
+
+    if settings.source not in SOURCES:
+        raise SettingsError(f"{source}: source must be one of {', '.join(SOURCES)}, got {settings.source!r}")
+    tables = settings.connector_tables
+    if not isinstance(tables, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                               for k, v in tables.items()):
+        raise SettingsError(f"{source}: connector_tables must map connector table names to landed names")
+    connector = connector_for(settings.source)
+    if connector is not None:
+        try:
+            check_overrides(connector, tables)
+        except ExportError as exc:
+            raise SettingsError(f"{source}: {exc}") from exc
 
 
 def settings_stage_flags(settings: Settings) -> dict[str, tuple[bool, bool]]:

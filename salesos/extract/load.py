@@ -41,6 +41,7 @@ from pathlib import Path
 import duckdb
 
 from salesos.contract import EXPORTS, ExportFile, Field, map_headers
+from salesos.extract.connectors.translate import PROVENANCE_COLUMNS
 from salesos.extract.landing import ArchivedFile, ExportError
 from salesos.settings import Settings
 
@@ -1011,7 +1012,8 @@ def _load_raw(
             alternatives = {c for g in plan.export.one_of if present.intersection(g) for c in g}
             missing = [f.api_name for f in plan.export.fields
                        if f.column not in present | alternatives and not f.not_in_every_source]
-            extra = [h for h, c in plan.mapping.items() if plan.export.field_by_column(c) is None]
+            extra = [h for h, c in plan.mapping.items()
+                     if plan.export.field_by_column(c) is None and c not in PROVENANCE_COLUMNS]
             if missing:
                 result.missing_columns[name] = missing
                 log.warning("%s: optional column(s) absent, loaded as empty: %s", name, ", ".join(missing))

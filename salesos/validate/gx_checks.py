@@ -162,6 +162,11 @@ def _frame_columns(con: duckdb.DuckDBPyConnection, table: str, raw_schema: str =
                 f'(select id from {raw_schema}."{target}" where id is not null))'
             )
     if table == "opportunities":
+        # freshness: the newest modification, else (a connector table without LastModifiedDate) the newest sync
+        columns["modified_or_synced__typed"] = (
+            "coalesce(try_cast(last_modified_date as timestamp), try_cast(synced_at as timestamp))"
+            if "synced_at" in names else "try_cast(last_modified_date as timestamp)"
+        )
         columns["closed_flags__consistent"] = "not (lower(is_won) = 'true' and lower(is_closed) = 'false')"
     if table == "opportunity_stages":
         columns["stage_flags__consistent"] = "not (lower(is_won) = 'true' and lower(is_closed) = 'false')"
