@@ -549,7 +549,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     for name, cols in summary.get("missing_columns", {}).items():
         lines.append(f"note: {name} has no {', '.join(cols)} (loaded as empty)")
     for name, cols in summary.get("extra_columns", {}).items():
-        lines.append(f"note: {name} has columns the contract does not use, kept: {', '.join(cols)}")
+        # a connector's tables carry dozens of such columns: name the first ones, count the rest
+        shown = ", ".join(cols[:12]) + (f" and {len(cols) - 12} more" if len(cols) > 12 else "")
+        lines.append(f"note: {name} has columns the contract does not use, kept: {shown}")
     for w in summary["checks"]["warnings"]:
         lines.append(f"warning: {w}")
     return "\n".join(lines)

@@ -39,6 +39,10 @@ class RunContext:
                             ("settings file", self.settings_file), ("exports", self.exports)):
             if path is not None:
                 check_path(str(path), label)
+        if self.source is not None:
+            from salesos.extract.connectors import connector_for
+
+            connector_for(self.source)  # an unknown source is refused before anything is touched
         if self.warehouse.name in ("", ".", "..") or self.warehouse.name.startswith("."):
             raise RunIdError(f"warehouse {str(self.warehouse)!r}: the file name must be a plain name, "
                              "not empty, '.', '..' or hidden")

@@ -44,3 +44,20 @@ def test_a_killed_runs_build_copy_is_removed_by_the_next_run(tmp_path):
     new = RunContext.create(as_of=date(2026, 10, 31), exports=tmp_path, warehouse=tmp_path / "wh" / "s.duckdb")
     assert remove_stale_builds(new) == [old.build_dir]
     assert not old.build_dir.exists() and unrelated.exists()
+
+
+def test_the_source_travels_as_a_run_option_and_an_unknown_one_is_refused(tmp_path):
+    import pytest
+
+    from salesos.extract.connectors import UnknownSourceError
+
+    ctx = RunContext.create(as_of=date(2026, 1, 2), exports=tmp_path / "x", warehouse=tmp_path / "a.duckdb",
+                            source="fivetran-salesforce")
+    assert RunContext.from_dict(ctx.to_dict()) == ctx
+    assert RunContext.create(as_of=date(2026, 1, 2), exports=tmp_path, warehouse=tmp_path / "a.duckdb").source is None
+    airflow = context_for_run("manual__x", datetime(2026, 10, 31),
+                              {"exports": str(tmp_path), "warehouse": str(tmp_path / "w.duckdb"),
+                               "source": "airbyte-salesforce"})
+    assert airflow.source == "airbyte-salesforce"
+    with pytest.raises(UnknownSourceError, match="unknown source 'fivetran'"):
+        RunContext.create(as_of=date(2026, 1, 2), exports=tmp_path, warehouse=tmp_path / "a.duckdb", source="fivetran")

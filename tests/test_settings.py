@@ -27,6 +27,10 @@ def test_user_file_overrides_defaults(tmp_path):
         ("region_source: manager\n", "region_source"),
         ("forecast_prophet_grid: huge\n", "forecast_prophet_grid must be full or primary"),
         ("- a\n- b\n", "mapping"),
+        ("source: hubspot\n", "source must be one of exports, fivetran-salesforce, airbyte-salesforce"),
+        ("source: fivetran-salesforce\nconnector_tables: {opportunty: x}\n",
+         "renames opportunty, not a Fivetran Salesforce table"),
+        ("connector_tables: [opportunity]\n", "connector_tables must map"),
     ],
 )
 def test_bad_settings_name_file_and_key(tmp_path, text, match):

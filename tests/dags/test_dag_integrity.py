@@ -59,3 +59,16 @@ def test_dag_files_do_no_work_at_import():
     text = (DAGS_FOLDER / "sales_nightly.py").read_text()
     for heavy in ("import pandas", "import duckdb", "import prophet", "import great_expectations", "os.environ["):
         assert heavy not in text.split("def sales_nightly")[0], heavy
+
+
+def test_the_source_param_names_every_source_the_cli_takes(dagbag):
+    """The DAG param, the CLI option and the settings key all take salesos.extract.connectors.SOURCES."""
+    from salesos.cli import build_parser
+    from salesos.extract.connectors import SOURCES
+
+    param = dagbag.dags["sales_nightly"].params.get_param("source")
+    assert param.value is None  # the settings' source unless a run says otherwise
+    run = next(a for a in build_parser()._subparsers._group_actions[0].choices["run"]._actions
+               if a.dest == "source")
+    for name in SOURCES:
+        assert name in param.description and name in run.help

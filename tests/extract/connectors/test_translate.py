@@ -246,3 +246,17 @@ def test_the_loader_loads_the_translation_and_quarantine_names_the_landed_row(tm
     assert q == [("unparseable_number", "amount", "lots", "opportunity", "4")]
     raw = con.execute("select id, synced_at, is_deleted from raw.opportunities").fetchall()
     assert raw == [("o3", "2026-10-31 02:00:00", "true")]
+
+
+def test_the_sources_page_names_every_connector_table() -> None:
+    """docs/export-contract.md's Sources table follows the Connector specs (their one definition)."""
+    text = (Path(__file__).resolve().parents[3] / "docs" / "export-contract.md").read_text(encoding="utf-8")
+    section = text[text.index("## Sources"):text.index("## How a run reads them")]
+    for name in SOURCES:
+        assert f"`{name}`" in section
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    for e in EXPORTS:
+        for c in (FIVETRAN_SALESFORCE, AIRBYTE_SALESFORCE):
+            if e.table in c.tables:
+                row = next(r for r in rows if e.object_name in r.split("|")[1].split("(")[0].replace(",", " ").split())
+                assert f"`{c.tables[e.table]}`" in row, (c.name, e.table)
