@@ -163,7 +163,7 @@ def _frame_columns(con: duckdb.DuckDBPyConnection, table: str, raw_schema: str =
             )
     if table == "opportunities":
         # freshness: the newest modification, else (a connector table without LastModifiedDate) the newest sync
-        columns["modified_or_synced__typed"] = (
+        columns["last_modified_date__or_synced"] = (
             "coalesce(try_cast(last_modified_date as timestamp), try_cast(synced_at as timestamp))"
             if "synced_at" in names else "try_cast(last_modified_date as timestamp)"
         )

@@ -163,6 +163,22 @@ def test_a_stale_export_fails(tiny_exports, tmp_path):
         validate_raw(con, run_params(con, "r1", SETTINGS, date(2026, 12, 31)))
 
 
+@pytest.mark.parametrize(("synced", "fresh"), [("2026-10-30 02:00:00", True), ("2026-09-01 02:00:00", False)])
+def test_freshness_falls_back_to_the_sync_time_where_rows_have_no_last_modified_date(tiny_exports, tmp_path,
+                                                                                      synced, fresh):
+    """A connector's opportunity table often has no LastModifiedDate: its SyncedAt says how fresh it is."""
+    rows = [{**{k: v for k, v in o.items() if k != "LastModifiedDate"}, "SyncedAt": synced} for o in OPPORTUNITIES]
+    write_csv(tiny_exports / "Opportunity.csv", rows)
+    con = _con(tiny_exports, tmp_path)
+    params = run_params(con, "r1", SETTINGS, AS_OF)
+    if fresh:
+        validate_raw(con, params)
+    else:
+        with pytest.raises(ValidationFailed, match=r"field 'last_modified_date' fails expect_column_max_to_be_between "
+                                                   r"min_value=2026-10-28 00:00:00: observed 2026-09-01 02:00:00"):
+            validate_raw(con, params)
+
+
 def test_parameters_are_filled_from_the_run():
     assert resolve_params({"a": "${x.y}", "b": ["${z}"]}, {"x": {"y": 1}, "z": 2}) == {"a": 1, "b": [2]}
     with pytest.raises(KeyError, match="nope"):
