@@ -81,7 +81,7 @@ class Settings:
     export_encoding: str = "auto"
     # The source of the CRM data (salesos.extract.connectors): exports, or a connector's landed tables.
     source: str = "exports"
-    connector_schema: str = "main"
+    connector_schema: str | None = None  # None: main in a DuckDB file, public in PostgreSQL
     connector_tables: dict[str, str] = field(default_factory=dict)
 
     def dbt_vars(self) -> dict[str, Any]:

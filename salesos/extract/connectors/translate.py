@@ -49,6 +49,7 @@ LANDED_MANIFEST = "landed.json"
 PROVENANCE_COLUMNS = ("landed_table", "landed_row")
 FILE_SUFFIXES = (".csv", ".parquet")
 DATABASE_SUFFIXES = (".duckdb", ".ddb", ".db")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _ROW = "__salesos_landed_row"
 _TRUE = "('true', 't', '1', 'yes', 'y')"
 
@@ -94,8 +95,22 @@ def _truthy(column: str) -> str:
 
 
 def is_database(location: str) -> bool:
-    """A DuckDB file (by its suffix) rather than a folder of files."""
-    return "://" not in location and Path(location).suffix.lower() in DATABASE_SUFFIXES
+    """A DuckDB file (by its suffix) or a PostgreSQL URL, rather than a folder of files."""
+    return is_postgres(location) or ("://" not in location and Path(location).suffix.lower() in DATABASE_SUFFIXES)
+
+
+def is_postgres(location: str) -> bool:
+    """A PostgreSQL connection URL (`postgresql://user@host:5432/db`)."""
+    return location.startswith(POSTGRES_SCHEMES)
+
+
+def _without_password(dsn: str) -> str:
+    """The DSN as recorded in the archive: never the password."""
+    from psycopg2.extensions import make_dsn, parse_dsn
+
+    params = parse_dsn(dsn)
+    params.pop("password", None)
+    return make_dsn(**params)
 
 
 def check_overrides(connector: Connector, overrides: dict[str, str], settings_name: str = "connector_tables") -> None:
@@ -127,7 +142,9 @@ def archive_connector(
     tmp_dir = archive_dir.with_name(archive_dir.name + ".partial")
     shutil.rmtree(tmp_dir, ignore_errors=True)
     (tmp_dir / LANDED_DIR).mkdir(parents=True)
-    if is_database(location):
+    if is_postgres(location):
+        landed = _archive_postgres(connector, location, tmp_dir / LANDED_DIR, overrides, schema or "public")
+    elif is_database(location):
         landed = _archive_database(connector, location, tmp_dir / LANDED_DIR, overrides, schema or "main")
     else:
         landed = _archive_files(connector, location, tmp_dir / LANDED_DIR, overrides)
@@ -226,6 +243,45 @@ def _archive_database(
         return landed
     finally:
         con.close()
+
+
+def _archive_postgres(
+    connector: Connector, dsn: str, dest: Path, overrides: dict[str, str], schema: str
+) -> list[LandedTable]:
+    """Each landed table of the PostgreSQL schema, as PostgreSQL writes it to CSV (every value as its text)."""
+    import psycopg2
+    from psycopg2 import sql
+
+    where = _without_password(dsn)
+    try:
+        pg = psycopg2.connect(dsn)
+    except psycopg2.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"{connector.title} tables: cannot connect to {where}: {first}") from exc
+    try:
+        pg.set_session(readonly=True)
+        with pg.cursor() as cur:
+            cur.execute("select table_name from information_schema.tables where table_schema = %s", [schema])
+            present = {name.lower(): name for (name,) in cur.fetchall()}
+            if not present:
+                raise ExportError(f"{connector.title} tables: schema {schema!r} of {where} has no tables "
+                                  "(setting connector_schema)")
+            landed: list[LandedTable] = []
+            for table, default in connector.tables.items():
+                name = present.get(overrides.get(default, default).lower())
+                if name is None:
+                    continue
+                filename = f"{name}.csv"
+                query = sql.SQL("copy (select * from {}.{}) to stdout with (format csv, header)").format(
+                    sql.Identifier(schema), sql.Identifier(name))
+                with (dest / filename).open("wb") as fh:
+                    cur.copy_expert(query.as_string(pg), fh)
+                data = (dest / filename).read_bytes()
+                landed.append(LandedTable(table, name, filename, f"{where} {schema}.{name}",
+                                          hashlib.sha256(data).hexdigest(), len(data)))
+        return landed
+    finally:
+        pg.close()
 
 
 def _check_required(

@@ -260,3 +260,54 @@ def test_the_sources_page_names_every_connector_table() -> None:
             if e.table in c.tables:
                 row = next(r for r in rows if e.object_name in r.split("|")[1].split("(")[0].replace(",", " ").split())
                 assert f"`{c.tables[e.table]}`" in row, (c.name, e.table)
+
+
+def test_a_postgres_schema_gives_the_same_files_as_csv(tmp_path: Path) -> None:
+    """PostgreSQL on 127.0.0.1:5432 (SALESOS_TEST_PG_*; skipped when unreachable), database test."""
+    import os
+    import uuid
+
+    psycopg2 = pytest.importorskip("psycopg2")
+    host = os.environ.get("SALESOS_TEST_PG_HOST", "127.0.0.1")
+    port = os.environ.get("SALESOS_TEST_PG_PORT", "5432")
+    user = os.environ.get("SALESOS_TEST_PG_USER", "postgres")
+    dsn = f"postgresql://{user}@{host}:{port}/test"
+    try:
+        pg = psycopg2.connect(dsn, connect_timeout=3)
+    except psycopg2.OperationalError:
+        pytest.skip("PostgreSQL is not reachable")
+    landing = _landing(tmp_path)
+    schema = f"salesforce_{uuid.uuid4().hex[:8]}"
+    pg.autocommit = True
+    try:
+        with pg.cursor() as cur:
+            cur.execute(f"create schema {schema}")
+            for f in landing.iterdir():
+                header = f.read_text(encoding="utf-8").splitlines()[0].split(",")
+                # the connector's own types for its bookkeeping columns, text for the rest
+                types = {"_fivetran_active": "boolean", "_fivetran_deleted": "boolean",
+                         "_fivetran_synced": "timestamp", "_fivetran_start": "timestamp", "_fivetran_end": "timestamp"}
+                cols = ", ".join(f'"{h}" {types.get(h, "text")}' for h in header)
+                cur.execute(f'create table {schema}."{f.stem}" ({cols})')
+                with f.open(encoding="utf-8") as fh:
+                    cur.copy_expert(f'copy {schema}."{f.stem}" from stdin with (format csv, header)', fh)
+        csv_archive, pg_archive = tmp_path / "a_csv", tmp_path / "a_pg"
+        archive_connector(FIVETRAN_SALESFORCE, landing, csv_archive)
+        archive_connector(FIVETRAN_SALESFORCE, dsn, pg_archive, schema=schema)
+        for name in ("Opportunity.csv", "Account.csv", "User.csv", "quotas.csv"):
+            expected, got = _read(csv_archive / name), _read(pg_archive / name)
+            # PostgreSQL writes its booleans as t/f and a date in a timestamp column with its time: same values
+            for rows in (expected, got):
+                for r in rows:
+                    for k in ("_fivetran_active", "_fivetran_deleted"):
+                        if k in r:
+                            r[k] = {"t": "true", "f": "false"}.get(r[k], r[k])
+                    for k in ("_fivetran_synced", "SyncedAt"):
+                        if len(r.get(k, "")) == 10:  # a date landed in a timestamp column
+                            r[k] += " 00:00:00"
+            assert got == expected, name
+        assert "password" not in (pg_archive / "landed.json").read_text()
+    finally:
+        with pg.cursor() as cur:
+            cur.execute(f"drop schema if exists {schema} cascade")
+        pg.close()
