@@ -14,8 +14,9 @@ source only has to say which of its rows are the CRM's current records. For each
   rows of tables with neither are left out and counted), so the models drop them as they drop Salesforce's;
 - the Opportunity table gets `SyncedAt` from the connector's sync time, which freshness falls back to
   where the table has no LastModifiedDate;
-- a history-mode copy of Opportunity (an `id` and `_fivetran_start`, no `opportunity_id`) gives the
-  current opportunities where no opportunity table is landed, and OpportunityHistory rows: one per version
+- a history-mode copy of Opportunity (an `id` and `_fivetran_start`, no `opportunity_id`), landed as
+  `opportunity_history` or as `opportunity` itself, gives OpportunityHistory rows where no other history
+  is landed (and the current opportunities where no opportunity table is): one per version
   whose stage, amount, close date, probability, forecast category or closed/won flags differ from the
   version before (Salesforce writes a history row on the same changes).
 
@@ -360,6 +361,10 @@ def translate(
                 info.notes.append(f"current {export_for(current).object_name} rows from its active versions")
             continue
         outputs[export.table] = (_current_sql(connector, export, t, cols, info, history_mode), t.name, False)
+        history_of = {cur: hist for hist, cur in connector.versions_of.items()}.get(export.table)
+        if history_of is not None and history_mode and history_of not in landed:
+            # the current table itself in history mode, and no history table: its versions are the history
+            outputs[history_of] = (_history_sql(connector, t, cols, info, con), t.name, True)
     for export in EXPORTS:
         if export.table not in outputs:
             continue

@@ -100,7 +100,8 @@ def test_every_connector_names_only_contract_tables() -> None:
 def test_history_mode_opportunity_becomes_current_rows_and_history(tmp_path: Path) -> None:
     archive = tmp_path / "archive" / "r1"
     archived = archive_connector(FIVETRAN_SALESFORCE, _landing(tmp_path), archive)
-    assert {a.filename for a in archived} == {"Opportunity.csv", "Account.csv", "User.csv", "quotas.csv"}
+    assert {a.filename for a in archived} == {"Opportunity.csv", "OpportunityHistory.csv", "Account.csv", "User.csv",
+                                              "quotas.csv"}
     current = _read(archive / "Opportunity.csv")
     # o2 has no active version (deleted in the CRM); o3 is active but the connector marks it deleted
     assert [(r["id"], r["stage_name"], r["is_deleted"]) for r in current] == [
@@ -134,6 +135,21 @@ def test_history_from_versions_keeps_a_row_per_tracked_change(tmp_path: Path) ->
     assert [r["id"] for r in _read(archive / "Opportunity.csv")] == ["o1", "o3"]
     translation = read_translations(archive)["translation"]["opportunity_history"]
     assert translation["landed_rows"] == 6 and translation["written_rows"] == 2 and translation["history_rows"] == 5
+
+
+def test_a_history_mode_opportunity_table_gives_the_history_where_none_is_landed(tmp_path: Path) -> None:
+    archive = tmp_path / "archive" / "r1"
+    archive_connector(FIVETRAN_SALESFORCE, _landing(tmp_path), archive)
+    history = _read(archive / "OpportunityHistory.csv")
+    assert [(r["OpportunityId"], r["StageName"]) for r in history] == [
+        ("o1", "Prospecting"), ("o1", "Negotiation"), ("o1", "Signed"), ("o2", "Prospecting"), ("o3", "Prospecting")
+    ]
+    # a landed OpportunityHistory (Salesforce's object) wins over the versions
+    landing = tmp_path / "landed"
+    write_csv(landing / "opportunity_history.csv", [{
+        "id": "h1", "opportunity_id": "o1", "stage_name": "Prospecting", "created_date": "2026-09-01 10:00:00"}])
+    archive_connector(FIVETRAN_SALESFORCE, landing, archive)
+    assert [r["id"] for r in _read(archive / "OpportunityHistory.csv")] == ["h1"]
 
 
 def test_a_history_mode_table_without_active_flag_keeps_each_ids_latest_start(tmp_path: Path) -> None:
