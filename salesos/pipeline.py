@@ -496,6 +496,8 @@ def summarize(ctx: RunContext) -> dict[str, Any]:
         "number_formats": steps.get("extract", {}).get("number_formats", {}),
         "missing_columns": steps.get("extract", {}).get("missing_columns", {}),
         "extra_columns": steps.get("extract", {}).get("extra_columns", {}),
+        "source": steps.get("extract", {}).get("source", "exports"),
+        "translation": steps.get("extract", {}).get("translation", {}),
         "checks": {
             "expectations": steps.get("validate", {}).get("expectations", 0),
             "warnings": steps.get("validate", {}).get("warnings", []),
@@ -522,6 +524,14 @@ def format_summary(summary: dict[str, Any]) -> str:
     quarantined = summary.get("rows_quarantined", {})
     for name, n in summary["rows_loaded"].items():
         lines.append(f"  {name:<24} {n:>12,} {quarantined.get(name, 0):>12,}")
+    if summary.get("source", "exports") != "exports":
+        lines.append(f"  from the {summary['source']} tables (archived untouched under landed/):")
+        for table, t in summary.get("translation", {}).items():
+            made = ", ".join(
+                [f"{t['written_rows']:,} current"] * bool(t["written_rows"] or not t["history_rows"])
+                + [f"{t['history_rows']:,} OpportunityHistory"] * bool(t["history_rows"])
+            )
+            lines.append(f"    {table}: {t['landed_rows']:,} landed -> {made}")
     for rule, n in summary.get("quarantined_by_rule", {}).items():
         lines.append(f"  quarantined {rule}: {n:,} (see the quarantine schema)")
     checks = summary["checks"]

@@ -94,6 +94,10 @@ def test_the_seeds_as_committed_publish_a_night_that_matches_the_hand_count(tmp_
     ctx = _ctx(SEEDS, tmp_path)
     summary = pipeline.run_all(ctx)
     assert summary["run_id"] == ctx.run_id
+    text = pipeline.format_summary(summary)
+    assert "from the fivetran-salesforce tables" in text
+    assert "sf_opportunity_data: 10 landed -> 8 current" in text
+    assert "sf_opportunity_history_data: 10 landed -> 10 OpportunityHistory" in text
     expected = hand_count(_seed("sf_opportunity_data"))
     # eight current rows (two are inactive versions), every one of them deleted in Salesforce
     assert (expected["current"], expected["live"]) == (8, 0)
