@@ -27,7 +27,8 @@ it). Tasks that open the build copy run in the
 one-slot pool `duckdb_writer` (DuckDB allows one writing process).
 The as-of date is the logical date (the day the data covers): the run for 2026-10-31 starts at 02:00
 UTC on 2026-11-01. Configure with the DAG params or the environment variables `SALESOS_EXPORTS`,
-`SALESOS_WAREHOUSE`, `SALESOS_DATA_DIR`, `SALESOS_SETTINGS`, `SALESOS_DBT_TARGET`. A backfill on exports
+`SALESOS_WAREHOUSE`, `SALESOS_DATA_DIR`, `SALESOS_SETTINGS`, `SALESOS_DBT_TARGET`; the param `source` says
+whether the landing holds exports or a connector's tables (default: the settings' `source`). A backfill on exports
 pulled more than `max_export_days_after_as_of` days after its date fails in `validate` unless the run's
 param `allow_exports_after_as_of` is true (then the summary warns). A failed task's `failure.json` carries
 the run's one-line `message`; the traceback is appended to the run folder's `run.log`.
