@@ -752,7 +752,8 @@ class _Seed:
 
 
 def _header(export: Any, *extra: str) -> list[str]:
-    return [f.api_name for f in export.fields] + list(extra)
+    """The fields a Salesforce data export has: not those only some sources carry (a connector's SyncedAt)."""
+    return [f.api_name for f in export.fields if not f.not_in_every_source] + list(extra)
 
 
 class _Writers:
@@ -766,7 +767,7 @@ class _Writers:
             lead_header = [RENAMED_LEAD_COLUMN[1] if h == RENAMED_LEAD_COLUMN[0] else h for h in lead_header]
         self.opp = self._open(out, OPPORTUNITY.filename, _header(OPPORTUNITY, OPPORTUNITY_CUSTOM_FIELD))
         # Salesforce's OpportunityHistory has no IsClosed/IsWon (a connector's history-mode table does)
-        history_header = [h for h in _header(OPPORTUNITY_HISTORY) if h not in ("IsClosed", "IsWon")]
+        history_header = _header(OPPORTUNITY_HISTORY)  # Salesforce's OpportunityHistory has no IsClosed/IsWon
         self.history = self._open(out, OPPORTUNITY_HISTORY.filename, history_header)
         self.account = self._open(out, ACCOUNT.filename, _header(ACCOUNT, ACCOUNT_CUSTOM_FIELD), bom=faults)
         self.user = self._open(out, USER.filename, _header(USER))
