@@ -28,7 +28,7 @@ owner_periods as (
     -- Each owner-month counts in its month, its fiscal quarter and its fiscal year.
     select
         owner_months.owner_id,
-        coalesce(owners.team_id, {{ no_team_name() }}) as team_id,
+        coalesce(owners.team_id, {{ hierarchy_missing_member() }}) as team_id,
         coalesce(owners.team_name, {{ no_team_name() }}) as team_name,
         coalesce(owners.region, {{ unassigned_region() }}) as region,
         period_types.period_type,
@@ -50,71 +50,15 @@ owner_periods as (
 ),
 
 levels as (
-
-    select
-        'owner' as level,
-        owner_id as level_id,
-        owner_id,
-        team_id,
-        team_name,
-        region,
-        period_type,
-        period_start,
-        quota_amount,
-        booked_amount,
-        won_count,
-        open_pipeline_amount,
-        open_pipeline_count
-    from owner_periods
-    union all
-    select
-        'team' as level,
-        team_id as level_id,
-        cast(null as varchar) as owner_id,
-        team_id,
-        team_name,
-        cast(null as varchar) as region,
-        period_type,
-        period_start,
-        quota_amount,
-        booked_amount,
-        won_count,
-        open_pipeline_amount,
-        open_pipeline_count
-    from owner_periods
-    union all
-    select
-        'region' as level,
-        region as level_id,
-        cast(null as varchar) as owner_id,
-        cast(null as varchar) as team_id,
-        cast(null as varchar) as team_name,
-        region,
-        period_type,
-        period_start,
-        quota_amount,
-        booked_amount,
-        won_count,
-        open_pipeline_amount,
-        open_pipeline_count
-    from owner_periods
-    union all
-    select
-        'company' as level,
-        'company' as level_id,
-        cast(null as varchar) as owner_id,
-        cast(null as varchar) as team_id,
-        cast(null as varchar) as team_name,
-        cast(null as varchar) as region,
-        period_type,
-        period_start,
-        quota_amount,
-        booked_amount,
-        won_count,
-        open_pipeline_amount,
-        open_pipeline_count
-    from owner_periods
-
+    {{ fan_out_levels(
+        'owner_periods',
+        ['period_type', 'period_start', 'quota_amount', 'booked_amount', 'won_count', 'open_pipeline_amount',
+         'open_pipeline_count'],
+        levels=['company', 'region', 'team', 'rep'],
+        level_as='level',
+        key_as='level_id',
+        dimensions=['owner_id', 'team_id', 'team_name', 'region']
+    ) }}
 ),
 
 aggregated as (

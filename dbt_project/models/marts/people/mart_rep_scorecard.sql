@@ -18,7 +18,7 @@ attainment as (
         pipeline_coverage
     from {{ ref('mart_quota_attainment') }}
     where
-        level = 'owner'
+        level = {{ hierarchy_level('rep') }}
         and period_type = 'month'
 
 ),
