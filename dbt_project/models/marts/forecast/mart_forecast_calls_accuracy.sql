@@ -186,8 +186,8 @@ select
     actual,
     actual - commit_call as commit_error,
     abs(actual - commit_call) as commit_abs_error,
-    case when actual <> 0 then abs(actual - commit_call) / abs(actual) end as commit_abs_pct_error,
+    {{ ratio('abs(actual - commit_call)', 'abs(actual)') }} as commit_abs_pct_error,
     actual - best_case_call as best_case_error,
     abs(actual - best_case_call) as best_case_abs_error,
-    case when actual <> 0 then abs(actual - best_case_call) / abs(actual) end as best_case_abs_pct_error
+    {{ ratio('abs(actual - best_case_call)', 'abs(actual)') }} as best_case_abs_pct_error
 from calls_scored

@@ -55,12 +55,11 @@ select
     cast(weekly.meeting_count as integer) as meeting_count,
     cast(weekly.prospect_meeting_count as integer) as prospect_meeting_count,
     cast(coalesce(open_opportunities.open_opportunity_count, 0) as integer) as open_opportunity_count,
-    {{ people_ratio('weekly.meeting_count', 'open_opportunities.open_opportunity_count') }}
+    {{ ratio('weekly.meeting_count', 'open_opportunities.open_opportunity_count') }}
         as meetings_per_open_opportunity,
     cast(weekly.selling_minutes / 60.0 as {{ float_type() }}) as selling_hours,
     cast({{ people_working_hours_per_week() }} as {{ float_type() }}) as working_hours,
-    cast(weekly.selling_minutes / 60.0 as {{ float_type() }})
-    / cast({{ people_working_hours_per_week() }} as {{ float_type() }}) as time_spent_selling_share
+    {{ ratio('weekly.selling_minutes / 60.0', people_working_hours_per_week()) }} as time_spent_selling_share
 from weekly
 left join open_opportunities
     on

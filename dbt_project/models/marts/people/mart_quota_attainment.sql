@@ -129,15 +129,12 @@ select
     quota_amount,
     booked_amount,
     won_count,
-    {{ people_ratio('booked_amount', 'quota_amount') }} as attainment,
-    {{ people_ratio('elapsed_days', 'period_days') }} as elapsed_share,
-    case
-        when quota_amount > 0
-            then {{ people_ratio('booked_amount', 'quota_amount') }} / {{ people_ratio('elapsed_days', 'period_days') }}
-    end as pace,
+    {{ ratio('booked_amount', 'quota_amount') }} as attainment,
+    {{ ratio('elapsed_days', 'period_days') }} as elapsed_share,
+    {{ ratio(ratio('booked_amount', 'quota_amount'), ratio('elapsed_days', 'period_days')) }} as pace,
     cast(quota_amount - booked_amount as {{ numeric_type() }}) as gap_to_quota,
     remaining_quota_amount,
     open_pipeline_amount,
     open_pipeline_count,
-    {{ people_ratio('open_pipeline_amount', 'remaining_quota_amount') }} as pipeline_coverage
+    {{ ratio('open_pipeline_amount', 'remaining_quota_amount') }} as pipeline_coverage
 from measured

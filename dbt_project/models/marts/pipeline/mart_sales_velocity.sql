@@ -133,18 +133,9 @@ rates as (
 
     select
         *,
-        case
-            when won_count + lost_count > 0
-                then cast(won_count as {{ float_type() }}) / (won_count + lost_count)
-        end as win_rate,
-        case
-            when won_with_amount_count > 0
-                then cast(won_amount as {{ float_type() }}) / won_with_amount_count
-        end as average_deal_size,
-        case
-            when won_with_cycle_count > 0
-                then cast(won_cycle_days_sum as {{ float_type() }}) / won_with_cycle_count
-        end as average_cycle_days
+        {{ ratio('won_count', 'won_count + lost_count') }} as win_rate,
+        {{ ratio('won_amount', 'won_with_amount_count') }} as average_deal_size,
+        {{ ratio('won_cycle_days_sum', 'won_with_cycle_count') }} as average_cycle_days
     from joined
 
 )
@@ -168,8 +159,5 @@ select
     win_rate,
     average_deal_size,
     average_cycle_days,
-    case
-        when average_cycle_days > 0
-            then qualified_count * win_rate * average_deal_size / average_cycle_days
-    end as sales_velocity
+    {{ ratio('qualified_count * win_rate * average_deal_size', 'average_cycle_days') }} as sales_velocity
 from rates

@@ -59,12 +59,6 @@ select
     won_amount,
     lost_amount,
     won_amount + lost_amount as closed_amount,
-    case
-        when won_count + lost_count > 0
-            then cast(won_count as {{ float_type() }}) / (won_count + lost_count)
-    end as win_rate,
-    case
-        when won_amount + lost_amount > 0
-            then cast(won_amount as {{ float_type() }}) / cast(won_amount + lost_amount as {{ float_type() }})
-    end as win_rate_amount
+    {{ ratio('won_count', 'won_count + lost_count') }} as win_rate,
+    {{ ratio('won_amount', 'won_amount + lost_amount') }} as win_rate_amount
 from grouped
