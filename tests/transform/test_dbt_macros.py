@@ -27,3 +27,13 @@ def test_the_ratio_rule_is_null_unless_the_denominator_is_positive():
     macro = (ROOT / "dbt_project" / "macros" / "metrics.sql").read_text(encoding="utf-8")
     assert re.search(r"when \(\{\{ denominator \}\}\) > 0\s+then cast", macro)
     assert "ratio(" in (ROOT / ".sqlfluff").read_text(encoding="utf-8")  # the lint stub renders the same shape
+
+
+def test_the_currency_rule_is_written_once():
+    """Reporting currency at 1, else the rate in force on the close date: the macros of currency.sql, nowhere else."""
+    by_hand = re.compile(r"valid_to\s+is\s+null|then\s+1\s+else\s+[a-z_.]*rate\b", re.IGNORECASE)
+    models = _models()
+    assert [name for name, sql in models.items() if by_hand.search(sql)] == []
+    assert models["intermediate/int_opportunities__converted.sql"].count("fx_rate(") == 1
+    snapshots = models["marts/pipeline/fct_pipeline_snapshots.sql"]
+    assert snapshots.count("fx_rate(") == 2 and snapshots.count("fx_rate_in_force(") == 2

@@ -43,17 +43,10 @@ with_rate as (
     select
         opportunities.*,
         coalesce(opportunities.currency_iso_code, {{ reporting_currency() }}) as deal_currency,
-        case
-            when coalesce(opportunities.currency_iso_code, {{ reporting_currency() }}) = {{ reporting_currency() }}
-                then 1
-            else fx_rates.rate
-        end as fx_rate
+        {{ fx_rate('opportunities.currency_iso_code', 'fx_rates.rate') }} as fx_rate
     from opportunities
     left join fx_rates
-        on
-            opportunities.currency_iso_code = fx_rates.currency_iso_code
-            and opportunities.close_date >= fx_rates.valid_from
-            and (fx_rates.valid_to is null or opportunities.close_date <= fx_rates.valid_to)
+        on {{ fx_rate_in_force('fx_rates', 'opportunities.currency_iso_code', 'opportunities.close_date') }}
 
 ),
 
