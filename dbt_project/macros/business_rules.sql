@@ -63,3 +63,14 @@
 {% macro reporting_currency() -%}
     {{ salesos.sql_string(var('reporting_currency') | upper | trim) }}
 {%- endmacro %}
+
+{#
+    The rep's attributes every rep-month mart shows beside owner_id, in this order: the owner's current
+    name, team and region (as exported: a deal moved between reps counts for its current owner).
+#}
+{% macro rep_attribute_columns(relation=none) -%}
+    {%- set prefix = relation ~ '.' if relation else '' -%}
+    {%- for column in ['owner_id', 'owner_name', 'team_id', 'team_name', 'region'] %}
+    {{ prefix }}{{ column }}{% if not loop.last %},{% endif %}
+    {%- endfor %}
+{%- endmacro %}

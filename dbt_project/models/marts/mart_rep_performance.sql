@@ -3,6 +3,7 @@
 -- left (User.IsActive false) only up to their last quota month or last closed deal (whichever comes
 -- last), so no zero months are densified after a departure. Deals count in the month of their close
 -- date, and only when they closed on or before as_of.
+{%- set owner_month = ['owner_id', 'fiscal_month'] %}
 with closed_deals as (
 
     select
@@ -113,24 +114,16 @@ joined as (
         cast(coalesce(quotas.quota_amount, 0) as {{ numeric_type() }}) as quota_amount
     from owner_months
     left join deals_by_month
-        on
-            owner_months.owner_id = deals_by_month.owner_id
-            and owner_months.fiscal_month = deals_by_month.fiscal_month
+        on {{ equal_keys('owner_months', 'deals_by_month', owner_month) }}
     left join quotas
-        on
-            owner_months.owner_id = quotas.owner_id
-            and owner_months.fiscal_month = quotas.fiscal_month
+        on {{ equal_keys('owner_months', 'quotas', owner_month) }}
     left join owners
         on owner_months.owner_id = owners.user_id
 
 )
 
 select
-    owner_id,
-    owner_name,
-    team_id,
-    team_name,
-    region,
+    {{ rep_attribute_columns() }},
     fiscal_month,
     fiscal_quarter,
     fiscal_year,

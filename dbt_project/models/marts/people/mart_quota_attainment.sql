@@ -1,6 +1,7 @@
 -- One row per level (owner, team, region, company), level_id, period_type (month, quarter, year) and
 -- period_start, for every fiscal period that has started by as_of and in which the level has a
 -- quota, a booking or open pipeline. Team and region are the owner's current ones.
+{%- set grain = ['level', 'level_id', 'owner_id', 'team_id', 'team_name', 'region', 'period_type', 'period_start'] %}
 with owner_months as (
 
     select * from {{ ref('int_people__owner_months') }}
@@ -64,14 +65,9 @@ levels as (
 aggregated as (
 
     select
-        level,
-        level_id,
-        owner_id,
-        team_id,
-        team_name,
-        region,
-        period_type,
-        period_start,
+        {%- for column in grain %}
+            {{ column }},
+        {%- endfor %}
         cast(sum(quota_amount) as {{ numeric_type() }}) as quota_amount,
         cast(sum(booked_amount) as {{ numeric_type() }}) as booked_amount,
         cast(sum(won_count) as integer) as won_count,
@@ -79,7 +75,7 @@ aggregated as (
         cast(sum(open_pipeline_count) as integer) as open_pipeline_count
     from levels
     where period_start <= {{ as_of() }}
-    group by level, level_id, owner_id, team_id, team_name, region, period_type, period_start
+    group by {{ grain | join(', ') }}
 
 ),
 

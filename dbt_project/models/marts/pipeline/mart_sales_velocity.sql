@@ -3,6 +3,7 @@
 -- pipeline_qualified_stage_rank (2 = Qualification), or is won; it counts as qualified in the month it
 -- first did (a won deal that never showed a qualified stage: its close month). Team and region are the
 -- owner's current ones. The count and sum columns are additive (roll up to team by summing them).
+{%- set owner_month = ['owner_id', 'fiscal_month'] %}
 with opportunities as (
 
     select * from {{ ref('fct_opportunities') }}
@@ -117,13 +118,9 @@ joined as (
         coalesce(closed.won_with_cycle_count, 0) as won_with_cycle_count
     from keys
     left join qualified
-        on
-            keys.owner_id = qualified.owner_id
-            and keys.fiscal_month = qualified.fiscal_month
+        on {{ equal_keys('keys', 'qualified', owner_month) }}
     left join closed
-        on
-            keys.owner_id = closed.owner_id
-            and keys.fiscal_month = closed.fiscal_month
+        on {{ equal_keys('keys', 'closed', owner_month) }}
     left join owners
         on keys.owner_id = owners.owner_id
 
@@ -144,11 +141,7 @@ select
     fiscal_month,
     {{ fiscal_quarter('fiscal_month') }} as fiscal_quarter,
     {{ fiscal_year('fiscal_month') }} as fiscal_year,
-    owner_id,
-    owner_name,
-    team_id,
-    team_name,
-    region,
+    {{ rep_attribute_columns() }},
     qualified_count,
     won_count,
     lost_count,
