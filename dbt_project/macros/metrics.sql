@@ -10,3 +10,15 @@
             then cast(({{ numerator }}) as {{ salesos.float_type() }}) / cast(({{ denominator }}) as {{ salesos.float_type() }})
     end
 {%- endmacro %}
+
+{#
+    The accuracy of a forecast over scored rows, one definition for the machine forecasts and the reps'
+    calls (aggregates; use in a grouped select): WAPE = sum |error| / sum |actual|; MAPE = mean absolute
+    percentage error over rows with actual > 0; bias = sum(forecast - actual) / sum(actual) (positive =
+    over-forecast).
+#}
+{% macro accuracy_metrics(forecast, actual='actual', abs_error='abs_error', abs_pct_error='abs_pct_error') -%}
+    {{ salesos.ratio('sum(' ~ abs_error ~ ')', 'sum(abs(' ~ actual ~ '))') }} as wape,
+    avg(case when {{ actual }} > 0 then {{ abs_pct_error }} end) as mape,
+    {{ salesos.ratio('sum(' ~ forecast ~ ' - ' ~ actual ~ ')', 'sum(' ~ actual ~ ')') }} as bias
+{%- endmacro %}

@@ -60,3 +60,10 @@
 {% macro people_is_opportunity_id(id_expr) -%}
     (coalesce(substr({{ id_expr }}, 1, 3), '') = '006')
 {%- endmacro %}
+
+{# Calls, emails and meetings among activity rows (int_people__activities), in a grouped select. #}
+{% macro people_activity_counts() -%}
+    count(case when activity_type = 'call' then 1 end) as call_count,
+    count(case when activity_type = 'email' then 1 end) as email_count,
+    count(case when activity_type = 'meeting' then 1 end) as meeting_count
+{%- endmacro %}

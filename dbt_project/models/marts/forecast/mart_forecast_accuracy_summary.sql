@@ -18,9 +18,7 @@ select
     count(distinct as_of_date) as n_runs,
     sum(actual) as sum_actual,
     sum(forecast) as sum_forecast,
-    {{ ratio('sum(abs_error)', 'sum(abs(actual))') }} as wape,
-    avg(case when actual > 0 then abs_pct_error end) as mape,
-    {{ ratio('sum(forecast - actual)', 'sum(actual)') }} as bias,
+    {{ accuracy_metrics('forecast') }},
     avg(scaled_error) as mase,
     avg(cast(case when inside_80 then 1 else 0 end as {{ float_type() }})) as coverage_80,
     avg(cast(case when inside_95 then 1 else 0 end as {{ float_type() }})) as coverage_95

@@ -46,8 +46,6 @@ select
     count(distinct call_date) as n_calls,
     sum(actual) as sum_actual,
     sum(call_amount) as sum_call,
-    {{ ratio('sum(abs_error)', 'sum(abs(actual))') }} as wape,
-    avg(case when actual > 0 then abs_pct_error end) as mape,
-    {{ ratio('sum(call_amount - actual)', 'sum(actual)') }} as bias
+    {{ accuracy_metrics('call_amount') }}
 from long_calls
 group by level, horizon, call_type

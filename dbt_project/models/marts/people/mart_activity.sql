@@ -14,9 +14,7 @@ weekly as (
     select
         owner_id,
         week_start,
-        count(case when activity_type = 'call' then 1 end) as call_count,
-        count(case when activity_type = 'email' then 1 end) as email_count,
-        count(case when activity_type = 'meeting' then 1 end) as meeting_count,
+        {{ people_activity_counts() }},
         count(case when is_prospect_meeting then 1 end) as prospect_meeting_count,
         sum(case when activity_type = 'meeting' then selling_minutes else 0 end) as meeting_minutes,
         sum(selling_minutes) as selling_minutes

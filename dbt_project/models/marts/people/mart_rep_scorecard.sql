@@ -44,9 +44,7 @@ activity as (
     select
         owner_id,
         fiscal_month,
-        count(case when activity_type = 'call' then 1 end) as call_count,
-        count(case when activity_type = 'email' then 1 end) as email_count,
-        count(case when activity_type = 'meeting' then 1 end) as meeting_count
+        {{ people_activity_counts() }}
     from {{ ref('int_people__activities') }}
     group by owner_id, fiscal_month
 
