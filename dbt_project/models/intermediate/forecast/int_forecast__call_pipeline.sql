@@ -1,8 +1,9 @@
 -- One row per call date, series (levels company, region, team, rep of var hierarchy) and target month:
 -- the reps' own call as it stood when the month started, from the pipeline snapshot at the end of the
--- day before the call date (fct_pipeline_snapshots at snapshot_date = call_date - 1). Target months: the call date's month
--- (horizon 1) and the next month (horizon 2). Open amounts by forecast category of deals closing in the
--- target month; team, region and owner of a deal as in fct_opportunities (as fct_bookings_monthly).
+-- day before the call date (fct_pipeline_snapshots at snapshot_date = call_date - 1). Target months: the
+-- call date's month (horizon 1) and the next month (horizon 2). Open amounts by forecast category of deals
+-- closing in the target month; team, region and owner of a deal as in fct_opportunities (as
+-- fct_bookings_monthly).
 with snapshots as (
 
     select * from {{ ref('fct_pipeline_snapshots') }}
