@@ -74,3 +74,12 @@
     {{ prefix }}{{ column }}{% if not loop.last %},{% endif %}
     {%- endfor %}
 {%- endmacro %}
+
+{# A deal's Probability (percent) as a fraction, clamped to 0-100 first (exports hold values outside it). #}
+{% macro probability_fraction(pct_column) -%}
+    case
+        when {{ pct_column }} < 0 then 0
+        when {{ pct_column }} > 100 then 100
+        else {{ pct_column }}
+    end / 100
+{%- endmacro %}

@@ -85,13 +85,7 @@ converted as (
         with_rate.fx_rate,
         with_rate.fx_rate is null as is_fx_missing,
         cast(with_rate.amount * with_rate.fx_rate as {{ numeric_type() }}) as amount,
-        cast(
-            case
-                when with_rate.probability_pct < 0 then 0
-                when with_rate.probability_pct > 100 then 100
-                else with_rate.probability_pct
-            end / 100 as {{ numeric_type() }}
-        ) as probability,
+        cast({{ probability_fraction('with_rate.probability_pct') }} as {{ numeric_type() }}) as probability,
         with_rate.probability_pct,
         with_rate.last_modified_at
     from with_rate

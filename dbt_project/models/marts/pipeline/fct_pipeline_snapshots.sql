@@ -137,11 +137,7 @@ snapshots as (
         states.amount_local,
         opportunities.currency_iso_code,
         states.probability_pct,
-        case
-            when states.probability_pct < 0 then 0
-            when states.probability_pct > 100 then 100
-            else states.probability_pct
-        end / 100 as probability
+        {{ probability_fraction('states.probability_pct') }} as probability
     from states
     inner join opportunities
         on states.opportunity_id = opportunities.opportunity_id
