@@ -41,7 +41,7 @@ def record(digests: dict[str, str]) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     doc = {"built_from": {"scale": SCALE, "seed": SEED, "as_of": AS_OF.isoformat(), "settings": SETTINGS.name,
-                          "significant_digits": SIGNIFICANT_DIGITS, "recorded_at_commit": commit},
+                          "significant_digits": SIGNIFICANT_DIGITS, "recorded_on_top_of_commit": commit},
            "tables": digests}
     RECORDED.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
