@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # runs spend much of their time waiting on subprocesses (dbt, Airflow), so two overlap well on 2 cores.
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint digests bench clean
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools/uv "uv==$(UV_VERSION)"
@@ -36,6 +36,11 @@ test-fast: $(VENV)/.synced
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/sqlfluff lint dbt_project/models
+
+# Re-record the digests of every mart and forecast table of the XS sample night (tests/transform/test_mart_digests.py)
+# after a change that alters a table on purpose; say in the commit which tables changed and why.
+digests: $(VENV)/.synced
+	$(VENV)/bin/python -m tests.transform.mart_digests
 
 # The whole benchmark of issue 7 (about 3 hours on 2 cores, 45 GB of disk for L): full nights at S and M
 # with the hand-written SQL floor, a mid-month incremental night at M, and every step at L. Results as

@@ -35,6 +35,7 @@ import pandas as pd
 
 from forecasting.bookings import code_version
 from forecasting.models import METHODS_FILE
+from salesos.hierarchy import level_names
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class SeriesSet:
     mapping: pd.DataFrame  # rep, team, region (one row per forecast rep)
 
 
-LEVELS = ("company", "region", "segment", "team", "rep")
+LEVELS = level_names()  # the hierarchy levels of dbt_project.yml (var hierarchy), top to bottom
 TREE = ("company", "region", "team", "rep")
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from salesos.hierarchy import level_names
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "config" / "salesos.yml"
 
@@ -73,7 +75,7 @@ class Settings:
     keep_versions: int = 5
     forecast_horizon: int = 12
     forecast_origins: int = 6
-    forecast_levels: list[str] = field(default_factory=lambda: ["company", "region", "segment", "team", "rep"])
+    forecast_levels: list[str] = field(default_factory=lambda: list(level_names()))
     forecast_prophet_grid: str = "primary"
     forecast_reuse_unchanged: bool = True
     number_decimal_separator: str = "auto"
@@ -108,7 +110,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         raise SettingsError(f"{source}: fiscal_year_start_month must be 1-12, got {settings.fiscal_year_start_month}")
     if settings.region_source not in ("division", "role"):
         raise SettingsError(f"{source}: region_source must be 'division' or 'role', got {settings.region_source!r}")
-    unknown_levels = set(settings.forecast_levels) - {"company", "region", "segment", "team", "rep"}
+    unknown_levels = set(settings.forecast_levels) - set(level_names())
     if unknown_levels:
         raise SettingsError(f"{source}: forecast_levels has unknown level(s) {sorted(unknown_levels)}")
     if settings.forecast_prophet_grid not in ("full", "primary"):

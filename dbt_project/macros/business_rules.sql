@@ -63,3 +63,23 @@
 {% macro reporting_currency() -%}
     {{ salesos.sql_string(var('reporting_currency') | upper | trim) }}
 {%- endmacro %}
+
+{#
+    The rep's attributes every rep-month mart shows beside owner_id, in this order: the owner's current
+    name, team and region (as exported: a deal moved between reps counts for its current owner).
+#}
+{% macro rep_attribute_columns(relation=none) -%}
+    {%- set prefix = relation ~ '.' if relation else '' -%}
+    {%- for column in ['owner_id', 'owner_name', 'team_id', 'team_name', 'region'] %}
+    {{ prefix }}{{ column }}{% if not loop.last %},{% endif %}
+    {%- endfor %}
+{%- endmacro %}
+
+{# A deal's Probability (percent) as a fraction, clamped to 0-100 first (exports hold values outside it). #}
+{% macro probability_fraction(pct_column) -%}
+    case
+        when {{ pct_column }} < 0 then 0
+        when {{ pct_column }} > 100 then 100
+        else {{ pct_column }}
+    end / 100
+{%- endmacro %}

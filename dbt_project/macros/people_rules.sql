@@ -43,14 +43,6 @@
     (cast({{ dbt.datediff(from_ts, to_ts, 'second') }} as {{ salesos.float_type() }}) / 3600.0)
 {%- endmacro %}
 
-{# n / d as double precision; null when d is 0 or null (a zero denominator is not an error). #}
-{% macro people_ratio(numerator, denominator) -%}
-    case
-        when {{ denominator }} <> 0
-            then cast({{ numerator }} as {{ salesos.float_type() }}) / cast({{ denominator }} as {{ salesos.float_type() }})
-    end
-{%- endmacro %}
-
 {# First month of the fiscal quarter / fiscal year of a month start date. #}
 {% macro people_fiscal_quarter_start(month_expr) -%}
     {{ salesos.add_months(month_expr, '(-1 * mod(' ~ salesos.fiscal_month_of_year(month_expr) ~ ' - 1, 3))') }}
@@ -67,4 +59,11 @@
 
 {% macro people_is_opportunity_id(id_expr) -%}
     (coalesce(substr({{ id_expr }}, 1, 3), '') = '006')
+{%- endmacro %}
+
+{# Calls, emails and meetings among activity rows (int_people__activities), in a grouped select. #}
+{% macro people_activity_counts() -%}
+    count(case when activity_type = 'call' then 1 end) as call_count,
+    count(case when activity_type = 'email' then 1 end) as email_count,
+    count(case when activity_type = 'meeting' then 1 end) as meeting_count
 {%- endmacro %}

@@ -43,17 +43,10 @@ with_rate as (
     select
         opportunities.*,
         coalesce(opportunities.currency_iso_code, {{ reporting_currency() }}) as deal_currency,
-        case
-            when coalesce(opportunities.currency_iso_code, {{ reporting_currency() }}) = {{ reporting_currency() }}
-                then 1
-            else fx_rates.rate
-        end as fx_rate
+        {{ fx_rate('opportunities.currency_iso_code', 'fx_rates.rate') }} as fx_rate
     from opportunities
     left join fx_rates
-        on
-            opportunities.currency_iso_code = fx_rates.currency_iso_code
-            and opportunities.close_date >= fx_rates.valid_from
-            and (fx_rates.valid_to is null or opportunities.close_date <= fx_rates.valid_to)
+        on {{ fx_rate_in_force('fx_rates', 'opportunities.currency_iso_code', 'opportunities.close_date') }}
 
 ),
 
@@ -92,13 +85,7 @@ converted as (
         with_rate.fx_rate,
         with_rate.fx_rate is null as is_fx_missing,
         cast(with_rate.amount * with_rate.fx_rate as {{ numeric_type() }}) as amount,
-        cast(
-            case
-                when with_rate.probability_pct < 0 then 0
-                when with_rate.probability_pct > 100 then 100
-                else with_rate.probability_pct
-            end / 100 as {{ numeric_type() }}
-        ) as probability,
+        cast({{ probability_fraction('with_rate.probability_pct') }} as {{ numeric_type() }}) as probability,
         with_rate.probability_pct,
         with_rate.last_modified_at
     from with_rate

@@ -3,6 +3,7 @@
 -- left (User.IsActive false) only up to their last quota month or last closed deal (whichever comes
 -- last), so no zero months are densified after a departure. Deals count in the month of their close
 -- date, and only when they closed on or before as_of.
+{%- set owner_month = ['owner_id', 'fiscal_month'] %}
 with closed_deals as (
 
     select
@@ -113,24 +114,16 @@ joined as (
         cast(coalesce(quotas.quota_amount, 0) as {{ numeric_type() }}) as quota_amount
     from owner_months
     left join deals_by_month
-        on
-            owner_months.owner_id = deals_by_month.owner_id
-            and owner_months.fiscal_month = deals_by_month.fiscal_month
+        on {{ equal_keys('owner_months', 'deals_by_month', owner_month) }}
     left join quotas
-        on
-            owner_months.owner_id = quotas.owner_id
-            and owner_months.fiscal_month = quotas.fiscal_month
+        on {{ equal_keys('owner_months', 'quotas', owner_month) }}
     left join owners
         on owner_months.owner_id = owners.user_id
 
 )
 
 select
-    owner_id,
-    owner_name,
-    team_id,
-    team_name,
-    region,
+    {{ rep_attribute_columns() }},
     fiscal_month,
     fiscal_quarter,
     fiscal_year,
@@ -138,17 +131,8 @@ select
     lost_count,
     won_amount,
     lost_amount,
-    case
-        when won_count + lost_count > 0
-            then cast(won_count as {{ float_type() }}) / (won_count + lost_count)
-    end as win_rate,
-    case
-        when won_amount + lost_amount > 0
-            then cast(won_amount as {{ float_type() }}) / cast(won_amount + lost_amount as {{ float_type() }})
-    end as win_rate_amount,
+    {{ ratio('won_count', 'won_count + lost_count') }} as win_rate,
+    {{ ratio('won_amount', 'won_amount + lost_amount') }} as win_rate_amount,
     quota_amount,
-    case
-        when quota_amount > 0
-            then cast(won_amount as {{ float_type() }}) / cast(quota_amount as {{ float_type() }})
-    end as attainment
+    {{ ratio('won_amount', 'quota_amount') }} as attainment
 from joined

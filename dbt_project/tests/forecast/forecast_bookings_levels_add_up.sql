@@ -3,8 +3,8 @@
 with opportunities as (
 
     select distinct
-        coalesce(cast(owner_id as varchar), 'unknown') as owner_key,
-        coalesce(cast(team_id as varchar), 'unknown') as team_key
+        coalesce(cast(owner_id as varchar), {{ hierarchy_missing_member() }}) as owner_key,
+        coalesce(cast(team_id as varchar), {{ hierarchy_missing_member() }}) as team_key
     from {{ ref('fct_opportunities') }}
     where status = 'won'
 
@@ -25,7 +25,7 @@ reps_by_team as (
     from bookings
     inner join opportunities
         on bookings.series_key = opportunities.owner_key
-    where bookings.level = 'rep'
+    where bookings.level = {{ hierarchy_level('rep') }}
     group by opportunities.team_key, bookings.month_start
 
 ),
@@ -38,7 +38,7 @@ team_check as (
         coalesce(team.month_start, reps_by_team.month_start) as month_start,
         coalesce(team.bookings, 0) as expected,
         coalesce(reps_by_team.rep_bookings, 0) as actual
-    from (select * from bookings where level = 'team') as team
+    from (select * from bookings where level = {{ hierarchy_level('team') }}) as team
     full outer join reps_by_team
         on team.series_key = reps_by_team.team_key and team.month_start = reps_by_team.month_start
 
@@ -51,7 +51,7 @@ level_sums as (
         month_start,
         sum(bookings) as level_bookings
     from bookings
-    where level in ('team', 'region', 'segment', 'rep')
+    where level in {{ hierarchy_level_list(['team', 'region', 'segment', 'rep']) }}
     group by level, month_start
 
 ),
@@ -60,12 +60,12 @@ company_check as (
 
     select
         level_sums.level || ' vs company' as check_name,
-        'all' as series_key,
+        {{ hierarchy_company_key() }} as series_key,
         level_sums.month_start,
         coalesce(company.bookings, 0) as expected,
         level_sums.level_bookings as actual
     from level_sums
-    left join (select * from bookings where level = 'company') as company
+    left join (select * from bookings where level = {{ hierarchy_level('company') }}) as company
         on level_sums.month_start = company.month_start
 
 )

@@ -23,7 +23,7 @@ inner join totals as owners
     on
         totals.period_type = owners.period_type
         and totals.period_start = owners.period_start
-        and owners.level = 'owner'
+        and owners.level = {{ hierarchy_level('rep') }}
 where
     abs(totals.quota_amount - owners.quota_amount) > 0.01
     or abs(totals.booked_amount - owners.booked_amount) > 0.01

@@ -12,7 +12,7 @@ inner join {{ ref('mart_quota_attainment') }} as qa
     on
         rep.owner_id = qa.owner_id
         and rep.fiscal_month = qa.period_start
-        and qa.level = 'owner'
+        and qa.level = {{ hierarchy_level('rep') }}
         and qa.period_type = 'month'
 where
     abs(rep.quota_amount - qa.quota_amount) > 0.01

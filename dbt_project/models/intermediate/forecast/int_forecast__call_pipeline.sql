@@ -1,8 +1,9 @@
--- One row per call date, series (company, region, team, rep) and target month: the reps' own call as it
--- stood when the month started, from the pipeline snapshot at the end of the day before the call date
--- (fct_pipeline_snapshots at snapshot_date = call_date - 1). Target months: the call date's month
--- (horizon 1) and the next month (horizon 2). Open amounts by forecast category of deals closing in the
--- target month; team, region and owner of a deal as in fct_opportunities (as fct_bookings_monthly).
+-- One row per call date, series (levels company, region, team, rep of var hierarchy) and target month:
+-- the reps' own call as it stood when the month started, from the pipeline snapshot at the end of the
+-- day before the call date (fct_pipeline_snapshots at snapshot_date = call_date - 1). Target months: the
+-- call date's month (horizon 1) and the next month (horizon 2). Open amounts by forecast category of deals
+-- closing in the target month; team, region and owner of a deal as in fct_opportunities (as
+-- fct_bookings_monthly).
 with snapshots as (
 
     select * from {{ ref('fct_pipeline_snapshots') }}
@@ -40,9 +41,9 @@ open_deals as (
         call_dates.call_date,
         horizons.horizon,
         {{ add_months('call_dates.call_date', 'horizons.horizon - 1') }} as target_month,
-        coalesce(cast(opportunities.region as varchar), 'unknown') as region_key,
-        coalesce(cast(opportunities.team_id as varchar), 'unknown') as team_key,
-        coalesce(cast(opportunities.owner_id as varchar), 'unknown') as owner_key,
+        opportunities.region,
+        opportunities.team_id,
+        opportunities.owner_id,
         snapshots.forecast_category,
         snapshots.close_date,
         coalesce(snapshots.amount, 0) as amount
@@ -68,47 +69,11 @@ in_target as (
 ),
 
 by_level as (
-
-    select
-        'company' as series_level,
-        'all' as series_key,
-        call_date,
-        horizon,
-        target_month,
-        commit_amount,
-        best_case_amount
-    from in_target
-    union all
-    select
-        'region' as series_level,
-        region_key as series_key,
-        call_date,
-        horizon,
-        target_month,
-        commit_amount,
-        best_case_amount
-    from in_target
-    union all
-    select
-        'team' as series_level,
-        team_key as series_key,
-        call_date,
-        horizon,
-        target_month,
-        commit_amount,
-        best_case_amount
-    from in_target
-    union all
-    select
-        'rep' as series_level,
-        owner_key as series_key,
-        call_date,
-        horizon,
-        target_month,
-        commit_amount,
-        best_case_amount
-    from in_target
-
+    {{ fan_out_levels(
+        'in_target',
+        ['call_date', 'horizon', 'target_month', 'commit_amount', 'best_case_amount'],
+        levels=['company', 'region', 'team', 'rep']
+    ) }}
 )
 
 select

@@ -2,6 +2,7 @@
 -- for MASE, the in-sample mean absolute lag-12 difference of the series' monthly bookings
 -- (fct_bookings_monthly) over the run's training window (training_start..training_end, months present
 -- in the series); lag 1 when the window has fewer than 13 months. Null when no pair of months fits.
+{%- set run_key = ['as_of_date', 'series_id', 'model', 'training_start', 'training_end'] %}
 with runs as (
 
     select distinct
@@ -39,12 +40,9 @@ bookings as (
 diffs as (
 
     select
-        runs_with_lag.as_of_date,
-        runs_with_lag.series_id,
-        runs_with_lag.model,
-        runs_with_lag.training_start,
-        runs_with_lag.training_end,
-        runs_with_lag.naive_lag,
+        {%- for column in run_key %}
+            runs_with_lag.{{ column }},
+        {%- endfor %}
         abs(cast(current_month.bookings - lagged_month.bookings as {{ float_type() }})) as abs_naive_diff
     from runs_with_lag
     inner join bookings as current_month
@@ -60,26 +58,17 @@ diffs as (
 )
 
 select
-    runs_with_lag.as_of_date,
-    runs_with_lag.series_id,
-    runs_with_lag.model,
-    runs_with_lag.training_start,
-    runs_with_lag.training_end,
+    {%- for column in run_key %}
+        runs_with_lag.{{ column }},
+    {%- endfor %}
     runs_with_lag.naive_lag,
     count(diffs.abs_naive_diff) as naive_pair_count,
     avg(diffs.abs_naive_diff) as naive_scale
 from runs_with_lag
 left join diffs
-    on
-        runs_with_lag.as_of_date = diffs.as_of_date
-        and runs_with_lag.series_id = diffs.series_id
-        and runs_with_lag.model = diffs.model
-        and runs_with_lag.training_start = diffs.training_start
-        and runs_with_lag.training_end = diffs.training_end
+    on {{ equal_keys('runs_with_lag', 'diffs', run_key) }}
 group by
-    runs_with_lag.as_of_date,
-    runs_with_lag.series_id,
-    runs_with_lag.model,
-    runs_with_lag.training_start,
-    runs_with_lag.training_end,
+    {%- for column in run_key %}
+        runs_with_lag.{{ column }},
+    {%- endfor %}
     runs_with_lag.naive_lag

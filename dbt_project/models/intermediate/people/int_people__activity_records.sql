@@ -24,9 +24,13 @@ with tasks as (
         owner_id,
         who_id,
         what_id,
-        created_at as activity_at,
         lower(task_subtype) as activity_type,
-        coalesce(activity_date, cast(created_at as date)) as activity_date
+        coalesce(activity_date, cast(created_at as date)) as activity_date,
+        created_at as activity_at,
+        case
+            when lower(task_subtype) = 'call' then {{ people_minutes_per_call() }}
+            else {{ people_minutes_per_email() }}
+        end as selling_minutes
     from {{ ref('stg_crm__tasks') }}
     where
         not is_deleted
@@ -46,7 +50,7 @@ events as (
         'meeting' as activity_type,
         cast(start_at as date) as activity_date,
         start_at as activity_at,
-        coalesce(duration_minutes, 0) as duration_minutes
+        coalesce(duration_minutes, 0) as selling_minutes
     from {{ ref('stg_crm__events') }}
     where
         not is_deleted
@@ -58,30 +62,10 @@ events as (
 
 activities as (
 
-    select
-        activity_id,
-        owner_id,
-        who_id,
-        what_id,
-        activity_type,
-        activity_date,
-        activity_at,
-        case
-            when activity_type = 'call' then {{ people_minutes_per_call() }}
-            else {{ people_minutes_per_email() }}
-        end as selling_minutes
-    from tasks
+    -- tasks and events select the same columns in the same order
+    select * from tasks
     union all
-    select
-        activity_id,
-        owner_id,
-        who_id,
-        what_id,
-        activity_type,
-        activity_date,
-        activity_at,
-        duration_minutes as selling_minutes
-    from events
+    select * from events
 
 )
 

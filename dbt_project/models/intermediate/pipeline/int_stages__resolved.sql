@@ -27,33 +27,24 @@ with export_stages as (
 
 export_names as (
 
-    select
-        stage_api_name as stage_name,
-        1 as name_priority,
-        _row_number,
-        is_closed,
-        is_closed and coalesce(is_won, false) as is_won,
-        export_rank,
-        default_probability_pct,
-        forecast_category,
-        is_active
-    from export_stages
-    where stage_api_name is not null
-
-    union all
-
-    select
-        stage_label as stage_name,
-        2 as name_priority,
-        _row_number,
-        is_closed,
-        is_closed and coalesce(is_won, false) as is_won,
-        export_rank,
-        default_probability_pct,
-        forecast_category,
-        is_active
-    from export_stages
-    where stage_label is not null
+    -- each stage under both of its names: the API name first (priority 1), then the label
+    {%- for name_column in ['stage_api_name', 'stage_label'] %}
+        select
+            {{ name_column }} as stage_name,
+            {{ loop.index }} as name_priority,
+            _row_number,
+            is_closed,
+            is_closed and coalesce(is_won, false) as is_won,
+            export_rank,
+            default_probability_pct,
+            forecast_category,
+            is_active
+        from export_stages
+        where {{ name_column }} is not null
+        {%- if not loop.last %}
+            union all
+        {%- endif %}
+    {%- endfor %}
 
 ),
 

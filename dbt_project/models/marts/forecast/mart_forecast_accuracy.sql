@@ -88,8 +88,8 @@ select
     naive_scale,
     actual - forecast as error,
     abs(actual - forecast) as abs_error,
-    case when actual <> 0 then abs(actual - forecast) / abs(actual) end as abs_pct_error,
+    {{ ratio('abs(actual - forecast)', 'abs(actual)') }} as abs_pct_error,
     case when actual is not null then actual between lower_80 and upper_80 end as inside_80,
     case when actual is not null then actual between lower_95 and upper_95 end as inside_95,
-    case when naive_scale > 0 then abs(actual - forecast) / naive_scale end as scaled_error
+    {{ ratio('abs(actual - forecast)', 'naive_scale') }} as scaled_error
 from scored

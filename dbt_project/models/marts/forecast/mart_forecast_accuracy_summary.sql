@@ -18,9 +18,7 @@ select
     count(distinct as_of_date) as n_runs,
     sum(actual) as sum_actual,
     sum(forecast) as sum_forecast,
-    case when sum(abs(actual)) <> 0 then sum(abs_error) / sum(abs(actual)) end as wape,
-    avg(case when actual > 0 then abs_pct_error end) as mape,
-    case when sum(actual) <> 0 then sum(forecast - actual) / sum(actual) end as bias,
+    {{ accuracy_metrics('forecast') }},
     avg(scaled_error) as mase,
     avg(cast(case when inside_80 then 1 else 0 end as {{ float_type() }})) as coverage_80,
     avg(cast(case when inside_95 then 1 else 0 end as {{ float_type() }})) as coverage_95

@@ -14,7 +14,7 @@ with calls as (
 bookings as (
 
     select * from {{ ref('fct_bookings_monthly') }}
-    where level in ('company', 'region', 'team', 'rep')
+    where level in {{ hierarchy_level_list(['company', 'region', 'team', 'rep']) }}
 
 ),
 
@@ -68,47 +68,33 @@ grid as (
 
 ),
 
+won_deals as (
+
+    select
+        close_date,
+        amount,
+        region,
+        team_id,
+        owner_id
+    from {{ ref('fct_opportunities') }}
+    where status = 'won' and close_date <= {{ as_of() }}
+
+),
+
+won_by_level as (
+    -- each won deal counts in its company, region, team and rep series
+    {{ fan_out_levels('won_deals', ['close_date', 'amount'], levels=['company', 'region', 'team', 'rep']) }}
+),
+
 won_by_day as (
 
-    -- won amount by series and close date: each won deal counts in its company, region, team and rep series
+    -- won amount by series and close date
     select
         series_level,
         series_key,
         close_date,
         sum(coalesce(amount, 0)) as won_amount
-    from (
-        select
-            'company' as series_level,
-            'all' as series_key,
-            close_date,
-            amount
-        from {{ ref('fct_opportunities') }}
-        where status = 'won' and close_date <= {{ as_of() }}
-        union all
-        select
-            'region' as series_level,
-            coalesce(region, 'unknown') as series_key,
-            close_date,
-            amount
-        from {{ ref('fct_opportunities') }}
-        where status = 'won' and close_date <= {{ as_of() }}
-        union all
-        select
-            'team' as series_level,
-            coalesce(team_id, 'unknown') as series_key,
-            close_date,
-            amount
-        from {{ ref('fct_opportunities') }}
-        where status = 'won' and close_date <= {{ as_of() }}
-        union all
-        select
-            'rep' as series_level,
-            coalesce(owner_id, 'unknown') as series_key,
-            close_date,
-            amount
-        from {{ ref('fct_opportunities') }}
-        where status = 'won' and close_date <= {{ as_of() }}
-    ) as won
+    from won_by_level
     group by series_level, series_key, close_date
 
 ),
@@ -200,8 +186,8 @@ select
     actual,
     actual - commit_call as commit_error,
     abs(actual - commit_call) as commit_abs_error,
-    case when actual <> 0 then abs(actual - commit_call) / abs(actual) end as commit_abs_pct_error,
+    {{ ratio('abs(actual - commit_call)', 'abs(actual)') }} as commit_abs_pct_error,
     actual - best_case_call as best_case_error,
     abs(actual - best_case_call) as best_case_abs_error,
-    case when actual <> 0 then abs(actual - best_case_call) / abs(actual) end as best_case_abs_pct_error
+    {{ ratio('abs(actual - best_case_call)', 'abs(actual)') }} as best_case_abs_pct_error
 from calls_scored

@@ -46,8 +46,6 @@ select
     count(distinct call_date) as n_calls,
     sum(actual) as sum_actual,
     sum(call_amount) as sum_call,
-    case when sum(abs(actual)) <> 0 then sum(abs_error) / sum(abs(actual)) end as wape,
-    avg(case when actual > 0 then abs_pct_error end) as mape,
-    case when sum(actual) <> 0 then sum(call_amount - actual) / sum(actual) end as bias
+    {{ accuracy_metrics('call_amount') }}
 from long_calls
 group by level, horizon, call_type

@@ -14,9 +14,7 @@ weekly as (
     select
         owner_id,
         week_start,
-        count(case when activity_type = 'call' then 1 end) as call_count,
-        count(case when activity_type = 'email' then 1 end) as email_count,
-        count(case when activity_type = 'meeting' then 1 end) as meeting_count,
+        {{ people_activity_counts() }},
         count(case when is_prospect_meeting then 1 end) as prospect_meeting_count,
         sum(case when activity_type = 'meeting' then selling_minutes else 0 end) as meeting_minutes,
         sum(selling_minutes) as selling_minutes
@@ -55,12 +53,11 @@ select
     cast(weekly.meeting_count as integer) as meeting_count,
     cast(weekly.prospect_meeting_count as integer) as prospect_meeting_count,
     cast(coalesce(open_opportunities.open_opportunity_count, 0) as integer) as open_opportunity_count,
-    {{ people_ratio('weekly.meeting_count', 'open_opportunities.open_opportunity_count') }}
+    {{ ratio('weekly.meeting_count', 'open_opportunities.open_opportunity_count') }}
         as meetings_per_open_opportunity,
     cast(weekly.selling_minutes / 60.0 as {{ float_type() }}) as selling_hours,
     cast({{ people_working_hours_per_week() }} as {{ float_type() }}) as working_hours,
-    cast(weekly.selling_minutes / 60.0 as {{ float_type() }})
-    / cast({{ people_working_hours_per_week() }} as {{ float_type() }}) as time_spent_selling_share
+    {{ ratio('weekly.selling_minutes / 60.0', people_working_hours_per_week()) }} as time_spent_selling_share
 from weekly
 left join open_opportunities
     on

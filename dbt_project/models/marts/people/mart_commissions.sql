@@ -111,5 +111,5 @@ select
     cast(variable_pay_amount as {{ numeric_type() }}) as variable_pay_amount,
     variable_uncapped_amount > variable_pay_amount as is_capped,
     cast(base_salary_amount + variable_pay_amount as {{ numeric_type() }}) as total_pay_amount,
-    {{ people_ratio('variable_pay_amount', 'target_incentive_monthly') }} as variable_pay_to_target
+    {{ ratio('variable_pay_amount', 'target_incentive_monthly') }} as variable_pay_to_target
 from capped

@@ -40,11 +40,11 @@ select
     coalesce(owners.region, {{ unassigned_region() }}) as region,
     aggregated.lead_count,
     aggregated.contacted_count,
-    {{ people_ratio('aggregated.contacted_count', 'aggregated.lead_count') }} as contact_rate,
+    {{ ratio('aggregated.contacted_count', 'aggregated.lead_count') }} as contact_rate,
     cast(aggregated.median_response_hours as {{ float_type() }}) as median_response_hours,
     cast(aggregated.p90_response_hours as {{ float_type() }}) as p90_response_hours,
     aggregated.converted_count,
-    {{ people_ratio('aggregated.converted_count', 'aggregated.lead_count') }} as conversion_rate,
+    {{ ratio('aggregated.converted_count', 'aggregated.lead_count') }} as conversion_rate,
     aggregated.avg_days_to_convert
 from aggregated
 left join owners

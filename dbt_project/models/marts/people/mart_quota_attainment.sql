@@ -1,6 +1,7 @@
 -- One row per level (owner, team, region, company), level_id, period_type (month, quarter, year) and
 -- period_start, for every fiscal period that has started by as_of and in which the level has a
 -- quota, a booking or open pipeline. Team and region are the owner's current ones.
+{%- set grain = ['level', 'level_id', 'owner_id', 'team_id', 'team_name', 'region', 'period_type', 'period_start'] %}
 with owner_months as (
 
     select * from {{ ref('int_people__owner_months') }}
@@ -28,7 +29,7 @@ owner_periods as (
     -- Each owner-month counts in its month, its fiscal quarter and its fiscal year.
     select
         owner_months.owner_id,
-        coalesce(owners.team_id, {{ no_team_name() }}) as team_id,
+        coalesce(owners.team_id, {{ hierarchy_missing_member() }}) as team_id,
         coalesce(owners.team_name, {{ no_team_name() }}) as team_name,
         coalesce(owners.region, {{ unassigned_region() }}) as region,
         period_types.period_type,
@@ -50,84 +51,23 @@ owner_periods as (
 ),
 
 levels as (
-
-    select
-        'owner' as level,
-        owner_id as level_id,
-        owner_id,
-        team_id,
-        team_name,
-        region,
-        period_type,
-        period_start,
-        quota_amount,
-        booked_amount,
-        won_count,
-        open_pipeline_amount,
-        open_pipeline_count
-    from owner_periods
-    union all
-    select
-        'team' as level,
-        team_id as level_id,
-        cast(null as varchar) as owner_id,
-        team_id,
-        team_name,
-        cast(null as varchar) as region,
-        period_type,
-        period_start,
-        quota_amount,
-        booked_amount,
-        won_count,
-        open_pipeline_amount,
-        open_pipeline_count
-    from owner_periods
-    union all
-    select
-        'region' as level,
-        region as level_id,
-        cast(null as varchar) as owner_id,
-        cast(null as varchar) as team_id,
-        cast(null as varchar) as team_name,
-        region,
-        period_type,
-        period_start,
-        quota_amount,
-        booked_amount,
-        won_count,
-        open_pipeline_amount,
-        open_pipeline_count
-    from owner_periods
-    union all
-    select
-        'company' as level,
-        'company' as level_id,
-        cast(null as varchar) as owner_id,
-        cast(null as varchar) as team_id,
-        cast(null as varchar) as team_name,
-        cast(null as varchar) as region,
-        period_type,
-        period_start,
-        quota_amount,
-        booked_amount,
-        won_count,
-        open_pipeline_amount,
-        open_pipeline_count
-    from owner_periods
-
+    {{ fan_out_levels(
+        'owner_periods',
+        ['period_type', 'period_start', 'quota_amount', 'booked_amount', 'won_count', 'open_pipeline_amount',
+         'open_pipeline_count'],
+        levels=['company', 'region', 'team', 'rep'],
+        level_as='level',
+        key_as='level_id',
+        dimensions=['owner_id', 'team_id', 'team_name', 'region']
+    ) }}
 ),
 
 aggregated as (
 
     select
-        level,
-        level_id,
-        owner_id,
-        team_id,
-        team_name,
-        region,
-        period_type,
-        period_start,
+        {%- for column in grain %}
+            {{ column }},
+        {%- endfor %}
         cast(sum(quota_amount) as {{ numeric_type() }}) as quota_amount,
         cast(sum(booked_amount) as {{ numeric_type() }}) as booked_amount,
         cast(sum(won_count) as integer) as won_count,
@@ -135,7 +75,7 @@ aggregated as (
         cast(sum(open_pipeline_count) as integer) as open_pipeline_count
     from levels
     where period_start <= {{ as_of() }}
-    group by level, level_id, owner_id, team_id, team_name, region, period_type, period_start
+    group by {{ grain | join(', ') }}
 
 ),
 
@@ -185,15 +125,12 @@ select
     quota_amount,
     booked_amount,
     won_count,
-    {{ people_ratio('booked_amount', 'quota_amount') }} as attainment,
-    {{ people_ratio('elapsed_days', 'period_days') }} as elapsed_share,
-    case
-        when quota_amount > 0
-            then {{ people_ratio('booked_amount', 'quota_amount') }} / {{ people_ratio('elapsed_days', 'period_days') }}
-    end as pace,
+    {{ ratio('booked_amount', 'quota_amount') }} as attainment,
+    {{ ratio('elapsed_days', 'period_days') }} as elapsed_share,
+    {{ ratio(ratio('booked_amount', 'quota_amount'), ratio('elapsed_days', 'period_days')) }} as pace,
     cast(quota_amount - booked_amount as {{ numeric_type() }}) as gap_to_quota,
     remaining_quota_amount,
     open_pipeline_amount,
     open_pipeline_count,
-    {{ people_ratio('open_pipeline_amount', 'remaining_quota_amount') }} as pipeline_coverage
+    {{ ratio('open_pipeline_amount', 'remaining_quota_amount') }} as pipeline_coverage
 from measured

@@ -2,6 +2,7 @@
 -- from their first such month up to the month of as_of): the rep's score card. Metrics are defined
 -- where they are computed (mart_rep_performance, mart_quota_attainment, mart_lead_funnel,
 -- mart_activity) or below for the deal averages.
+{%- set owner_month = ['owner_id', 'fiscal_month'] %}
 with rep_months as (
 
     select * from {{ ref('mart_rep_performance') }}
@@ -18,7 +19,7 @@ attainment as (
         pipeline_coverage
     from {{ ref('mart_quota_attainment') }}
     where
-        level = 'owner'
+        level = {{ hierarchy_level('rep') }}
         and period_type = 'month'
 
 ),
@@ -43,9 +44,7 @@ activity as (
     select
         owner_id,
         fiscal_month,
-        count(case when activity_type = 'call' then 1 end) as call_count,
-        count(case when activity_type = 'email' then 1 end) as email_count,
-        count(case when activity_type = 'meeting' then 1 end) as meeting_count
+        {{ people_activity_counts() }}
     from {{ ref('int_people__activities') }}
     group by owner_id, fiscal_month
 
@@ -92,30 +91,18 @@ joined as (
         coalesce(lead_response.lead_count, 0) as lead_count
     from rep_months
     left join attainment
-        on
-            rep_months.owner_id = attainment.owner_id
-            and rep_months.fiscal_month = attainment.fiscal_month
+        on {{ equal_keys('rep_months', 'attainment', owner_month) }}
     left join won_deals
-        on
-            rep_months.owner_id = won_deals.owner_id
-            and rep_months.fiscal_month = won_deals.fiscal_month
+        on {{ equal_keys('rep_months', 'won_deals', owner_month) }}
     left join activity
-        on
-            rep_months.owner_id = activity.owner_id
-            and rep_months.fiscal_month = activity.fiscal_month
+        on {{ equal_keys('rep_months', 'activity', owner_month) }}
     left join lead_response
-        on
-            rep_months.owner_id = lead_response.owner_id
-            and rep_months.fiscal_month = lead_response.fiscal_month
+        on {{ equal_keys('rep_months', 'lead_response', owner_month) }}
 
 )
 
 select
-    owner_id,
-    owner_name,
-    team_id,
-    team_name,
-    region,
+    {{ rep_attribute_columns() }},
     fiscal_month,
     fiscal_quarter,
     fiscal_year,

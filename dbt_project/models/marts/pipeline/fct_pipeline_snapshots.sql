@@ -95,19 +95,13 @@ fx_rates as (
         select
             built_pairs.currency_iso_code,
             built_pairs.close_date,
-            case
-                when built_pairs.currency_iso_code = {{ reporting_currency() }} then 1
-                else fx_rates.rate
-            end as fx_rate
+            {{ fx_rate('built_pairs.currency_iso_code', 'fx_rates.rate') }} as fx_rate
         from (select distinct
             currency_iso_code,
             close_date
         from built_rates) as built_pairs
         left join fx_rates
-            on
-                built_pairs.currency_iso_code = fx_rates.currency_iso_code
-                and built_pairs.close_date >= fx_rates.valid_from
-                and (fx_rates.valid_to is null or built_pairs.close_date <= fx_rates.valid_to)
+            on {{ fx_rate_in_force('fx_rates', 'built_pairs.currency_iso_code', 'built_pairs.close_date') }}
 
     ),
 
@@ -143,11 +137,7 @@ snapshots as (
         states.amount_local,
         opportunities.currency_iso_code,
         states.probability_pct,
-        case
-            when states.probability_pct < 0 then 0
-            when states.probability_pct > 100 then 100
-            else states.probability_pct
-        end / 100 as probability
+        {{ probability_fraction('states.probability_pct') }} as probability
     from states
     inner join opportunities
         on states.opportunity_id = opportunities.opportunity_id
@@ -184,10 +174,7 @@ close_date_rates as (
         where currency_iso_code is not null and close_date is not null
     ) as pairs
     inner join fx_rates
-        on
-            pairs.currency_iso_code = fx_rates.currency_iso_code
-            and pairs.close_date >= fx_rates.valid_from
-            and (fx_rates.valid_to is null or pairs.close_date <= fx_rates.valid_to)
+        on {{ fx_rate_in_force('fx_rates', 'pairs.currency_iso_code', 'pairs.close_date') }}
 
 ),
 
@@ -208,10 +195,7 @@ converted as (
         snapshots.close_date,
         snapshots.amount_local,
         snapshots.currency_iso_code,
-        case
-            when snapshots.currency_iso_code = {{ reporting_currency() }} then 1
-            else close_date_rates.rate
-        end as fx_rate,
+        {{ fx_rate('snapshots.currency_iso_code', 'close_date_rates.rate') }} as fx_rate,
         cast(snapshots.probability as {{ numeric_type() }}) as probability
     from snapshots
     left join close_date_rates

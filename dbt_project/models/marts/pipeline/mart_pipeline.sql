@@ -35,42 +35,28 @@ selected_days as (
 
 ),
 
-current_rows as (
+{#- the deals open at the end of each snapshot day (current_rows) and of the snapshot day before it
+    (previous_rows): the same rows of fct_pipeline_snapshots, joined on the one day or the other #}
+{%- for cte, day_column in [('current_rows', 'snapshot_date'), ('previous_rows', 'previous_snapshot_date')] %}
+    {{ cte }} as (
 
-    select
-        selected_days.snapshot_date,
-        selected_days.previous_snapshot_date,
-        snapshots.opportunity_id,
-        snapshots.owner_id,
-        snapshots.stage_name,
-        snapshots.forecast_category,
-        snapshots.created_date,
-        snapshots.close_date,
-        coalesce(snapshots.amount, 0) as amount,
-        coalesce(snapshots.weighted_amount, 0) as weighted_amount
-    from selected_days
-    inner join snapshots
-        on selected_days.snapshot_date = snapshots.snapshot_date
+        select
+            selected_days.snapshot_date,
+            selected_days.previous_snapshot_date,
+            snapshots.opportunity_id,
+            snapshots.owner_id,
+            snapshots.stage_name,
+            snapshots.forecast_category,
+            snapshots.created_date,
+            snapshots.close_date,
+            coalesce(snapshots.amount, 0) as amount,
+            coalesce(snapshots.weighted_amount, 0) as weighted_amount
+        from selected_days
+        inner join snapshots
+            on selected_days.{{ day_column }} = snapshots.snapshot_date
 
-),
-
-previous_rows as (
-
-    select
-        selected_days.snapshot_date,
-        selected_days.previous_snapshot_date,
-        snapshots.opportunity_id,
-        snapshots.owner_id,
-        snapshots.stage_name,
-        snapshots.forecast_category,
-        snapshots.close_date,
-        coalesce(snapshots.amount, 0) as amount
-    from selected_days
-    inner join snapshots
-        on selected_days.previous_snapshot_date = snapshots.snapshot_date
-
-),
-
+    ),
+{% endfor %}
 last_change_in_period as (
 
     -- how a deal that left the pipeline in the period stood at the end of the period

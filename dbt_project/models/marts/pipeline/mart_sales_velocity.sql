@@ -3,6 +3,7 @@
 -- pipeline_qualified_stage_rank (2 = Qualification), or is won; it counts as qualified in the month it
 -- first did (a won deal that never showed a qualified stage: its close month). Team and region are the
 -- owner's current ones. The count and sum columns are additive (roll up to team by summing them).
+{%- set owner_month = ['owner_id', 'fiscal_month'] %}
 with opportunities as (
 
     select * from {{ ref('fct_opportunities') }}
@@ -117,13 +118,9 @@ joined as (
         coalesce(closed.won_with_cycle_count, 0) as won_with_cycle_count
     from keys
     left join qualified
-        on
-            keys.owner_id = qualified.owner_id
-            and keys.fiscal_month = qualified.fiscal_month
+        on {{ equal_keys('keys', 'qualified', owner_month) }}
     left join closed
-        on
-            keys.owner_id = closed.owner_id
-            and keys.fiscal_month = closed.fiscal_month
+        on {{ equal_keys('keys', 'closed', owner_month) }}
     left join owners
         on keys.owner_id = owners.owner_id
 
@@ -133,18 +130,9 @@ rates as (
 
     select
         *,
-        case
-            when won_count + lost_count > 0
-                then cast(won_count as {{ float_type() }}) / (won_count + lost_count)
-        end as win_rate,
-        case
-            when won_with_amount_count > 0
-                then cast(won_amount as {{ float_type() }}) / won_with_amount_count
-        end as average_deal_size,
-        case
-            when won_with_cycle_count > 0
-                then cast(won_cycle_days_sum as {{ float_type() }}) / won_with_cycle_count
-        end as average_cycle_days
+        {{ ratio('won_count', 'won_count + lost_count') }} as win_rate,
+        {{ ratio('won_amount', 'won_with_amount_count') }} as average_deal_size,
+        {{ ratio('won_cycle_days_sum', 'won_with_cycle_count') }} as average_cycle_days
     from joined
 
 )
@@ -153,11 +141,7 @@ select
     fiscal_month,
     {{ fiscal_quarter('fiscal_month') }} as fiscal_quarter,
     {{ fiscal_year('fiscal_month') }} as fiscal_year,
-    owner_id,
-    owner_name,
-    team_id,
-    team_name,
-    region,
+    {{ rep_attribute_columns() }},
     qualified_count,
     won_count,
     lost_count,
@@ -168,8 +152,5 @@ select
     win_rate,
     average_deal_size,
     average_cycle_days,
-    case
-        when average_cycle_days > 0
-            then qualified_count * win_rate * average_deal_size / average_cycle_days
-    end as sales_velocity
+    {{ ratio('qualified_count * win_rate * average_deal_size', 'average_cycle_days') }} as sales_velocity
 from rates

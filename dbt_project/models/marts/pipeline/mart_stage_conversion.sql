@@ -97,14 +97,8 @@ select
     coalesce(funnel.reached_count, 0) as reached_count,
     coalesce(funnel.advanced_count, 0) as advanced_count,
     coalesce(funnel.won_count, 0) as won_count,
-    case
-        when funnel.reached_count > 0
-            then cast(funnel.advanced_count as {{ float_type() }}) / funnel.reached_count
-    end as conversion_to_next_rate,
-    case
-        when funnel.reached_count > 0
-            then cast(funnel.won_count as {{ float_type() }}) / funnel.reached_count
-    end as conversion_to_won_rate,
+    {{ ratio('funnel.advanced_count', 'funnel.reached_count') }} as conversion_to_next_rate,
+    {{ ratio('funnel.won_count', 'funnel.reached_count') }} as conversion_to_won_rate,
     coalesce(durations.completed_interval_count, 0) as completed_interval_count,
     cast(durations.median_days_in_stage as {{ float_type() }}) as median_days_in_stage
 from cohorts

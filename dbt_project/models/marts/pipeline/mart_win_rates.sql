@@ -2,16 +2,9 @@
 -- in the month (close date in the month and on or before as_of). Team and region are the owner's
 -- current ones; segment is the account's. Counts and amounts are additive: roll up by summing them and
 -- recompute the rates.
+{%- set grain = ['fiscal_month', 'owner_id', 'owner_name', 'team_id', 'team_name', 'region', 'segment',
+                 'lead_source', 'opportunity_type'] %}
 with closed_deals as (
-
-    select * from {{ ref('fct_opportunities') }}
-    where
-        is_closed
-        and close_date <= {{ as_of() }}
-
-),
-
-grouped as (
 
     select
         close_fiscal_month as fiscal_month,
@@ -21,23 +14,29 @@ grouped as (
         team_name,
         region,
         segment,
+        is_won,
+        amount,
         coalesce(lead_source, 'Unknown') as lead_source,
-        coalesce(opportunity_type, 'Unknown') as opportunity_type,
+        coalesce(opportunity_type, 'Unknown') as opportunity_type
+    from {{ ref('fct_opportunities') }}
+    where
+        is_closed
+        and close_date <= {{ as_of() }}
+
+),
+
+grouped as (
+
+    select
+        {%- for column in grain %}
+            {{ column }},
+        {%- endfor %}
         sum(case when is_won then 1 else 0 end) as won_count,
         sum(case when is_won then 0 else 1 end) as lost_count,
         cast(coalesce(sum(case when is_won then amount end), 0) as {{ numeric_type() }}) as won_amount,
         cast(coalesce(sum(case when not is_won then amount end), 0) as {{ numeric_type() }}) as lost_amount
     from closed_deals
-    group by
-        close_fiscal_month,
-        owner_id,
-        owner_name,
-        team_id,
-        team_name,
-        region,
-        segment,
-        coalesce(lead_source, 'Unknown'),
-        coalesce(opportunity_type, 'Unknown')
+    group by {{ grain | join(', ') }}
 
 )
 
@@ -45,11 +44,7 @@ select
     fiscal_month,
     {{ fiscal_quarter('fiscal_month') }} as fiscal_quarter,
     {{ fiscal_year('fiscal_month') }} as fiscal_year,
-    owner_id,
-    owner_name,
-    team_id,
-    team_name,
-    region,
+    {{ rep_attribute_columns() }},
     segment,
     lead_source,
     opportunity_type,
@@ -59,12 +54,6 @@ select
     won_amount,
     lost_amount,
     won_amount + lost_amount as closed_amount,
-    case
-        when won_count + lost_count > 0
-            then cast(won_count as {{ float_type() }}) / (won_count + lost_count)
-    end as win_rate,
-    case
-        when won_amount + lost_amount > 0
-            then cast(won_amount as {{ float_type() }}) / cast(won_amount + lost_amount as {{ float_type() }})
-    end as win_rate_amount
+    {{ ratio('won_count', 'won_count + lost_count') }} as win_rate,
+    {{ ratio('won_amount', 'won_amount + lost_amount') }} as win_rate_amount
 from grouped

@@ -1,0 +1,60 @@
+"""Build the digest sample and (re-)record its table digests: `make digests` (python -m tests.transform.mart_digests).
+
+The digest test (test_mart_digests.py) compares every table of the marts and forecasts schemas of one small,
+fixed night with the digests recorded here. A change that alters a table on purpose re-records them with this
+one command and says in its commit which tables changed and why.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from salesos.generate import generate
+from salesos.pipeline import run_all
+from salesos.run_context import RunContext
+from salesos.warehouse.digest import SIGNIFICANT_DIGITS, warehouse_digests
+
+AS_OF = date(2026, 10, 31)
+SCALE = "XS"
+SEED = 7
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = ROOT / "tests" / "fast_settings.yml"
+RECORDED = Path(__file__).with_name("mart_digests.json")
+
+
+def build_sample_night(work: Path) -> Path:
+    """One full night (extract to publish) on the XS sample; returns the published warehouse."""
+    generate(work / "exports", scale=SCALE, seed=SEED, as_of=AS_OF)
+    ctx = RunContext.create(as_of=AS_OF, exports=work / "exports", warehouse=work / "wh" / "salesos.duckdb",
+                            settings_file=SETTINGS)
+    run_all(ctx)
+    return ctx.warehouse
+
+
+def record(digests: dict[str, str]) -> None:
+    """Write the digests with what they were built from."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    doc = {"built_from": {"scale": SCALE, "seed": SEED, "as_of": AS_OF.isoformat(), "settings": SETTINGS.name,
+                          "significant_digits": SIGNIFICANT_DIGITS, "recorded_on_top_of_commit": commit},
+           "tables": digests}
+    RECORDED.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="salesos-digests-") as tmp:
+        digests = warehouse_digests(build_sample_night(Path(tmp)))
+    old = json.loads(RECORDED.read_text(encoding="utf-8"))["tables"] if RECORDED.exists() else {}
+    record(digests)
+    changed = sorted(k for k in set(old) | set(digests) if old.get(k) != digests.get(k))
+    print(f"recorded {len(digests)} tables in {RECORDED.relative_to(ROOT)}; changed: {', '.join(changed) or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
