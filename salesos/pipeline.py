@@ -145,8 +145,10 @@ def _extract(ctx: RunContext) -> dict[str, Any]:
         )
         check_no_export_vanished(con, ctx.run_id, previous_run, previous, settings)
         from forecasting.bookings import ensure_forecast_table
+        from forecasting.projection_nightly import ensure_projection_table
 
         ensure_forecast_table(con)
+        ensure_projection_table(con)
     finally:
         con.close()
     return _write_step(
@@ -353,7 +355,50 @@ def forecast(ctx: RunContext) -> dict[str, Any]:
         forecast_chunks(_forecast_work(ctx), chunks, horizon=settings.forecast_horizon,
                         origins=settings.forecast_origins, models_dir=_models_dir(ctx),
                         prophet_grid=settings.forecast_prophet_grid, cache_dir=cache_dir, reuse=reuse)
-    return forecast_store(ctx)
+    result = forecast_store(ctx)
+    from salesos.extract.load import full_refresh_requested
+
+    projection(ctx, full_refresh=full_refresh_requested())
+    return result
+
+
+# dbt models that read forecasts.fct_period_projections: built again once tonight's rows are in
+PROJECTION_MARTS = ["build", "--select", "stg_forecasts__period_projections+", "--exclude-resource-type", "unit_test"]
+
+
+def projection(ctx: RunContext, *, full_refresh: bool) -> dict[str, Any]:
+    """The in-quarter projection (forecasting.projection_nightly) into the build copy, then its marts.
+
+    A first night or a full refresh replays the last fiscal quarters; other nights add the new day(s).
+    """
+    with _lock(ctx, "projection"):
+        return _projection(ctx, full_refresh)
+
+
+def _projection(ctx: RunContext, full_refresh: bool) -> dict[str, Any]:
+    from forecasting.projection_nightly import ProjectionOptions, project
+    from salesos.transform.dbt_build import run_dbt
+
+    settings = load_settings(ctx.settings_file)
+    options = ProjectionOptions(settings.projection_replay_quarters, settings.projection_simulations,
+                                settings.projection_retrain_days)
+    write = _connect(ctx.build_warehouse)
+    # on Postgres the marts are read there; the table itself lives in the build copy and is copied over
+    read = _read_marts(ctx) if _on_postgres(ctx) else write
+    try:
+        result = project(read, write, as_of=ctx.as_of, run_id=ctx.run_id, model_dir=ctx.run_dir / "projection_model",
+                         full_refresh=full_refresh, options=options)
+    finally:
+        if read is not write:
+            read.close()
+        write.close()
+    if _on_postgres(ctx):
+        _copy_to_postgres(ctx, ("forecasts",))
+    built = run_dbt(PROJECTION_MARTS, warehouse=ctx.build_warehouse, run_dir=ctx.run_dir / "projection_dbt",
+                    settings=settings, as_of=ctx.as_of.isoformat(), target=ctx.dbt_target, run_id=ctx.run_id,
+                    full_refresh=False)
+    result["marts_built"] = built.models
+    return _write_step(ctx, "projection", result)
 
 
 def publish(ctx: RunContext) -> dict[str, Any]:
