@@ -11,6 +11,7 @@ The nightly sales-operations run: **extract >> validate >> dbt_build >> forecast
 | `forecast.plan` | reads the bookings series of every level from the built marts; one chunk per region |
 | `forecast.chunk` | mapped, one task per chunk (never per rep): Prophet with its backtest, a process pool inside |
 | `forecast.store` | reconciles the chunks, checks them (Great Expectations), appends to `forecasts.fct_forecasts` |
+| `forecast.projection` | the in-quarter projection of this month, quarter and next quarter from the open pipeline into `forecasts.fct_period_projections` (a first night replays the last four fiscal quarters), then its accuracy marts |
 | `publish` | swaps the build copy over the published warehouse with one atomic rename |
 
 The forecast is a task group inside this run, not a DAG of its own: marts and forecasts are published
@@ -123,7 +124,14 @@ def sales_nightly() -> None:
 
             return pipeline.forecast_store(_ctx())
 
-        store(chunk.expand(name=plan()))
+        @task(pool=WRITER_POOL)
+        def projection(stored: dict) -> dict:
+            from salesos import pipeline
+            from salesos.extract.load import full_refresh_requested
+
+            return pipeline.projection(_ctx(), full_refresh=full_refresh_requested())
+
+        projection(store(chunk.expand(name=plan())))
 
     @task(pool=WRITER_POOL, outlets=[MARTS, FORECASTS])
     def publish() -> dict:

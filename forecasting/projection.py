@@ -301,6 +301,7 @@ class DealModel:
     base_rate: float
     examples: int
     shock: float = 0.0  # relative sd of the open part beyond independent deals (a shared good/bad period)
+    empty: tuple[int, ...] = ()  # features with no value in training (e.g. no CRM probability): held at 0
 
     def predict(self, p: Prepared, rows: pd.DataFrame, end_days: np.ndarray) -> np.ndarray:
         return self.predict_ends(p, rows, [end_days])[0]
@@ -313,6 +314,7 @@ class DealModel:
             prob = np.nan_to_num(rows["crm_probability"].to_numpy(dtype="float64"), nan=self.base_rate)
             return [np.where(rows["close_day"].to_numpy() <= e, prob, 0.0) for e in ends]
         x = _feature_frame(rows, ends[0], p, self.vocab)
+        x[:, list(self.empty)] = 0.0
         q_ends = list(_quarter_end_days(p.quarter_starts))
         left, flag = FEATURES.index("days_left"), FEATURES.index("window_ends_quarter")
         blocks = []
@@ -339,10 +341,12 @@ def fit_model(p: Prepared, trained_on: date, max_iter: int = 100) -> DealModel:
                                            min_samples_leaf=40, l2_regularization=1.0, early_stopping=False,
                                            monotonic_cst=mono, categorical_features=cat, random_state=0)
     x = _feature_frame(ex, ex["end_day"].to_numpy(), p, vocab)
+    empty = tuple(int(i) for i in np.flatnonzero(~np.isfinite(x).any(axis=0)))
+    x[:, list(empty)] = 0.0
     model.fit(x, y)
     with _threads().limit(limits=1):
         prob = model.predict_proba(x)[:, 1]
-    return DealModel(trained_on, vocab, model, base, int(len(y)), _shock(ex, y, prob))
+    return DealModel(trained_on, vocab, model, base, int(len(y)), _shock(ex, y, prob), empty)
 
 
 def _shock(ex: pd.DataFrame, y: np.ndarray, prob: np.ndarray) -> float:
@@ -553,5 +557,6 @@ def model_card(model: DealModel, calib: dict[str, Any]) -> dict[str, Any]:
             "categorical": {c: model.vocab[c] for c in CATEGORICAL},
             "model": "HistGradientBoostingClassifier" if model.model is not None else "base rate (too few outcomes)",
             "params": json.loads(json.dumps(model.model.get_params(), default=str)) if model.model is not None else {},
-            "base_rate": model.base_rate, "calibration": calib,
+            "base_rate": model.base_rate, "shock": model.shock,
+            "features_without_values": [FEATURES[i] for i in model.empty], "calibration": calib,
             "finite": bool(calib.get("brier") is None or math.isfinite(calib["brier"]))}

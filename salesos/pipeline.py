@@ -527,6 +527,8 @@ def summarize(ctx: RunContext) -> dict[str, Any]:
         if p.exists():
             steps[step] = json.loads(p.read_text(encoding="utf-8"))
     build_result = steps.get("build", {})
+    projection_file = ctx.run_dir / "projection.json"
+    projected = json.loads(projection_file.read_text(encoding="utf-8")) if projection_file.exists() else {}
     return {
         "run_id": ctx.run_id,
         "as_of": ctx.as_of.isoformat(),
@@ -547,6 +549,10 @@ def summarize(ctx: RunContext) -> dict[str, Any]:
         "forecast_rows": steps.get("forecast", {}).get("rows", 0),
         "forecast_series": steps.get("forecast", {}).get("series", 0),
         "forecast_charts": steps.get("forecast", {}).get("charts"),
+        "projection_rows": projected.get("rows", 0),
+        "projection_days": projected.get("days", 0),
+        # how many open deal-days each input rule of the projection applied to (forecasting.projection)
+        "projection_rules": projected.get("rules", {}),
         "warehouse": str(ctx.warehouse),
         "run_folder": str(ctx.run_dir),
         "archive": str(ctx.archive_dir),
@@ -571,6 +577,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"models built:   {summary['models_built']}",
         f"tests passed:   {summary['tests_passed']} ({summary['tests_warned']} warned)",
         f"forecasts:      {summary['forecast_rows']} rows for {summary['forecast_series']} series",
+        f"projections:    {summary.get('projection_rows', 0)} rows for {summary.get('projection_days', 0)} day(s)",
         "",
         f"warehouse:      {summary['warehouse']}",
         f"run logs:       {summary['run_folder']}",
@@ -590,6 +597,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"note: {name} has no {', '.join(cols)} (loaded as empty)")
     for name, cols in summary.get("extra_columns", {}).items():
         lines.append(f"note: {name} has columns the contract does not use, kept: {', '.join(cols)}")
+    rules = summary.get("projection_rules", {})
+    for rule, what in (("missing_amount", "no amount (scored, counted as 0)"),
+                       ("close_date_in_past", "a close date already past (scored as open, overdue)"),
+                       ("unknown_stage", "a stage the stage rules do not know as open (scored without a stage)")):
+        if rules.get(rule):
+            lines.append(f"note: projection: {rules[rule]:,} open deal-days with {what}")
     for w in summary["checks"]["warnings"]:
         lines.append(f"warning: {w}")
     return "\n".join(lines)
