@@ -334,7 +334,7 @@ def fit_model(p: Prepared, trained_on: date, max_iter: int = 100) -> DealModel:
     vocab = {c: sorted(ex[c].dropna().astype(str).unique().tolist()) if c in ex else [] for c in CATEGORICAL}
     base = float(y.mean()) if len(y) else 0.0
     if len(y) < 200 or y.sum() < 20 or y.sum() == len(y):
-        return DealModel(trained_on, vocab, None, base, int(len(y)))
+        return DealModel(trained_on, vocab, None, base, len(y))
     mono = [1 if f == "days_left" else 0 for f in FEATURES]
     cat = [f in CATEGORICAL for f in FEATURES]
     model = HistGradientBoostingClassifier(max_iter=max_iter, learning_rate=0.1, max_leaf_nodes=15,
@@ -346,7 +346,7 @@ def fit_model(p: Prepared, trained_on: date, max_iter: int = 100) -> DealModel:
     model.fit(x, y)
     with _threads().limit(limits=1):
         prob = model.predict_proba(x)[:, 1]
-    return DealModel(trained_on, vocab, model, base, int(len(y)), _shock(ex, y, prob), empty)
+    return DealModel(trained_on, vocab, model, base, len(y), _shock(ex, y, prob), empty)
 
 
 def _shock(ex: pd.DataFrame, y: np.ndarray, prob: np.ndarray) -> float:
@@ -375,7 +375,7 @@ def calibration(p: Prepared, trained_on: date, holdout_days: int = 92, max_iter:
     table = [{"bin": f"{b / 10:.1f}-{(b + 1) / 10:.1f}", "deals": int((bins == b).sum()),
               "mean_predicted": float(prob[bins == b].mean()), "observed_won": float(y[bins == b].mean())}
              for b in range(10) if (bins == b).any()]
-    return {"trained_on": str(earlier), "scored_until": str(trained_on), "scored": int(len(y)),
+    return {"trained_on": str(earlier), "scored_until": str(trained_on), "scored": len(y),
             "brier": float(np.mean((prob - y) ** 2)), "brier_base_rate": float(np.mean((y.mean() - y) ** 2)),
             "reliability": table}
 
@@ -491,8 +491,9 @@ def project_day(p: Prepared, d: date, model: DealModel, simulations: int = 1000,
             "pct_of_period_elapsed": np.full(n, min(max((dd - a + 1) / length, 0.0), 1.0)),
             "won_to_date": won_s, "open_pipeline_expected": open_s, "new_pipeline_expected": new_s,
             "projection": won_s + open_s + new_s, "lower_80": qs[1], "upper_80": qs[2], "lower_95": qs[0],
-            "upper_95": qs[3], "commit_call": won_s + levels @ commit, "best_case_call": won_s + levels @ (commit + best),
-            "weighted_pipeline_call": won_s + levels @ weighted, "open_deals": np.rint(levels @ n_open).astype("int64"),
+            "upper_95": qs[3], "commit_call": won_s + levels @ commit,
+            "best_case_call": won_s + levels @ (commit + best), "weighted_pipeline_call": won_s + levels @ weighted,
+            "open_deals": np.rint(levels @ n_open).astype("int64"),
         }
         # a series with nothing in the period (no open deal, no win, no new-deal history) gets no row
         keep = (cols["projection"] != 0) | (cols["open_deals"] > 0) | (cols["commit_call"] != 0)
@@ -509,7 +510,7 @@ def rule_counts(p: Prepared, days: list[date], open_stages: set[str]) -> dict[st
     s = p.snapshots[p.snapshots["day"].isin([_day(d) for d in days])]
     return {
         **p.rules,
-        "open_deal_days": int(len(s)),
+        "open_deal_days": len(s),
         "missing_amount": int(s["amount"].isna().sum()),
         "close_date_in_past": int((s["close_day"] < s["day"]).sum()),
         "unknown_stage": int((~s["stage_name"].isin(open_stages)).sum()),

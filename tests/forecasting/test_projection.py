@@ -183,5 +183,6 @@ def test_an_empty_or_constant_crm_probability_still_projects(inputs):
 
 def test_calibration_reports_brier_and_reliability(prepared):
     calib = pj.calibration(prepared, AS_OF, max_iter=20)
-    assert calib["scored"] > 0 and 0 <= calib["brier"] <= 0.25 + 1e-9 or calib["brier"] < calib["brier_base_rate"]
+    assert calib["scored"] > 0
+    assert calib["brier"] < calib["brier_base_rate"]  # better than saying every deal wins at the base rate
     assert sum(b["deals"] for b in calib["reliability"]) == calib["scored"]

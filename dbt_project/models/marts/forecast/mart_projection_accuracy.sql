@@ -62,7 +62,7 @@ forecast_runs as (
     inner join forecasts
         on
             periods.series_id = forecasts.series_id
-            and forecasts.as_of_date < periods.period_start
+            and periods.period_start > forecasts.as_of_date
             and forecasts.period_start between periods.period_start and periods.period_end
     group by periods.series_id, periods.period_type, periods.period_start
 
@@ -76,7 +76,9 @@ time_series as (
         forecast_runs.period_type,
         forecast_runs.period_start,
         case
-            when count(distinct forecasts.period_start) = max(case when forecast_runs.period_type = 'month' then 1 else 3 end)
+            when
+                count(distinct forecasts.period_start)
+                = max(case when forecast_runs.period_type = 'month' then 1 else 3 end)
                 then sum(forecasts.forecast)
         end as time_series_forecast
     from forecast_runs
