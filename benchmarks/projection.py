@@ -48,16 +48,17 @@ def first_night(scale: str, work: Path) -> tuple[Path, dict]:
     return wh, {"night_seconds": round(night, 1), "projection": step}
 
 
-def next_night_seconds(wh: Path, work: Path) -> float:
-    """A night after the first: the table holds every day but as_of, so only as_of is projected."""
+def step_seconds(wh: Path, work: Path, replay: bool) -> float:
+    """The projection (without its dbt build) on a copy: a replay (full refresh), or a night after the first
+    (the table holds every day but as_of, so only as_of is projected)."""
     from forecasting.projection_nightly import PROJECTION_TABLE, ProjectionOptions, project
 
-    copy = work / "next.duckdb"
+    copy = work / "step.duckdb"
     shutil.copyfile(wh, copy)
     con = duckdb.connect(str(copy))
     con.execute(f"delete from {PROJECTION_TABLE} where as_of_date = ?", [AS_OF])
     t0 = time.perf_counter()
-    project(con, con, as_of=AS_OF, run_id="next", model_dir=work / "next_model", full_refresh=False,
+    project(con, con, as_of=AS_OF, run_id="bench", model_dir=work / "step_model", full_refresh=replay,
             options=ProjectionOptions())
     con.close()
     return time.perf_counter() - t0
@@ -88,11 +89,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", default="S")
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temporary one)")
+    ap.add_argument("--warehouse", type=Path, default=None,
+                    help="score an already published first night instead of running one (replay timed again)")
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="projection_bench_"))
     work.mkdir(parents=True, exist_ok=True)
-    wh, timing = first_night(args.scale, work)
-    timing["next_night_projection_seconds"] = round(next_night_seconds(wh, work), 1)
+    if args.warehouse is None:
+        wh, timing = first_night(args.scale, work)
+    else:
+        wh, timing = args.warehouse, {"replay_projection_seconds": round(step_seconds(args.warehouse, work, True), 1)}
+    timing["next_night_projection_seconds"] = round(step_seconds(wh, work, False), 1)
     con = duckdb.connect(str(wh), read_only=True)
     acc = con.execute("select * from marts.mart_projection_accuracy where period_type = 'quarter' "
                       "and days_into_period >= 1").df()

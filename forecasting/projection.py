@@ -28,6 +28,7 @@ they do); a stage the stage rules do not know as open is scored with its stage m
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -59,6 +60,7 @@ TRAIN_MONTH_ENDS = 6  # each training day is paired with the next six month ends
 WIN_RATE_DAYS = 365  # the owner's trailing win rate: deals closed in this many days
 WIN_RATE_PRIOR = 10  # ... shrunk toward the company's rate as if it had this many more deals
 NEW_DEAL_PERIODS = {"month": 12, "quarter": 8}  # past periods the new-deal part is averaged over
+SHOCK_STEPS = 3  # the shared shock is measured on a model this many training dates older
 COLUMNS = (
     "as_of_date", "level", "series_id", "series_key", "period_type", "period_start", "period_end",
     "days_into_period", "pct_of_period_elapsed", "won_to_date", "open_pipeline_expected",
@@ -343,15 +345,33 @@ def fit_model(p: Prepared, trained_on: date, max_iter: int = 100) -> DealModel:
     x = _feature_frame(ex, ex["end_day"].to_numpy(), p, vocab)
     empty = tuple(int(i) for i in np.flatnonzero(~np.isfinite(x).any(axis=0)))
     x[:, list(empty)] = 0.0
-    model.fit(x, y)
-    with _threads().limit(limits=1):
-        prob = model.predict_proba(x)[:, 1]
-    return DealModel(trained_on, vocab, model, base, len(y), _shock(ex, y, prob), empty)
+    with _threads().limit(limits=1):  # one core: the night shares the machine with the other steps' pools
+        model.fit(x, y)
+    return DealModel(trained_on, vocab, model, base, len(y), 0.0, empty)
+
+
+def fit_with_shock(p: Prepared, trained_on: date, retrain_days: int, cache: dict[int, DealModel] | None = None,
+                   max_iter: int = 100) -> DealModel:
+    """The deal model of `trained_on` with its shock measured out of sample: the model of SHOCK_STEPS training
+    dates earlier, scored on the (day, month end) windows that became known since (both on the fixed grid)."""
+    cache = {} if cache is None else cache
+    r = _day(trained_on)
+    earlier = r - SHOCK_STEPS * retrain_days
+    for day in (earlier, r):
+        if day not in cache:
+            cache[day] = fit_model(p, _date(day), max_iter=max_iter)
+    ex, y = training_set(p, trained_on)
+    new = ex["end_day"].to_numpy() >= earlier if len(ex) else np.zeros(0, dtype=bool)
+    tau = 0.0
+    if new.any():
+        ex, y = ex[new], y[new]
+        tau = _shock(ex, y, cache[earlier].predict(p, ex, ex["end_day"].to_numpy()))
+    return dataclasses.replace(cache[r], shock=tau)
 
 
 def _shock(ex: pd.DataFrame, y: np.ndarray, prob: np.ndarray) -> float:
     """How much more the open pipeline's won amount varies between (day, window) groups than independent
-    deals would: the relative sd tau with sum((A - E)^2 - V) = tau^2 sum(E^2) over the training groups."""
+    deals would: the relative sd tau with sum((A - E)^2 - V) = tau^2 sum(E^2) over the groups."""
     a = ex["amount_or_zero"].to_numpy()
     g = pd.DataFrame({"k": ex["day"].to_numpy() * 100000 + ex["end_day"].to_numpy(), "e": prob * a, "a": y * a,
                       "v": prob * (1 - prob) * a * a}).groupby("k").sum()
@@ -534,10 +554,10 @@ def replay(p: Prepared, days: list[date], *, as_of: date, simulations: int = 100
         if dd not in have:
             continue
         train_day = dd - dd % retrain_days
-        if train_day not in models:
-            models.clear()
-            models[train_day] = fit_model(p, _date(train_day), max_iter=max_iter)
-        model = models[train_day]
+        if model is None or _day(model.trained_on) != train_day:
+            model = fit_with_shock(p, _date(train_day), retrain_days, models, max_iter=max_iter)
+            for old in [k for k in models if k < train_day - SHOCK_STEPS * retrain_days]:
+                del models[old]
         frames.append(project_day(p, d, model, simulations, is_replay=d != as_of, levels=levels, series=series))
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
     return rows, model
