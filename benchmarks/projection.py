@@ -52,6 +52,7 @@ def step_seconds(wh: Path, work: Path, replay: bool) -> float:
     """The projection (without its dbt build) on a copy: a replay (full refresh), or a night after the first
     (the table holds every day but as_of, so only as_of is projected)."""
     from forecasting.projection_nightly import PROJECTION_TABLE, ProjectionOptions, project
+    from salesos.settings import load_settings
 
     copy = work / "step.duckdb"
     shutil.copyfile(wh, copy)
@@ -59,7 +60,7 @@ def step_seconds(wh: Path, work: Path, replay: bool) -> float:
     con.execute(f"delete from {PROJECTION_TABLE} where as_of_date = ?", [AS_OF])
     t0 = time.perf_counter()
     project(con, con, as_of=AS_OF, run_id="bench", model_dir=work / "step_model", full_refresh=replay,
-            options=ProjectionOptions())
+            options=ProjectionOptions.from_settings(load_settings(SETTINGS)))
     con.close()
     return time.perf_counter() - t0
 

@@ -22,6 +22,7 @@ import pandas as pd
 
 from forecasting import projection as pj
 from forecasting.bookings import FORECAST_SCHEMA, code_version
+from salesos.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,16 @@ create table if not exists {PROJECTION_TABLE} (
 
 @dataclass(frozen=True)
 class ProjectionOptions:
-    """The settings the projection reads (config/salesos.yml: projection_*)."""
+    """The settings the projection reads (config/salesos.yml: projection_*, the one place of their defaults)."""
 
-    replay_quarters: int = 4
-    simulations: int = 1000
-    retrain_days: int = 28
+    replay_quarters: int
+    simulations: int
+    retrain_days: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProjectionOptions:
+        return cls(settings.projection_replay_quarters, settings.projection_simulations,
+                   settings.projection_retrain_days)
 
 
 def ensure_projection_table(con: Any) -> None:
@@ -89,16 +95,18 @@ def read_inputs(con: Any) -> pj.Inputs:
     return pj.Inputs(snapshots, deals, [pd.Timestamp(q).date() for q in quarters], set(stages))
 
 
-def days_to_project(con: Any, as_of: date, quarter_starts: list[date], quarters: int, full_refresh: bool) -> list[date]:
-    """The replay window on a first night or a full refresh; otherwise the days after the last stored one."""
+def days_to_project(con: Any, as_of: date, quarter_starts: list[date], quarters: int,
+                    full_refresh: bool) -> tuple[list[date], bool]:
+    """The replay window on a first night or a full refresh (True); otherwise the days after the last stored
+    one (a night missed is caught up), at most the window."""
     window = pj.replay_days(as_of, quarter_starts, quarters)
     if full_refresh:
-        return window
+        return window, True
     last = con.execute(f"select max(as_of_date) from {PROJECTION_TABLE} where as_of_date < ?", [as_of]).fetchone()[0]
     if last is None:
-        return window
+        return window, True
     start = max(pd.Timestamp(last).date() + timedelta(days=1), window[0])
-    return [start + timedelta(days=i) for i in range((as_of - start).days + 1)]
+    return [start + timedelta(days=i) for i in range((as_of - start).days + 1)], False
 
 
 def store_projections(con: Any, rows: pd.DataFrame, days: list[date]) -> int:
@@ -126,7 +134,7 @@ def project(read_con: Any, write_con: Any, *, as_of: date, run_id: str, model_di
     t0 = time.perf_counter()
     inputs = read_inputs(read_con)
     p = pj.prepare(inputs)
-    days = days_to_project(write_con, as_of, p.quarter_starts, options.replay_quarters, full_refresh)
+    days, replayed = days_to_project(write_con, as_of, p.quarter_starts, options.replay_quarters, full_refresh)
     rows, model = pj.replay(p, days, as_of=as_of, simulations=options.simulations,
                             retrain_days=options.retrain_days)
     rows = rows.assign(run_id=run_id, code_version=code_version())
@@ -134,7 +142,7 @@ def project(read_con: Any, write_con: Any, *, as_of: date, run_id: str, model_di
     result: dict[str, Any] = {
         "rows": written,
         "days": len(days),
-        "replayed": bool(days) and len(days) > 1,
+        "replayed": replayed,
         "first_day": str(days[0]) if days else None,
         "rules": pj.rule_counts(p, days, inputs.open_stages),
     }

@@ -380,8 +380,7 @@ def _projection(ctx: RunContext, full_refresh: bool) -> dict[str, Any]:
     from salesos.transform.dbt_build import run_dbt
 
     settings = load_settings(ctx.settings_file)
-    options = ProjectionOptions(settings.projection_replay_quarters, settings.projection_simulations,
-                                settings.projection_retrain_days)
+    options = ProjectionOptions.from_settings(settings)
     write = _connect(ctx.build_warehouse)
     # on Postgres the marts are read there; the table itself lives in the build copy and is copied over
     read = _read_marts(ctx) if _on_postgres(ctx) else write

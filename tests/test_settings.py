@@ -27,6 +27,8 @@ def test_user_file_overrides_defaults(tmp_path):
         ("region_source: manager\n", "region_source"),
         ("forecast_prophet_grid: huge\n", "forecast_prophet_grid must be full or primary"),
         ("- a\n- b\n", "mapping"),
+        ("projection_simulations: 0\n", "projection_simulations must be a whole number >= 1"),
+        ("projection_retrain_days: 7.5\n", "projection_retrain_days must be a whole number"),
     ],
 )
 def test_bad_settings_name_file_and_key(tmp_path, text, match):
