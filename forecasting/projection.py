@@ -304,6 +304,7 @@ class DealModel:
     examples: int
     shock: float = 0.0  # relative sd of the open part beyond independent deals (a shared good/bad period)
     empty: tuple[int, ...] = ()  # features with no value in training (e.g. no CRM probability): held at 0
+    earlier: DealModel | None = None  # the older model its shock was measured with (fit_with_shock)
 
     def predict(self, p: Prepared, rows: pd.DataFrame, end_days: np.ndarray) -> np.ndarray:
         return self.predict_ends(p, rows, [end_days])[0]
@@ -366,7 +367,7 @@ def fit_with_shock(p: Prepared, trained_on: date, retrain_days: int, cache: dict
     if new.any():
         ex, y = ex[new], y[new]
         tau = _shock(ex, y, cache[earlier].predict(p, ex, ex["end_day"].to_numpy()))
-    return dataclasses.replace(cache[r], shock=tau)
+    return dataclasses.replace(cache[r], shock=tau, earlier=cache[earlier])
 
 
 def _shock(ex: pd.DataFrame, y: np.ndarray, prob: np.ndarray) -> float:
@@ -380,11 +381,12 @@ def _shock(ex: pd.DataFrame, y: np.ndarray, prob: np.ndarray) -> float:
     return math.sqrt(num / den) if den > 0 and num > 0 else 0.0
 
 
-def calibration(p: Prepared, trained_on: date, holdout_days: int = 92, max_iter: int = 100) -> dict[str, Any]:
-    """Out-of-time calibration: a model trained `holdout_days` earlier, scored on the examples that became
-    known since (Brier score and a ten-bin reliability table)."""
-    earlier = trained_on - timedelta(days=holdout_days)
-    model = fit_model(p, earlier, max_iter=max_iter)
+def calibration(p: Prepared, trained_on: date, holdout_days: int = 92, max_iter: int = 100,
+                earlier_model: DealModel | None = None) -> dict[str, Any]:
+    """Out-of-time calibration: a model trained `holdout_days` earlier (or `earlier_model`), scored on the
+    examples that became known since (Brier score and a ten-bin reliability table)."""
+    model = earlier_model or fit_model(p, trained_on - timedelta(days=holdout_days), max_iter=max_iter)
+    earlier = model.trained_on
     ex, y = training_set(p, trained_on)
     new = (ex["end_day"].to_numpy() >= _day(earlier)) if len(ex) else np.array([], dtype=bool)
     ex, y = ex[new], y[new]

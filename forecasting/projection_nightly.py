@@ -9,6 +9,7 @@ on a fixed grid of training dates, on outcomes known then.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -147,9 +148,11 @@ def project(read_con: Any, write_con: Any, *, as_of: date, run_id: str, model_di
         "rules": pj.rule_counts(p, days, inputs.open_stages),
     }
     if model is not None:
-        calib = pj.calibration(p, as_of)
+        # the model of the night scored out of time: the older model the shock was measured with, on the
+        # windows known since it was trained (no extra fit)
+        calib = pj.calibration(p, model.trained_on, earlier_model=model.earlier)
         model_dir.mkdir(parents=True, exist_ok=True)
-        joblib.dump(model, model_dir / "deal_model.joblib")
+        joblib.dump(dataclasses.replace(model, earlier=None), model_dir / "deal_model.joblib")
         card = pj.model_card(model, calib)
         (model_dir / "model_card.json").write_text(json.dumps(card, indent=1, default=str), encoding="utf-8")
         result |= {"model_dir": str(model_dir), "brier": calib.get("brier"), "examples": model.examples}
