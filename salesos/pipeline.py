@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import shutil
+import time
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -393,10 +394,12 @@ def _projection(ctx: RunContext, full_refresh: bool) -> dict[str, Any]:
         write.close()
     if _on_postgres(ctx):
         _copy_to_postgres(ctx, ("forecasts",))
+    started = time.perf_counter()
     built = run_dbt(PROJECTION_MARTS, warehouse=ctx.build_warehouse, run_dir=ctx.run_dir / "projection_dbt",
                     settings=settings, as_of=ctx.as_of.isoformat(), target=ctx.dbt_target, run_id=ctx.run_id,
                     full_refresh=False)
     result["marts_built"] = built.models
+    result["marts_seconds"] = round(time.perf_counter() - started, 1)
     return _write_step(ctx, "projection", result)
 
 
