@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/projection.py --scale S [--keep DIR]
 
-Runs a first night (generate, run_all with tests/fast_settings.yml), so the projection replays the last four
-fiscal quarters; then reads `marts.mart_projection_accuracy` and reports, over the replayed quarters:
+Runs a first night (generate, run_all with tests/fast_settings.yml but the projection defaults), so the
+projection replays the last four fiscal quarters; then reads `marts.mart_projection_accuracy` and reports,
+over the replayed quarters:
 - WAPE of the projection and of each call at 25% and 50% of the quarter elapsed (the first day each quarter
   reaches it), at company and region level, and the time-series forecast of the quarter made at its start
   (`forecasting.models.forecast`, the nightly selection, on the complete months before the quarter);
@@ -28,7 +29,17 @@ import numpy as np
 import pandas as pd
 
 AS_OF = date(2026, 10, 31)
-SETTINGS = Path(__file__).resolve().parents[1] / "tests" / "fast_settings.yml"
+FAST_SETTINGS = Path(__file__).resolve().parents[1] / "tests" / "fast_settings.yml"
+
+
+def bench_settings(work: Path) -> Path:
+    """The end-to-end tests' quick forecast settings with the projection's defaults (not their one quarter)."""
+    import yaml
+
+    values = {k: v for k, v in yaml.safe_load(FAST_SETTINGS.read_text()).items() if not k.startswith("projection_")}
+    path = work / "settings.yml"
+    path.write_text(yaml.safe_dump(values))
+    return path
 CALLS = ("projection", "commit_call", "best_case_call", "weighted_pipeline_call")
 
 
@@ -42,7 +53,7 @@ def first_night(scale: str, work: Path) -> tuple[Path, dict]:
     wh = work / "wh" / "salesos.duckdb"
     wh.parent.mkdir(parents=True)
     t0 = time.perf_counter()
-    ctx = RunContext.create(as_of=AS_OF, exports=exports, warehouse=wh, settings_file=SETTINGS)
+    ctx = RunContext.create(as_of=AS_OF, exports=exports, warehouse=wh, settings_file=bench_settings(work))
     run_all(ctx)
     night = time.perf_counter() - t0
     step = json.loads((ctx.run_dir / "projection.json").read_text())
@@ -61,7 +72,7 @@ def step_seconds(wh: Path, work: Path, replay: bool) -> str:
     con.execute(f"delete from {PROJECTION_TABLE} where as_of_date = ?", [AS_OF])
     t0, c0 = time.perf_counter(), time.process_time()
     project(con, con, as_of=AS_OF, run_id="bench", model_dir=work / "step_model", full_refresh=replay,
-            options=ProjectionOptions.from_settings(load_settings(SETTINGS)))
+            options=ProjectionOptions.from_settings(load_settings(bench_settings(work))))
     con.close()
     return f"{time.perf_counter() - t0:.1f} s wall, {time.process_time() - c0:.1f} s CPU"
 
