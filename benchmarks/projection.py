@@ -32,11 +32,16 @@ AS_OF = date(2026, 10, 31)
 FAST_SETTINGS = Path(__file__).resolve().parents[1] / "tests" / "fast_settings.yml"
 
 
+SNAPSHOT_MONTHS: int | None = None  # --snapshot-months: pipeline_snapshot_months for the night
+
+
 def bench_settings(work: Path) -> Path:
     """The end-to-end tests' quick forecast settings with the projection's defaults (not their one quarter)."""
     import yaml
 
     values = {k: v for k, v in yaml.safe_load(FAST_SETTINGS.read_text()).items() if not k.startswith("projection_")}
+    if SNAPSHOT_MONTHS is not None:
+        values["pipeline_snapshot_months"] = SNAPSHOT_MONTHS
     path = work / "settings.yml"
     path.write_text(yaml.safe_dump(values))
     return path
@@ -104,7 +109,10 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temporary one)")
     ap.add_argument("--warehouse", type=Path, default=None,
                     help="score an already published first night instead of running one (replay timed again)")
+    ap.add_argument("--snapshot-months", type=int, default=None, help="pipeline_snapshot_months for the night")
     args = ap.parse_args()
+    global SNAPSHOT_MONTHS
+    SNAPSHOT_MONTHS = args.snapshot_months
     work = args.keep or Path(tempfile.mkdtemp(prefix="projection_bench_"))
     work.mkdir(parents=True, exist_ok=True)
     if args.warehouse is None:

@@ -75,6 +75,7 @@ class Settings:
     forecast_levels: list[str] = field(default_factory=lambda: ["company", "region", "segment", "team", "rep"])
     forecast_prophet_grid: str = "primary"
     forecast_reuse_unchanged: bool = True
+    pipeline_snapshot_months: int = 13
     projection_replay_quarters: int = 4
     projection_simulations: int = 1000
     projection_retrain_days: int = 28
@@ -114,7 +115,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
                             f"not {settings.forecast_prophet_grid!r}")
     if settings.forecast_horizon < 1 or settings.forecast_origins < 1:
         raise SettingsError(f"{source}: forecast_horizon and forecast_origins must be at least 1")
-    for key in ("projection_replay_quarters", "projection_simulations", "projection_retrain_days"):
+    for key in ("pipeline_snapshot_months", "projection_replay_quarters", "projection_simulations",
+                "projection_retrain_days"):
         value = getattr(settings, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise SettingsError(f"{source}: {key} must be a whole number >= 1, got {value!r}")

@@ -28,6 +28,7 @@ def test_user_file_overrides_defaults(tmp_path):
         ("forecast_prophet_grid: huge\n", "forecast_prophet_grid must be full or primary"),
         ("- a\n- b\n", "mapping"),
         ("projection_simulations: 0\n", "projection_simulations must be a whole number >= 1"),
+        ("pipeline_snapshot_months: 0\n", "pipeline_snapshot_months must be a whole number >= 1"),
         ("projection_retrain_days: 7.5\n", "projection_retrain_days must be a whole number"),
     ],
 )
