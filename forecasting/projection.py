@@ -422,7 +422,7 @@ def _new_deal_history(p: Prepared, d: date, period: Period) -> np.ndarray:
         qs = qs[-NEW_DEAL_PERIODS["quarter"]:]
         nxt = {q: n for q, n in zip(p.quarter_starts, p.quarter_starts[1:], strict=False)}
         bounds = [(_day(q), _day(nxt[q]) - 1) for q in qs]
-    w = p.deals[p.deals["is_won"] & (p.deals["closed_on"] <= dd - 0)]
+    w = p.deals[p.deals["is_won"] & (p.deals["closed_on"] <= dd)]
     hist = np.zeros((len(bounds), len(p.leaves)))
     cd, cr, lf, am = (w["close_day"].to_numpy(), w["created_day"].to_numpy(), w["leaf"].to_numpy(),
                       w["amount_or_zero"].to_numpy())
@@ -578,8 +578,8 @@ def model_card(model: DealModel, calib: dict[str, Any]) -> dict[str, Any]:
     """What is stored with the run beside the model: its features, training and calibration."""
     return {"trained_on": str(model.trained_on), "examples": model.examples, "features": list(FEATURES),
             "categorical": {c: model.vocab[c] for c in CATEGORICAL},
-            "model": "HistGradientBoostingClassifier" if model.model is not None else "base rate (too few outcomes)",
+            "model": "HistGradientBoostingClassifier" if model.model is not None
+            else "CRM probability (too few known outcomes)",
             "params": json.loads(json.dumps(model.model.get_params(), default=str)) if model.model is not None else {},
             "base_rate": model.base_rate, "shock": model.shock,
-            "features_without_values": [FEATURES[i] for i in model.empty], "calibration": calib,
-            "finite": bool(calib.get("brier") is None or math.isfinite(calib["brier"]))}
+            "features_without_values": [FEATURES[i] for i in model.empty], "calibration": calib}
