@@ -186,3 +186,24 @@ def test_calibration_reports_brier_and_reliability(prepared):
     assert calib["scored"] > 0
     assert calib["brier"] < calib["brier_base_rate"]  # better than saying every deal wins at the base rate
     assert sum(b["deals"] for b in calib["reliability"]) == calib["scored"]
+
+
+@pytest.mark.parametrize("n", [0, 20])
+def test_an_empty_or_tiny_pipeline_projects_without_failing(n):
+    inputs = synthetic(n=n)
+    if n == 0:  # no deal at all: the frames still carry their columns
+        inputs = pj.Inputs(pd.DataFrame(columns=["snapshot_date", "opportunity_id", "owner_id", "segment",
+                                                 "opportunity_type", "created_date", "stage_name", "stage_rank",
+                                                 "forecast_category", "close_date", "amount", "probability"]),
+                           pd.DataFrame(columns=["opportunity_id", "owner_id", "team_id", "region", "segment",
+                                                 "created_date", "close_date", "status", "amount"]),
+                           inputs.quarter_starts, inputs.open_stages)
+    p = pj.prepare(inputs)
+    days = pj.replay_days(AS_OF, quarter_starts(), 1)
+    rows, model = pj.replay(p, days, as_of=AS_OF, simulations=20, retrain_days=28, max_iter=10)
+    assert list(rows.columns) == list(pj.COLUMNS)
+    if n == 0:
+        assert rows.empty and model is None
+    else:
+        assert model is not None and len(rows) > 0
+        assert np.isfinite(rows[["projection", "lower_95", "upper_95"]].to_numpy(dtype=float)).all()
