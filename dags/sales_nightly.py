@@ -11,7 +11,13 @@ The nightly sales-operations run: **extract >> validate >> dbt_build >> forecast
 | `forecast.plan` | reads the bookings series of every level from the built marts; one chunk per region |
 | `forecast.chunk` | mapped, one task per chunk (never per rep): Prophet with its backtest, a process pool inside |
 | `forecast.store` | reconciles the chunks, checks them (Great Expectations), appends to `forecasts.fct_forecasts` |
+| `forecast.projection` | this month's and quarter's projection from the open pipeline, `fct_period_projections` |
 | `publish` | swaps the build copy over the published warehouse with one atomic rename |
+
+`forecast.projection` projects this month, this fiscal quarter and the next from won-to-date, the open
+pipeline (a deal model trained on the reconstructed daily pipeline) and the deals not yet created, with
+80%/95% intervals, at every level; a first night replays the last four fiscal quarters. It then rebuilds
+`mart_projection_accuracy` and its summary from the new rows.
 
 The forecast is a task group inside this run, not a DAG of its own: marts and forecasts are published
 together in one atomic swap, so finance never reads forecasts made from other marts than the ones beside
@@ -129,7 +135,14 @@ def sales_nightly() -> None:
 
             return pipeline.forecast_store(_ctx())
 
-        store(chunk.expand(name=plan()))
+        @task(pool=WRITER_POOL)
+        def projection(stored: dict) -> dict:
+            from salesos import pipeline
+            from salesos.extract.load import full_refresh_requested
+
+            return pipeline.projection(_ctx(), full_refresh=full_refresh_requested())
+
+        projection(store(chunk.expand(name=plan())))
 
     @task(pool=WRITER_POOL, outlets=[MARTS, FORECASTS])
     def publish() -> dict:

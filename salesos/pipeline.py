@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import shutil
+import time
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,8 +148,10 @@ def _extract(ctx: RunContext) -> dict[str, Any]:
         )
         check_no_export_vanished(con, ctx.run_id, previous_run, previous, settings)
         from forecasting.bookings import ensure_forecast_table
+        from forecasting.projection_nightly import ensure_projection_table
 
         ensure_forecast_table(con)
+        ensure_projection_table(con)
     finally:
         con.close()
     return _write_step(
@@ -358,7 +361,51 @@ def forecast(ctx: RunContext) -> dict[str, Any]:
         forecast_chunks(_forecast_work(ctx), chunks, horizon=settings.forecast_horizon,
                         origins=settings.forecast_origins, models_dir=_models_dir(ctx),
                         prophet_grid=settings.forecast_prophet_grid, cache_dir=cache_dir, reuse=reuse)
-    return forecast_store(ctx)
+    result = forecast_store(ctx)
+    from salesos.extract.load import full_refresh_requested
+
+    projection(ctx, full_refresh=full_refresh_requested())
+    return result
+
+
+# dbt models that read forecasts.fct_period_projections: built again once tonight's rows are in
+PROJECTION_MARTS = ["build", "--select", "stg_forecasts__period_projections+", "--exclude-resource-type", "unit_test"]
+
+
+def projection(ctx: RunContext, *, full_refresh: bool) -> dict[str, Any]:
+    """The in-quarter projection (forecasting.projection_nightly) into the build copy, then its marts.
+
+    A first night or a full refresh replays the last fiscal quarters; other nights add the new day(s).
+    """
+    with _lock(ctx, "projection"):
+        return _projection(ctx, full_refresh)
+
+
+def _projection(ctx: RunContext, full_refresh: bool) -> dict[str, Any]:
+    from forecasting.projection_nightly import ProjectionOptions, project
+    from salesos.transform.dbt_build import run_dbt
+
+    settings = load_settings(ctx.settings_file)
+    options = ProjectionOptions.from_settings(settings)
+    write = _connect(ctx.build_warehouse)
+    # on Postgres the marts are read there; the table itself lives in the build copy and is copied over
+    read = _read_marts(ctx) if _on_postgres(ctx) else write
+    try:
+        result = project(read, write, as_of=ctx.as_of, run_id=ctx.run_id, model_dir=ctx.run_dir / "projection_model",
+                         full_refresh=full_refresh, options=options)
+    finally:
+        if read is not write:
+            read.close()
+        write.close()
+    if _on_postgres(ctx):
+        _copy_to_postgres(ctx, ("forecasts",))
+    started = time.perf_counter()
+    built = run_dbt(PROJECTION_MARTS, warehouse=ctx.build_warehouse, run_dir=ctx.run_dir / "projection_dbt",
+                    settings=settings, as_of=ctx.as_of.isoformat(), target=ctx.dbt_target, run_id=ctx.run_id,
+                    full_refresh=False)
+    result["marts_built"] = built.models
+    result["marts_seconds"] = round(time.perf_counter() - started, 1)
+    return _write_step(ctx, "projection", result)
 
 
 def publish(ctx: RunContext) -> dict[str, Any]:
@@ -487,6 +534,8 @@ def summarize(ctx: RunContext) -> dict[str, Any]:
         if p.exists():
             steps[step] = json.loads(p.read_text(encoding="utf-8"))
     build_result = steps.get("build", {})
+    projection_file = ctx.run_dir / "projection.json"
+    projected = json.loads(projection_file.read_text(encoding="utf-8")) if projection_file.exists() else {}
     return {
         "run_id": ctx.run_id,
         "as_of": ctx.as_of.isoformat(),
@@ -509,6 +558,10 @@ def summarize(ctx: RunContext) -> dict[str, Any]:
         "forecast_rows": steps.get("forecast", {}).get("rows", 0),
         "forecast_series": steps.get("forecast", {}).get("series", 0),
         "forecast_charts": steps.get("forecast", {}).get("charts"),
+        "projection_rows": projected.get("rows", 0),
+        "projection_days": projected.get("days", 0),
+        # how many open deal-days each input rule of the projection applied to (forecasting.projection)
+        "projection_rules": projected.get("rules", {}),
         "warehouse": str(ctx.warehouse),
         "run_folder": str(ctx.run_dir),
         "archive": str(ctx.archive_dir),
@@ -541,6 +594,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"models built:   {summary['models_built']}",
         f"tests passed:   {summary['tests_passed']} ({summary['tests_warned']} warned)",
         f"forecasts:      {summary['forecast_rows']} rows for {summary['forecast_series']} series",
+        f"projections:    {summary.get('projection_rows', 0)} rows for {summary.get('projection_days', 0)} day(s)",
         "",
         f"warehouse:      {summary['warehouse']}",
         f"run logs:       {summary['run_folder']}",
@@ -562,6 +616,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         # a connector's tables carry dozens of such columns: name the first ones, count the rest
         shown = ", ".join(cols[:12]) + (f" and {len(cols) - 12} more" if len(cols) > 12 else "")
         lines.append(f"note: {name} has columns the contract does not use, kept: {shown}")
+    rules = summary.get("projection_rules", {})
+    for rule, what in (("missing_amount", "no amount (scored, counted as 0)"),
+                       ("close_date_in_past", "a close date already past (scored as open, overdue)"),
+                       ("unknown_stage", "a stage the stage rules do not know as open (scored without a stage)")):
+        if rules.get(rule):
+            lines.append(f"note: projection: {rules[rule]:,} open deal-days with {what}")
     for w in summary["checks"]["warnings"]:
         lines.append(f"warning: {w}")
     return "\n".join(lines)

@@ -33,6 +33,9 @@ PYTHON_ONLY = (
     "forecast_levels",
     "forecast_prophet_grid",
     "forecast_reuse_unchanged",
+    "projection_replay_quarters",
+    "projection_simulations",
+    "projection_retrain_days",
     "number_decimal_separator",
     "number_thousands_separator",
     "export_encoding",
@@ -78,6 +81,10 @@ class Settings:
     forecast_levels: list[str] = field(default_factory=lambda: list(level_names()))
     forecast_prophet_grid: str = "primary"
     forecast_reuse_unchanged: bool = True
+    pipeline_snapshot_months: int = 13
+    projection_replay_quarters: int = 4
+    projection_simulations: int = 1000
+    projection_retrain_days: int = 28
     number_decimal_separator: str = "auto"
     number_thousands_separator: str = "auto"
     export_encoding: str = "auto"
@@ -118,6 +125,11 @@ def load_settings(path: str | Path | None = None) -> Settings:
                             f"not {settings.forecast_prophet_grid!r}")
     if settings.forecast_horizon < 1 or settings.forecast_origins < 1:
         raise SettingsError(f"{source}: forecast_horizon and forecast_origins must be at least 1")
+    for key in ("pipeline_snapshot_months", "projection_replay_quarters", "projection_simulations",
+                "projection_retrain_days"):
+        value = getattr(settings, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SettingsError(f"{source}: {key} must be a whole number >= 1, got {value!r}")
     _check_export_guards(settings, source)
     _check_formats(settings, source)
     _check_stages(settings, source)

@@ -70,6 +70,26 @@ def test_summary_counts_what_was_loaded_built_and_forecast(sample, published):
     assert (ctx.run_dir / "summary.json").exists()
 
 
+def test_the_first_night_replays_the_projection_and_scores_it(published):
+    """issue 17: the table and both accuracy marts have rows after the first night; the levels add up."""
+    ctx, summary = published
+    days = _table(ctx.warehouse, "select count(distinct as_of_date) as n, min(as_of_date) as first, "
+                  "bool_or(not is_replay) as tonight from forecasts.fct_period_projections")
+    assert days["n"][0] == summary["projection_days"] >= 89  # a fiscal quarter (fast_settings), each day
+    assert bool(days["tonight"][0])
+    acc = _table(ctx.warehouse, "select * from marts.mart_projection_accuracy")
+    assert len(acc) > 0 and acc["actual"].notna().all()
+    summ = _table(ctx.warehouse, "select * from marts.mart_projection_accuracy_summary")
+    assert {"projection", "commit_call", "best_case_call", "weighted_pipeline_call"} <= set(summ["method"])
+    sums = _table(ctx.warehouse, "select as_of_date, period_type, period_start, level, sum(projection) as p "
+                  "from forecasts.fct_period_projections where as_of_date = (select max(as_of_date) "
+                  "from forecasts.fct_period_projections) group by all")
+    for _, g in sums.groupby(["period_type", "period_start"]):
+        assert g["p"].max() - g["p"].min() <= 1e-6 * g["p"].max()
+    assert (ctx.run_dir / "projection_model" / "model_card.json").exists()
+    assert "projection_rules" in summary and "missing_amount" in summary["projection_rules"]
+
+
 def _independent_rep_months(sample: Path) -> pd.DataFrame:
     """Win rate, bookings and attainment per rep and month straight from the CSVs, with pandas."""
     opp = pd.read_csv(sample / "Opportunity.csv", dtype=str, keep_default_na=False)

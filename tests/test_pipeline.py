@@ -42,3 +42,17 @@ def test_a_warehouse_from_before_is_converted_by_the_next_extract_and_keeps_its_
     assert is_compat(ctx.build_warehouse) and not is_compat(wh)  # the published file is never touched
     assert _count(ctx.build_warehouse, "select x from forecasts.history") == 42
     assert _count(ctx.build_warehouse, "select count(*) from raw.opportunities") == 4
+
+
+def test_the_summary_counts_the_projection_and_each_input_rule():
+    from salesos.pipeline import format_summary
+
+    text = format_summary({
+        "run_id": "r", "as_of": "2026-10-31", "rows_loaded": {}, "checks": {"expectations": 1, "warnings": []},
+        "models_built": 1, "tests_passed": 1, "tests_warned": 0, "forecast_rows": 1, "forecast_series": 1,
+        "warehouse": "w", "run_folder": "f", "projection_rows": 240, "projection_days": 1,
+        "projection_rules": {"missing_amount": 3, "close_date_in_past": 10, "unknown_stage": 0},
+    })
+    assert "projections:    240 rows for 1 day(s)" in text
+    assert "3 open deal-days with no amount" in text and "10 open deal-days with a close date already past" in text
+    assert "stage the stage rules do not know" not in text  # a rule that applied to nothing is not shown

@@ -31,6 +31,9 @@ def test_user_file_overrides_defaults(tmp_path):
         ("source: fivetran-salesforce\nconnector_tables: {opportunty: x}\n",
          "renames opportunty, not a Fivetran Salesforce table"),
         ("connector_tables: [opportunity]\n", "connector_tables must map"),
+        ("projection_simulations: 0\n", "projection_simulations must be a whole number >= 1"),
+        ("pipeline_snapshot_months: 0\n", "pipeline_snapshot_months must be a whole number >= 1"),
+        ("projection_retrain_days: 7.5\n", "projection_retrain_days must be a whole number"),
     ],
 )
 def test_bad_settings_name_file_and_key(tmp_path, text, match):

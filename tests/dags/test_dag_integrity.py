@@ -22,7 +22,8 @@ def test_every_dag_imports_without_errors(dagbag):
 
 def test_sales_nightly_is_extract_validate_build_forecast_publish(dagbag):
     dag = dagbag.dags["sales_nightly"]
-    order = ["extract", "validate", "dbt_build", "forecast.plan", "forecast.chunk", "forecast.store", "publish"]
+    order = ["extract", "validate", "dbt_build", "forecast.plan", "forecast.chunk", "forecast.store",
+             "forecast.projection", "publish"]
     assert sorted(dag.task_ids) == sorted(order)
     for upstream, downstream in itertools.pairwise(order):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
@@ -38,7 +39,7 @@ def test_forecast_chunks_are_mapped_and_only_warehouse_tasks_take_the_writer_poo
     assert isinstance(dag.get_task("forecast.chunk"), MappedOperator)
     pools = {t.task_id: t.pool for t in dag.tasks}
     assert {t for t, p in pools.items() if p == "duckdb_writer"} == {
-        "extract", "dbt_build", "forecast.plan", "forecast.store", "publish"}
+        "extract", "dbt_build", "forecast.plan", "forecast.store", "forecast.projection", "publish"}
     outlets = {a.name for a in dag.get_task("publish").outlets}
     assert outlets == {"salesos_marts", "salesos_forecasts"}
 

@@ -1,0 +1,108 @@
+-- One row per level, period type, tenth of the period elapsed (0 = before the period started) and method
+-- ('projection', 'commit_call', 'best_case_call', 'weighted_pipeline_call', 'time_series'): how each call
+-- of a period's bookings converges through the period, over mart_projection_accuracy. WAPE = sum of
+-- absolute errors / sum of actuals; bias = sum(call - actual) / sum(actual); coverage of the projection's
+-- 80% and 95% intervals (the projection's rows only). The time-series rows count only periods it forecast.
+with scored as (
+
+    select * from {{ ref('mart_projection_accuracy') }}
+
+),
+
+long_methods as (
+
+    select
+        level,
+        period_type,
+        tenth_of_period_elapsed,
+        'projection' as method,
+        series_id,
+        period_start,
+        actual,
+        projection as call_amount,
+        projection_abs_error as abs_error,
+        case when is_in_80 then 1.0 else 0.0 end as in_80,
+        case when is_in_95 then 1.0 else 0.0 end as in_95
+    from scored
+    union all
+    select
+        level,
+        period_type,
+        tenth_of_period_elapsed,
+        'commit_call' as method,
+        series_id,
+        period_start,
+        actual,
+        commit_call as call_amount,
+        commit_abs_error as abs_error,
+        null as in_80,
+        null as in_95
+    from scored
+    union all
+    select
+        level,
+        period_type,
+        tenth_of_period_elapsed,
+        'best_case_call' as method,
+        series_id,
+        period_start,
+        actual,
+        best_case_call as call_amount,
+        best_case_abs_error as abs_error,
+        null as in_80,
+        null as in_95
+    from scored
+    union all
+    select
+        level,
+        period_type,
+        tenth_of_period_elapsed,
+        'weighted_pipeline_call' as method,
+        series_id,
+        period_start,
+        actual,
+        weighted_pipeline_call as call_amount,
+        weighted_pipeline_abs_error as abs_error,
+        null as in_80,
+        null as in_95
+    from scored
+    union all
+    select
+        level,
+        period_type,
+        tenth_of_period_elapsed,
+        'time_series' as method,
+        series_id,
+        period_start,
+        actual,
+        time_series_forecast as call_amount,
+        time_series_abs_error as abs_error,
+        null as in_80,
+        null as in_95
+    from scored
+    where time_series_forecast is not null
+
+),
+
+final as (
+
+    select
+        level,
+        period_type,
+        tenth_of_period_elapsed,
+        method,
+        count(*) as n_scored,
+        count(distinct series_id) as n_series,
+        count(distinct period_start) as n_periods,
+        sum(actual) as sum_actual,
+        sum(call_amount) as sum_call,
+        {{ ratio('sum(abs_error)', 'sum(abs(actual))') }} as wape,
+        {{ ratio('sum(call_amount - actual)', 'sum(actual)') }} as bias,
+        avg(in_80) as coverage_80,
+        avg(in_95) as coverage_95
+    from long_methods
+    group by level, period_type, tenth_of_period_elapsed, method
+
+)
+
+select * from final

@@ -1,0 +1,585 @@
+"""The in-quarter projection: this month's, this quarter's and next quarter's bookings from the open pipeline.
+
+A sales leader's question is "what will we book this period?", asked every week while the period runs.
+The answer here is built from three parts, each from what was known on the as-of day only:
+
+- won to date: deals won with a close date in the period whose win was already recorded;
+- open pipeline: each open deal's chance of closing won by the period's end, from a deal-level model
+  (scikit-learn's HistGradientBoostingClassifier, monotone in the days left) trained on the reconstructed
+  daily pipeline (`marts.fct_pipeline_snapshots`): each past day's open deals and whether they were won by
+  a later month end, for every (day, month end) pair whose outcome was known on the training date;
+- new pipeline: bookings from deals created after the as-of day and won inside the period, the average of
+  the same part in the last periods of the same kind at the same day of the period.
+
+Intervals come from simulating every open deal's outcome (one uniform draw per deal, so a deal won in the
+month is won in the quarter) and drawing the new-deal part from one past period per simulation; every level
+is a sum of the same simulated leaves (region x segment x team x rep), so the levels agree by construction.
+
+Leakage: a deal's outcome counts as known on `closed_on`, the day after its last open snapshot (or its
+close date when later), never on its close date alone, which a rep may backdate. The replay of a day
+reads nothing dated after it; `tests/forecasting/test_projection.py` checks that truncating the input
+after the day changes none of its rows.
+
+Input rules (counted in the result, never a crash or a silent drop): a deal with no amount is scored but
+adds 0 to every amount (its amount is unknown, as the calls count it); a deal whose close date is already
+past stays open and is scored with its days overdue as a feature (the calls leave it out of the period, as
+they do); a stage the stage rules do not know as open is scored with its stage missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import ThreadpoolController
+
+LEVELS = ("company", "region", "segment", "team", "rep")  # as forecasting.nightly.LEVELS
+LEAF = ("region", "segment", "team", "rep")  # a deal's place in every level; company is their sum
+UNKNOWN = "unknown"  # the key fct_bookings_monthly gives a missing region, segment, team or owner
+PERIOD_TYPES = ("month", "quarter", "next_quarter")  # next_quarter rows are written as period_type 'quarter'
+CATEGORY_CODES = {"Pipeline": 0.0, "Best Case": 1.0, "Commit": 2.0}  # forecast categories of open deals
+COMMIT, BEST_CASE = "Commit", "Best Case"
+FEATURES = (
+    "stage_rank", "days_in_stage", "deal_age", "close_date_pushes", "amount_changes", "log_amount",
+    "forecast_category", "crm_probability", "days_to_close", "days_left", "window_ends_quarter",
+    "owner_win_rate", "opportunity_type", "segment",
+)
+CATEGORICAL = ("opportunity_type", "segment")
+TRAIN_EVERY_DAYS = 7  # snapshot days used as training examples: one a week, on a fixed grid
+TRAIN_LOOKBACK_DAYS = 365  # training examples from this many days before the training date
+TRAIN_MONTH_ENDS = 6  # each training day is paired with the next six month ends
+WIN_RATE_DAYS = 365  # the owner's trailing win rate: deals closed in this many days
+WIN_RATE_PRIOR = 10  # ... shrunk toward the company's rate as if it had this many more deals
+NEW_DEAL_PERIODS = {"month": 12, "quarter": 8}  # past periods the new-deal part is averaged over
+SHOCK_STEPS = 3  # the shared shock is measured on a model this many training dates older
+COLUMNS = (
+    "as_of_date", "level", "series_id", "series_key", "period_type", "period_start", "period_end",
+    "days_into_period", "pct_of_period_elapsed", "won_to_date", "open_pipeline_expected",
+    "new_pipeline_expected", "projection", "lower_80", "upper_80", "lower_95", "upper_95", "commit_call",
+    "best_case_call", "weighted_pipeline_call", "open_deals", "model_trained_on", "is_replay",
+)
+
+
+class ProjectionError(ValueError):
+    """Input the projection cannot use; the message names the table and field."""
+
+
+@dataclass(frozen=True)
+class Period:
+    kind: str  # month, quarter or next_quarter
+    start: date
+    end: date
+
+
+@dataclass
+class Inputs:
+    """What the projection reads from the built marts (see `forecasting.projection_nightly.read_inputs`).
+
+    snapshots: marts.fct_pipeline_snapshots (snapshot_date, opportunity_id, stage_name, stage_rank,
+      forecast_category, close_date, amount, probability, created_date, opportunity_type, segment).
+    deals: marts.fct_opportunities (opportunity_id, owner_id, team_id, region, segment, created_date,
+      close_date, status, amount).
+    quarter_starts: first day of every fiscal quarter (marts.dim_dates), sorted.
+    open_stages: stage names the stage rules call open (marts.dim_stages).
+    """
+
+    snapshots: pd.DataFrame
+    deals: pd.DataFrame
+    quarter_starts: list[date]
+    open_stages: set[str]
+
+
+@dataclass
+class Prepared:
+    """Inputs with the per-deal history features and the day each outcome became known."""
+
+    snapshots: pd.DataFrame  # + features, leaf
+    deals: pd.DataFrame  # + closed_on, leaf
+    quarter_starts: list[date]
+    leaves: pd.DataFrame  # leaf index -> region, segment, team, rep
+    rules: dict[str, int] = field(default_factory=dict)
+    win_index: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    by_day: dict[int, np.ndarray] = field(default_factory=dict)  # snapshot day -> row positions (by deal id)
+
+
+@functools.cache
+def _threads() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _days(values: pd.Series) -> np.ndarray:
+    return pd.to_datetime(values).to_numpy(dtype="datetime64[D]").astype("int64")
+
+
+def _day(d: date) -> int:
+    return int(np.datetime64(d, "D").astype("int64"))
+
+
+def _date(n: int) -> date:
+    return date(1970, 1, 1) + timedelta(days=int(n))
+
+
+def _month_end(d: date) -> date:
+    nxt = date(d.year + d.month // 12, d.month % 12 + 1, 1)
+    return nxt - timedelta(days=1)
+
+
+def periods_of(d: date, quarter_starts: list[date]) -> list[Period]:
+    """The current month, current fiscal quarter and next fiscal quarter on day d."""
+    i = int(np.searchsorted(np.array(quarter_starts, dtype="datetime64[D]"), np.datetime64(d, "D"), side="right")) - 1
+    if i < 0 or i + 2 >= len(quarter_starts):
+        raise ProjectionError(f"marts.dim_dates: no fiscal quarter around {d} (the calendar must reach a year ahead)")
+    q0, q1, q2 = quarter_starts[i], quarter_starts[i + 1], quarter_starts[i + 2]
+    return [Period("month", d.replace(day=1), _month_end(d)), Period("quarter", q0, q1 - timedelta(days=1)),
+            Period("next_quarter", q1, q2 - timedelta(days=1))]
+
+
+def prepare(inputs: Inputs) -> Prepared:
+    """Features that need a deal's history (days in stage, pushes, amount changes) and when outcomes were known.
+
+    Each feature of a snapshot row reads only the deal's rows up to that day, so a later export gives the
+    same value.
+    """
+    need = {"snapshot_date", "opportunity_id", "stage_name", "forecast_category", "close_date", "amount",
+            "probability", "created_date"}
+    missing = need - set(inputs.snapshots.columns)
+    if missing:
+        raise ProjectionError(f"marts.fct_pipeline_snapshots: missing column(s) {sorted(missing)}")
+    deals = inputs.deals.copy()
+    for col in ("region", "segment", "team_id", "owner_id"):
+        deals[col] = deals[col].astype("string").fillna(UNKNOWN)
+    deals["leaf_key"] = deals["region"] + "\x1f" + deals["segment"] + "\x1f" + deals["team_id"] + "\x1f" \
+        + deals["owner_id"]
+    keys = sorted(deals["leaf_key"].unique())
+    leaf_of = {k: i for i, k in enumerate(keys)}
+    deals["leaf"] = deals["leaf_key"].map(leaf_of).astype("int64")
+    leaves = pd.DataFrame([k.split("\x1f") for k in keys], columns=list(LEAF)) if keys else \
+        pd.DataFrame(columns=list(LEAF))
+
+    s = inputs.snapshots.drop(columns=["owner_id"], errors="ignore")
+    s = s.sort_values(["opportunity_id", "snapshot_date"]).reset_index(drop=True)
+    s["day"] = _days(s["snapshot_date"])
+    s["close_day"] = _days(s["close_date"])
+    first = s["opportunity_id"].ne(s["opportunity_id"].shift())
+    stage_changed = first | s["stage_name"].ne(s["stage_name"].shift())
+    run = stage_changed.cumsum()
+    s["days_in_stage"] = s["day"] - s.groupby(run)["day"].transform("min")
+    pushed = (~first) & (s["close_day"] > s["close_day"].shift())
+    s["close_date_pushes"] = pushed.astype("int64").groupby(s["opportunity_id"]).cumsum()
+    amt = s["amount"].astype("float64")
+    changed = (~first) & (amt.ne(amt.shift())) & ~(amt.isna() & amt.shift().isna())
+    s["amount_changes"] = changed.astype("int64").groupby(s["opportunity_id"]).cumsum()
+    s["deal_age"] = s["day"] - _days(s["created_date"])
+    s["log_amount"] = np.log1p(amt.clip(lower=0))
+    s["forecast_category_code"] = s["forecast_category"].map(CATEGORY_CODES).astype("float64")
+    s["crm_probability"] = s["probability"].astype("float64")
+    s["days_to_close"] = (s["close_day"] - s["day"]).astype("float64")
+    unknown_stage = ~s["stage_name"].isin(inputs.open_stages)
+    rank = s["stage_rank"].astype("float64") if "stage_rank" in s else pd.Series(np.nan, index=s.index)
+    s["stage_rank_f"] = rank.where(~unknown_stage)
+    s["amount_or_zero"] = amt.fillna(0.0)
+
+    # when each closed deal's outcome was known: the day after its last open snapshot, or its close date
+    last_open = s.groupby("opportunity_id")["day"].max()
+    deals["close_day"] = _days(deals["close_date"])
+    lo = deals["opportunity_id"].map(last_open)
+    deals["closed_on"] = np.where(lo.notna(), np.maximum(deals["close_day"], lo.fillna(0) + 1), deals["close_day"])
+    deals["created_day"] = _days(deals["created_date"])
+    deals["is_won"] = deals["status"].eq("won")
+    deals["is_closed"] = deals["status"].isin(["won", "lost"])
+    deals["amount_or_zero"] = deals["amount"].astype("float64").fillna(0.0)
+    s = s.merge(deals[["opportunity_id", "leaf", "owner_id", "is_won", "close_day", "closed_on"]]
+                .rename(columns={"close_day": "final_close_day"}), on="opportunity_id", how="left")
+    orphans = s["leaf"].isna()
+    if orphans.any():  # a snapshot of a deal fct_opportunities no longer has: nowhere to count it
+        s = s[~orphans].copy()
+    s["leaf"] = s["leaf"].astype("int64")
+    s = s.reset_index(drop=True)
+    rules = {"snapshot_rows_without_deal": int(orphans.sum())}
+    by_day = {int(k): np.sort(v) for k, v in s.groupby("day").indices.items()}
+    return Prepared(s, deals, list(inputs.quarter_starts), leaves, rules, _win_rate_index(deals), by_day)
+
+
+def _win_rate_index(deals: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per owner (and '' for everyone): the days closed deals became known closed, sorted, and wins so far."""
+    closed = deals[deals["is_closed"]].sort_values(["closed_on", "opportunity_id"])
+    out = {"": (closed["closed_on"].to_numpy(), np.concatenate([[0.0], np.cumsum(closed["is_won"].to_numpy(float))]))}
+    for owner, g in closed.groupby("owner_id", sort=False):
+        out[str(owner)] = (g["closed_on"].to_numpy(), np.concatenate([[0.0], np.cumsum(g["is_won"].to_numpy(float))]))
+    return out
+
+
+def _owner_win_rates(p: Prepared, days: np.ndarray, owners: np.ndarray) -> np.ndarray:
+    """Each owner's win rate over deals known closed in the WIN_RATE_DAYS before each day, shrunk to everyone's."""
+
+    def counts(key: str, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        on, cw = p.win_index.get(key, (np.array([], dtype="int64"), np.zeros(1)))
+        hi = np.searchsorted(on, d - 1, side="right")  # known closed on or before the day before
+        lo = np.searchsorted(on, d - 1 - WIN_RATE_DAYS, side="right")
+        return (hi - lo).astype("float64"), cw[hi] - cw[lo]
+
+    n_all, w_all = counts("", days)
+    base = np.where(n_all > 0, w_all / np.maximum(n_all, 1), 0.0)
+    out = np.empty(len(days))
+    owners = owners.astype(str)
+    for owner in np.unique(owners):
+        idx = np.flatnonzero(owners == owner)
+        n, w = counts(owner, days[idx])
+        out[idx] = (w + WIN_RATE_PRIOR * base[idx]) / (n + WIN_RATE_PRIOR)
+    return out
+
+
+def _quarter_end_days(quarter_starts: list[date]) -> set[int]:
+    return {_day(q) - 1 for q in quarter_starts}
+
+
+def _feature_frame(rows: pd.DataFrame, end_days: np.ndarray, p: Prepared, vocab: dict[str, list[str]]) -> np.ndarray:
+    """The model's feature matrix for snapshot rows paired with window end days (FEATURES order)."""
+    q_ends = _quarter_end_days(p.quarter_starts)
+    win = _owner_win_rates(p, rows["day"].to_numpy(), rows["owner_id"].to_numpy())
+    cols = {
+        "stage_rank": rows["stage_rank_f"].to_numpy(),
+        "days_in_stage": rows["days_in_stage"].to_numpy(),
+        "deal_age": rows["deal_age"].to_numpy(),
+        "close_date_pushes": rows["close_date_pushes"].to_numpy(),
+        "amount_changes": rows["amount_changes"].to_numpy(),
+        "log_amount": rows["log_amount"].to_numpy(),
+        "forecast_category": rows["forecast_category_code"].to_numpy(),
+        "crm_probability": rows["crm_probability"].to_numpy(),
+        "days_to_close": rows["days_to_close"].to_numpy(),
+        "days_left": (end_days - rows["day"].to_numpy()).astype("float64"),
+        "window_ends_quarter": np.isin(end_days, list(q_ends)).astype("float64"),
+        "owner_win_rate": win,
+    }
+    for c in CATEGORICAL:
+        codes = {v: float(i) for i, v in enumerate(vocab[c])}
+        cols[c] = rows[c].astype("string").map(codes).astype("float64").to_numpy() if c in rows else \
+            np.full(len(rows), np.nan)
+    return np.column_stack([np.asarray(cols[f], dtype="float64") for f in FEATURES])
+
+
+def training_set(p: Prepared, trained_on: date) -> tuple[pd.DataFrame, np.ndarray]:
+    """Examples known on `trained_on`: a weekly grid of past snapshot days, each open deal paired with the next
+    month ends that fell before `trained_on`; label = won with a close date by that month end, known by then."""
+    r = _day(trained_on)
+    s = p.snapshots
+    grid = s[(s["day"] % TRAIN_EVERY_DAYS == 0) & (s["day"] < r) & (s["day"] >= r - TRAIN_LOOKBACK_DAYS)]
+    parts = []
+    for k in range(TRAIN_MONTH_ENDS):
+        months = grid["day"].to_numpy().astype("datetime64[D]").astype("datetime64[M]")
+        ends = ((months + k + 1).astype("datetime64[D]") - 1).astype("int64")
+        keep = ends < r
+        if keep.any():
+            parts.append(grid[keep].assign(end_day=ends[keep]))
+    if not parts:
+        return grid.iloc[:0].assign(end_day=np.array([], dtype="int64")), np.array([], dtype="int64")
+    ex = pd.concat(parts, ignore_index=True)
+    won = ex["is_won"].fillna(False).to_numpy(bool) & (ex["final_close_day"].to_numpy() <= ex["end_day"].to_numpy()) \
+        & (ex["closed_on"].fillna(np.inf).to_numpy() <= r - 1)
+    return ex, won.astype("int64")
+
+
+def _add_months(d: date, k: int) -> date:
+    m = d.month - 1 + k
+    return date(d.year + m // 12, m % 12 + 1, 1)
+
+
+@dataclass
+class DealModel:
+    """A fitted deal model, its categorical vocabularies and when it was trained."""
+
+    trained_on: date
+    vocab: dict[str, list[str]]
+    model: HistGradientBoostingClassifier | None  # None: too few known outcomes (see predict_ends)
+    base_rate: float
+    examples: int
+    shock: float = 0.0  # relative sd of the open part beyond independent deals (a shared good/bad period)
+    empty: tuple[int, ...] = ()  # features with no value in training (e.g. no CRM probability): held at 0
+    earlier: DealModel | None = None  # the older model its shock was measured with (fit_with_shock)
+
+    def predict(self, p: Prepared, rows: pd.DataFrame, end_days: np.ndarray) -> np.ndarray:
+        return self.predict_ends(p, rows, [end_days])[0]
+
+    def predict_ends(self, p: Prepared, rows: pd.DataFrame, ends: list[np.ndarray]) -> list[np.ndarray]:
+        """The chance of each row's deal being won by each of several window ends (features built once)."""
+        if rows.empty:
+            return [np.zeros(0) for _ in ends]
+        if self.model is None:  # the CRM's own probability for deals closing by the end, as the weighted call
+            prob = np.nan_to_num(rows["crm_probability"].to_numpy(dtype="float64"), nan=self.base_rate)
+            return [np.where(rows["close_day"].to_numpy() <= e, prob, 0.0) for e in ends]
+        x = _feature_frame(rows, ends[0], p, self.vocab)
+        x[:, list(self.empty)] = 0.0
+        q_ends = list(_quarter_end_days(p.quarter_starts))
+        left, flag = FEATURES.index("days_left"), FEATURES.index("window_ends_quarter")
+        blocks = []
+        for e in ends:
+            xe = x.copy()
+            xe[:, left] = (e - rows["day"].to_numpy()).astype("float64")
+            xe[:, flag] = np.isin(e, q_ends).astype("float64")
+            blocks.append(xe)
+        with _threads().limit(limits=1):  # a few hundred rows: threads cost more than they give
+            prob = self.model.predict_proba(np.vstack(blocks))[:, 1]
+        return list(prob.reshape(len(ends), len(rows)))
+
+
+def fit_model(p: Prepared, trained_on: date, max_iter: int = 100) -> DealModel:
+    """Train the deal model on the outcomes known on `trained_on` (deterministic: no early stopping)."""
+    ex, y = training_set(p, trained_on)
+    vocab = {c: sorted(ex[c].dropna().astype(str).unique().tolist()) if c in ex else [] for c in CATEGORICAL}
+    base = float(y.mean()) if len(y) else 0.0
+    if len(y) < 200 or y.sum() < 20 or y.sum() == len(y):
+        return DealModel(trained_on, vocab, None, base, len(y))
+    mono = [1 if f == "days_left" else 0 for f in FEATURES]
+    cat = [f in CATEGORICAL for f in FEATURES]
+    model = HistGradientBoostingClassifier(max_iter=max_iter, learning_rate=0.1, max_leaf_nodes=15,
+                                           min_samples_leaf=40, l2_regularization=1.0, early_stopping=False,
+                                           monotonic_cst=mono, categorical_features=cat, random_state=0)
+    x = _feature_frame(ex, ex["end_day"].to_numpy(), p, vocab)
+    empty = tuple(int(i) for i in np.flatnonzero(~np.isfinite(x).any(axis=0)))
+    x[:, list(empty)] = 0.0
+    with _threads().limit(limits=1):  # one core: the night shares the machine with the other steps' pools
+        model.fit(x, y)
+    return DealModel(trained_on, vocab, model, base, len(y), 0.0, empty)
+
+
+def fit_with_shock(p: Prepared, trained_on: date, retrain_days: int, cache: dict[int, DealModel] | None = None,
+                   max_iter: int = 100) -> DealModel:
+    """The deal model of `trained_on` with its shock measured out of sample: the model of SHOCK_STEPS training
+    dates earlier, scored on the (day, month end) windows that became known since (both on the fixed grid)."""
+    cache = {} if cache is None else cache
+    r = _day(trained_on)
+    earlier = r - SHOCK_STEPS * retrain_days
+    for day in (earlier, r):
+        if day not in cache:
+            cache[day] = fit_model(p, _date(day), max_iter=max_iter)
+    ex, y = training_set(p, trained_on)
+    new = ex["end_day"].to_numpy() >= earlier if len(ex) else np.zeros(0, dtype=bool)
+    tau = 0.0
+    if new.any():
+        ex, y = ex[new], y[new]
+        tau = _shock(ex, y, cache[earlier].predict(p, ex, ex["end_day"].to_numpy()))
+    return dataclasses.replace(cache[r], shock=tau, earlier=cache[earlier])
+
+
+def _shock(ex: pd.DataFrame, y: np.ndarray, prob: np.ndarray) -> float:
+    """How much more the open pipeline's won amount varies between (day, window) groups than independent
+    deals would: the relative sd tau with sum((A - E)^2 - V) = tau^2 sum(E^2) over the groups."""
+    a = ex["amount_or_zero"].to_numpy()
+    g = pd.DataFrame({"k": ex["day"].to_numpy() * 100000 + ex["end_day"].to_numpy(), "e": prob * a, "a": y * a,
+                      "v": prob * (1 - prob) * a * a}).groupby("k").sum()
+    num = float(((g["a"] - g["e"]) ** 2 - g["v"]).sum())
+    den = float((g["e"] ** 2).sum())
+    return math.sqrt(num / den) if den > 0 and num > 0 else 0.0
+
+
+def calibration(p: Prepared, trained_on: date, holdout_days: int = 92, max_iter: int = 100,
+                earlier_model: DealModel | None = None) -> dict[str, Any]:
+    """Out-of-time calibration: a model trained `holdout_days` earlier (or `earlier_model`), scored on the
+    examples that became known since (Brier score and a ten-bin reliability table)."""
+    model = earlier_model or fit_model(p, trained_on - timedelta(days=holdout_days), max_iter=max_iter)
+    earlier = model.trained_on
+    ex, y = training_set(p, trained_on)
+    new = (ex["end_day"].to_numpy() >= _day(earlier)) if len(ex) else np.array([], dtype=bool)
+    ex, y = ex[new], y[new]
+    if len(y) == 0:
+        return {"trained_on": str(earlier), "scored": 0, "brier": None, "reliability": []}
+    prob = model.predict(p, ex, ex["end_day"].to_numpy())
+    bins = np.minimum((prob * 10).astype(int), 9)
+    table = [{"bin": f"{b / 10:.1f}-{(b + 1) / 10:.1f}", "deals": int((bins == b).sum()),
+              "mean_predicted": float(prob[bins == b].mean()), "observed_won": float(y[bins == b].mean())}
+             for b in range(10) if (bins == b).any()]
+    return {"trained_on": str(earlier), "scored_until": str(trained_on), "scored": len(y),
+            "brier": float(np.mean((prob - y) ** 2)), "brier_base_rate": float(np.mean((y.mean() - y) ** 2)),
+            "reliability": table}
+
+
+def _new_deal_history(p: Prepared, d: date, period: Period) -> np.ndarray:
+    """Per past period (rows) and leaf (columns): bookings of deals created after the same day of the period,
+    won with a close date in it; the last NEW_DEAL_PERIODS ended periods of the kind, as known on day d."""
+    kind = "month" if period.kind == "month" else "quarter"
+    dd = _day(d)
+    offset = dd - _day(period.start)  # negative for next quarter
+    starts: list[date] = []
+    if kind == "month":
+        m = period.start
+        while len(starts) < NEW_DEAL_PERIODS["month"]:
+            m = _add_months(m, -1)
+            starts.append(m)
+        bounds = [(_day(a), _day(_month_end(a))) for a in starts]
+    else:
+        qs = [q for q in p.quarter_starts if q < period.start]
+        # quarters that ended before day d (the next quarter's history must not include the current quarter)
+        qs = [q for q, nxt in zip(qs, [*qs[1:], period.start], strict=True) if _day(nxt) - 1 < dd]
+        qs = qs[-NEW_DEAL_PERIODS["quarter"]:]
+        nxt = {q: n for q, n in zip(p.quarter_starts, p.quarter_starts[1:], strict=False)}
+        bounds = [(_day(q), _day(nxt[q]) - 1) for q in qs]
+    w = p.deals[p.deals["is_won"] & (p.deals["closed_on"] <= dd)]
+    hist = np.zeros((len(bounds), len(p.leaves)))
+    cd, cr, lf, am = (w["close_day"].to_numpy(), w["created_day"].to_numpy(), w["leaf"].to_numpy(),
+                      w["amount_or_zero"].to_numpy())
+    for i, (a, b) in enumerate(bounds):
+        sel = (cd >= a) & (cd <= b) & (cr > a + offset)
+        np.add.at(hist[i], lf[sel], am[sel])
+    return hist
+
+
+def _level_matrix(leaves: pd.DataFrame) -> tuple[sparse.csr_matrix, pd.DataFrame]:
+    """A 0/1 matrix from leaves to every series of every level (company 'all' first), and the series."""
+    rows, cols, meta = [], [], []
+    n = 0
+    for level in LEVELS:
+        keys = pd.Series(["all"] * len(leaves)) if level == "company" else \
+            leaves["team" if level == "team" else level].astype(str).reset_index(drop=True)
+        for key, idx in keys.groupby(keys).groups.items():
+            meta.append((level, f"{level}:{key}", key))
+            rows += [n] * len(idx)
+            cols += list(idx)
+            n += 1
+    m = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, len(leaves)))
+    return m, pd.DataFrame(meta, columns=["level", "series_id", "series_key"])
+
+
+def project_day(p: Prepared, d: date, model: DealModel, simulations: int = 1000, is_replay: bool = False,
+                levels: sparse.csr_matrix | None = None, series: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every level's projection of the current month, quarter and next quarter on day d (COLUMNS)."""
+    if levels is None or series is None:
+        levels, series = _level_matrix(p.leaves)
+    dd = _day(d)
+    periods = periods_of(d, p.quarter_starts)
+    open_ = p.snapshots.iloc[p.by_day.get(dd, np.array([], dtype="int64"))]
+    n_leaves = len(p.leaves)
+    to_leaf = sparse.csr_matrix((np.ones(len(open_)), (open_["leaf"].to_numpy(), np.arange(len(open_)))),
+                                shape=(n_leaves, len(open_)))
+    amount = open_["amount_or_zero"].to_numpy()
+    close = open_["close_day"].to_numpy()
+    ends = {per.kind: _day(per.end) for per in periods}
+    probs = model.predict_ends(p, open_, [np.full(len(open_), e, dtype="int64") for e in ends.values()])
+    prob = dict(zip(ends, probs, strict=True))
+    prob["quarter"] = np.maximum(prob["quarter"], prob["month"])
+    prob["next_quarter"] = np.maximum(prob["next_quarter"], prob["quarter"])
+    rng = np.random.default_rng(dd)  # the day's draws depend on the day and its open deals only
+    u = rng.random((len(open_), simulations))
+    pick = rng.integers(0, 1 << 30, simulations)
+    # one shared factor per simulation (mean 1) on every open deal: good and bad periods hit all deals at once
+    tau = model.shock
+    shock = np.exp(tau * rng.standard_normal(simulations) - tau * tau / 2) if tau > 0 else np.ones(simulations)
+    w = p.deals[p.deals["is_won"] & (p.deals["closed_on"] <= dd)]
+    out = []
+    for per in periods:
+        a, b = _day(per.start), _day(per.end)
+        if per.kind == "next_quarter":
+            p_in = prob["next_quarter"] - prob["quarter"]
+            won_sim = (u >= prob["quarter"][:, None]) & (u < prob["next_quarter"][:, None])
+        else:
+            p_in = prob[per.kind]
+            won_sim = u < p_in[:, None]
+        sel = (w["close_day"].to_numpy() >= a) & (w["close_day"].to_numpy() <= b)
+        won_leaf = np.bincount(w["leaf"].to_numpy()[sel], weights=w["amount_or_zero"].to_numpy()[sel],
+                               minlength=n_leaves)
+        open_leaf = to_leaf @ (amount * p_in)
+        sim_leaf = (to_leaf @ (won_sim * amount[:, None])) * shock[None, :]
+        hist = _new_deal_history(p, d, per)
+        if len(hist):
+            new_leaf = hist.mean(axis=0)
+            sim_leaf = sim_leaf + hist[pick % len(hist)].T
+        else:
+            new_leaf = np.zeros(n_leaves)
+        in_period = (close >= a) & (close <= b)
+        cat = open_["forecast_category"].to_numpy()
+        commit = to_leaf @ (amount * (in_period & (cat == COMMIT)))
+        best = to_leaf @ (amount * (in_period & (cat == BEST_CASE)))
+        weighted = to_leaf @ (amount * np.nan_to_num(open_["crm_probability"].to_numpy()) * in_period)
+        n_open = to_leaf @ np.ones(len(open_))
+        total_sim = levels @ (sim_leaf + won_leaf[:, None])
+        qs = np.quantile(total_sim, [0.025, 0.1, 0.9, 0.975], axis=1) if simulations else np.zeros((4, len(series)))
+        won_s, open_s, new_s = levels @ won_leaf, levels @ open_leaf, levels @ new_leaf
+        length = b - a + 1
+        n = len(series)
+        cols = {
+            "level": series["level"].to_numpy(), "series_id": series["series_id"].to_numpy(),
+            "series_key": series["series_key"].to_numpy(),
+            "period_type": np.full(n, "month" if per.kind == "month" else "quarter"),
+            "period_start": np.full(n, per.start), "period_end": np.full(n, per.end),
+            "days_into_period": np.full(n, dd - a + 1),
+            "pct_of_period_elapsed": np.full(n, min(max((dd - a + 1) / length, 0.0), 1.0)),
+            "won_to_date": won_s, "open_pipeline_expected": open_s, "new_pipeline_expected": new_s,
+            "projection": won_s + open_s + new_s, "lower_80": qs[1], "upper_80": qs[2], "lower_95": qs[0],
+            "upper_95": qs[3], "commit_call": won_s + levels @ commit,
+            "best_case_call": won_s + levels @ (commit + best), "weighted_pipeline_call": won_s + levels @ weighted,
+            "open_deals": np.rint(levels @ n_open).astype("int64"),
+        }
+        # a series with nothing in the period (no open deal, no win, no new-deal history) gets no row
+        keep = (cols["projection"] != 0) | (cols["open_deals"] > 0) | (cols["commit_call"] != 0)
+        out.append({k: v[keep] for k, v in cols.items()})
+    rows = pd.DataFrame({k: np.concatenate([o[k] for o in out]) for k in out[0]})
+    rows.insert(0, "as_of_date", d)
+    rows["model_trained_on"] = model.trained_on
+    rows["is_replay"] = is_replay
+    return rows[list(COLUMNS)]
+
+
+def rule_counts(p: Prepared, days: list[date], open_stages: set[str]) -> dict[str, int]:
+    """How many open deal-days of the projected days each input rule applied to (the run summary's counts)."""
+    s = p.snapshots[p.snapshots["day"].isin([_day(d) for d in days])]
+    return {
+        **p.rules,
+        "open_deal_days": len(s),
+        "missing_amount": int(s["amount"].isna().sum()),
+        "close_date_in_past": int((s["close_day"] < s["day"]).sum()),
+        "unknown_stage": int((~s["stage_name"].isin(open_stages)).sum()),
+        "missing_crm_probability": int(s["crm_probability"].isna().sum()),
+    }
+
+
+def replay(p: Prepared, days: list[date], *, as_of: date, simulations: int = 1000, retrain_days: int = 7,
+           max_iter: int = 100) -> tuple[pd.DataFrame, DealModel | None]:
+    """Project every day in `days` (sorted), retraining every `retrain_days` on the outcomes known that day.
+
+    The model for day d is trained on a fixed grid of training dates (multiples of `retrain_days` since
+    1970-01-01) at or before d, so a day's rows do not depend on which other days are replayed.
+    """
+    levels, series = _level_matrix(p.leaves)
+    have = set(p.by_day)
+    models: dict[int, DealModel] = {}
+    frames, model = [], None
+    for d in days:
+        dd = _day(d)
+        if dd not in have:
+            continue
+        train_day = dd - dd % retrain_days
+        if model is None or _day(model.trained_on) != train_day:
+            model = fit_with_shock(p, _date(train_day), retrain_days, models, max_iter=max_iter)
+            for old in [k for k in models if k < train_day - SHOCK_STEPS * retrain_days]:
+                del models[old]
+        frames.append(project_day(p, d, model, simulations, is_replay=d != as_of, levels=levels, series=series))
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
+    return rows, model
+
+
+def replay_days(as_of: date, quarter_starts: list[date], quarters: int) -> list[date]:
+    """Every day from the start of the fiscal quarter `quarters - 1` before as_of's through as_of."""
+    current = [q for q in quarter_starts if q <= as_of]
+    if not current:
+        raise ProjectionError(f"marts.dim_dates: no fiscal quarter starts on or before {as_of}")
+    start = current[max(0, len(current) - quarters)]
+    return [start + timedelta(days=i) for i in range((as_of - start).days + 1)]
+
+
+def model_card(model: DealModel, calib: dict[str, Any]) -> dict[str, Any]:
+    """What is stored with the run beside the model: its features, training and calibration."""
+    return {"trained_on": str(model.trained_on), "examples": model.examples, "features": list(FEATURES),
+            "categorical": {c: model.vocab[c] for c in CATEGORICAL},
+            "model": "HistGradientBoostingClassifier" if model.model is not None
+            else "CRM probability (too few known outcomes)",
+            "params": json.loads(json.dumps(model.model.get_params(), default=str)) if model.model is not None else {},
+            "base_rate": model.base_rate, "shock": model.shock,
+            "features_without_values": [FEATURES[i] for i in model.empty], "calibration": calib}
