@@ -29,8 +29,9 @@ The as-of date is the logical date (the day the data covers): the run for 2026-1
 UTC on 2026-11-01. Configure with the DAG params or the environment variables `SALESOS_EXPORTS`,
 `SALESOS_WAREHOUSE`, `SALESOS_DATA_DIR`, `SALESOS_SETTINGS`, `SALESOS_DBT_TARGET`. A backfill on exports
 pulled more than `max_export_days_after_as_of` days after its date fails in `validate` unless the run's
-param `allow_exports_after_as_of` is true (then the summary warns). A failed task's `failure.json` carries
-the run's one-line `message`; the traceback is appended to the run folder's `run.log`.
+param `allow_exports_after_as_of` is true (then the summary warns). The param `full_refresh` reloads
+every raw table, rebuilds every incremental model and fits every forecast series again. A failed task's
+`failure.json` carries the run's one-line `message`; the traceback is appended to the run folder's `run.log`.
 """
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ def _ctx():
             False, type="boolean",
             description="publish although the exports were modified long after the as-of date (a backfill on "
             "today's exports); the summary warns",
+        ),
+        "full_refresh": Param(
+            False, type="boolean",
+            description="reload every raw table, rebuild every incremental model and fit every forecast series "
+            "again (default: only what changed)",
         ),
     },
     tags=["salesos"],

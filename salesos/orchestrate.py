@@ -44,6 +44,7 @@ def context_for_run(run_id: str, logical_date: datetime | date, params: dict[str
         run_id=run_id,
         # a run option, never a deployment-wide variable: each backfill says so itself
         allow_exports_after_as_of=bool(params.get("allow_exports_after_as_of") or False),
+        full_refresh=bool(params.get("full_refresh") or False),
     )
 
 

@@ -29,6 +29,8 @@ class RunContext:
     dbt_target: str = "duckdb"
     # publish although the exports were modified well after the as-of date (salesos.validate.gx_checks)
     allow_exports_after_as_of: bool = False
+    # reload every raw table, rebuild every incremental dbt model and fit every forecast series again
+    full_refresh: bool = False
 
     def __post_init__(self) -> None:
         """Every context, however made (the CLI, Airflow, XCom), is checked before a path is built from it."""
@@ -53,6 +55,7 @@ class RunContext:
         settings_file: str | Path | None = None,
         dbt_target: str = "duckdb",
         allow_exports_after_as_of: bool = False,
+        full_refresh: bool = False,
     ) -> RunContext:
         """Build a context with absolute paths; the run id defaults to the as-of date."""
         warehouse = Path(warehouse).expanduser().resolve()
@@ -68,6 +71,7 @@ class RunContext:
             settings_file=Path(settings_file).expanduser().resolve() if settings_file else None,
             dbt_target=dbt_target,
             allow_exports_after_as_of=bool(allow_exports_after_as_of),
+            full_refresh=bool(full_refresh),
         )
 
     @property
@@ -106,6 +110,7 @@ class RunContext:
             settings_file=Path(d["settings_file"]) if d.get("settings_file") else None,
             dbt_target=d.get("dbt_target", "duckdb"),
             allow_exports_after_as_of=bool(d.get("allow_exports_after_as_of", False)),
+            full_refresh=bool(d.get("full_refresh", False)),
         )
 
 

@@ -34,6 +34,8 @@ PYTHON_ONLY = (
     "number_decimal_separator",
     "number_thousands_separator",
     "export_encoding",
+    "validate_chunk_rows",
+    "load_scratch_bytes",
 )
 
 # How the loader may read the exports' numbers and text (salesos/extract/load.py says what each means).
@@ -75,6 +77,8 @@ class Settings:
     number_decimal_separator: str = "auto"
     number_thousands_separator: str = "auto"
     export_encoding: str = "auto"
+    validate_chunk_rows: int = 1_000_000
+    load_scratch_bytes: int = 2_000_000_000
 
     def dbt_vars(self) -> dict[str, Any]:
         """The settings the dbt models use, as vars (the dbt project declares the same names)."""

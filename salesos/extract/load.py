@@ -31,7 +31,6 @@ import codecs
 import csv
 import io
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -57,21 +56,7 @@ MAX_DECIMAL = f"cast({MAX_ABS_NUMBER} as decimal(38, 6))"
 CHANGES_TABLE = f"{RAW_SCHEMA}._changes"
 # Work tables of a load: in memory (temp) for files up to this size, else in this schema of the database.
 SCRATCH_SCHEMA = "_load"
-SCRATCH_BYTES_ENV = "SALESOS_LOAD_SCRATCH_BYTES"
-DEFAULT_SCRATCH_BYTES = 2_000_000_000
-# Set to 1 (salesos run --full-refresh does) to reload every raw table and rebuild every dbt model.
-FULL_REFRESH_ENV = "SALESOS_FULL_REFRESH"
-
-
-def scratch_bytes_setting() -> int:
-    """Files larger than this (`SALESOS_LOAD_SCRATCH_BYTES`, default 2 GB) load through compressed work tables."""
-    value = os.environ.get(SCRATCH_BYTES_ENV, "").strip()
-    return int(value) if value else DEFAULT_SCRATCH_BYTES
-
-
-def full_refresh_requested() -> bool:
-    """Whether this process was asked for a full refresh (env SALESOS_FULL_REFRESH, set by the CLI flag)."""
-    return os.environ.get(FULL_REFRESH_ENV, "").strip().lower() in ("1", "true", "yes")
+# (the size is the setting `load_scratch_bytes`, salesos/settings.py)
 
 
 @dataclass(frozen=True)
@@ -625,9 +610,10 @@ def _load_one(
     run_id: str,
     loaded_at: datetime,
     full_refresh: bool = False,
+    scratch_bytes: int = Settings.load_scratch_bytes,
 ) -> TableLoad:
-    """Load one file; a file bigger than `scratch_bytes_setting()` works in the `_load` schema (see there)."""
-    scratch = plan.path is not None and plan.path.stat().st_size > scratch_bytes_setting()
+    """Load one file; a file bigger than `scratch_bytes` works in the `_load` schema (see there)."""
+    scratch = plan.path is not None and plan.path.stat().st_size > scratch_bytes
     if scratch:
         con.execute(f"create schema if not exists {SCRATCH_SCHEMA}")
         con.execute(f"set schema = '{SCRATCH_SCHEMA}'")  # the work tables below, unqualified, land there
@@ -933,20 +919,18 @@ def load_raw(
     files: list[ArchivedFile],
     run_id: str,
     loaded_at: datetime,
-    full_refresh: bool | None = None,
+    full_refresh: bool = False,
     settings: Settings | None = None,
     work_dir: Path | None = None,
 ) -> LoadResult:
     """Make the raw and quarantine tables hold this run's files, applying only the difference when it can.
 
-    full_refresh=True replaces every table (None: as env SALESOS_FULL_REFRESH says). Every key the load
+    full_refresh=True replaces every table (the run's `RunContext.full_refresh`). Every key the load
     inserted, updated or deleted is listed in `raw._changes` (which keeps the latest load only), so the
-    dbt models can rebuild just those. settings: the number and encoding rules (default: the
-    defaults). work_dir: where UTF-8 copies of files in other encodings are written while loading
+    dbt models can rebuild just those. settings: the number and encoding rules and `load_scratch_bytes`
+    (default: the defaults). work_dir: where UTF-8 copies of files in other encodings are written while loading
     (a temporary folder by default; removed afterwards either way).
     """
-    if full_refresh is None:
-        full_refresh = full_refresh_requested()
     con.execute("set TimeZone = 'UTC'")
     scratch_dir = Path(tempfile.mkdtemp(prefix="salesos-load-", dir=work_dir))
     try:
@@ -993,7 +977,8 @@ def _load_raw(
         con.execute(f"delete from {CHANGES_TABLE}")
         for plan in plans:
             name = plan.export.filename
-            t = _load_one(con, plan, run_id, loaded_at, full_refresh)
+            t = _load_one(con, plan, run_id, loaded_at, full_refresh,
+                          (settings or Settings()).load_scratch_bytes)
             loaded, quarantined = t.loaded, t.quarantined
             result.loaded[name] = loaded
             result.quarantined[name] = quarantined

@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -22,7 +21,7 @@ import duckdb
 import pandas as pd
 
 from salesos.contract import EXPORTS, export_by_table
-from salesos.settings import PROJECT_ROOT
+from salesos.settings import PROJECT_ROOT, Settings
 from salesos.warehouse.duckdb_limits import apply_memory_limit
 
 log = logging.getLogger(__name__)
@@ -43,8 +42,6 @@ RAW_SUITES = (
 )
 SAMPLE_ROWS = 5
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS}
-# A bigger raw table is validated in slices of this many rows (about 1 GB of frame and GX copies per million).
-DEFAULT_CHUNK_ROWS = 1_000_000
 
 # Which raw table a reference column points at.
 REFERENCES = {
@@ -641,30 +638,22 @@ def duckdb_memory_limit(con: duckdb.DuckDBPyConnection) -> str:
     return apply_memory_limit(con)
 
 
-def chunk_rows_setting() -> int:
-    """Rows per slice of a big raw table: `SALESOS_VALIDATE_CHUNK_ROWS`, else `DEFAULT_CHUNK_ROWS`."""
-    value = os.environ.get("SALESOS_VALIDATE_CHUNK_ROWS")
-    rows = int(value) if value else DEFAULT_CHUNK_ROWS
-    if rows < 1:
-        raise ValueError(f"SALESOS_VALIDATE_CHUNK_ROWS must be at least 1, got {value}")
-    return rows
-
-
 def validate_raw(
     con: duckdb.DuckDBPyConnection,
     params: dict[str, Any],
     suites: tuple[str, ...] = RAW_SUITES,
     docs_dir: Path | None = None,
     run_name: str | None = None,
-    chunk_rows: int | None = None,
+    chunk_rows: int = Settings.validate_chunk_rows,
 ) -> ValidationReport:
     """Run every raw-export suite; raise ValidationFailed when a `fail` check does not hold.
 
     With `docs_dir`, GX Data Docs of every suite's result are written there first (offline-ready), so a
-    failed run has its pages too. A table of more than `chunk_rows` rows (default: `chunk_rows_setting()`)
+    failed run has its pages too. A table of more than `chunk_rows` rows (the setting `validate_chunk_rows`)
     is validated slice by slice, with the same findings, so memory stays bounded at any scale.
     """
-    chunk_rows = chunk_rows or chunk_rows_setting()
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     duckdb_memory_limit(con)
     report = ValidationReport()
     context = _gx_context()

@@ -239,9 +239,9 @@ def test_big_tables_are_sliced_in_a_run_with_data_docs(tiny_exports, tmp_path, m
     monkeypatch.setattr(
         chunked, "run_chunked", lambda con, suite, *a: calls.append(suite["table"]) or real(con, suite, *a)
     )
-    monkeypatch.setenv("SALESOS_VALIDATE_CHUNK_ROWS", "2")
     con = _load(tiny_exports, tmp_path)
-    report = validate_raw(con, run_params(con, "r1", SETTINGS, AS_OF), docs_dir=tmp_path / "docs", run_name="r1")
+    report = validate_raw(con, run_params(con, "r1", SETTINGS, AS_OF), docs_dir=tmp_path / "docs", run_name="r1",
+                          chunk_rows=2)
     assert report.success
     assert sorted(calls) == ["opportunities", "quotas", "users"]  # the tables of more than 2 rows
     assert Path(report.data_docs).is_file()
