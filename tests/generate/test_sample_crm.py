@@ -685,8 +685,6 @@ XS_SEED_7 = {
 
 
 def test_the_xs_sample_of_a_seed_is_byte_for_byte_the_recorded_one(tmp_path):
-    from salesos.generate import generate
-
     generate(tmp_path, scale="XS", seed=7, as_of=date(2026, 10, 31))
     written = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(tmp_path.iterdir())}
     assert written == XS_SEED_7
