@@ -191,21 +191,14 @@ def bench_night(exports: Path, warehouse: Path, as_of: date, run_id: str, full_r
     """Every step of one night, each in a child process, as `salesos run` runs them (publish included)."""
     from salesos.run_context import RunContext
 
-    ctx = RunContext.create(as_of=as_of, exports=exports, warehouse=warehouse, run_id=run_id)
-    env_before = os.environ.get("SALESOS_FULL_REFRESH")
-    os.environ["SALESOS_FULL_REFRESH"] = "1" if full_refresh else "0"
-    try:
-        night: dict = {"run_id": run_id, "full_refresh": full_refresh}
-        for step in STEPS:
-            wall, peak = run_child([sys.executable, __file__, "--child-step", step, json.dumps(ctx.to_dict())])
-            night[f"{step}_s"], night[f"{step}_peak_mb"] = round(wall, 2), round(peak)
-            print(json.dumps({"night": run_id, "step": step, "wall_s": night[f"{step}_s"], "peak_mb": round(peak),
-                              "at": time.strftime("%H:%M:%S UTC", time.gmtime())}), flush=True)
-    finally:
-        if env_before is None:
-            os.environ.pop("SALESOS_FULL_REFRESH", None)
-        else:
-            os.environ["SALESOS_FULL_REFRESH"] = env_before
+    ctx = RunContext.create(as_of=as_of, exports=exports, warehouse=warehouse, run_id=run_id,
+                            full_refresh=full_refresh)
+    night: dict = {"run_id": run_id, "full_refresh": full_refresh}
+    for step in STEPS:  # the context (full_refresh included) travels to each child as its JSON form
+        wall, peak = run_child([sys.executable, __file__, "--child-step", step, json.dumps(ctx.to_dict())])
+        night[f"{step}_s"], night[f"{step}_peak_mb"] = round(wall, 2), round(peak)
+        print(json.dumps({"night": run_id, "step": step, "wall_s": night[f"{step}_s"], "peak_mb": round(peak),
+                          "at": time.strftime("%H:%M:%S UTC", time.gmtime())}), flush=True)
     load = json.loads((ctx.run_dir / "bench_load.json").read_text())
     build = json.loads((ctx.run_dir / "build.json").read_text())
     forecast = json.loads((ctx.run_dir / "forecast.json").read_text())

@@ -36,8 +36,9 @@ UTC on 2026-11-01. Configure with the DAG params or the environment variables `S
 `SALESOS_WAREHOUSE`, `SALESOS_DATA_DIR`, `SALESOS_SETTINGS`, `SALESOS_DBT_TARGET`; the param `source` says
 whether the landing holds exports or a connector's tables (default: the settings' `source`). A backfill on exports
 pulled more than `max_export_days_after_as_of` days after its date fails in `validate` unless the run's
-param `allow_exports_after_as_of` is true (then the summary warns). A failed task's `failure.json` carries
-the run's one-line `message`; the traceback is appended to the run folder's `run.log`.
+param `allow_exports_after_as_of` is true (then the summary warns). The param `full_refresh` reloads
+every raw table, rebuilds every incremental model and fits every forecast series again. A failed task's
+`failure.json` carries the run's one-line `message`; the traceback is appended to the run folder's `run.log`.
 """
 
 from __future__ import annotations
@@ -92,6 +93,11 @@ def _ctx():
             description="publish although the exports were modified long after the as-of date (a backfill on "
             "today's exports); the summary warns",
         ),
+        "full_refresh": Param(
+            False, type="boolean",
+            description="reload every raw table, rebuild every incremental model and fit every forecast series "
+            "again (default: only what changed)",
+        ),
     },
     tags=["salesos"],
 )
@@ -138,9 +144,9 @@ def sales_nightly() -> None:
         @task(pool=WRITER_POOL)
         def projection(stored: dict) -> dict:
             from salesos import pipeline
-            from salesos.extract.load import full_refresh_requested
 
-            return pipeline.projection(_ctx(), full_refresh=full_refresh_requested())
+            ctx = _ctx()
+            return pipeline.projection(ctx, full_refresh=ctx.full_refresh)
 
         projection(store(chunk.expand(name=plan())))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -155,6 +154,7 @@ def _run(args: argparse.Namespace) -> int:
             settings_file=args.settings,
             allow_exports_after_as_of=args.allow_exports_after_as_of,
             source=args.source,
+            full_refresh=args.full_refresh,
         )
     except RunIdError as exc:  # a run id or path that could reach the filesystem or SQL unsafely
         print(f"salesos run failed before it started: {exc}; nothing was changed", file=sys.stderr)
@@ -166,11 +166,6 @@ def _run(args: argparse.Namespace) -> int:
         if args.verbose:
             traceback.print_exception(exc)
         return 1
-    if args.full_refresh:
-        # read by the loader and the dbt runner (salesos.extract.load.full_refresh_requested)
-        from salesos.extract.load import FULL_REFRESH_ENV
-
-        os.environ[FULL_REFRESH_ENV] = "1"
     if args.run_id is None:
         # a re-run of a date gets the first unused `asof_<date>.<n>`, so it never replaces an earlier run's archive
         # or exports; named here for the run log, and checked again under the warehouse lock by run_all

@@ -4,12 +4,19 @@ Input is a folder shaped like a Salesforce data export (one CSV per object, API 
 headers) plus two files from sales operations (`quotas.csv`, optional `fx_rates.csv`). This module
 is the single place that says what those files are; the generator, the loader, the validation
 suites and the dbt sources all read it.
+
+The dbt source definitions of the raw tables (`dbt_project/models/staging/*/_*__sources.yml`) are written
+from it: `python -m salesos.contract --write-dbt-sources` (tests/test_contract.py fails when they differ).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 FieldType = Literal["id", "string", "number", "integer", "boolean", "date", "datetime"]
@@ -53,6 +60,9 @@ class ExportFile:
     key: str | None = "Id"
     # Groups of columns of which at least one must be present (e.g. owner_id or owner_email).
     one_of: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
+    # The dbt source the raw table belongs to (DBT_SOURCES), and what the models do when an optional file is absent.
+    source: str = "crm"
+    when_absent: str = ""
 
     @property
     def columns(self) -> list[str]:
@@ -112,23 +122,28 @@ OPPORTUNITY = ExportFile(
     required=True,
     description="Deals: one row per opportunity, as it stands at export time.",
     fields=(
-        F("Id", "id", True),
-        F("AccountId", "id", True, "Empty for deals without an account.", nullable=True),
-        F("OwnerId", "id", True),
-        F("Name"),
-        F("StageName", "string", True),
-        F("Amount", "number", True, "Deal amount in CurrencyIsoCode; may be empty.", nullable=True),
+        F("Id", "id", True, description="Salesforce Id of the opportunity (18 characters, 006...)."),
+        F("AccountId", "id", True, nullable=True,
+          description="Id of the account the deal is with; empty when the deal has no account."),
+        F("OwnerId", "id", True, description="Id of the user who owns the deal (the rep credited with it)."),
+        F("Name", description="Name of the deal."),
+        F("StageName", "string", True,
+          description="Sales stage at export time (e.g. Prospecting, Closed Won). Open/won/lost comes from "
+                      "is_closed and is_won, never from the stage name."),
+        F("Amount", "number", True, nullable=True,
+          description="Deal amount in the deal's currency (currency_iso_code)."),
         F("Probability", "number", description="Win probability, 0-100."),
-        F("ForecastCategoryName"),
-        F("CloseDate", "date", True),
-        F("CreatedDate", "datetime", True),
-        F("IsClosed", "boolean", True),
-        F("IsWon", "boolean", True),
-        F("IsDeleted", "boolean"),
-        F("Type"),
-        F("LeadSource"),
-        F("CurrencyIsoCode"),
-        F("LastModifiedDate", "datetime"),
+        F("ForecastCategoryName", description="Forecast category (Pipeline, Best Case, Commit, Closed, Omitted)."),
+        F("CloseDate", "date", True,
+          description="Expected (open deals) or actual (closed deals) close date, YYYY-MM-DD."),
+        F("CreatedDate", "datetime", True, description="When the deal was created, ISO 8601 date-time in UTC."),
+        F("IsClosed", "boolean", True, description="true when the deal is closed (won or lost)."),
+        F("IsWon", "boolean", True, description="true when the deal is closed and won."),
+        F("IsDeleted", "boolean", description="true when the record is in the recycle bin."),
+        F("Type", description="Deal type (e.g. New Business, Existing Business)."),
+        F("LeadSource", description="Where the deal came from (e.g. Web, Partner)."),
+        F("CurrencyIsoCode", description="ISO 4217 currency of amount; empty means the reporting currency."),
+        F("LastModifiedDate", "datetime", description="When the record was last changed, ISO 8601 date-time in UTC."),
         # not a Salesforce field: a connector's sync time of the row (salesos.extract.connectors)
         F("SyncedAt", "datetime", description="When a connector last synced the row (Fivetran _fivetran_synced, "
           "Airbyte _airbyte_extracted_at); freshness falls back to it where LastModifiedDate is empty.",
@@ -143,20 +158,21 @@ OPPORTUNITY_HISTORY = ExportFile(
     required=False,
     description="Every change of stage, amount or close date of an opportunity.",
     fields=(
-        F("Id", "id"),
-        F("OpportunityId", "id", True),
-        F("StageName", "string", True),
-        F("Amount", "number"),
-        F("Probability", "number"),
-        F("CloseDate", "date"),
-        F("ForecastCategory"),
-        F("CreatedDate", "datetime", True),
-        F("IsDeleted", "boolean"),
+        F("Id", "id", description="Salesforce Id of the history record (may be absent from the export)."),
+        F("OpportunityId", "id", True, description="Id of the opportunity that changed."),
+        F("StageName", "string", True, description="Stage after the change."),
+        F("Amount", "number", description="Amount after the change, in the opportunity's currency."),
+        F("Probability", "number", description="Win probability after the change, 0-100."),
+        F("CloseDate", "date", description="Close date after the change, YYYY-MM-DD."),
+        F("ForecastCategory", description="Forecast category after the change."),
+        F("CreatedDate", "datetime", True, description="When the change happened, ISO 8601 date-time in UTC."),
+        F("IsDeleted", "boolean", description="true when the record is in the recycle bin."),
         # Salesforce's OpportunityHistory has no flags; a connector's history-mode copy of Opportunity does.
-        F("IsClosed", "boolean", description="Closed after the change, where the export carries it.",
-          not_in_every_source=True),
-        F("IsWon", "boolean", description="Won after the change, where the export carries it.",
-          not_in_every_source=True),
+        F("IsClosed", "boolean", not_in_every_source=True,
+          description="true when the opportunity was closed after the change; empty when the export does not carry it "
+                      "(Salesforce's OpportunityHistory does not, a connector's history-mode table does)."),
+        F("IsWon", "boolean", not_in_every_source=True,
+          description="true when the opportunity was won after the change; empty when the export does not carry it."),
     ),
 )
 
@@ -167,17 +183,23 @@ OPPORTUNITY_STAGE = ExportFile(
     "OpportunityStage.csv",
     "opportunity_stages",
     required=False,
-    description="The opportunity stages of the CRM, with their closed and won flags and funnel order.",
+    description=(
+        "The opportunity stage picklist (Salesforce's OpportunityStage object): which stage names are "
+        "closed and won, their default probability and funnel order."
+    ),
+    when_absent="stage flags come from the other sources (docs/export-contract.md)",
     fields=(
-        F("Id", "id", True),
-        F("MasterLabel", "string", True, "The stage name as Opportunity.StageName holds it."),
-        F("ApiName", "string", description="The stage's API name, when it differs from the label."),
-        F("IsClosed", "boolean", True),
-        F("IsWon", "boolean", True),
+        F("Id", "id", True, description="Salesforce Id of the stage (01J...)."),
+        F("MasterLabel", "string", True,
+          description="The stage name as Opportunity.StageName and OpportunityHistory.StageName hold it."),
+        F("ApiName", description="The stage's API name (usually the same as the label)."),
+        F("IsClosed", "boolean", True, description="true when a deal in this stage is closed."),
+        F("IsWon", "boolean", True, description="true when a deal in this stage is won."),
         F("DefaultProbability", "number", description="Win probability of the stage, 0-100."),
-        F("SortOrder", "integer", description="Funnel position of the stage (lowest first)."),
-        F("IsActive", "boolean"),
-        F("ForecastCategoryName"),
+        F("SortOrder", "integer", description="Funnel position of the stage, lowest first."),
+        F("IsActive", "boolean",
+          description="false when the stage is no longer offered (old deals may still be in it)."),
+        F("ForecastCategoryName", description="Forecast category of the stage."),
     ),
 )
 
@@ -188,16 +210,17 @@ ACCOUNT = ExportFile(
     required=True,
     description="Customers and prospects.",
     fields=(
-        F("Id", "id", True),
-        F("Name", "string", True),
-        F("Industry"),
-        F("NumberOfEmployees", "integer"),
-        F("AnnualRevenue", "number"),
-        F("BillingCountry"),
-        F("ParentId", "id"),
-        F("OwnerId", "id"),
-        F("Type"),
-        F("IsDeleted", "boolean"),
+        F("Id", "id", True, description="Salesforce Id of the account (001...)."),
+        F("Name", "string", True, description="Account name."),
+        F("Industry", description="Industry."),
+        F("NumberOfEmployees", "integer",
+          description="Number of employees; drives the segment (see var segment_bands)."),
+        F("AnnualRevenue", "number", description="Annual revenue, in the account's currency."),
+        F("BillingCountry", description="Billing country."),
+        F("ParentId", "id", description="Id of the parent account, if any."),
+        F("OwnerId", "id", description="Id of the user who owns the account."),
+        F("Type", description="Account type (e.g. Customer, Prospect)."),
+        F("IsDeleted", "boolean", description="true when the record is in the recycle bin."),
     ),
 )
 
@@ -208,15 +231,16 @@ USER = ExportFile(
     required=True,
     description="Sales reps, managers and everyone else who owns records.",
     fields=(
-        F("Id", "id", True),
-        F("Name", "string", True),
-        F("Email"),
-        F("ManagerId", "id"),
-        F("UserRoleId", "id"),
-        F("Division"),
-        F("Department"),
-        F("IsActive", "boolean", True),
-        F("CreatedDate", "datetime"),
+        F("Id", "id", True, description="Salesforce Id of the user (005...)."),
+        F("Name", "string", True, description="Full name."),
+        F("Email", description="Email address; quotas.csv may identify owners by it."),
+        F("ManagerId", "id", description="Id of the user's manager; the manager names the rep's team."),
+        F("UserRoleId", "id", description="Id of the user's role (UserRole)."),
+        F("Division", description="Division; the rep's region when region_source is division."),
+        F("Department", description="Department."),
+        F("IsActive", "boolean", True, description="false when the user has left (deactivated)."),
+        F("CreatedDate", "datetime",
+          description="When the user was created (used as hire date), ISO 8601 date-time in UTC."),
     ),
 )
 
@@ -227,9 +251,9 @@ USER_ROLE = ExportFile(
     required=False,
     description="The role hierarchy.",
     fields=(
-        F("Id", "id", True),
-        F("Name", "string", True),
-        F("ParentRoleId", "id"),
+        F("Id", "id", True, description="Salesforce Id of the role (00E...)."),
+        F("Name", "string", True, description="Role name; the rep's region when region_source is role."),
+        F("ParentRoleId", "id", description="Id of the parent role in the hierarchy."),
     ),
 )
 
@@ -240,16 +264,16 @@ LEAD = ExportFile(
     required=False,
     description="Leads and their conversion.",
     fields=(
-        F("Id", "id", True),
-        F("OwnerId", "id", True),
-        F("CreatedDate", "datetime", True),
-        F("Status"),
-        F("LeadSource"),
-        F("IsConverted", "boolean"),
-        F("ConvertedDate", "date"),
-        F("ConvertedOpportunityId", "id"),
-        F("ConvertedAccountId", "id"),
-        F("IsDeleted", "boolean"),
+        F("Id", "id", True, description="Salesforce Id of the lead (00Q...)."),
+        F("OwnerId", "id", True, description="Id of the user who owns the lead."),
+        F("CreatedDate", "datetime", True, description="When the lead was created, ISO 8601 date-time in UTC."),
+        F("Status", description="Lead status."),
+        F("LeadSource", description="Where the lead came from."),
+        F("IsConverted", "boolean", description="true when the lead was converted."),
+        F("ConvertedDate", "date", description="Date of conversion, YYYY-MM-DD."),
+        F("ConvertedOpportunityId", "id", description="Id of the opportunity the lead was converted to."),
+        F("ConvertedAccountId", "id", description="Id of the account the lead was converted to."),
+        F("IsDeleted", "boolean", description="true when the record is in the recycle bin."),
     ),
 )
 
@@ -260,15 +284,15 @@ TASK = ExportFile(
     required=False,
     description="Calls and emails.",
     fields=(
-        F("Id", "id", True),
-        F("OwnerId", "id", True),
-        F("WhoId", "id"),
-        F("WhatId", "id"),
-        F("ActivityDate", "date"),
+        F("Id", "id", True, description="Salesforce Id of the task (00T...)."),
+        F("OwnerId", "id", True, description="Id of the user who owns the task."),
+        F("WhoId", "id", description="Id of the lead or contact the task is about."),
+        F("WhatId", "id", description="Id of the record (account, opportunity...) the task is about."),
+        F("ActivityDate", "date", description="Due date of the task, YYYY-MM-DD."),
         F("TaskSubtype", description="Call or Email."),
-        F("Status"),
-        F("CreatedDate", "datetime", True),
-        F("IsDeleted", "boolean"),
+        F("Status", description="Task status."),
+        F("CreatedDate", "datetime", True, description="When the task was created, ISO 8601 date-time in UTC."),
+        F("IsDeleted", "boolean", description="true when the record is in the recycle bin."),
     ),
 )
 
@@ -279,16 +303,16 @@ EVENT = ExportFile(
     required=False,
     description="Meetings.",
     fields=(
-        F("Id", "id", True),
-        F("OwnerId", "id", True),
-        F("WhoId", "id"),
-        F("WhatId", "id"),
-        F("StartDateTime", "datetime", True),
-        F("EndDateTime", "datetime"),
-        F("DurationInMinutes", "integer"),
-        F("Type"),
-        F("Subject"),
-        F("IsDeleted", "boolean"),
+        F("Id", "id", True, description="Salesforce Id of the event (00U...)."),
+        F("OwnerId", "id", True, description="Id of the user who owns the event."),
+        F("WhoId", "id", description="Id of the lead or contact the event is with."),
+        F("WhatId", "id", description="Id of the record (account, opportunity...) the event is about."),
+        F("StartDateTime", "datetime", True, description="Start of the meeting, ISO 8601 date-time in UTC."),
+        F("EndDateTime", "datetime", description="End of the meeting, ISO 8601 date-time in UTC."),
+        F("DurationInMinutes", "integer", description="Duration in minutes."),
+        F("Type", description="Event type."),
+        F("Subject", description="Subject line."),
+        F("IsDeleted", "boolean", description="true when the record is in the recycle bin."),
     ),
 )
 
@@ -298,12 +322,13 @@ QUOTAS = ExportFile(
     "quotas",
     required=True,
     key=None,
+    source="sales_ops",
     description="Monthly quota per owner, from sales operations.",
     fields=(
-        F("owner_id", "id"),
-        F("owner_email"),
-        F("period_start", "date", True, "First day of the quota month."),
-        F("quota_amount", "number", True),
+        F("owner_id", "id", description="Id of the user the quota is for; may be empty when owner_email is given."),
+        F("owner_email", description="Email of the user the quota is for, used when owner_id is empty."),
+        F("period_start", "date", True, description="First day of the quota month, YYYY-MM-DD."),
+        F("quota_amount", "number", True, description="Bookings target for the month, in the reporting currency."),
     ),
     one_of=(("owner_id", "owner_email"),),
 )
@@ -314,11 +339,13 @@ FX_RATES = ExportFile(
     "fx_rates",
     required=False,
     key=None,
+    source="sales_ops",
     description="Conversion rates to the reporting currency (1 unit of currency_iso_code = rate units).",
     fields=(
-        F("currency_iso_code", "string", True),
-        F("rate", "number", True),
-        F("valid_from", "date", description="First day the rate applies; absent means always."),
+        F("currency_iso_code", "string", True, description="ISO 4217 currency code."),
+        F("rate", "number", True, description="Value of 1 unit of currency_iso_code in the reporting currency."),
+        F("valid_from", "date",
+          description="First day the rate applies, YYYY-MM-DD; empty means always (until a dated rate takes over)."),
     ),
 )
 
@@ -372,3 +399,113 @@ def map_headers(export: ExportFile, headers: list[str]) -> dict[str, str]:
         seen[col] = h
         mapping[h] = col
     return mapping
+
+
+# ------------------------------------------------------------------------------------------- dbt sources
+
+# The dbt sources of the raw tables: name -> (its file under dbt_project/models/staging, its description).
+DBT_SOURCES = {
+    "crm": (
+        "crm/_crm__sources.yml",
+        "Salesforce-shaped CRM exports loaded by salesos.extract into the raw schema (one table per export file, "
+        "all columns text, custom *__c columns kept, plus load metadata). See docs/export-contract.md.",
+    ),
+    "sales_ops": (
+        "sales_ops/_sales_ops__sources.yml",
+        "Files from sales operations (quotas.csv, fx_rates.csv) loaded into the raw schema like the CRM exports.",
+    ),
+}
+# The columns the loader adds to every raw table (LOAD_COLUMNS and the row fingerprint), as dbt documents them.
+LOAD_COLUMN_DESCRIPTIONS = {
+    "_source_file": "Name of the export file the row was loaded from.",
+    "_row_number": "Position of the row in its file (1 = first data row).",
+    "_run_id": "Id of the run that loaded the row.",
+    "_loaded_at": "When the row was loaded (UTC).",
+}
+ROW_HASH_KEYED = ("Fingerprint of the row's text as read; an incremental load skips rows whose Id and fingerprint "
+                  "are unchanged.")
+ROW_HASH_KEYLESS = "Fingerprint of the row's text as read (these exports have no Id: every load replaces the table)."
+RAW_TEXT = ("every value as text (typed fields normalised by the loader: dates YYYY-MM-DD, date-times "
+            "YYYY-MM-DD HH:MM:SS in UTC, booleans true/false, plain decimals)")
+
+
+def column_description(f: Field) -> str:
+    """A raw column's dbt description: the contract's words, then the export field, its type and its rules."""
+    rules = f.type + (", required column" if f.required else "")
+    if f.not_null:
+        rules += ", never empty: rows without it are quarantined by the loader"
+    return f"{f.description} Export field {f.api_name} ({rules})." if f.description else \
+        f"Export field {f.api_name} ({rules})."
+
+
+def table_description(e: ExportFile) -> str:
+    text = (f"{e.description} Raw rows of {e.filename}, {RAW_TEXT}; rows that could not load are in the "
+            "quarantine schema.")
+    if not e.required:
+        text += " Optional export: when the file is absent the table exists and is empty"
+        text += f", and {e.when_absent}." if e.when_absent else "."
+    return text
+
+
+def _q(text: str) -> str:
+    """A YAML double-quoted scalar (JSON's string syntax is a subset of it)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def dbt_source_yaml(source: str) -> str:
+    """The text of one dbt sources file, generated from the contract (every export of that source)."""
+    _, description = DBT_SOURCES[source]
+    lines = [
+        "# Generated from salesos/contract.py by `python -m salesos.contract --write-dbt-sources`: edit the contract.",
+        "version: 2",
+        "",
+        "sources:",
+        f"  - name: {source}",
+        f"    description: {_q(description)}",
+        "    schema: \"{{ var('raw_schema', 'raw') }}\"",
+        "    config:",
+        "      loaded_at_field: _loaded_at",
+        "      freshness:",
+        "        warn_after: {count: 36, period: hour}",
+        "        error_after: {count: 72, period: hour}",
+        "    tables:",
+    ]
+    for e in (e for e in EXPORTS if e.source == source):
+        lines += [f"      - name: {e.table}", f"        description: {_q(table_description(e))}"]
+        if not e.required:  # an optional export may be absent for good: its age says nothing
+            lines += ["        config:", "          freshness: null"]
+        lines.append("        columns:")
+        columns = [(f.column, column_description(f)) for f in e.fields]
+        columns += list(LOAD_COLUMN_DESCRIPTIONS.items())
+        columns.append(("_row_hash", ROW_HASH_KEYED if e.key else ROW_HASH_KEYLESS))
+        for name, text in columns:
+            lines += [f"          - name: {name}", f"            description: {_q(text)}"]
+    return "\n".join(lines) + "\n"
+
+
+def dbt_source_files(project_dir: Path | None = None) -> dict[Path, str]:
+    """Every generated sources file: its path and its text."""
+    staging = (project_dir or Path(__file__).resolve().parent.parent / "dbt_project") / "models" / "staging"
+    return {staging / path: dbt_source_yaml(name) for name, (path, _) in DBT_SOURCES.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m salesos.contract --write-dbt-sources` (or `--check-dbt-sources`, which only compares)."""
+    parser = argparse.ArgumentParser(prog="python -m salesos.contract", description=main.__doc__)
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write-dbt-sources", action="store_true", help="write the dbt sources files")
+    mode.add_argument("--check-dbt-sources", action="store_true", help="exit 1 when a sources file is out of date")
+    args = parser.parse_args(argv)
+    stale = [p for p, text in dbt_source_files().items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
+    if args.check_dbt_sources:
+        for p in stale:
+            print(f"{p}: out of date; run python -m salesos.contract --write-dbt-sources", file=sys.stderr)
+        return 1 if stale else 0
+    for p in stale:
+        p.write_text(dbt_source_files()[p], encoding="utf-8")
+        print(f"wrote {p}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -46,6 +46,7 @@ def context_for_run(run_id: str, logical_date: datetime | date, params: dict[str
         allow_exports_after_as_of=bool(params.get("allow_exports_after_as_of") or False),
         # what the landing location holds (exports or a connector's tables); None: the settings' source
         source=params.get("source") or None,
+        full_refresh=bool(params.get("full_refresh") or False),
     )
 
 

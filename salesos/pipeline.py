@@ -121,7 +121,8 @@ def _extract(ctx: RunContext) -> dict[str, Any]:
     refuse_used_run_id(ctx)
     # a retried extract of the same run (Airflow) replaces its own archive, which no publish has used
     source = ctx.source or settings.source
-    archived = archive_source(source, ctx.exports, ctx.archive_dir, settings)
+    archived = archive_source(source, ctx.exports, ctx.archive_dir, settings.connector_tables,
+                              settings.connector_schema)
     remove_stale_builds(ctx)
     ctx.build_dir.mkdir(parents=True)
     owner = {"run_id": ctx.run_id, "warehouse": str(ctx.warehouse),
@@ -144,7 +145,8 @@ def _extract(ctx: RunContext) -> dict[str, Any]:
         # the files this step has just archived and hashed: checking them against the manifest again
         # (read_manifest) would read every byte a third time, 4.5 s at scale M
         result = load_raw(
-            con, ctx.archive_dir, archived, ctx.run_id, datetime.now(UTC), settings=settings, work_dir=ctx.build_dir
+            con, ctx.archive_dir, archived, ctx.run_id, datetime.now(UTC), full_refresh=ctx.full_refresh,
+            settings=settings, work_dir=ctx.build_dir,
         )
         check_no_export_vanished(con, ctx.run_id, previous_run, previous, settings)
         from forecasting.bookings import ensure_forecast_table
@@ -187,13 +189,15 @@ def validate(ctx: RunContext) -> dict[str, Any]:
     previous = None
     if extracted.exists():  # the last published run's rows, as the extract step read them before its load
         previous = (json.loads(extracted.read_text(encoding="utf-8")).get("previous_run") or {}).get("row_counts")
+    settings = load_settings(ctx.settings_file)
     con = duckdb.connect(str(ctx.build_warehouse), read_only=True)
     try:
-        params = run_params(con, ctx.run_id, load_settings(ctx.settings_file), ctx.as_of, previous=previous,
+        params = run_params(con, ctx.run_id, settings, ctx.as_of, previous=previous,
                             allow_exports_after_as_of=ctx.allow_exports_after_as_of)
-        report = validate_raw(con, params, docs_dir=ctx.run_dir / "data_docs", run_name=ctx.run_id)
+        report = validate_raw(con, params, docs_dir=ctx.run_dir / "data_docs", run_name=ctx.run_id,
+                              chunk_rows=settings.validate_chunk_rows)
         # a stage no source knows would be neither open nor closed in every pipeline model: stop here
-        check_stages(con, load_settings(ctx.settings_file), report, ctx.settings_file)
+        check_stages(con, settings, report, ctx.settings_file)
     except ValidationFailed as exc:
         write_report(exc.report, ctx.run_dir / "validation.json")
         raise
@@ -251,6 +255,7 @@ def build(ctx: RunContext) -> dict[str, Any]:
             as_of=ctx.as_of.isoformat(),
             target=ctx.dbt_target,
             run_id=ctx.run_id,
+            full_refresh=ctx.full_refresh,
         )
         return _write_step(ctx, "build", result.to_dict())
 
@@ -267,13 +272,11 @@ def _forecast_cache(ctx: RunContext, settings: Settings) -> tuple[Path | None, b
     """Where unchanged series' forecasts are kept between nights, and whether this run may reuse them.
 
     The cache sits beside the warehouse (on a filesystem every forecast worker sees, as the run folders do);
-    a full refresh fits every series again and rewrites it.
+    a full refresh (`ctx.full_refresh`) fits every series again and rewrites it.
     """
-    from salesos.extract.load import full_refresh_requested
-
     if not settings.forecast_reuse_unchanged:
         return None, False
-    return ctx.data_dir / "forecast_cache", not full_refresh_requested()
+    return ctx.data_dir / "forecast_cache", not ctx.full_refresh
 
 
 def forecast_plan(ctx: RunContext) -> list[str]:
@@ -362,9 +365,7 @@ def forecast(ctx: RunContext) -> dict[str, Any]:
                         origins=settings.forecast_origins, models_dir=_models_dir(ctx),
                         prophet_grid=settings.forecast_prophet_grid, cache_dir=cache_dir, reuse=reuse)
     result = forecast_store(ctx)
-    from salesos.extract.load import full_refresh_requested
-
-    projection(ctx, full_refresh=full_refresh_requested())
+    projection(ctx, full_refresh=ctx.full_refresh)
     return result
 
 

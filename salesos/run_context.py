@@ -31,6 +31,8 @@ class RunContext:
     allow_exports_after_as_of: bool = False
     # what `exports` holds (salesos.extract.connectors.SOURCES); None: the settings' `source`
     source: str | None = None
+    # reload every raw table, rebuild every incremental dbt model and fit every forecast series again
+    full_refresh: bool = False
 
     def __post_init__(self) -> None:
         """Every context, however made (the CLI, Airflow, XCom), is checked before a path is built from it."""
@@ -60,6 +62,7 @@ class RunContext:
         dbt_target: str = "duckdb",
         allow_exports_after_as_of: bool = False,
         source: str | None = None,
+        full_refresh: bool = False,
     ) -> RunContext:
         """Build a context with absolute paths; the run id defaults to the as-of date."""
         warehouse = Path(warehouse).expanduser().resolve()
@@ -76,6 +79,7 @@ class RunContext:
             dbt_target=dbt_target,
             allow_exports_after_as_of=bool(allow_exports_after_as_of),
             source=source or None,
+            full_refresh=bool(full_refresh),
         )
 
     @property
@@ -115,6 +119,7 @@ class RunContext:
             dbt_target=d.get("dbt_target", "duckdb"),
             allow_exports_after_as_of=bool(d.get("allow_exports_after_as_of", False)),
             source=d.get("source") or None,
+            full_refresh=bool(d.get("full_refresh", False)),
         )
 
 

@@ -1,13 +1,17 @@
 """Settings a sales-operations team sets once: fiscal year, currency, stages, mappings.
 
-The defaults live in `config/salesos.yml`; a team passes its own file with `--settings` (or the
-`SALESOS_SETTINGS` environment variable for Airflow). The same values are handed to dbt as vars, so
-each setting is declared in one place only.
+`Settings` below is the one schema: each setting's name, type, default, rules and whether dbt reads it.
+`config/salesos.yml` is its commented copy of the defaults and the dbt settings are mirrored in
+`dbt_project.yml`'s vars (for a hand-run dbt); tests/test_settings.py checks both agree with the schema.
+A team passes its own file with `--settings` (or the DAG param / `SALESOS_SETTINGS` for Airflow); the
+dbt settings are handed to dbt as vars on every run.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+import typing
+from dataclasses import Field, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,33 +21,6 @@ from salesos.hierarchy import level_names
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "config" / "salesos.yml"
-
-
-# Settings used by the Python steps only (validation and publishing), not passed to dbt.
-PYTHON_ONLY = (
-    "max_export_age_days",
-    "max_export_shrink",
-    "exports_optional_for_good",
-    "max_export_days_after_as_of",
-    "bi_compat_copy",
-    "finance_exports",
-    "keep_versions",
-    "forecast_horizon",
-    "forecast_origins",
-    "forecast_levels",
-    "forecast_prophet_grid",
-    "forecast_reuse_unchanged",
-    "projection_replay_quarters",
-    "projection_simulations",
-    "projection_retrain_days",
-    "number_decimal_separator",
-    "number_thousands_separator",
-    "export_encoding",
-    # the source of the CRM data (salesos.extract.connectors)
-    "source",
-    "connector_schema",
-    "connector_tables",
-)
 
 # How the loader may read the exports' numbers and text (salesos/extract/load.py says what each means).
 DECIMAL_SEPARATORS = ("auto", ".", ",")
@@ -55,81 +32,165 @@ class SettingsError(ValueError):
     """A settings file that cannot be used; the message names the file and key."""
 
 
+def setting(
+    default: Any,
+    *,
+    dbt: bool,
+    choices: tuple[str, ...] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    expected: str | None = None,
+) -> Any:
+    """One setting of the schema: its default, whether the dbt models get it as a var, and what values it takes.
+
+    The dataclass field's type is the setting's type; `load_settings` checks every value against both, so a
+    setting is declared here once (config/salesos.yml and dbt_project.yml's vars are checked against it by
+    tests/test_settings.py). `expected` words the type in the error message when the default wording is vague.
+    """
+    meta = {"dbt": dbt, "choices": choices, "minimum": minimum, "maximum": maximum, "expected": expected}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class Settings:
-    fiscal_year_start_month: int = 2
-    reporting_currency: str = "USD"
-    stage_order: list[str] = field(default_factory=list)
+    """The schema of the settings file: each field's type, default and rules (see `setting`)."""
+
+    fiscal_year_start_month: int = setting(2, dbt=True, minimum=1, maximum=12)
+    reporting_currency: str = setting("USD", dbt=True)
+    stage_order: list[str] = setting(
+        ["Prospecting", "Qualification", "Needs Analysis", "Value Proposition", "Id. Decision Makers",
+         "Perception Analysis", "Proposal/Price Quote", "Negotiation/Review", "Closed Won", "Closed Lost"],
+        dbt=True, expected="a list of stage names",
+    )
     # The settings' own word on which stages are closed (the last source: docs/export-contract.md, "Stages").
-    closed_won_stages: list[str] = field(default_factory=list)
-    closed_lost_stages: list[str] = field(default_factory=list)
-    forecast_categories: list[str] = field(default_factory=list)
-    region_source: str = "division"
-    region_map: dict[str, str] = field(default_factory=dict)
-    unassigned_region: str = "Unassigned"
-    segment_bands: list[dict[str, Any]] = field(default_factory=list)
-    unknown_segment: str = "Unknown"
-    max_export_age_days: int = 3
-    max_export_shrink: float = 0.5
-    exports_optional_for_good: list[str] = field(default_factory=list)
-    max_export_days_after_as_of: int = 1
-    bi_compat_copy: bool = True
-    finance_exports: bool = True
-    keep_versions: int = 5
-    forecast_horizon: int = 12
-    forecast_origins: int = 6
-    forecast_levels: list[str] = field(default_factory=lambda: list(level_names()))
-    forecast_prophet_grid: str = "primary"
-    forecast_reuse_unchanged: bool = True
-    pipeline_snapshot_months: int = 13
-    projection_replay_quarters: int = 4
-    projection_simulations: int = 1000
-    projection_retrain_days: int = 28
-    number_decimal_separator: str = "auto"
-    number_thousands_separator: str = "auto"
-    export_encoding: str = "auto"
+    closed_won_stages: list[str] = setting(["Closed Won"], dbt=True, expected="a list of stage names")
+    closed_lost_stages: list[str] = setting(["Closed Lost"], dbt=True, expected="a list of stage names")
+    forecast_categories: list[str] = setting(["Pipeline", "Best Case", "Commit", "Closed", "Omitted"], dbt=True)
+    region_source: str = setting("division", dbt=True, choices=("division", "role"))
+    region_map: dict[str, str] = setting({}, dbt=True)
+    unassigned_region: str = setting("Unassigned", dbt=True)
+    segment_bands: list[dict[str, Any]] = setting(
+        [{"name": "SMB", "min_employees": 0}, {"name": "Mid-Market", "min_employees": 200},
+         {"name": "Enterprise", "min_employees": 2000}],
+        dbt=True,
+    )
+    unknown_segment: str = setting("Unknown", dbt=True)
+    # Used by the Python steps only (validation, loading, publishing, forecasting), not passed to dbt.
+    max_export_age_days: int = setting(3, dbt=False, minimum=0)
+    max_export_shrink: float = setting(0.5, dbt=False, minimum=0, maximum=1)
+    exports_optional_for_good: list[str] = setting([], dbt=False, expected="a list of export file names")
+    max_export_days_after_as_of: int = setting(1, dbt=False, minimum=0, expected="a whole number of days")
+    bi_compat_copy: bool = setting(True, dbt=False)
+    finance_exports: bool = setting(True, dbt=False)
+    keep_versions: int = setting(5, dbt=False, minimum=1)
+    forecast_horizon: int = setting(12, dbt=False, minimum=1)
+    forecast_origins: int = setting(6, dbt=False, minimum=1)
+    forecast_levels: list[str] = setting(["company", "region", "segment", "team", "rep"], dbt=False)
+    forecast_prophet_grid: str = setting("primary", dbt=False, choices=("full", "primary"))
+    forecast_reuse_unchanged: bool = setting(True, dbt=False)
+    number_decimal_separator: str = setting("auto", dbt=False)
+    number_thousands_separator: str = setting("auto", dbt=False)
+    export_encoding: str = setting("auto", dbt=False)
+    validate_chunk_rows: int = setting(1_000_000, dbt=False, minimum=1)
+    load_scratch_bytes: int = setting(2_000_000_000, dbt=False, minimum=0)
+    # Months of daily pipeline states kept in marts.fct_pipeline_snapshots (a dbt var): what mart_pipeline
+    # reports over and what the in-quarter projection learns from.
+    pipeline_snapshot_months: int = setting(13, dbt=True, minimum=1)
+    # The in-quarter projection (forecasting/projection.py): replayed quarters on a first night, simulated
+    # outcomes per interval, days between retrains of the deal model.
+    projection_replay_quarters: int = setting(4, dbt=False, minimum=1)
+    projection_simulations: int = setting(1000, dbt=False, minimum=1)
+    projection_retrain_days: int = setting(28, dbt=False, minimum=1)
     # The source of the CRM data (salesos.extract.connectors): exports, or a connector's landed tables.
-    source: str = "exports"
-    connector_schema: str | None = None  # None: main in a DuckDB file, public in PostgreSQL
-    connector_tables: dict[str, str] = field(default_factory=dict)
+    source: str = setting("exports", dbt=False)
+    connector_schema: str | None = setting(None, dbt=False)  # None: main in a DuckDB file, public in PostgreSQL
+    connector_tables: dict[str, str] = setting(
+        {}, dbt=False, expected="a mapping of connector table names to landed names"
+    )
 
     def dbt_vars(self) -> dict[str, Any]:
         """The settings the dbt models use, as vars (the dbt project declares the same names)."""
-        d = asdict(self)
-        for not_for_dbt in PYTHON_ONLY:
-            d.pop(not_for_dbt)
-        return d
+        return {k: v for k, v in asdict(self).items() if k in DBT_SETTINGS}
+
+
+def _is_dbt(f: Field) -> bool:
+    return bool(f.metadata.get("dbt", True))  # a field declared without `setting` goes to dbt, as before
+
+
+DBT_SETTINGS = tuple(f.name for f in fields(Settings) if _is_dbt(f))
+# Settings used by the Python steps only, not passed to dbt.
+PYTHON_ONLY = tuple(f.name for f in fields(Settings) if not _is_dbt(f))
+
+
+def setting_defaults() -> dict[str, Any]:
+    """Every setting's default, in declaration order (what config/salesos.yml must hold)."""
+    return asdict(Settings())
+
+
+def _describe(hint: Any) -> str:
+    """A type in the words of an error message."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list:
+        return {str: "a list of names", int: "a list of whole numbers"}.get(args[0], "a list of mappings")
+    if origin is dict:
+        return "a mapping of text to text" if args == (str, str) else "a mapping"
+    return {int: "a whole number", float: "a number", str: "text", bool: "true or false"}.get(hint, "a value")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_matches(k, args[0]) and _matches(v, args[1])
+                                               for k, v in value.items())
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _checked(source: str | Path, f: Field, hint: Any, value: Any) -> Any:
+    """The value of one setting, checked against its type and rules; else one line naming file, key and type."""
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    if not _matches(value, hint):
+        expected = f.metadata.get("expected") or _describe(hint)
+        raise SettingsError(f"{source}: {f.name} must be {expected}, got {shown}")
+    choices, low, high = (f.metadata.get(k) for k in ("choices", "minimum", "maximum"))
+    if choices and value not in choices:
+        raise SettingsError(f"{source}: {f.name} must be one of {', '.join(choices)}, got {shown}")
+    if low is not None and high is not None and not low <= value <= high:
+        raise SettingsError(f"{source}: {f.name} must be {low}-{high}, got {shown}")
+    if low is not None and value < low:
+        raise SettingsError(f"{source}: {f.name} must be at least {low}, got {shown}")
+    return float(value) if hint is float else value
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
-    """Read settings, layering a user's file over the packaged defaults."""
-    defaults = _read_yaml(DEFAULT_SETTINGS_FILE)
-    values = dict(defaults)
-    if path is not None and Path(path).resolve() != DEFAULT_SETTINGS_FILE:
-        values.update(_read_yaml(Path(path)))
-    known = set(Settings.__dataclass_fields__)
+    """Read settings, layering a user's file over the packaged defaults; every value checked by the schema."""
+    user = {} if path is None or Path(path).resolve() == DEFAULT_SETTINGS_FILE else _read_yaml(Path(path))
+    values = _read_yaml(DEFAULT_SETTINGS_FILE) | user
+    known = {f.name for f in fields(Settings)}
     unknown = sorted(set(values) - known)
     source = path or DEFAULT_SETTINGS_FILE
     if unknown:
         raise SettingsError(f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    hints = typing.get_type_hints(Settings)
+    for f in fields(Settings):
+        if f.name in values:  # a bad default is the packaged file's mistake, a bad value the user's
+            values[f.name] = _checked(source if f.name in user else DEFAULT_SETTINGS_FILE, f, hints[f.name],
+                                      values[f.name])
     settings = Settings(**values)
-    if not 1 <= int(settings.fiscal_year_start_month) <= 12:
-        raise SettingsError(f"{source}: fiscal_year_start_month must be 1-12, got {settings.fiscal_year_start_month}")
-    if settings.region_source not in ("division", "role"):
-        raise SettingsError(f"{source}: region_source must be 'division' or 'role', got {settings.region_source!r}")
     unknown_levels = set(settings.forecast_levels) - set(level_names())
     if unknown_levels:
         raise SettingsError(f"{source}: forecast_levels has unknown level(s) {sorted(unknown_levels)}")
-    if settings.forecast_prophet_grid not in ("full", "primary"):
-        raise SettingsError(f"{source}: forecast_prophet_grid must be full or primary, "
-                            f"not {settings.forecast_prophet_grid!r}")
-    if settings.forecast_horizon < 1 or settings.forecast_origins < 1:
-        raise SettingsError(f"{source}: forecast_horizon and forecast_origins must be at least 1")
-    for key in ("pipeline_snapshot_months", "projection_replay_quarters", "projection_simulations",
-                "projection_retrain_days"):
-        value = getattr(settings, key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SettingsError(f"{source}: {key} must be a whole number >= 1, got {value!r}")
     _check_export_guards(settings, source)
     _check_formats(settings, source)
     _check_stages(settings, source)
@@ -145,8 +206,6 @@ def _check_export_guards(settings: Settings, source: str | Path) -> None:
     from salesos.contract import EXPORTS
 
     files = {e.filename.lower(): e for e in EXPORTS}
-    if not isinstance(settings.exports_optional_for_good, list):
-        raise SettingsError(f"{source}: exports_optional_for_good must be a list of export file names")
     for name in settings.exports_optional_for_good:
         export = files.get(str(name).lower())
         if export is None:
@@ -154,9 +213,6 @@ def _check_export_guards(settings: Settings, source: str | Path) -> None:
                                 f"(known: {', '.join(e.filename for e in EXPORTS)})")
         if export.required:
             raise SettingsError(f"{source}: exports_optional_for_good names {export.filename}, a required export")
-    days = settings.max_export_days_after_as_of
-    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-        raise SettingsError(f"{source}: max_export_days_after_as_of must be a whole number of days >= 0, got {days!r}")
 
 
 def _check_formats(settings: Settings, source: str | Path) -> None:

@@ -46,3 +46,45 @@ def test_files_match_by_name_case_insensitively():
     assert export_by_filename("opportunity.CSV") is OPPORTUNITY
     assert export_by_filename("QUOTAS.csv") is QUOTAS
     assert export_by_filename("Contact.csv") is None
+
+
+def test_the_dbt_sources_are_the_files_generated_from_the_contract():
+    """Edit salesos/contract.py, then `python -m salesos.contract --write-dbt-sources`; never the yml by hand."""
+    from salesos.contract import dbt_source_files
+
+    stale = [str(p) for p, text in dbt_source_files().items() if p.read_text(encoding="utf-8") != text]
+    assert stale == [], "out of date: run python -m salesos.contract --write-dbt-sources"
+
+
+def test_every_contract_column_is_a_source_column_with_the_contracts_description():
+    """Read back as dbt reads it: each export a table of its source, each field a column, in order, described."""
+    import yaml
+
+    from salesos.contract import EXPORTS, LOAD_COLUMN_DESCRIPTIONS, dbt_source_files
+
+    tables = {}
+    for path in dbt_source_files():
+        for source in yaml.safe_load(path.read_text(encoding="utf-8"))["sources"]:
+            tables |= {(source["name"], t["name"]): t for t in source["tables"]}
+    assert set(tables) == {(e.source, e.table) for e in EXPORTS}
+    for e in EXPORTS:
+        columns = tables[(e.source, e.table)]["columns"]
+        assert [c["name"] for c in columns] == [*e.columns, *LOAD_COLUMN_DESCRIPTIONS, "_row_hash"]
+        for f, c in zip(e.fields, columns, strict=False):
+            assert c["description"].startswith(f.description) and f"Export field {f.api_name} (" in c["description"]
+        assert (tables[(e.source, e.table)].get("config") == {"freshness": None}) is not e.required
+
+
+def test_a_new_contract_field_flows_to_the_generated_sources(monkeypatch, tmp_path, capsys):
+    import dataclasses
+
+    from salesos import contract
+
+    deal_score = contract.F("Deal_Score__c", "number", description="Score of the deal, 0-10.")
+    changed = dataclasses.replace(contract.OPPORTUNITY, fields=(*contract.OPPORTUNITY.fields, deal_score))
+    monkeypatch.setattr(contract, "EXPORTS", (changed, *contract.EXPORTS[1:]))
+    text = contract.dbt_source_yaml("crm")
+    assert ("          - name: deal_score__c\n"
+            '            description: "Score of the deal, 0-10. Export field Deal_Score__c (number)."\n') in text
+    assert contract.main(["--check-dbt-sources"]) == 1  # the committed file does not have it yet
+    assert "out of date" in capsys.readouterr().err

@@ -146,3 +146,21 @@ def test_a_sample_with_injected_faults_ends_with_every_fault_quarantined_or_repo
             assert summary["rows_quarantined"][f["file"]] == 0
     counted = sum(n for k, n in summary["quarantined_by_rule"].items())
     assert counted == sum(summary["rows_quarantined"].values()) == len([f for f in faults if f["kind"] in rule_for])
+
+
+def test_full_refresh_reloads_rebuilds_and_refits_everything(sample, tmp_path):
+    """`salesos run --full-refresh` after a first night: every raw table reloaded in full, the incremental
+    models rebuilt from scratch and every forecast series fitted again (none taken from the cache)."""
+    import json
+
+    wh = tmp_path / "fr" / "salesos.duckdb"
+    base = ["run", "--exports", str(sample), "--warehouse", str(wh), "--settings", str(SETTINGS)]
+    assert cli_main([*base, "--as-of", "2026-10-30", "--allow-exports-after-as-of"]) == 0
+    assert cli_main([*base, "--as-of", "2026-10-31", "--run-id", "refresh", "--full-refresh"]) == 0
+    modes = _table(wh, "select distinct load_mode from raw._loads where run_id = 'refresh'")["load_mode"]
+    assert modes.tolist() == ["full"]  # without the flag the keyed exports load incrementally
+    run_dir = wh.parent / "runs" / "refresh"
+    results = json.loads((run_dir / "dbt_target" / "run_results.json").read_text())
+    assert results["args"]["full_refresh"] is True  # dbt rebuilt the incremental models from scratch
+    forecast = json.loads((run_dir / "forecast.json").read_text())
+    assert forecast["series"] > 0 and forecast["fitted"] == forecast["series"] and forecast["reused"] == 0

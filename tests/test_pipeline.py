@@ -56,3 +56,64 @@ def test_the_summary_counts_the_projection_and_each_input_rule():
     assert "projections:    240 rows for 1 day(s)" in text
     assert "3 open deal-days with no amount" in text and "10 open deal-days with a close date already past" in text
     assert "stage the stage rules do not know" not in text  # a rule that applied to nothing is not shown
+
+
+@pytest.mark.parametrize("full_refresh", [True, False])
+def test_run_options_reach_every_step_that_needs_them(tiny_exports, tmp_path, monkeypatch, full_refresh):
+    """full_refresh (a RunContext field) reaches the loader, dbt and the forecast cache; the validate slice size
+    (a setting) reaches the checks. Nothing goes through the environment."""
+    from salesos import pipeline
+    from salesos.settings import load_settings
+    from salesos.transform import dbt_build
+    from salesos.validate import gx_checks
+
+    settings = tmp_path / "settings.yml"
+    settings.write_text("validate_chunk_rows: 7\nload_scratch_bytes: 0\n", encoding="utf-8")
+    ctx = RunContext.create(as_of=AS_OF, exports=tiny_exports, warehouse=tmp_path / "wh" / "salesos.duckdb",
+                            settings_file=settings, full_refresh=full_refresh)
+    seen: dict = {}
+    real_load = pipeline.load_raw
+
+    def load_raw(*args, **kwargs):
+        seen["load"] = kwargs["full_refresh"], kwargs["settings"].load_scratch_bytes
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "load_raw", load_raw)
+    pipeline.extract(ctx)
+    assert seen["load"] == (full_refresh, 0)
+
+    real_validate = gx_checks.validate_raw
+
+    def validate_raw(*args, **kwargs):
+        seen["chunk_rows"] = kwargs["chunk_rows"]
+        return real_validate(*args, **kwargs)
+
+    monkeypatch.setattr(gx_checks, "validate_raw", validate_raw)
+    pipeline.validate(ctx)
+    assert seen["chunk_rows"] == 7
+
+    def run_dbt(command, **kwargs):
+        seen["dbt"] = kwargs["full_refresh"]
+        return dbt_build.DbtResult()
+
+    monkeypatch.setattr(dbt_build, "run_dbt", run_dbt)
+    pipeline.build(ctx)
+    assert seen["dbt"] is full_refresh
+    cache, reuse = pipeline._forecast_cache(ctx, load_settings(settings))
+    assert cache == ctx.data_dir / "forecast_cache" and reuse is not full_refresh
+
+
+def test_the_cli_flag_sets_the_run_context_not_the_environment(tmp_path, monkeypatch):
+    import os
+
+    from salesos import cli, pipeline
+
+    seen = []
+    monkeypatch.setattr(pipeline, "run_all", lambda ctx, fresh_id: seen.append(ctx) or {"version": "v1"})
+    monkeypatch.setattr(pipeline, "format_summary", lambda summary: "ok")
+    before = dict(os.environ)
+    for flag in ([], ["--full-refresh"]):
+        assert cli.main(["run", "--exports", str(tmp_path), "--warehouse", str(tmp_path / "w.duckdb"),
+                         "--as-of", "2026-10-31", *flag]) == 0
+    assert [ctx.full_refresh for ctx in seen] == [False, True]
+    assert dict(os.environ) == before

@@ -31,7 +31,6 @@ import codecs
 import csv
 import io
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -58,21 +57,7 @@ MAX_DECIMAL = f"cast({MAX_ABS_NUMBER} as decimal(38, 6))"
 CHANGES_TABLE = f"{RAW_SCHEMA}._changes"
 # Work tables of a load: in memory (temp) for files up to this size, else in this schema of the database.
 SCRATCH_SCHEMA = "_load"
-SCRATCH_BYTES_ENV = "SALESOS_LOAD_SCRATCH_BYTES"
-DEFAULT_SCRATCH_BYTES = 2_000_000_000
-# Set to 1 (salesos run --full-refresh does) to reload every raw table and rebuild every dbt model.
-FULL_REFRESH_ENV = "SALESOS_FULL_REFRESH"
-
-
-def scratch_bytes_setting() -> int:
-    """Files larger than this (`SALESOS_LOAD_SCRATCH_BYTES`, default 2 GB) load through compressed work tables."""
-    value = os.environ.get(SCRATCH_BYTES_ENV, "").strip()
-    return int(value) if value else DEFAULT_SCRATCH_BYTES
-
-
-def full_refresh_requested() -> bool:
-    """Whether this process was asked for a full refresh (env SALESOS_FULL_REFRESH, set by the CLI flag)."""
-    return os.environ.get(FULL_REFRESH_ENV, "").strip().lower() in ("1", "true", "yes")
+# (the size is the setting `load_scratch_bytes`, salesos/settings.py)
 
 
 @dataclass(frozen=True)
@@ -626,9 +611,10 @@ def _load_one(
     run_id: str,
     loaded_at: datetime,
     full_refresh: bool = False,
+    scratch_bytes: int = Settings.load_scratch_bytes,
 ) -> TableLoad:
-    """Load one file; a file bigger than `scratch_bytes_setting()` works in the `_load` schema (see there)."""
-    scratch = plan.path is not None and plan.path.stat().st_size > scratch_bytes_setting()
+    """Load one file; a file bigger than `scratch_bytes` works in the `_load` schema (see there)."""
+    scratch = plan.path is not None and plan.path.stat().st_size > scratch_bytes
     if scratch:
         con.execute(f"create schema if not exists {SCRATCH_SCHEMA}")
         con.execute(f"set schema = '{SCRATCH_SCHEMA}'")  # the work tables below, unqualified, land there
@@ -639,30 +625,29 @@ def _load_one(
             con.execute("set schema = 'main'")
 
 
-def _load_file(
-    con: duckdb.DuckDBPyConnection,
-    plan: PlannedLoad,
-    run_id: str,
-    loaded_at: datetime,
-    full_refresh: bool,
-    scratch: bool,
-) -> TableLoad:
-    """Load one file: every row checked on a full load; on an incremental one only rows new or changed.
+@dataclass(frozen=True)
+class _FileShape:
+    """The names and SQL pieces one file's load is written with (`_file_shape`)."""
 
-    A row whose key and fingerprint (`_row_hash`, a hash of the row's text as read) match a raw row of
-    the earlier night passed every rule then and passes them now (the rules look at the row alone,
-    duplicate keys aside, which are found over the whole file), so only the other rows are checked,
-    parsed and compared: the cost of a night follows what changed, not the size of the export.
-    """
+    work: str  # the kind of the work tables and views: temp (in memory) or in the scratch schema
+    view: str
+    raw_target: str
+    q_target: str
+    meta_cols: str  # the load metadata columns of a raw or quarantine row
+    present: set[str]  # columns the file has
+    all_cols: list[str]  # the file's columns, then the contract's it lacks
+    select_in: list[str]
+    row_hash: str
+
+
+def _file_shape(plan: PlannedLoad, run_id: str, loaded_at: datetime, scratch: bool) -> _FileShape:
+    """Where one file's rows go and which columns it reads (no SQL runs here)."""
     # In-memory temp tables spill uncompressed (27 GB for the 10 GB Task.csv of scale L); tables of the
     # database itself are written compressed. Small files stay in memory, where they are fastest.
     work, view = ("table", "view") if scratch else ("temp table", "temp view")
     export = plan.export
-    raw_target = f"{RAW_SCHEMA}.{quote(export.table)}"
-    q_target = f"{QUARANTINE_SCHEMA}.{quote(export.table)}"
     run_meta = f"{_sql_str(run_id)} as _run_id, {_sql_str(loaded_at.isoformat(sep=' '))}::timestamp as _loaded_at"
     source = _sql_str(plan.path.name) if plan.path else "null::varchar"
-    meta_cols = f"{source} as _source_file, _row_number, {run_meta}"
     mapped = dict(plan.mapping)
     present = set(mapped.values())
     all_cols = [c for c in dict.fromkeys([*mapped.values(), *export.columns])]
@@ -670,20 +655,36 @@ def _load_file(
     select_in += [f"null::varchar as {quote(c)}" for c in export.columns if c not in present]
     # The fingerprint of a row as read (before any parsing); rows equal in text have equal hashes.
     row_hash = f"(hash({', '.join(quote(c) for c in all_cols)}) >> 1)::bigint" if all_cols else "0::bigint"
+    return _FileShape(
+        work=work,
+        view=view,
+        raw_target=f"{RAW_SCHEMA}.{quote(export.table)}",
+        q_target=f"{QUARANTINE_SCHEMA}.{quote(export.table)}",
+        meta_cols=f"{source} as _source_file, _row_number, {run_meta}",
+        present=present,
+        all_cols=all_cols,
+        select_in=select_in,
+        row_hash=row_hash,
+    )
+
+
+def _read_incoming(con: duckdb.DuckDBPyConnection, plan: PlannedLoad, shape: _FileShape) -> int:
+    """Read the file into `_file` and number its records in `_incoming`; returns the records the reader rejected."""
+    work, view, row_hash = shape.work, shape.view, shape.row_hash
     if plan.source is None:
-        con.execute(f"create or replace {work} _file as select {', '.join(select_in)} limit 0")
+        con.execute(f"create or replace {work} _file as select {', '.join(shape.select_in)} limit 0")
     else:
         if plan.tolerant:
             _drop_rejects(con)
         # preserve_insertion_order keeps the file's order, so the rowid gives each record's number
         con.execute(
-            f"create or replace {work} _file as select {', '.join(select_in)} "
+            f"create or replace {work} _file as select {', '.join(shape.select_in)} "
             f"from {_read_csv(plan.source, plan.headers, plan.delimiter, plan.tolerant)}"
         )
     # rowids of a table written in this transaction start at an offset, but are contiguous and in order
     base, last, n = con.execute("select coalesce(min(rowid), 0), max(rowid), count(*) from _file").fetchall()[0]
     if n and last - base + 1 != n:  # never seen; the row numbers would not be the file's lines
-        raise RuntimeError(f"{export.filename}: rows read are not contiguous ({n} rows, ids {base}..{last})")
+        raise RuntimeError(f"{plan.export.filename}: rows read are not contiguous ({n} rows, ids {base}..{last})")
     rejected = _rejected_rows(con, plan, work) if plan.tolerant and plan.source is not None else 0
     if rejected:
         # a rejected record keeps its number: the k-th row read is record k + (records rejected before it)
@@ -701,16 +702,12 @@ def _load_file(
             f"create or replace {view} _incoming as select *, rowid - {int(base)} + 1 as _row_number, "
             f"{row_hash} as _row_hash from _file"
         )
-    numeric = [
-        quote(c) for c in present if (f := export.field_by_column(c)) is not None and f.type in ("number", "integer")
-    ]
-    fmt = decide_number_format(con, "_file", sorted(numeric), plan.number_setting, export.filename)
-    number_format = fmt.label if numeric else ""  # as raw._loads records it
-    if numeric:
-        log.info("%s: numbers read with %s", export.filename, number_format)
-    has_key = export.key is not None and "id" in present
-    # Repeated keys: every occurrence after the first (a narrow window over the repeated keys only).
-    con.execute(f"create or replace {work} _dups (_row_number bigint)")
+    return rejected
+
+
+def _mark_repeated_keys(con: duckdb.DuckDBPyConnection, shape: _FileShape, has_key: bool) -> None:
+    """`_dups`: every occurrence of a key after the first (a narrow window over the repeated keys only)."""
+    con.execute(f"create or replace {shape.work} _dups (_row_number bigint)")
     if has_key:
         con.execute(
             """insert into _dups select _row_number from (
@@ -720,24 +717,25 @@ def _load_file(
                                    group by 1 having count(*) > 1))
             where k > 1"""
         )
-    existing = _columns(con, raw_target) if _raw_table_exists(con, export.table) else []
-    incremental = (
-        not full_refresh
-        and plan.path is not None
-        and has_key
-        and existing == _raw_columns(all_cols)
-        # the kept rows were parsed by the last load's number rule: another rule reloads the file in full
-        # (once after an upgrade too, as loads before recorded none; a file without numbers never)
-        and (not numeric or _last_number_format(con, export.table) == number_format)
-    )
-    # _kept: rows of the file equal to a raw row of the earlier night (same key, same fingerprint).
-    con.execute(f"create or replace {work} _kept (id varchar, _row_number bigint)")
+
+
+def _mark_kept_rows(con: duckdb.DuckDBPyConnection, shape: _FileShape, incremental: bool) -> None:
+    """`_kept`: rows of the file equal to a raw row of the earlier night (same key, same fingerprint)."""
+    con.execute(f"create or replace {shape.work} _kept (id varchar, _row_number bigint)")
     if incremental:
         con.execute(
             f"""insert into _kept select i.id, i._row_number from _incoming as i
-            semi join {raw_target} as r on r.id = i.id and r._row_hash = i._row_hash
+            semi join {shape.raw_target} as r on r.id = i.id and r._row_hash = i._row_hash
             where i._row_number not in (select _row_number from _dups)"""
         )
+
+
+def _check_rows(
+    con: duckdb.DuckDBPyConnection, export: ExportFile, shape: _FileShape, fmt: NumberFormat, incremental: bool
+) -> None:
+    """`_checked`: the rows to check (all, or those not kept), parsed once, with the rule each breaks, if any;
+    `_new`: the checked rows that load, normalised, without the run metadata."""
+    all_cols, present, work = shape.all_cols, shape.present, shape.work
     candidates = "_incoming anti join _kept using (_row_number)" if incremental else "_incoming"
     # Each typed field is parsed once per row; the rules and the normalised values read the result.
     typed = {
@@ -762,11 +760,15 @@ def _load_file(
             normalised.append(f"null::varchar as {quote(c)}")  # a typed field the file does not have
         else:
             normalised.append(quote(c))
-    # The checked rows that load, normalised, without the run metadata.
     con.execute(
         f"create or replace {work} _new as select {', '.join(normalised)}, _row_number, _row_hash "
         f"from _checked where _reason is null"
     )
+
+
+def _write_quarantine(con: duckdb.DuckDBPyConnection, shape: _FileShape, rejected: int) -> None:
+    """Replace the quarantine table with the rows that broke a rule and the records the reader rejected."""
+    all_cols, meta_cols = shape.all_cols, shape.meta_cols
     field_value = (
         "case _field " + " ".join(f"when {_sql_str(c)} then {quote(c)}" for c in all_cols) + " end"
         if all_cols
@@ -777,7 +779,7 @@ def _load_file(
         f" union all by name select _reason, _field, _value, {meta_cols} from _rejected" if rejected else ""
     )
     con.execute(
-        f"create or replace table {q_target} as select * from ("
+        f"create or replace table {shape.q_target} as select * from ("
         f"select {', '.join(quote(c) for c in all_cols)}, "
         f"_reason, _field, {field_value} as _value, {meta_cols} "
         f"from _checked where _reason is not null{unread}) order by _row_number"
@@ -785,58 +787,76 @@ def _load_file(
     if rejected:
         con.execute("drop table _rejected")
     con.execute("drop table _checked")  # free the memory before the raw table is written
-    con.execute(f"create or replace {work} _delta (id varchar, change varchar)")
-    cols = ", ".join(quote(c) for c in all_cols)
-    if incremental:
-        # Checked rows whose content differs from raw (EXCEPT compares whole rows, nulls equal): a row
-        # whose text changed but whose normalised values did not (1,500 -> 1500) keeps its run.
+
+
+def _apply_difference(con: duckdb.DuckDBPyConnection, shape: _FileShape) -> bool:
+    """Incremental: write only the rows inserted, updated or deleted (`_delta`); False if raw then disagrees."""
+    raw_target, meta_cols = shape.raw_target, shape.meta_cols
+    cols = ", ".join(quote(c) for c in shape.all_cols)
+    # Checked rows whose content differs from raw (EXCEPT compares whole rows, nulls equal): a row
+    # whose text changed but whose normalised values did not (1,500 -> 1500) keeps its run.
+    con.execute(
+        f"""insert into _delta
+        select u.id, case when r.id is null then 'insert' else 'update' end
+        from (select id from (select {cols} from _new
+                              except select {cols} from {raw_target} where id in (select id from _new))) as u
+        left join {raw_target} as r on u.id = r.id
+        union all
+        select id, 'delete' from (select id from {raw_target}
+                                  except select id from _kept except select id from _new)"""
+    )
+    con.execute(f"delete from {raw_target} where id in (select id from _delta)")
+    con.execute(
+        f"insert into {raw_target} select {cols}, {meta_cols}, _row_hash from _new "
+        f"where id in (select id from _delta where change <> 'delete') order by _row_number"
+    )
+    # rows equal in content keep their run but take this file's line and fingerprint
+    con.execute(
+        f"update {raw_target} as r set _row_number = n._row_number, _row_hash = n._row_hash from _new as n "
+        f"where r.id = n.id and (r._row_number <> n._row_number or r._row_hash <> n._row_hash)"
+    )
+    con.execute(
+        f"update {raw_target} as r set _row_number = k._row_number from _kept as k "
+        f"where r.id = k.id and r._row_number <> k._row_number"
+    )
+    # cannot differ while raw was written by this loader (keys unique)
+    return _count(con, raw_target) == _count(con, "_kept") + _count(con, "_new")
+
+
+def _replace_table(
+    con: duckdb.DuckDBPyConnection, export: ExportFile, shape: _FileShape, existing: list[tuple[str, str]]
+) -> None:
+    """Full load: replace the raw table, listing each key as inserted, updated or deleted (`_delta`)."""
+    raw_target = shape.raw_target
+    if existing and export.key is not None and ("id", "VARCHAR") in existing:
         con.execute(
             f"""insert into _delta
-            select u.id, case when r.id is null then 'insert' else 'update' end
-            from (select id from (select {cols} from _new
-                                  except select {cols} from {raw_target} where id in (select id from _new))) as u
-            left join {raw_target} as r on u.id = r.id
-            union all
-            select id, 'delete' from (select id from {raw_target}
-                                      except select id from _kept except select id from _new)"""
+            select coalesce(n.id, o.id), case when o.id is null then 'insert' when n.id is null then 'delete'
+                                               else 'update' end
+            from (select id from _new where id is not null) as n
+            full outer join (select id from {raw_target} where id is not null) as o on n.id = o.id"""
         )
-        con.execute(f"delete from {raw_target} where id in (select id from _delta)")
-        con.execute(
-            f"insert into {raw_target} select {cols}, {meta_cols}, _row_hash from _new "
-            f"where id in (select id from _delta where change <> 'delete') order by _row_number"
-        )
-        # rows equal in content keep their run but take this file's line and fingerprint
-        con.execute(
-            f"update {raw_target} as r set _row_number = n._row_number, _row_hash = n._row_hash from _new as n "
-            f"where r.id = n.id and (r._row_number <> n._row_number or r._row_hash <> n._row_hash)"
-        )
-        con.execute(
-            f"update {raw_target} as r set _row_number = k._row_number from _kept as k "
-            f"where r.id = k.id and r._row_number <> k._row_number"
-        )
-        if _count(con, raw_target) != _count(con, "_kept") + _count(con, "_new"):
-            # cannot happen while raw was written by this loader (keys unique); never keep a wrong table
-            log.warning("%s: incremental load did not match the file; reloading it in full", export.filename)
-            return _load_file(con, plan, run_id, loaded_at, True, scratch)
     else:
-        if existing and export.key is not None and ("id", "VARCHAR") in existing:
-            con.execute(
-                f"""insert into _delta
-                select coalesce(n.id, o.id), case when o.id is null then 'insert' when n.id is null then 'delete'
-                                                   else 'update' end
-                from (select id from _new where id is not null) as n
-                full outer join (select id from {raw_target} where id is not null) as o on n.id = o.id"""
-            )
-        else:
-            old = _count(con, raw_target) if existing else 0
-            con.execute(
-                "insert into _delta select null, 'insert' from _new union all select null, 'delete' from range(?)",
-                [old],
-            )
+        old = _count(con, raw_target) if existing else 0
         con.execute(
-            f"create or replace table {raw_target} as select {cols}, {meta_cols}, _row_hash "
-            f"from _new order by _row_number"
+            "insert into _delta select null, 'insert' from _new union all select null, 'delete' from range(?)",
+            [old],
         )
+    con.execute(
+        f"create or replace table {raw_target} as select {', '.join(quote(c) for c in shape.all_cols)}, "
+        f"{shape.meta_cols}, _row_hash from _new order by _row_number"
+    )
+
+
+def _finish_load(
+    con: duckdb.DuckDBPyConnection,
+    export: ExportFile,
+    shape: _FileShape,
+    run_id: str,
+    incremental: bool,
+    number_format: str,
+) -> TableLoad:
+    """Drop the work tables, record the changed keys in raw._changes and count what the load did."""
     for temp in ("_new", "_kept", "_dups"):
         con.execute(f"drop table {temp}")
     con.execute("drop view _incoming")
@@ -849,14 +869,66 @@ def _load_file(
     counts = dict(con.execute("select change, count(*) from _delta group by change").fetchall())
     con.execute("drop table _delta")
     return TableLoad(
-        loaded=_count(con, raw_target),
-        quarantined=_count(con, q_target),
+        loaded=_count(con, shape.raw_target),
+        quarantined=_count(con, shape.q_target),
         mode="incremental" if incremental else "full",
         inserted=int(counts.get("insert", 0)),
         updated=int(counts.get("update", 0)),
         deleted=int(counts.get("delete", 0)),
         number_format=number_format,
     )
+
+
+def _load_file(
+    con: duckdb.DuckDBPyConnection,
+    plan: PlannedLoad,
+    run_id: str,
+    loaded_at: datetime,
+    full_refresh: bool,
+    scratch: bool,
+) -> TableLoad:
+    """Load one file: every row checked on a full load; on an incremental one only rows new or changed.
+
+    A row whose key and fingerprint (`_row_hash`, a hash of the row's text as read) match a raw row of
+    the earlier night passed every rule then and passes them now (the rules look at the row alone,
+    duplicate keys aside, which are found over the whole file), so only the other rows are checked,
+    parsed and compared: the cost of a night follows what changed, not the size of the export.
+    """
+    export = plan.export
+    shape = _file_shape(plan, run_id, loaded_at, scratch)
+    rejected = _read_incoming(con, plan, shape)
+    numeric = [
+        quote(c)
+        for c in shape.present
+        if (f := export.field_by_column(c)) is not None and f.type in ("number", "integer")
+    ]
+    fmt = decide_number_format(con, "_file", sorted(numeric), plan.number_setting, export.filename)
+    number_format = fmt.label if numeric else ""  # as raw._loads records it
+    if numeric:
+        log.info("%s: numbers read with %s", export.filename, number_format)
+    has_key = export.key is not None and "id" in shape.present
+    _mark_repeated_keys(con, shape, has_key)
+    existing = _columns(con, shape.raw_target) if _raw_table_exists(con, export.table) else []
+    incremental = (
+        not full_refresh
+        and plan.path is not None
+        and has_key
+        and existing == _raw_columns(shape.all_cols)
+        # the kept rows were parsed by the last load's number rule: another rule reloads the file in full
+        # (once after an upgrade too, as loads before recorded none; a file without numbers never)
+        and (not numeric or _last_number_format(con, export.table) == number_format)
+    )
+    _mark_kept_rows(con, shape, incremental)
+    _check_rows(con, export, shape, fmt, incremental)
+    _write_quarantine(con, shape, rejected)
+    con.execute(f"create or replace {shape.work} _delta (id varchar, change varchar)")
+    if incremental:
+        if not _apply_difference(con, shape):  # never keep a wrong table
+            log.warning("%s: incremental load did not match the file; reloading it in full", export.filename)
+            return _load_file(con, plan, run_id, loaded_at, True, scratch)
+    else:
+        _replace_table(con, export, shape, existing)
+    return _finish_load(con, export, shape, run_id, incremental, number_format)
 
 
 def _last_number_format(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
@@ -934,20 +1006,18 @@ def load_raw(
     files: list[ArchivedFile],
     run_id: str,
     loaded_at: datetime,
-    full_refresh: bool | None = None,
+    full_refresh: bool = False,
     settings: Settings | None = None,
     work_dir: Path | None = None,
 ) -> LoadResult:
     """Make the raw and quarantine tables hold this run's files, applying only the difference when it can.
 
-    full_refresh=True replaces every table (None: as env SALESOS_FULL_REFRESH says). Every key the load
+    full_refresh=True replaces every table (the run's `RunContext.full_refresh`). Every key the load
     inserted, updated or deleted is listed in `raw._changes` (which keeps the latest load only), so the
-    dbt models can rebuild just those. settings: the number and encoding rules (default: the
-    defaults). work_dir: where UTF-8 copies of files in other encodings are written while loading
+    dbt models can rebuild just those. settings: the number and encoding rules and `load_scratch_bytes`
+    (default: the defaults). work_dir: where UTF-8 copies of files in other encodings are written while loading
     (a temporary folder by default; removed afterwards either way).
     """
-    if full_refresh is None:
-        full_refresh = full_refresh_requested()
     con.execute("set TimeZone = 'UTC'")
     scratch_dir = Path(tempfile.mkdtemp(prefix="salesos-load-", dir=work_dir))
     try:
@@ -994,7 +1064,8 @@ def _load_raw(
         con.execute(f"delete from {CHANGES_TABLE}")
         for plan in plans:
             name = plan.export.filename
-            t = _load_one(con, plan, run_id, loaded_at, full_refresh)
+            t = _load_one(con, plan, run_id, loaded_at, full_refresh,
+                          (settings or Settings()).load_scratch_bytes)
             loaded, quarantined = t.loaded, t.quarantined
             result.loaded[name] = loaded
             result.quarantined[name] = quarantined

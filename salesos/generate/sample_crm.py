@@ -727,6 +727,26 @@ class _Account:
         self.won_sec = math.inf
 
 
+@dataclass
+class _Deal:
+    """The terms of one simulated deal, fixed when it is created (salesos.generate: `_Generator._deal_terms`)."""
+
+    seed: _Seed
+    rep: _User
+    seg: _Segment
+    t0: float
+    kind: str
+    source: str
+    account: _Account | None
+    opp_id: str
+    competitor: str
+    start: int
+    cycle: float
+    win: float
+    currency: str
+    amount: float
+
+
 class _Seed:
     """A deal about to be simulated (created by a lead conversion, a rep, or a renewal)."""
 
@@ -1114,6 +1134,33 @@ class _Generator:
         book: list[_Account],
         customers: list[_Account],
     ) -> _Seed | None:
+        """Simulate one deal from creation to close (or the as-of date); write it; return its renewal, if any.
+
+        The steps draw from `rng` in a fixed order, so a seed always gives the same sample byte for byte.
+        """
+        deal = self._deal_terms(rng, rep, seg, s, book, customers)
+        path, won, d, times, tc = self._funnel(rng, deal)
+        rows, tc = self._core_events(rng, deal, path, times, tc, won)
+        rows = self._reshape_events(rng, deal, rows)
+        rows, life_end = self._reopened(rng, deal, rows, tc, won, d)
+        rows, orphan_from = self._orphaned(rng, deal, rows)
+        hist = self._history_rows(rng, deal, rows, d, orphan_from)
+        last_t, last_amount, closed, is_won, visible = self._write_opp(rng, deal, hist, life_end, orphan_from)
+        self._opp_activities(rng, deal, rows, life_end, last_t, closed, orphan_from, visible)
+        if is_won and deal.account is not None:
+            return self._won_account(rng, deal, customers, last_t, last_amount)
+        return None
+
+    def _deal_terms(
+        self,
+        rng: random.Random,
+        rep: _User,
+        seg: _Segment,
+        s: _Seed,
+        book: list[_Account],
+        customers: list[_Account],
+    ) -> _Deal:
+        """What the deal is: its kind, source, account, first stage, cycle, win chance, currency and amount."""
         t0 = s.created
         kind, source, account = s.kind, s.source, s.account
         years = self._years(t0)
@@ -1161,10 +1208,12 @@ class _Generator:
             amount = s.amount
         else:
             amount = _round_amount(rng, usd / self._rate(currency, t0))
-        amount0 = amount
+        return _Deal(s, rep, seg, t0, kind, source, account, opp_id, competitor, start, cycle, win, currency, amount)
 
-        # The funnel: walk the stages until lost or won.
-        e = math.log(win) / _LOG_FUNNEL_FROM[start]
+    def _funnel(self, rng: random.Random, deal: _Deal) -> tuple[list[int], bool, float, list[float], float]:
+        """Walk the stages until lost or won: the stages reached, won or not, the cycle, stage times and close."""
+        t0, start = deal.t0, deal.start
+        e = math.log(deal.win) / _LOG_FUNNEL_FROM[start]
         path = [start]
         k = start
         while k < WON:
@@ -1175,7 +1224,7 @@ class _Generator:
             else:
                 break
         won = k == WON
-        d = max(2.0, rng.lognormvariate(math.log(cycle), 0.55)) * DAY
+        d = max(2.0, rng.lognormvariate(math.log(deal.cycle), 0.55)) * DAY
         if won:
             total = d
         else:
@@ -1203,8 +1252,15 @@ class _Generator:
                     factor = (new_tc - t0) / (tc - t0)
                     times = [t0 + (t - t0) * factor for t in times]
                     tc = new_tc
+        return path, won, d, times, tc
+
+    def _core_events(
+        self, rng: random.Random, deal: _Deal, path: list[int], times: list[float], tc: float, won: bool
+    ) -> tuple[list[list[Any]], float]:
+        """The stage changes on working days in the rep's hours: [time, stage, amount] rows, and the close time."""
+        rep, t0, amount = deal.rep, deal.t0, deal.amount
         created_day = int(t0 // DAY)
-        rows: list[list[Any]] = [[t0, start, amount]]  # core events: [time, stage, amount]
+        rows: list[list[Any]] = [[t0, deal.start, amount]]  # core events: [time, stage, amount]
         prev = t0
         for t, stage in zip(times, path[1:], strict=True):
             day = self._to_weekday(rng, int(t // DAY), created_day)
@@ -1214,15 +1270,19 @@ class _Generator:
         close_day = self._to_weekday(rng, int(tc // DAY), int(prev // DAY))
         tc = max(self._biz(rng, close_day, rep.offset), prev + 300)
         rows.append([tc, WON if won else LOST, amount])
+        return rows, tc
+
+    def _reshape_events(self, rng: random.Random, deal: _Deal, rows: list[list[Any]]) -> list[list[Any]]:
+        """What real histories show: an amount renegotiated, skipped stages, a slip back one stage."""
         # Amount renegotiated at some stage.
         if len(rows) > 2 and rng.random() < 0.3:
             j = rng.randrange(1, len(rows) - 1)
-            new_amount = _round_amount(rng, amount * rng.uniform(0.75, 1.35))
+            new_amount = _round_amount(rng, deal.amount * rng.uniform(0.75, 1.35))
             for r in rows[j:]:
                 r[2] = new_amount
         # Skipped stages: the history jumps.
         if len(rows) > 3:
-            rows = [rows[0]] + [r for r in rows[1:-2] if rng.random() >= seg.skip] + rows[-2:]
+            rows = [rows[0]] + [r for r in rows[1:-2] if rng.random() >= deal.seg.skip] + rows[-2:]
         # A slip back one stage, then forward again.
         if len(rows) > 3 and rng.random() < 0.06:
             j = rng.randrange(1, len(rows) - 1)
@@ -1232,9 +1292,17 @@ class _Generator:
                     [ta + (tb - ta) / 3, st - 1, rows[j][2]],
                     [ta + 2 * (tb - ta) / 3, st, rows[j][2]],
                 ]
-        # Reopened: lost, then back in play a few weeks later.
+        return rows
+
+    def _reopened(
+        self, rng: random.Random, deal: _Deal, rows: list[list[Any]], tc: float, won: bool, d: float
+    ) -> tuple[list[list[Any]], float]:
+        """Reopened: lost, then back in play a few weeks later (a 4th item marks the reopening row).
+
+        Returns the rows and the end of the deal's natural life (its last event, before any reassignment).
+        """
         life_end = tc
-        if not won and kind != RENEWAL and rng.random() < 0.015:
+        if not won and deal.kind != RENEWAL and rng.random() < 0.015:
             tr = tc + rng.uniform(14, 90) * DAY
             r_stage = rng.choice((1, 2, 3))
             e2 = math.log(0.4) / _LOG_FUNNEL_FROM[r_stage]
@@ -1253,17 +1321,30 @@ class _Generator:
                     rows.append([t, LOST, rows[-1][2]])
                     break
             life_end = t
-        natural_end = life_end
-        # The rep left while the deal was open: reassigned to the successor, or closed out later.
+        return rows, life_end
+
+    def _orphaned(self, rng: random.Random, deal: _Deal, rows: list[list[Any]]) -> tuple[list[list[Any]], float]:
+        """The rep left while the deal was open: reassigned to the successor, or closed out later.
+
+        Returns the rows and when the deal was orphaned (infinity when it was not).
+        """
+        rep = deal.rep
         orphan_from = math.inf
-        if not s.inherited and rows[-1][0] >= rep.leave_sec:
+        if not deal.seed.inherited and rows[-1][0] >= rep.leave_sec:
             if rng.random() >= 0.6:
                 orphan_from = rep.leave_sec
                 rows = [r for r in rows if r[0] < orphan_from]
                 if rows[-1][1] < WON:  # still open when the rep left: closed out by the manager later
                     cleanup = orphan_from + rng.uniform(7, 45) * DAY
                     rows.append([cleanup, LOST, rows[-1][2]])
-        # History rows, with the close date pushed every time it passes while the deal is open.
+        return rows, orphan_from
+
+    def _history_rows(
+        self, rng: random.Random, deal: _Deal, rows: list[list[Any]], d: float, orphan_from: float
+    ) -> list[tuple[float, int, float, int]]:
+        """History rows up to the as-of date, with the close date pushed every time it passes while open."""
+        rep, t0 = deal.rep, deal.t0
+        created_day = int(t0 // DAY)
         plan = int((t0 + d * rng.uniform(0.5, 1.0)) // DAY)
         if rng.random() < 0.5:
             pd = date.fromordinal(plan)
@@ -1272,7 +1353,7 @@ class _Generator:
         working_until = min(orphan_from, self.as_of_end)
         hist: list[tuple[float, int, float, int]] = []  # (time, stage, amount, close day)
         is_open = True
-        cur_stage, cur_amount = start, amount0
+        cur_stage, cur_amount = deal.start, deal.amount
         for row in rows:
             t, stage, amt = row[0], row[1], row[2]
             if is_open and hist:
@@ -1296,6 +1377,22 @@ class _Generator:
                 is_open = True
             hist.append((t, stage, amt, plan))
             cur_stage, cur_amount = stage, amt
+        return hist
+
+    def _write_opp(
+        self,
+        rng: random.Random,
+        deal: _Deal,
+        hist: list[tuple[float, int, float, int]],
+        life_end: float,
+        orphan_from: float,
+    ) -> tuple[float, float, bool, bool, bool]:
+        """Write the Opportunity row (as the deal stands at the as-of date) and its history rows.
+
+        A deal closed before the CRM went live was never migrated: nothing is written. Returns the last
+        change's time and amount, closed, won, and whether the deal was written.
+        """
+        rep, account, kind, t0 = deal.rep, deal.account, deal.kind, deal.t0
         last_t, last_stage, last_amount, last_close = hist[-1]
         closed = last_stage >= WON
         is_won = last_stage == WON
@@ -1308,7 +1405,7 @@ class _Generator:
         if account is None:
             name = f"{rng.choice(_COMPANY_WORDS)} - {kind}"
         elif kind == RENEWAL:
-            name = f"{account.name} - Renewal {date.fromordinal(int(natural_end // DAY)).year}"
+            name = f"{account.name} - Renewal {date.fromordinal(int(life_end // DAY)).year}"
         elif kind == UPSELL:
             name = f"{account.name} - Upsell"
         else:
@@ -1318,7 +1415,7 @@ class _Generator:
         if visible:
             self.w.opp(
                 [
-                    opp_id,
+                    deal.opp_id,
                     account.id if account else "",
                     owner.id,
                     name,
@@ -1332,10 +1429,10 @@ class _Generator:
                     _bool(is_won),
                     _bool(deleted),
                     kind,
-                    source,
-                    currency,
+                    deal.source,
+                    deal.currency,
                     fmt.dt(last_t),
-                    competitor,
+                    deal.competitor,
                 ]
             )
             self.n[OPPORTUNITY.filename] += 1
@@ -1345,7 +1442,7 @@ class _Generator:
                 self.w.history(
                     [
                         self.ids.new("008"),
-                        opp_id,
+                        deal.opp_id,
                         stage_name,
                         _money(amt),
                         prob,
@@ -1356,10 +1453,23 @@ class _Generator:
                     ]
                 )
             self.n[OPPORTUNITY_HISTORY.filename] += len(hist)
+        return last_t, last_amount, closed, is_won, visible
 
-        # Calls, emails and meetings over the deal's life, denser towards the close.
+    def _opp_activities(
+        self,
+        rng: random.Random,
+        deal: _Deal,
+        rows: list[list[Any]],
+        life_end: float,
+        last_t: float,
+        closed: bool,
+        orphan_from: float,
+        visible: bool,
+    ) -> None:
+        """Calls, emails and meetings over the deal's life, denser towards the close."""
+        seg, t0 = deal.seg, deal.t0
         depth = (max(r[1] for r in rows if r[1] != LOST) + 1) / 9
-        life = max(natural_end - t0, DAY)
+        life = max(life_end - t0, DAY)
         lam = (
             self.scale.activity_rate
             * seg.activities
@@ -1369,27 +1479,31 @@ class _Generator:
         window_end = min(last_t if closed else self.as_of_end, orphan_from)
         n = _poisson(rng, lam)
         if n and visible:
-            self._deal_activities(rng, rep, opp_id, account, t0, life, window_end, n)
+            self._deal_activities(rng, deal.rep, deal.opp_id, deal.account, t0, life, window_end, n)
 
-        # Book keeping for upsells and renewals.
-        if is_won and account is not None:
-            if last_t < account.won_sec:
-                if account.won_sec == math.inf:
-                    customers.append(account)
-                account.won_sec = last_t
-            if rng.random() < RENEWAL_SHARE:
-                renew_at = last_t + (365 - rng.randint(40, 90)) * DAY
-                if renew_at <= self.as_of_end:
-                    day = self._to_weekday(rng, int(renew_at // DAY), 0)
-                    renew_at = min(self._biz(rng, day, rep.offset), self.as_of_end)
-                    return _Seed(
-                        RENEWAL,
-                        renew_at,
-                        "",
-                        account,
-                        amount=_round_amount(rng, last_amount * rng.uniform(0.95, 1.12)),
-                        inherited=renew_at >= rep.leave_sec,
-                    )
+    def _won_account(
+        self, rng: random.Random, deal: _Deal, customers: list[_Account], last_t: float, last_amount: float
+    ) -> _Seed | None:
+        """Book keeping for upsells and renewals: the account is a customer; its renewal, when one comes."""
+        account, rep = deal.account, deal.rep
+        assert account is not None
+        if last_t < account.won_sec:
+            if account.won_sec == math.inf:
+                customers.append(account)
+            account.won_sec = last_t
+        if rng.random() < RENEWAL_SHARE:
+            renew_at = last_t + (365 - rng.randint(40, 90)) * DAY
+            if renew_at <= self.as_of_end:
+                day = self._to_weekday(rng, int(renew_at // DAY), 0)
+                renew_at = min(self._biz(rng, day, rep.offset), self.as_of_end)
+                return _Seed(
+                    RENEWAL,
+                    renew_at,
+                    "",
+                    account,
+                    amount=_round_amount(rng, last_amount * rng.uniform(0.95, 1.12)),
+                    inherited=renew_at >= rep.leave_sec,
+                )
         return None
 
     def _deal_activities(

@@ -18,11 +18,19 @@ from pathlib import Path
 
 import duckdb
 
-from salesos.publish.versions import COMPAT_DIR, compat_path
 from salesos.warehouse.duckdb_limits import apply_memory_limit
 from salesos.warehouse.storage import copy_database, is_compat, sql_ident, sql_str
 
 log = logging.getLogger(__name__)
+
+# The BI copy's folder beside the warehouse (salesos.publish.versions publishes it with the warehouse).
+COMPAT_DIR = "duckdb-v1.4"
+
+
+def compat_path(warehouse: Path) -> Path:
+    """The BI copy of a warehouse: same file name (DuckDB names the catalog after it), in `duckdb-v1.4/`."""
+    return warehouse.parent / COMPAT_DIR / warehouse.name
+
 
 __all__ = ["COMPAT_DIR", "EXPORT_SCHEMAS", "compat_path", "export_tables", "write_compat_copy"]
 EXPORT_SCHEMAS = ("marts", "forecasts")

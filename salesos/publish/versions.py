@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from salesos.publish import copies
+from salesos.publish.copies import compat_path
+
 log = logging.getLogger(__name__)
 
 DEFAULT_KEEP = 5
@@ -41,9 +44,6 @@ INDEX = "versions.json"
 JOURNAL = "publish.json"
 FINANCE_CURRENT = "current.json"
 STAGING = ".staging-"
-COMPAT_DIR = "duckdb-v1.4"
-
-
 class PublishError(RuntimeError):
     """A publish or rollback that could not be done; the published set is the one it was before."""
 
@@ -60,11 +60,6 @@ class Version:
 
 def versions_dir(warehouse: Path, data_dir: Path) -> Path:
     return data_dir / "versions" / warehouse.stem
-
-
-def compat_path(warehouse: Path) -> Path:
-    """The BI copy of a warehouse: same file name (DuckDB names the catalog after it), in `duckdb-v1.4/`."""
-    return warehouse.parent / COMPAT_DIR / warehouse.name
 
 
 def finance_dir(data_dir: Path, as_of: str, run_id: str) -> Path:
@@ -285,14 +280,11 @@ def publish_set(
         _copy_file(build_file, staged["version"])
         _make_read_only(staged["version"])
         if bi_copy:
-            from salesos.publish.copies import write_compat_copy
-
-            staged["bi_copy"] = write_compat_copy(build_file, _staged(compat_path(warehouse), warehouse, version_id))
+            bi_target = _staged(compat_path(warehouse), warehouse, version_id)
+            staged["bi_copy"] = copies.write_compat_copy(build_file, bi_target)
         if finance:
-            from salesos.publish.copies import export_tables
-
             staged["finance"] = out.with_name(out.name + ".staging")
-            export_tables(build_file, staged["finance"])
+            copies.export_tables(build_file, staged["finance"])
         staged["warehouse"] = _staged(warehouse, warehouse, version_id)
         _write_json(staged["warehouse"].parent / ORIGIN, {"build": str(build_file)})
         _move_in(build_file, staged["warehouse"])
@@ -372,9 +364,7 @@ def rollback(warehouse: Path, data_dir: Path, version_id: str | None = None) -> 
     moves: list[list[str]] = []
     try:
         if compat_path(warehouse).exists():
-            from salesos.publish.copies import write_compat_copy
-
-            staged_bi = write_compat_copy(target.path, _staged(compat_path(warehouse), warehouse, token))
+            staged_bi = copies.write_compat_copy(target.path, _staged(compat_path(warehouse), warehouse, token))
             moves.append([str(staged_bi), str(compat_path(warehouse))])
         staged_wh = _staged(warehouse, warehouse, token)
         _copy_file(target.path, staged_wh)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -17,8 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from salesos.extract.load import full_refresh_requested
 from salesos.settings import PROJECT_ROOT, Settings
+from salesos.warehouse.dbt_profile import dbt_env
+
+__all__ = ["DBT_PROJECT_DIR", "NIGHTLY_BUILD", "DbtBuildFailed", "DbtResult", "dbt_args", "dbt_env", "dbt_executable",
+           "dbt_vars", "run_dbt"]
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +48,6 @@ def dbt_executable() -> str:
     """The dbt script installed beside the running interpreter."""
     candidate = Path(sys.executable).with_name("dbt")
     return str(candidate) if candidate.exists() else "dbt"
-
-
-def dbt_env(warehouse: Path, target: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["SALESOS_WAREHOUSE_PATH"] = str(warehouse)
-    env["SALESOS_DBT_TARGET"] = target
-    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    return env
 
 
 def dbt_vars(settings: Settings, as_of: str, run_id: str | None = None) -> dict[str, Any]:
@@ -84,15 +78,13 @@ def run_dbt(
     as_of: str,
     target: str = "duckdb",
     run_id: str | None = None,
-    full_refresh: bool | None = None,
+    full_refresh: bool = False,
 ) -> DbtResult:
     """Run a dbt command (e.g. ["build"]) with the run's vars; parse run_results.json.
 
     The incremental models rebuild only what the latest raw load changed; full_refresh=True rebuilds
-    them from scratch (None: as env SALESOS_FULL_REFRESH says, which `salesos run --full-refresh` sets).
+    them from scratch (the run's `RunContext.full_refresh`: `salesos run --full-refresh`, the DAG param).
     """
-    if full_refresh is None:
-        full_refresh = full_refresh_requested()
     target_path = run_dir / "dbt_target"
     log_path = run_dir / "dbt_logs"
     args = [

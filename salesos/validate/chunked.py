@@ -18,16 +18,16 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from salesos.validate.gx_checks import (
+from salesos.validate.frames import (
     RESULT_FORMAT,
     SAMPLE_ROWS,
-    _batch_definition,
-    _finding_column,
-    _frame_columns,
-    _gx_suite,
-    _validate_frame,
+    batch_definition,
+    finding_column,
+    frame_columns,
+    gx_suite,
     query_frame,
     raw_frame,
+    validate_frame,
 )
 
 # Expectations whose verdict on a row depends on that row only: their counts add up over slices.
@@ -62,7 +62,7 @@ class Positions:
 
     def remember(self, frame: pd.DataFrame, result: Any) -> None:
         for r in result.results:
-            base = _finding_column(r.expectation_config).split("__")[0]
+            base = finding_column(r.expectation_config).split("__")[0]
             for i in list((r.result or {}).get("partial_unexpected_index_list") or [])[:SAMPLE_ROWS]:
                 if not isinstance(i, int):
                     continue
@@ -77,11 +77,11 @@ class Positions:
         return column in self.columns if i is None else self.values[(i, column)]
 
 
-def _needed_columns(gx_suite: Any, available: list[str]) -> list[str]:
-    """The columns the expectations of `gx_suite` read, their raw base columns, and `_row_number`."""
+def _needed_columns(suite: Any, available: list[str]) -> list[str]:
+    """The columns the expectations of the GX `suite` read, their raw base columns, and `_row_number`."""
     wanted = {"_row_number"}
-    for exp in gx_suite.expectations:
-        for column in _finding_column(exp.configuration).split(","):
+    for exp in suite.expectations:
+        for column in finding_column(exp.configuration).split(","):
             if column:
                 wanted |= {column, column.split("__")[0]}
     return [c for c in available if c in wanted]
@@ -118,7 +118,7 @@ def _whole_dtypes(con: duckdb.DuckDBPyConnection, table: str, raw_schema: str) -
     Two rows per column: some non-null value, then a null if the column has any; converted to pandas,
     they take the dtypes the whole table would take, so slices can be cast to match.
     """
-    exprs = _frame_columns(con, table, raw_schema)
+    exprs = frame_columns(con, table, raw_schema)
     cols = ", ".join(f'{e} as "{c}"' for c, e in exprs.items())
     first = ", ".join(f'any_value("{c}") as "{c}"' for c in exprs)
     second = ", ".join(f'case when count("{c}") < count(*) then null else any_value("{c}") end' for c in exprs)
@@ -198,10 +198,10 @@ def run_chunked(
     table = suite["table"]
     row_types = CHUNKABLE
     table_types = frozenset(e["type"] for e in suite["expectations"]) - CHUNKABLE
-    row_suite = _gx_suite(suite, params, row_types)
-    table_suite = _gx_suite(suite, params, table_types)
-    batch_definition = _batch_definition(context, suite["name"])
-    columns = list(_frame_columns(con, table, raw_schema))
+    row_suite = gx_suite(suite, params, row_types)
+    table_suite = gx_suite(suite, params, table_types)
+    batch = batch_definition(context, suite["name"])
+    columns = list(frame_columns(con, table, raw_schema))
     n_rows = con.execute(f'select count(*) from {raw_schema}."{table}"').fetchall()[0][0]
     positions = Positions(n_rows=n_rows, columns=set(columns))
 
@@ -216,7 +216,7 @@ def run_chunked(
             frame = _as_whole(raw_frame(con, table, raw_schema, row_columns, where, args), dtypes, start)
             if len(frame) == 0 and start > 0:
                 continue
-            result = _validate_frame(batch_definition, row_suite, frame)
+            result = validate_frame(batch, row_suite, frame)
             positions.remember(frame, result)
             for k, r in enumerate(result.results):
                 parts[k].append(r)
@@ -227,7 +227,7 @@ def run_chunked(
         narrow = pd.DataFrame(index=pd.RangeIndex(n_rows))
     else:
         narrow = raw_frame(con, table, raw_schema, columns=_needed_columns(table_suite, columns))
-    whole = _validate_frame(batch_definition, table_suite, narrow)
+    whole = validate_frame(batch, table_suite, narrow)
     positions.remember(narrow, whole)
     del narrow
 

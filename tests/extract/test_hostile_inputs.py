@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from salesos.extract.landing import ExportError, archive_exports
-from salesos.extract.load import SCRATCH_BYTES_ENV, load_raw
+from salesos.extract.load import load_raw
 from salesos.pipeline import format_summary
+from salesos.settings import Settings
 
 from ..conftest import OPPORTUNITIES, write_csv
 
@@ -28,11 +29,11 @@ def _row(i: int, name: str = "Prospecting") -> str:
     return f"006{i:05d},001A,005B,{name},{100 + i}.50,2026-09-10,2026-08-01T10:00:00Z,false,false"
 
 
-def _load(exports, tmp_path, run_id="r1", con=None):
+def _load(exports, tmp_path, run_id="r1", con=None, **options):
     archive = tmp_path / "archive" / run_id
     files = archive_exports(exports, archive)
     con = con or duckdb.connect(str(tmp_path / "wh.duckdb"))
-    return con, load_raw(con, archive, files, run_id, NOW)
+    return con, load_raw(con, archive, files, run_id, NOW, **options)
 
 
 def _q(con):
@@ -79,11 +80,11 @@ def test_malformed_rows_are_quarantined_with_row_number_and_raw_text(tiny_export
     assert "note: Opportunity.csv numbers read with decimal '.'" in format_summary(summary)
 
 
-def test_malformed_rows_of_a_large_file_load_through_the_scratch_schema_too(tiny_exports, tmp_path, monkeypatch):
-    monkeypatch.setenv(SCRATCH_BYTES_ENV, "1")  # every file counts as large: work tables in schema _load
+def test_malformed_rows_of_a_large_file_load_through_the_scratch_schema_too(tiny_exports, tmp_path):
+    every_file_large = Settings(load_scratch_bytes=1)  # every file counts as large: work tables in schema _load
     lines = [HEADER, _row(1), _row(2) + ",surplus", _row(3, '"two\nlines"'), _row(4)]
     (tiny_exports / "Opportunity.csv").write_text("\n".join(lines) + "\n")
-    con, res = _load(tiny_exports, tmp_path)
+    con, res = _load(tiny_exports, tmp_path, settings=every_file_large)
     assert [r[:2] for r in _q(con)] == [(2, "malformed_row")]
     assert con.execute("select id, _row_number from raw.opportunities order by 2").fetchall() == [
         ("00600001", 1), ("00600003", 3), ("00600004", 4),

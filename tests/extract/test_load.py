@@ -6,17 +6,18 @@ import pytest
 from salesos.contract import EXPORTS
 from salesos.extract.landing import ExportError, archive_exports
 from salesos.extract.load import load_raw
+from salesos.settings import Settings
 
 from ..conftest import ACCOUNTS, OPPORTUNITIES, write_csv
 
 NOW = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
 
 
-def _load(exports, tmp_path, run_id="r1", con=None):
+def _load(exports, tmp_path, run_id="r1", con=None, **options):
     archive = tmp_path / "archive" / run_id
     files = archive_exports(exports, archive)
     con = con or duckdb.connect(str(tmp_path / "wh.duckdb"))
-    return con, load_raw(con, archive, files, run_id, NOW)
+    return con, load_raw(con, archive, files, run_id, NOW, **options)
 
 
 def _rows(con, sql):
@@ -302,7 +303,7 @@ def test_rows_moving_into_and_out_of_quarantine(tiny_exports, tmp_path):
     _same_as_full_load(con, tiny_exports, tmp_path)
 
 
-def test_schema_change_or_full_refresh_reloads_the_whole_table(tiny_exports, tmp_path, monkeypatch):
+def test_schema_change_or_full_refresh_reloads_the_whole_table(tiny_exports, tmp_path):
     con, _ = _load(tiny_exports, tmp_path, run_id="r1")
     rows = [{**o, "Deal_Score__c": "7"} for o in OPPORTUNITIES]  # a new column
     write_csv(tiny_exports / "Opportunity.csv", rows)
@@ -311,12 +312,10 @@ def test_schema_change_or_full_refresh_reloads_the_whole_table(tiny_exports, tmp
     assert res.changes["Opportunity.csv"] == {"inserted": 0, "updated": 4, "deleted": 0}
     assert _rows(con, "select distinct _run_id, deal_score__c from raw.opportunities") == [("r2", "7")]
     _same_as_full_load(con, tiny_exports, tmp_path)
-    monkeypatch.setenv("SALESOS_FULL_REFRESH", "1")
-    _, res = _load(tiny_exports, tmp_path, run_id="r3", con=con)
+    _, res = _load(tiny_exports, tmp_path, run_id="r3", con=con, full_refresh=True)
     assert set(res.mode.values()) == {"full"}
     assert _rows(con, "select distinct _run_id from raw.accounts") == [("r3",)]
-    monkeypatch.delenv("SALESOS_FULL_REFRESH")
-    _, res = _load(tiny_exports, tmp_path, run_id="r4", con=con)
+    _, res = _load(tiny_exports, tmp_path, run_id="r4", con=con)  # the default: only what changed
     assert res.mode["Account.csv"] == "incremental"
     res = load_raw(con, tmp_path / "archive" / "r4", archive_exports(tiny_exports, tmp_path / "archive" / "r4"),
                    "r5", NOW, full_refresh=True)
@@ -350,21 +349,20 @@ def test_a_record_starting_with_hash_is_a_record_not_a_comment(tiny_exports, tmp
     assert rows[0]["Id"] in ids
 
 
-def test_big_files_load_through_compressed_work_tables_with_the_same_result(tiny_exports, tmp_path, monkeypatch):
-    # Files above SALESOS_LOAD_SCRATCH_BYTES work in the database's `_load` schema (compressed on disk)
+def test_big_files_load_through_compressed_work_tables_with_the_same_result(tiny_exports, tmp_path):
+    # Files above the setting load_scratch_bytes work in the database's `_load` schema (compressed on disk)
     # instead of in-memory temp tables, which spill uncompressed: same rows, and nothing left behind.
-    monkeypatch.setenv("SALESOS_LOAD_SCRATCH_BYTES", "0")
-    con, res = _load(tiny_exports, tmp_path, run_id="r1")
+    every_file_large = Settings(load_scratch_bytes=0)
+    con, res = _load(tiny_exports, tmp_path, run_id="r1", settings=every_file_large)
     assert res.loaded["Opportunity.csv"] == 4 and res.mode["Opportunity.csv"] == "full"
     rows = [dict(o) for o in OPPORTUNITIES]
     rows[1]["StageName"] = "Proposal/Price Quote"
     rows.append({**OPPORTUNITIES[0], "Id": "006A"})  # a repeated key, after the first
     write_csv(tiny_exports / "Opportunity.csv", rows)
-    _, res = _load(tiny_exports, tmp_path, run_id="r2", con=con)
+    _, res = _load(tiny_exports, tmp_path, run_id="r2", con=con, settings=every_file_large)
     assert res.mode["Opportunity.csv"] == "incremental"
     assert res.changes["Opportunity.csv"] == {"inserted": 0, "updated": 1, "deleted": 0}
     assert _rows(con, "select _row_number, _reason from quarantine.opportunities") == [(5, "duplicate_id")]
     assert _rows(con, "select count(*) from information_schema.schemata where schema_name = '_load'") == [(0,)]
     assert _rows(con, "select current_schema()") == [("main",)]
-    monkeypatch.delenv("SALESOS_LOAD_SCRATCH_BYTES")
     _same_as_full_load(con, tiny_exports, tmp_path)

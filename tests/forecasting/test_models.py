@@ -133,10 +133,19 @@ def test_plain_minimum_with_combine_max_one():
 
 
 def test_selection_uses_only_the_history_given():
-    hist = trending_seasonal()
-    sel = select_model(hist.iloc[:30], horizon=3, origins=2, candidates=[Candidate("theta", "theta")])
+    """Each backtest origin fits on the months before it only: a change in the last month moves only the errors
+    of the origin scored on it. (Origins before the 30 months given could not fail to be: that proved nothing.)"""
+    hist = trending_seasonal().iloc[:30].reset_index(drop=True)
+    cands = [Candidate("theta", "theta")]
+    sel = select_model(hist, horizon=3, origins=2, candidates=cands)
     assert sel.model in {"theta", "seasonal_naive"}
-    assert max(sel.origins) < hist["ds"].iloc[30]
+    assert origin_cuts(30, 3, 2) == ([26, 27], 3)  # origin 1 is scored on months 27-29, origin 2 on 28-30
+    changed = hist.copy()
+    changed.loc[29, "y"] *= 3
+    again = select_model(changed, horizon=3, origins=2, candidates=cands)
+    for name, errors in sel.scaled_errors.items():
+        np.testing.assert_array_equal(again.scaled_errors[name][0], errors[0])  # never saw month 30
+        assert not np.array_equal(again.scaled_errors[name][1], errors[1])  # scored on it
 
 
 def test_quarter_end_months_are_a_parameter():

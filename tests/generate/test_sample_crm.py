@@ -667,3 +667,26 @@ def test_faults_are_injected_where_faults_json_says(tmp_path):
     generate(tmp_path, scale="XS", seed=3)
     assert not (tmp_path / "faults.json").exists()
     assert not (tmp_path / "Account.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+# sha256 of every file of `generate(scale="XS", seed=7, as_of=2026-10-31)`, recorded before _Generator._opp was
+# split into named steps (issue 20). A change here means the sample changed: if on purpose, record the new digests.
+XS_SEED_7 = {
+    "Account.csv": "37023c923b6363e7cd69862e2b091ab4405329edc3d1a759474075db4cdcd689",
+    "Event.csv": "a89bc39e87f3eca4fc7aabd6584edbb409cb665a7b21a43740faf62b2e778d61",
+    "Lead.csv": "c503d8b250ba2929711c5ac6de151c330d7603cdd62beeda688675c3a468f2ff",
+    "Opportunity.csv": "947f77d28f5963996a91cf45be439d8852519f506e3a2bb745914d262dbd2d96",
+    "OpportunityHistory.csv": "75cfa697972d5ff6762507d14e08ccc7d3caadf60ce75367df99f71068d5058f",
+    "OpportunityStage.csv": "99eb0e8cbffaf7b704bfe0b6a6267cd98238755d3ec504d9c0e4deca69024a0a",
+    "Task.csv": "4e9440211d1ca756770566eca2d7ed2c4d5d37bdf28c8cbbf5cdc13a74487d68",
+    "User.csv": "0fe71f59d8947058ff1102fe6acccbebaefb946b023d3a83a37ef73b016161de",
+    "UserRole.csv": "a4c27814420f046f24c211571bc0d5d1d7f5f0c4ff392e267102ea2e8f56bf58",
+    "fx_rates.csv": "f8bf0d47b8b93229f6309519f57d826a1ccc75e58f285e1c7646be06ccdabcb3",
+    "quotas.csv": "c7628e9ae83f26e963b3739d5b379fa81d9d362a8dbc8b901fa4aac023f2b007",
+}
+
+
+def test_the_xs_sample_of_a_seed_is_byte_for_byte_the_recorded_one(tmp_path):
+    generate(tmp_path, scale="XS", seed=7, as_of=date(2026, 10, 31))
+    written = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(tmp_path.iterdir())}
+    assert written == XS_SEED_7

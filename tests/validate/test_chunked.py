@@ -23,13 +23,12 @@ from salesos.extract.load import load_raw
 from salesos.run_context import RunContext
 from salesos.settings import load_settings
 from salesos.validate.chunked import CHUNKABLE, _slices
+from salesos.validate.frames import gx_context, raw_frame
 from salesos.validate.gx_checks import (
     RAW_SUITES,
     ValidationFailed,
-    _gx_context,
     duckdb_memory_limit,
     load_suite,
-    raw_frame,
     run_params,
     run_suite,
     run_suite_chunked,
@@ -74,7 +73,7 @@ def assert_same_both_ways(con: duckdb.DuckDBPyConnection, params: dict, chunk_ro
     Returns the findings, so callers can check the faults they planted were found.
     """
     findings = []
-    whole_context, sliced_context = _gx_context(), _gx_context()
+    whole_context, sliced_context = gx_context(), gx_context()
     for name in RAW_SUITES:
         suite = load_suite(name)
         rows = con.execute(f'select count(*) from raw."{suite["table"]}"').fetchall()[0][0]
@@ -205,7 +204,7 @@ def test_mostly_is_applied_to_the_whole_table_not_to_each_slice(tiny_exports, tm
     params = run_params(con, "r1", SETTINGS, AS_OF)
     suite = load_suite("raw_accounts")
     for chunk_rows in (1, 2, 3, 4):
-        _, findings = run_suite_chunked(con, suite, chunk_rows, _gx_context(), params)
+        _, findings = run_suite_chunked(con, suite, chunk_rows, gx_context(), params)
         assert [(f.column, f.unexpected_count, f.element_count) for f in findings] == [("number_of_employees", 3, 5)]
     assert [f.sample_rows for f in findings] == [[1, 2, 3]]
 
@@ -232,16 +231,16 @@ def test_validation_caps_duckdb_memory(monkeypatch):
 
 
 def test_big_tables_are_sliced_in_a_run_with_data_docs(tiny_exports, tmp_path, monkeypatch):
-    from salesos.validate import chunked
+    from salesos.validate import gx_checks
 
     calls = []
-    real = chunked.run_chunked
+    real = gx_checks.run_chunked
     monkeypatch.setattr(
-        chunked, "run_chunked", lambda con, suite, *a: calls.append(suite["table"]) or real(con, suite, *a)
+        gx_checks, "run_chunked", lambda con, suite, *a: calls.append(suite["table"]) or real(con, suite, *a)
     )
-    monkeypatch.setenv("SALESOS_VALIDATE_CHUNK_ROWS", "2")
     con = _load(tiny_exports, tmp_path)
-    report = validate_raw(con, run_params(con, "r1", SETTINGS, AS_OF), docs_dir=tmp_path / "docs", run_name="r1")
+    report = validate_raw(con, run_params(con, "r1", SETTINGS, AS_OF), docs_dir=tmp_path / "docs", run_name="r1",
+                          chunk_rows=2)
     assert report.success
     assert sorted(calls) == ["opportunities", "quotas", "users"]  # the tables of more than 2 rows
     assert Path(report.data_docs).is_file()

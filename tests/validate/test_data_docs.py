@@ -17,7 +17,7 @@ from salesos.validate.data_docs import (
     make_offline,
     offline_violations,
 )
-from salesos.validate.gx_checks import _gx_context
+from salesos.validate.frames import gx_context
 
 GX_TEMPLATES = Path(__import__("great_expectations").__file__).parent / "render" / "view" / "templates"
 
@@ -36,7 +36,7 @@ def _validate(context, name, df):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    context = _gx_context()
+    context = gx_context()
     good = _validate(context, "raw_good", pd.DataFrame({"owner_id": ["005A", "005B"], "stage": ["Open", "Won"]}))
     bad = _validate(context, "raw_bad", pd.DataFrame({"owner_id": ["005A", None], "stage": ["Open", "Teleported"]}))
     assert good.success and not bad.success

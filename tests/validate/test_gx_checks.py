@@ -9,14 +9,11 @@ import pytest
 from salesos.extract.landing import archive_exports
 from salesos.extract.load import load_raw
 from salesos.settings import load_settings
+from salesos.validate.frames import frame_columns, query_frame, raw_frame, resolve_params
 from salesos.validate.gx_checks import (
     RAW_SUITES,
     ValidationFailed,
-    _frame_columns,
     load_suite,
-    query_frame,
-    raw_frame,
-    resolve_params,
     run_params,
     run_suite,
     validate_forecasts,
@@ -41,7 +38,7 @@ def assert_raw_frames_as_df_gives_them(con: duckdb.DuckDBPyConnection) -> None:
     """Every raw table's validated frame, read through Arrow, equals what DuckDB's `.df()` gives, dtypes and all."""
     for name in RAW_SUITES:
         table = load_suite(name)["table"]
-        select = ", ".join(f'{e} as "{c}"' for c, e in _frame_columns(con, table).items())
+        select = ", ".join(f'{e} as "{c}"' for c, e in frame_columns(con, table).items())
         expected = con.execute(f'select {select} from raw."{table}" t order by _row_number').df()
         pd.testing.assert_frame_equal(raw_frame(con, table), expected, check_exact=True, obj=table)
 

@@ -203,3 +203,12 @@ def test_the_dag_declares_the_option_as_a_param_off_by_default():
     dags = Path(__file__).resolve().parents[2] / "dags"
     dag = DagBag(dag_folder=str(dags)).dags["sales_nightly"]
     assert dag.params["allow_exports_after_as_of"] is False
+    assert dag.params["full_refresh"] is False
+
+
+def test_full_refresh_is_a_dag_param_carried_by_the_run_context(tmp_path):
+    params = {"exports": str(tmp_path), "warehouse": str(tmp_path / "w"), "full_refresh": True}
+    ctx = context_for_run("manual__x", date(2026, 8, 31), params)
+    assert ctx.full_refresh is True
+    assert RunContext.from_dict(ctx.to_dict()).full_refresh is True  # between Airflow tasks (XCom)
+    assert context_for_run("manual__x", date(2026, 8, 31), params | {"full_refresh": False}).full_refresh is False

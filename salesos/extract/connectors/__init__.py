@@ -19,7 +19,6 @@ from salesos.extract.connectors.spec import Connector
 
 if TYPE_CHECKING:
     from salesos.extract.landing import ArchivedFile
-    from salesos.settings import Settings
 
 EXPORTS_SOURCE = "exports"
 CONNECTORS: dict[str, Connector] = {c.name: c for c in (FIVETRAN_SALESFORCE, AIRBYTE_SALESFORCE)}
@@ -41,11 +40,18 @@ def connector_for(source: str) -> Connector | None:
         raise UnknownSourceError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}") from None
 
 
-def archive_source(source: str, location: str | Path, archive_dir: Path, settings: Settings) -> list[ArchivedFile]:
+def archive_source(
+    source: str,
+    location: str | Path,
+    archive_dir: Path,
+    connector_tables: dict[str, str] | None = None,
+    connector_schema: str | None = None,
+) -> list[ArchivedFile]:
     """Archive what `location` holds for this source; returns the contract files the loader reads.
 
     exports: the export files, byte for byte (`salesos.extract.landing.archive_exports`); a connector:
-    its landed tables untouched under `landed/`, and the contract files translated from them.
+    its landed tables untouched under `landed/`, and the contract files translated from them
+    (`connector_tables`, `connector_schema`: the settings of the same names).
     """
     from salesos.extract.connectors.translate import archive_connector
     from salesos.extract.landing import archive_exports
@@ -53,4 +59,4 @@ def archive_source(source: str, location: str | Path, archive_dir: Path, setting
     connector = connector_for(source)
     if connector is None:
         return archive_exports(location, archive_dir)
-    return archive_connector(connector, location, archive_dir, settings.connector_tables, settings.connector_schema)
+    return archive_connector(connector, location, archive_dir, connector_tables or {}, connector_schema)

@@ -27,7 +27,6 @@ from salesos.extract.connectors.translate import (
 )
 from salesos.extract.landing import ExportError, read_manifest
 from salesos.extract.load import load_raw
-from salesos.settings import Settings
 from tests.conftest import write_csv
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -243,7 +242,7 @@ def test_airbyte_tables_keep_api_names_and_sync_time(tmp_path: Path) -> None:
     write_csv(d / "User.csv", [{"Id": "u1", "Name": "Ann", "IsActive": "true", **meta}])
     write_csv(d / "quotas.csv", [{"owner_id": "u1", "period_start": "2026-10-01", "quota_amount": "1000"}])
     archive = tmp_path / "archive"
-    archived = archive_source("airbyte-salesforce", d, archive, Settings())
+    archived = archive_source("airbyte-salesforce", d, archive)
     assert {a.filename for a in archived} == {"Opportunity.csv", "Account.csv", "User.csv", "quotas.csv"}
     assert _read(archive / "Opportunity.csv")[0]["SyncedAt"] == "2026-10-31 03:00:00"
 

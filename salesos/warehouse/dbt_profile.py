@@ -1,0 +1,21 @@
+"""The environment of a dbt subprocess: what `dbt_project/profiles.yml` reads to find the warehouse.
+
+profiles.yml takes its connection from environment variables (SALESOS_WAREHOUSE_PATH, SALESOS_DBT_TARGET,
+the SALESOS_PG_* of salesos.warehouse.postgres, SALESOS_DUCKDB_MEMORY_LIMIT): that is dbt's own way to
+configure a connection, so the child gets the deployment's environment plus the run's warehouse and target.
+This is connection configuration, one of the layers allowed to touch `os.environ` (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def dbt_env(warehouse: Path, target: str) -> dict[str, str]:
+    """The deployment's environment with the run's warehouse file and dbt target set."""
+    env = dict(os.environ)
+    env["SALESOS_WAREHOUSE_PATH"] = str(warehouse)
+    env["SALESOS_DBT_TARGET"] = target
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    return env
