@@ -1,0 +1,376 @@
+"""Fivetran's HubSpot connector: deals, pipelines and stages, owners, companies and engagements.
+
+Shapes from fivetran/dbt_hubspot_source (src_hubspot.yml) and the integration seeds of fivetran/dbt_hubspot.
+HubSpot is not Salesforce-shaped, so its tables are not matched header by header: `translate_hubspot` builds
+each contract file with SQL over the landed tables, and the export loader loads those files as any other.
+
+- Opportunity from `deal`: the stage from `deal_pipeline_stage` (joined on `deal_pipeline_stage_id`), closed
+  and won from the stage's own `is_closed` / `closed_won` flags (never from its label), the account from the
+  deal's first `deal_company` association, the sync time from `_fivetran_synced`;
+- OpportunityStage from `deal_pipeline_stage`: a label used in more than one pipeline is named
+  `<pipeline label> / <stage label>` so that one name always means one set of flags;
+- OpportunityHistory from `deal_stage` (one row per stage a deal entered, `value` the stage id) for the
+  landed deals; rows of deals not landed (deleted or merged away) are left out and counted;
+- User from `owner`, Account from `company`, Task from `engagement_call` / `engagement_email` /
+  `engagement_task`, Event from `engagement_meeting` (deal from `engagement_deal`, owner from
+  `property_hubspot_owner_id` or `engagement.owner_id`);
+- `quotas` and `fx_rates` are sales operations' own files, landed beside the connector's tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+from salesos.contract import EXPORTS
+from salesos.extract.connectors import translate as t
+from salesos.extract.connectors.spec import Connector
+from salesos.extract.landing import ArchivedFile
+
+# landed table key -> its default name; the keys are HubSpot's table names (setting connector_tables renames)
+TABLES = {
+    "deal": "deal",
+    "deal_pipeline": "deal_pipeline",
+    "deal_pipeline_stage": "deal_pipeline_stage",
+    "deal_stage": "deal_stage",
+    "deal_company": "deal_company",
+    "owner": "owner",
+    "company": "company",
+    "engagement": "engagement",
+    "engagement_deal": "engagement_deal",
+    "engagement_contact": "engagement_contact",
+    "engagement_call": "engagement_call",
+    "engagement_email": "engagement_email",
+    "engagement_task": "engagement_task",
+    "engagement_meeting": "engagement_meeting",
+    "quotas": "quotas",
+    "fx_rates": "fx_rates",
+}
+REQUIRED = ("deal", "deal_pipeline_stage", "owner", "company", "quotas")
+# which contract object each landed table feeds (the docs' Sources table is checked against it)
+FEEDS = {
+    "deal": "Opportunity",
+    "deal_pipeline": "OpportunityStage",
+    "deal_pipeline_stage": "OpportunityStage",
+    "deal_stage": "OpportunityHistory",
+    "deal_company": "Opportunity",
+    "owner": "User",
+    "company": "Account",
+    "engagement": "Task",
+    "engagement_deal": "Task",
+    "engagement_contact": "Task",
+    "engagement_call": "Task",
+    "engagement_email": "Task",
+    "engagement_task": "Task",
+    "engagement_meeting": "Event",
+    "quotas": "quotas",
+    "fx_rates": "fx_rates",
+}
+TASK_TABLES = {"engagement_call": "Call", "engagement_email": "Email", "engagement_task": "Task"}
+
+
+class _Landed:
+    """The landed tables as DuckDB views, with their columns, for building the contract's SQL."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, connector: Connector, archive_dir: Path,
+                 landed: dict[str, t.LandedTable]) -> None:
+        self.con, self.connector, self.landed = con, connector, landed
+        self.cols: dict[str, t._Columns] = {}
+        for key, lt in landed.items():
+            view = self.view(key)
+            con.execute(f"create or replace view {view} as select *, row_number() over () as {t._ROW} "
+                        f"from {t._relation(archive_dir / t.LANDED_DIR / lt.filename)}")
+            try:
+                names = [d[0] for d in con.execute(f"select * from {view} limit 0").description]
+            except duckdb.Error as exc:
+                raise t.ConnectorTableError(f"{connector.title} table {lt.name} ({lt.filename}): cannot be read: "
+                                            f"{' '.join(str(exc).split())[:200]}") from exc
+            self.cols[key] = t._Columns([n for n in names if n != t._ROW])
+
+    @staticmethod
+    def view(key: str) -> str:
+        return t._q("_hs_" + key)
+
+    def has(self, key: str) -> bool:
+        return key in self.landed
+
+    def col(self, key: str, *names: str, required: str | None = None, alias: str = "") -> str:
+        """The first of `names` the table has, as text (null if none); `required` names the error's field."""
+        found = self.cols[key].find(*names)
+        if found is None:
+            if required is not None:
+                lt = self.landed[key]
+                raise t.ConnectorTableError(
+                    f"{self.connector.title} table {lt.name} ({lt.filename}): required column {names[0]} "
+                    f"({required}) is missing; it has {', '.join(self.cols[key].names)}")
+            return "null::varchar"
+        prefix = f"{alias}." if alias else ""
+        return f"nullif(trim(cast({prefix}{t._q(found)} as varchar)), '')"
+
+    def flag(self, key: str, *names: str, alias: str = "") -> str:
+        """A boolean column as true/false text (null if absent or empty)."""
+        value = self.col(key, *names, alias=alias)
+        return f"case when lower({value}) in {t._TRUE} then 'true' when {value} is null then null else 'false' end"
+
+    def deleted(self, key: str, alias: str = "") -> str:
+        """True when HubSpot's `is_deleted` or Fivetran's `_fivetran_deleted` says so."""
+        parts = [f"lower({self.col(key, c, alias=alias)}) in {t._TRUE}"
+                 for c in ("is_deleted", "_fivetran_deleted") if self.cols[key].find(c)]
+        return ("case when " + " or ".join(parts) + " then 'true' else 'false' end") if parts else "'false'"
+
+    def provenance(self, key: str, alias: str = "") -> str:
+        prefix = f"{alias}." if alias else ""
+        return f"{t._s(self.landed[key].name)} as landed_table, {prefix}{t._ROW} as landed_row"
+
+
+def _stages_sql(h: _Landed) -> str:
+    """One row per pipeline stage: its id, its salesos name, flags, probability (0-100) and order."""
+    s = "s"
+    pipeline_label = "null::varchar"
+    join = ""
+    if h.has("deal_pipeline"):
+        join = (f" left join {h.view('deal_pipeline')} as p on "
+                f"{h.col('deal_pipeline', 'pipeline_id', alias='p')} = "
+                f"{h.col('deal_pipeline_stage', 'pipeline_id', alias=s)}")
+        pipeline_label = h.col("deal_pipeline", "label", alias="p")
+    stage_id = h.col("deal_pipeline_stage", "stage_id", required="OpportunityStage.Id", alias=s)
+    label = h.col("deal_pipeline_stage", "label", required="OpportunityStage.MasterLabel", alias=s)
+    pipeline_id = h.col("deal_pipeline_stage", "pipeline_id", alias=s)
+    return (
+        f"select {stage_id} as stage_id, {label} as label, {pipeline_id} as pipeline_id, "
+        f"coalesce({pipeline_label}, {pipeline_id}) as pipeline_label, "
+        f"coalesce({h.flag('deal_pipeline_stage', 'is_closed', alias=s)}, 'false') as is_closed, "
+        f"coalesce({h.flag('deal_pipeline_stage', 'closed_won', alias=s)}, 'false') as is_won, "
+        f"cast(try_cast({h.col('deal_pipeline_stage', 'probability', alias=s)} as double) * 100 as varchar) "
+        f"as probability, {h.col('deal_pipeline_stage', 'display_order', alias=s)} as display_order, "
+        f"case when {h.deleted('deal_pipeline_stage', alias=s)} = 'true' then 'false' "
+        f"else coalesce({h.flag('deal_pipeline_stage', 'active', alias=s)}, 'true') end as active, "
+        f"{h.provenance('deal_pipeline_stage', alias=s)} "
+        f"from {h.view('deal_pipeline_stage')} as {s}{join}"
+    )
+
+
+def _named_stages(h: _Landed) -> str:
+    """The stages with the name the contract's StageName holds (pipeline-qualified where a label repeats)."""
+    return (
+        f"with st as ({_stages_sql(h)}) select *, case when count(distinct pipeline_id) over (partition by label) > 1 "
+        f"then pipeline_label || ' / ' || label else label end as stage_name from st"
+    )
+
+
+def _opportunity_stage_sql(h: _Landed) -> str:
+    return (
+        f"select stage_id as \"Id\", stage_name as \"MasterLabel\", stage_id as \"ApiName\", is_closed as \"IsClosed\","
+        f" is_won as \"IsWon\", probability as \"DefaultProbability\", display_order as \"SortOrder\", "
+        f"active as \"IsActive\", landed_table, landed_row from ({_named_stages(h)}) order by landed_row"
+    )
+
+
+def _deal_account(h: _Landed) -> str:
+    """deal id -> its company: the primary association (type 5) first, else the lowest company id."""
+    if not h.has("deal_company"):
+        return "select null::varchar as deal_id, null::varchar as company_id where false"
+    deal = h.col("deal_company", "deal_id", required="Opportunity.AccountId")
+    company = h.col("deal_company", "company_id", required="Opportunity.AccountId")
+    type_id = h.col("deal_company", "type_id")
+    return (f"select {deal} as deal_id, {company} as company_id from {h.view('deal_company')} "
+            f"qualify row_number() over (partition by {deal} order by ({type_id} = '5') desc nulls last, "
+            f"{company}) = 1")
+
+
+def _opportunity_sql(h: _Landed) -> str:
+    d = "d"
+
+    def c(*names: str, required: str | None = None) -> str:
+        return h.col("deal", *names, required=required, alias=d)
+
+    deal_id = c("deal_id", "id", required="Opportunity.Id")
+    stage_id = c("deal_pipeline_stage_id", "property_dealstage", required="Opportunity.StageName")
+    probability = c("property_hs_deal_stage_probability")
+    return (
+        f"select {deal_id} as \"Id\", a.company_id as \"AccountId\", "
+        f"{c('owner_id', 'property_hubspot_owner_id', required='Opportunity.OwnerId')} as \"OwnerId\", "
+        f"{c('property_dealname')} as \"Name\", st.stage_name as \"StageName\", {c('property_amount')} as \"Amount\", "
+        f"coalesce(cast(try_cast({probability} as double) * 100 as varchar), st.probability) as \"Probability\", "
+        f"{c('property_hs_forecast_category')} as \"ForecastCategoryName\", "
+        f"left({c('property_closedate')}, 10) as \"CloseDate\", {c('property_createdate')} as \"CreatedDate\", "
+        f"st.is_closed as \"IsClosed\", st.is_won as \"IsWon\", {h.deleted('deal', alias=d)} as \"IsDeleted\", "
+        f"{c('property_dealtype')} as \"Type\", {c('property_deal_currency_code')} as \"CurrencyIsoCode\", "
+        f"{c('property_hs_lastmodifieddate')} as \"LastModifiedDate\", {c('_fivetran_synced')} as \"SyncedAt\", "
+        f"{h.provenance('deal', alias=d)} "
+        f"from {h.view('deal')} as {d} left join ({_named_stages(h)}) as st on st.stage_id = {stage_id} "
+        f"left join ({_deal_account(h)}) as a on a.deal_id = {deal_id} order by landed_row"
+    )
+
+
+def _history_sql(h: _Landed) -> str:
+    """One OpportunityHistory row per stage a landed deal entered; an unknown stage id stays as it is."""
+    v = "v"
+    deal = h.col("deal_stage", "deal_id", required="OpportunityHistory.OpportunityId", alias=v)
+    value = h.col("deal_stage", "value", required="OpportunityHistory.StageName", alias=v)
+    entered = h.col("deal_stage", "date_entered", "_fivetran_start", required="OpportunityHistory.CreatedDate",
+                    alias=v)
+    deal_ids = h.col("deal", "deal_id", "id")
+    return (
+        f"select {deal} || '@' || {entered} as \"Id\", {deal} as \"OpportunityId\", "
+        f"coalesce(st.stage_name, {value}) as \"StageName\", {entered} as \"CreatedDate\", "
+        f"{h.deleted('deal_stage', alias=v)} as \"IsDeleted\", st.is_closed as \"IsClosed\", st.is_won as \"IsWon\", "
+        f"{h.provenance('deal_stage', alias=v)} from {h.view('deal_stage')} as {v} "
+        f"left join ({_named_stages(h)}) as st on st.stage_id = {value} "
+        f"where {deal} in (select {deal_ids} from {h.view('deal')}) order by landed_row"
+    )
+
+
+def _user_sql(h: _Landed) -> str:
+    first, last = h.col("owner", "first_name"), h.col("owner", "last_name")
+    email = h.col("owner", "email")
+    active = h.flag("owner", "is_active")
+    return (
+        f"select {h.col('owner', 'owner_id', required='User.Id')} as \"Id\", "
+        f"coalesce(nullif(trim(concat_ws(' ', {first}, {last})), ''), {email}, "
+        f"{h.col('owner', 'owner_id')}) as \"Name\", {email} as \"Email\", "
+        f"case when {h.deleted('owner')} = 'true' then 'false' else coalesce({active}, 'true') end as \"IsActive\", "
+        f"{h.col('owner', 'created_at')} as \"CreatedDate\", {h.provenance('owner')} "
+        f"from {h.view('owner')} order by landed_row"
+    )
+
+
+def _account_sql(h: _Landed) -> str:
+    def c(*names: str, required: str | None = None) -> str:
+        return h.col("company", *names, required=required)
+
+    return (
+        f"select {c('id', 'company_id', required='Account.Id')} as \"Id\", "
+        f"coalesce({c('property_name')}, {c('property_domain')}, {c('id', 'company_id')}) as \"Name\", "
+        f"{c('property_industry')} as \"Industry\", {c('property_numberofemployees')} as \"NumberOfEmployees\", "
+        f"{c('property_annualrevenue')} as \"AnnualRevenue\", {c('property_country')} as \"BillingCountry\", "
+        f"{c('property_hubspot_owner_id')} as \"OwnerId\", {c('property_type')} as \"Type\", "
+        f"{h.deleted('company')} as \"IsDeleted\", {h.provenance('company')} "
+        f"from {h.view('company')} order by landed_row"
+    )
+
+
+def _engagement_joins(h: _Landed, key: str, alias: str) -> tuple[str, str, str, str]:
+    """(joins, owner, deal, contact) of an engagement_* table: the engagement's owner, deal and contact."""
+    eid = h.col(key, "engagement_id", "id", required=f"{FEEDS[key]}.Id", alias=alias)
+    joins, owner, deal, contact = "", h.col(key, "property_hubspot_owner_id", "owner_id", alias=alias), "null", "null"
+    if h.has("engagement"):
+        joins += (f" left join {h.view('engagement')} as e on {h.col('engagement', 'id', 'engagement_id', alias='e')}"
+                  f" = {eid}")
+        owner = f"coalesce({owner}, {h.col('engagement', 'owner_id', alias='e')})"
+    for assoc, target in (("engagement_deal", "deal_id"), ("engagement_contact", "contact_id")):
+        if not h.has(assoc):
+            continue
+        first = (f"select {h.col(assoc, 'engagement_id')} as engagement_id, min({h.col(assoc, target)}) as target "
+                 f"from {h.view(assoc)} group by 1")
+        joins += f" left join ({first}) as {assoc} on {assoc}.engagement_id = {eid}"
+        if target == "deal_id":
+            deal = f"{assoc}.target"
+        else:
+            contact = f"{assoc}.target"
+    return joins, owner, deal, contact
+
+
+def _task_sql(h: _Landed) -> str | None:
+    parts = []
+    for key, subtype in TASK_TABLES.items():
+        if not h.has(key):
+            continue
+        x = "x"
+        joins, owner, deal, contact = _engagement_joins(h, key, x)
+        timestamp = h.col(key, "property_hs_timestamp", "timestamp", alias=x)
+        parts.append(
+            f"select {h.col(key, 'engagement_id', 'id', alias=x)} as \"Id\", {owner} as \"OwnerId\", "
+            f"{contact} as \"WhoId\", {deal} as \"WhatId\", left({timestamp}, 10) as \"ActivityDate\", "
+            f"{t._s(subtype)} as \"TaskSubtype\", {h.col(key, 'property_hs_task_status', alias=x)} as \"Status\", "
+            f"coalesce({h.col(key, 'property_hs_createdate', 'created_at', alias=x)}, {timestamp}) as \"CreatedDate\", "
+            f"{h.deleted(key, alias=x)} as \"IsDeleted\", {h.provenance(key, alias=x)} "
+            f"from {h.view(key)} as {x}{joins}"
+        )
+    return " union all ".join(parts) + " order by landed_table, landed_row" if parts else None
+
+
+def _event_sql(h: _Landed) -> str | None:
+    key, x = "engagement_meeting", "x"
+    if not h.has(key):
+        return None
+    joins, owner, deal, contact = _engagement_joins(h, key, x)
+    start = h.col(key, "property_hs_meeting_start_time", "start_time", "property_hs_timestamp", alias=x)
+    end = h.col(key, "property_hs_meeting_end_time", "end_time", alias=x)
+    return (
+        f"select {h.col(key, 'engagement_id', 'id', alias=x)} as \"Id\", {owner} as \"OwnerId\", "
+        f"{contact} as \"WhoId\", {deal} as \"WhatId\", {start} as \"StartDateTime\", {end} as \"EndDateTime\", "
+        f"cast(date_diff('minute', try_cast({start} as timestamp), try_cast({end} as timestamp)) as varchar) "
+        f"as \"DurationInMinutes\", 'Meeting' as \"Type\", {h.col(key, 'property_hs_meeting_title', 'title', alias=x)} "
+        f"as \"Subject\", {h.deleted(key, alias=x)} as \"IsDeleted\", {h.provenance(key, alias=x)} "
+        f"from {h.view(key)} as {x}{joins} order by landed_row"
+    )
+
+
+def _own_file_sql(h: _Landed, key: str) -> str | None:
+    """quotas and fx_rates: sales operations' own files, every column as landed."""
+    if not h.has(key):
+        return None
+    cols = ", ".join(f"cast({t._q(c)} as varchar) as {t._q(c)}" for c in h.cols[key].names)
+    return f"select {cols}, {h.provenance(key)} from {h.view(key)} order by landed_row"
+
+
+BUILDERS: dict[str, Callable[[_Landed], str | None]] = {
+    "opportunities": _opportunity_sql,
+    "opportunity_histories": lambda h: _history_sql(h) if h.has("deal_stage") else None,
+    "opportunity_stages": _opportunity_stage_sql,
+    "accounts": _account_sql,
+    "users": _user_sql,
+    "tasks": _task_sql,
+    "events": _event_sql,
+    "quotas": lambda h: _own_file_sql(h, "quotas"),
+    "fx_rates": lambda h: _own_file_sql(h, "fx_rates"),
+}
+
+
+def translate_hubspot(
+    con: duckdb.DuckDBPyConnection, connector: Connector, archive_dir: Path, landed: dict[str, t.LandedTable]
+) -> tuple[dict[str, t.Translation], list[ArchivedFile]]:
+    """Write the contract's files from HubSpot's landed tables into `archive_dir` (landed files under `landed/`)."""
+    h = _Landed(con, connector, archive_dir, landed)
+    translations = {lt.name: t.Translation(landed_rows=t._count(con, "_hs_" + key)) for key, lt in landed.items()}
+    archived: list[ArchivedFile] = []
+    for export in EXPORTS:
+        build = BUILDERS.get(export.table)
+        sql = build(h) if build is not None else None
+        if sql is None:
+            continue
+        dest = archive_dir / export.filename
+        con.execute(f"copy ({sql}) to {t._s(str(dest))} (header, delimiter ',', quote '\"', escape '\"')")
+        data = dest.read_bytes()
+        for name, n in con.execute(f"select landed_table, count(*) from ({sql}) group by 1").fetchall():
+            info = translations[name]
+            if export.table == "opportunity_histories":
+                info.history_rows += n
+            else:
+                info.written_rows += n
+        sources = sorted({lt.filename for key, lt in landed.items() if FEEDS[key] == export.object_name})
+        archived.append(ArchivedFile(export.filename, export.table,
+                                     f"{', '.join(f'{t.LANDED_DIR}/{s}' for s in sources)} ({connector.name})",
+                                     hashlib.sha256(data).hexdigest(), len(data)))
+    if "deal_stage" in landed:
+        info = translations[landed["deal_stage"].name]
+        left_out = info.landed_rows - info.history_rows
+        if left_out:
+            info.notes.append(f"{left_out} row(s) of deals not in {landed['deal'].name} left out")
+    return translations, archived
+
+
+FIVETRAN_HUBSPOT = Connector(
+    name="fivetran-hubspot",
+    title="Fivetran HubSpot",
+    tables=TABLES,
+    synced_column="_fivetran_synced",
+    deleted_column="_fivetran_deleted",
+    required_tables=REQUIRED,
+    build=translate_hubspot,
+    docs="https://fivetran.com/docs/connectors/applications/hubspot",
+)
