@@ -8,9 +8,12 @@ each contract file with SQL over the landed tables, and the export loader loads 
   and won from the stage's own `is_closed` / `closed_won` flags (never from its label), the account from the
   deal's first `deal_company` association, the sync time from `_fivetran_synced`;
 - OpportunityStage from `deal_pipeline_stage`: a label used in more than one pipeline is named
-  `<pipeline label> / <stage label>` so that one name always means one set of flags;
+  `<pipeline label> / <stage label>` so that one name always means one set of flags; no ApiName (the
+  stage id is not what a deal's StageName holds); SortOrder is the funnel position across pipelines
+  (pipelines by their `display_order`, then each pipeline's stages by theirs);
 - OpportunityHistory from `deal_stage` (one row per stage a deal entered, `value` the stage id) for the
-  landed deals; rows of deals not landed (deleted or merged away) are left out and counted;
+  landed deals; rows of deals not landed (deleted or merged away) are left out and counted; a deal with no
+  `deal_stage` row gets one row of its current stage, so the pipeline history has every deal;
 - User from `owner`, Account from `company`, Task from `engagement_call` / `engagement_email` /
   `engagement_task`, Event from `engagement_meeting` (deal from `engagement_deal`, owner from
   `property_hubspot_owner_id` or `engagement.owner_id`);
@@ -129,13 +132,14 @@ class _Landed:
 def _stages_sql(h: _Landed) -> str:
     """One row per pipeline stage: its id, its salesos name, flags, probability (0-100) and order."""
     s = "s"
-    pipeline_label = "null::varchar"
+    pipeline_label = pipeline_order = "null::varchar"
     join = ""
     if h.has("deal_pipeline"):
         join = (f" left join {h.view('deal_pipeline')} as p on "
                 f"{h.col('deal_pipeline', 'pipeline_id', alias='p')} = "
                 f"{h.col('deal_pipeline_stage', 'pipeline_id', alias=s)}")
         pipeline_label = h.col("deal_pipeline", "label", alias="p")
+        pipeline_order = h.col("deal_pipeline", "display_order", alias="p")
     stage_id = h.col("deal_pipeline_stage", "stage_id", required="OpportunityStage.Id", alias=s)
     label = h.col("deal_pipeline_stage", "label", required="OpportunityStage.MasterLabel", alias=s)
     pipeline_id = h.col("deal_pipeline_stage", "pipeline_id", alias=s)
@@ -145,7 +149,9 @@ def _stages_sql(h: _Landed) -> str:
         f"coalesce({h.flag('deal_pipeline_stage', 'is_closed', alias=s)}, 'false') as is_closed, "
         f"coalesce({h.flag('deal_pipeline_stage', 'closed_won', alias=s)}, 'false') as is_won, "
         f"cast(try_cast({h.col('deal_pipeline_stage', 'probability', alias=s)} as double) * 100 as varchar) "
-        f"as probability, {h.col('deal_pipeline_stage', 'display_order', alias=s)} as display_order, "
+        f"as probability, cast(row_number() over (order by try_cast({pipeline_order} as integer) nulls last, "
+        f"{pipeline_id}, try_cast({h.col('deal_pipeline_stage', 'display_order', alias=s)} as integer) nulls last, "
+        f"{s}.{t._ROW}) as varchar) as display_order, "
         f"case when {h.deleted('deal_pipeline_stage', alias=s)} = 'true' then 'false' "
         f"else coalesce({h.flag('deal_pipeline_stage', 'active', alias=s)}, 'true') end as active, "
         f"{h.provenance('deal_pipeline_stage', alias=s)} "
@@ -163,7 +169,7 @@ def _named_stages(h: _Landed) -> str:
 
 def _opportunity_stage_sql(h: _Landed) -> str:
     return (
-        f"select stage_id as \"Id\", stage_name as \"MasterLabel\", stage_id as \"ApiName\", is_closed as \"IsClosed\","
+        f"select stage_id as \"Id\", stage_name as \"MasterLabel\", is_closed as \"IsClosed\","
         f" is_won as \"IsWon\", probability as \"DefaultProbability\", display_order as \"SortOrder\", "
         f"active as \"IsActive\", landed_table, landed_row from ({_named_stages(h)}) order by landed_row"
     )
@@ -206,22 +212,52 @@ def _opportunity_sql(h: _Landed) -> str:
     )
 
 
+def _deal_fields(h: _Landed) -> dict[str, str]:
+    """The deal columns two builders share, as SQL over `deal as d`."""
+    d = "d"
+    return {
+        "id": h.col("deal", "deal_id", "id", required="Opportunity.Id", alias=d),
+        "stage_id": h.col("deal", "deal_pipeline_stage_id", "property_dealstage", required="Opportunity.StageName",
+                          alias=d),
+        "close_date": f"left({h.col('deal', 'property_closedate', alias=d)}, 10)",
+        "created": h.col("deal", "property_createdate", alias=d),
+        "amount": h.col("deal", "property_amount", alias=d),
+    }
+
+
 def _history_sql(h: _Landed) -> str:
-    """One OpportunityHistory row per stage a landed deal entered; an unknown stage id stays as it is."""
-    v = "v"
-    deal = h.col("deal_stage", "deal_id", required="OpportunityHistory.OpportunityId", alias=v)
-    value = h.col("deal_stage", "value", required="OpportunityHistory.StageName", alias=v)
-    entered = h.col("deal_stage", "date_entered", "_fivetran_start", required="OpportunityHistory.CreatedDate",
-                    alias=v)
-    deal_ids = h.col("deal", "deal_id", "id")
-    return (
-        f"select {deal} || '@' || {entered} as \"Id\", {deal} as \"OpportunityId\", "
-        f"coalesce(st.stage_name, {value}) as \"StageName\", {entered} as \"CreatedDate\", "
-        f"{h.deleted('deal_stage', alias=v)} as \"IsDeleted\", st.is_closed as \"IsClosed\", st.is_won as \"IsWon\", "
-        f"{h.provenance('deal_stage', alias=v)} from {h.view('deal_stage')} as {v} "
-        f"left join ({_named_stages(h)}) as st on st.stage_id = {value} "
-        f"where {deal} in (select {deal_ids} from {h.view('deal')}) order by landed_row"
+    """OpportunityHistory: one row per stage a landed deal entered (`deal_stage`), plus its current stage for
+    a deal that has no `deal_stage` row (dated at its close date when closed, else its create date), so every
+    deal is in the pipeline history as Salesforce's OpportunityHistory has every deal."""
+    f = _deal_fields(h)
+    parts = []
+    if h.has("deal_stage"):
+        v = "v"
+        deal = h.col("deal_stage", "deal_id", required="OpportunityHistory.OpportunityId", alias=v)
+        value = h.col("deal_stage", "value", required="OpportunityHistory.StageName", alias=v)
+        entered = h.col("deal_stage", "date_entered", "_fivetran_start", required="OpportunityHistory.CreatedDate",
+                        alias=v)
+        parts.append(
+            f"select {deal} || '@' || {entered} as \"Id\", {deal} as \"OpportunityId\", "
+            f"coalesce(st.stage_name, {value}) as \"StageName\", null::varchar as \"Amount\", "
+            f"null::varchar as \"CloseDate\", {entered} as \"CreatedDate\", "
+            f"{h.deleted('deal_stage', alias=v)} as \"IsDeleted\", st.is_closed as \"IsClosed\", "
+            f"st.is_won as \"IsWon\", {h.provenance('deal_stage', alias=v)} from {h.view('deal_stage')} as {v} "
+            f"left join ({_named_stages(h)}) as st on st.stage_id = {value} "
+            f"where {deal} in (select {f['id']} from {h.view('deal')} as d)"
+        )
+        staged = f" and {f['id']} not in (select {deal} from {h.view('deal_stage')} as {v} where {deal} is not null)"
+    else:
+        staged = ""
+    parts.append(
+        f"select {f['id']} || '@current' as \"Id\", {f['id']} as \"OpportunityId\", st.stage_name as \"StageName\", "
+        f"{f['amount']} as \"Amount\", {f['close_date']} as \"CloseDate\", "
+        f"case when st.is_closed = 'true' then coalesce({f['close_date']}, {f['created']}) else {f['created']} end "
+        f"as \"CreatedDate\", {h.deleted('deal', alias='d')} as \"IsDeleted\", st.is_closed as \"IsClosed\", "
+        f"st.is_won as \"IsWon\", {h.provenance('deal', alias='d')} from {h.view('deal')} as d "
+        f"join ({_named_stages(h)}) as st on st.stage_id = {f['stage_id']} where true{staged}"
     )
+    return " union all ".join(parts) + " order by landed_table, landed_row"
 
 
 def _user_sql(h: _Landed) -> str:
@@ -320,7 +356,7 @@ def _own_file_sql(h: _Landed, key: str) -> str | None:
 
 BUILDERS: dict[str, Callable[[_Landed], str | None]] = {
     "opportunities": _opportunity_sql,
-    "opportunity_histories": lambda h: _history_sql(h) if h.has("deal_stage") else None,
+    "opportunity_histories": _history_sql,
     "opportunity_stages": _opportunity_stage_sql,
     "accounts": _account_sql,
     "users": _user_sql,
@@ -361,6 +397,10 @@ def translate_hubspot(
         left_out = info.landed_rows - info.history_rows
         if left_out:
             info.notes.append(f"{left_out} row(s) of deals not in {landed['deal'].name} left out")
+    deal_info = translations[landed["deal"].name]
+    if deal_info.history_rows:
+        deal_info.notes.append(f"{deal_info.history_rows} deal(s) without a deal_stage row: OpportunityHistory "
+                               "holds their current stage (from the close date when closed, else the create date)")
     return translations, archived
 
 
