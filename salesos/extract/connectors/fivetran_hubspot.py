@@ -146,8 +146,12 @@ def _stages_sql(h: _Landed) -> str:
     return (
         f"select {stage_id} as stage_id, {label} as label, {pipeline_id} as pipeline_id, "
         f"coalesce({pipeline_label}, {pipeline_id}) as pipeline_label, "
-        f"coalesce({h.flag('deal_pipeline_stage', 'is_closed', alias=s)}, 'false') as is_closed, "
-        f"coalesce({h.flag('deal_pipeline_stage', 'closed_won', alias=s)}, 'false') as is_won, "
+        # as Fivetran's stg_hubspot__deal_pipeline_stage: coalesce(is_closed, closed_won); won only when closed
+        f"coalesce({h.flag('deal_pipeline_stage', 'is_closed', alias=s)}, "
+        f"{h.flag('deal_pipeline_stage', 'closed_won', alias=s)}, 'false') as is_closed, "
+        f"case when coalesce({h.flag('deal_pipeline_stage', 'is_closed', alias=s)}, "
+        f"{h.flag('deal_pipeline_stage', 'closed_won', alias=s)}, 'false') = 'true' "
+        f"then coalesce({h.flag('deal_pipeline_stage', 'closed_won', alias=s)}, 'false') else 'false' end as is_won, "
         f"cast(try_cast({h.col('deal_pipeline_stage', 'probability', alias=s)} as double) * 100 as varchar) "
         f"as probability, cast(row_number() over (order by try_cast({pipeline_order} as integer) nulls last, "
         f"{pipeline_id}, try_cast({h.col('deal_pipeline_stage', 'display_order', alias=s)} as integer) nulls last, "
@@ -297,6 +301,22 @@ def _engagement_joins(h: _Landed, key: str, alias: str) -> tuple[str, str, str, 
         joins += (f" left join {h.view('engagement')} as e on {h.col('engagement', 'id', 'engagement_id', alias='e')}"
                   f" = {eid}")
         owner = f"coalesce({owner}, {h.col('engagement', 'owner_id', alias='e')})"
+    joins, deal, contact = _associations(h, key, alias, joins)
+    return joins, owner, deal, contact
+
+
+def _engagement_time(h: _Landed, key: str, alias: str, *names: str, engagement: str) -> str:
+    """An engagement_* table's own time column, else the engagement's (`timestamp`, `created_at`)."""
+    own = h.col(key, *names, alias=alias)
+    if h.has("engagement"):
+        return f"coalesce({own}, {h.col('engagement', engagement, alias='e')})"
+    return own
+
+
+def _associations(h: _Landed, key: str, alias: str, joins: str) -> tuple[str, str, str]:
+    """(joins, deal, contact): an engagement's lowest associated deal and contact."""
+    eid = h.col(key, "engagement_id", "id", alias=alias)
+    deal = contact = "null"
     for assoc, target in (("engagement_deal", "deal_id"), ("engagement_contact", "contact_id")):
         if not h.has(assoc):
             continue
@@ -307,7 +327,7 @@ def _engagement_joins(h: _Landed, key: str, alias: str) -> tuple[str, str, str, 
             deal = f"{assoc}.target"
         else:
             contact = f"{assoc}.target"
-    return joins, owner, deal, contact
+    return joins, deal, contact
 
 
 def _task_sql(h: _Landed) -> str | None:
@@ -317,12 +337,13 @@ def _task_sql(h: _Landed) -> str | None:
             continue
         x = "x"
         joins, owner, deal, contact = _engagement_joins(h, key, x)
-        timestamp = h.col(key, "property_hs_timestamp", "timestamp", alias=x)
+        timestamp = _engagement_time(h, key, x, "property_hs_timestamp", "timestamp", engagement="timestamp")
+        created = _engagement_time(h, key, x, "property_hs_createdate", "created_at", engagement="created_at")
         parts.append(
             f"select {h.col(key, 'engagement_id', 'id', alias=x)} as \"Id\", {owner} as \"OwnerId\", "
             f"{contact} as \"WhoId\", {deal} as \"WhatId\", left({timestamp}, 10) as \"ActivityDate\", "
             f"{t._s(subtype)} as \"TaskSubtype\", {h.col(key, 'property_hs_task_status', alias=x)} as \"Status\", "
-            f"coalesce({h.col(key, 'property_hs_createdate', 'created_at', alias=x)}, {timestamp}) as \"CreatedDate\", "
+            f"coalesce({created}, {timestamp}) as \"CreatedDate\", "
             f"{h.deleted(key, alias=x)} as \"IsDeleted\", {h.provenance(key, alias=x)} "
             f"from {h.view(key)} as {x}{joins}"
         )
@@ -334,7 +355,8 @@ def _event_sql(h: _Landed) -> str | None:
     if not h.has(key):
         return None
     joins, owner, deal, contact = _engagement_joins(h, key, x)
-    start = h.col(key, "property_hs_meeting_start_time", "start_time", "property_hs_timestamp", alias=x)
+    start = _engagement_time(h, key, x, "property_hs_meeting_start_time", "start_time", "property_hs_timestamp",
+                             engagement="timestamp")
     end = h.col(key, "property_hs_meeting_end_time", "end_time", alias=x)
     return (
         f"select {h.col(key, 'engagement_id', 'id', alias=x)} as \"Id\", {owner} as \"OwnerId\", "

@@ -152,6 +152,29 @@ def test_deals_take_closed_and_won_from_their_stage_and_repeated_labels_name_the
     assert {d["StageName"] for d in deals.values()} <= {s["MasterLabel"] for s in stages}
 
 
+def test_a_stage_closed_only_by_closed_won_is_closed_as_fivetran_stages_it(tmp_path: Path) -> None:
+    """stg_hubspot__deal_pipeline_stage: is_closed = coalesce(is_closed, closed_won)."""
+    stage = {"_fivetran_deleted": "false", "active": "true", "display_order": "0", "probability": "1.0",
+             "pipeline_id": "sales"}
+    stages = [{**stage, "stage_id": "won", "label": "Won", "is_closed": "", "closed_won": "true"},
+              {**stage, "stage_id": "open", "label": "Open", "is_closed": "", "closed_won": ""}]
+    deals = [_deal("d1", "won", "10"), _deal("d2", "open", "20")]
+    archive = tmp_path / "archive"
+    archive_connector(FIVETRAN_HUBSPOT, _landing(tmp_path, deal_pipeline_stage=stages, deal=deals), archive)
+    assert {k: (v["IsClosed"], v["IsWon"]) for k, v in _by_id(archive / "Opportunity.csv").items()} == {
+        "d1": ("true", "true"), "d2": ("false", "false")}
+
+
+def test_an_engagement_without_its_own_time_takes_the_engagement_s(tmp_path: Path) -> None:
+    calls = [{"engagement_id": "e1", "_fivetran_deleted": "false", **SYNC}]
+    engagements = [{"id": "e1", "type": "CALL", "owner_id": "101", "timestamp": "2026-09-07 08:00:00",
+                    "created_at": "2026-09-06 08:00:00", **SYNC}]
+    archive = tmp_path / "archive"
+    archive_connector(FIVETRAN_HUBSPOT, _landing(tmp_path, engagement_call=calls, engagement=engagements), archive)
+    task = _by_id(archive / "Task.csv")["e1"]
+    assert (task["OwnerId"], task["ActivityDate"], task["CreatedDate"]) == ("101", "2026-09-07", "2026-09-06 08:00:00")
+
+
 def test_deal_stage_gives_history_and_a_deal_without_it_its_current_stage(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     archive_source("fivetran-hubspot", _landing(tmp_path), archive, Settings())
