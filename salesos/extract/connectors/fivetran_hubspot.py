@@ -11,9 +11,10 @@ each contract file with SQL over the landed tables, and the export loader loads 
   `<pipeline label> / <stage label>` so that one name always means one set of flags; no ApiName (the
   stage id is not what a deal's StageName holds); SortOrder is the funnel position across pipelines
   (pipelines by their `display_order`, then each pipeline's stages by theirs);
-- OpportunityHistory from `deal_stage` (one row per stage a deal entered, `value` the stage id) for the
-  landed deals; rows of deals not landed (deleted or merged away) are left out and counted; a deal with no
-  `deal_stage` row gets one row of its current stage, so the pipeline history has every deal;
+- OpportunityHistory from `deal_stage` (one row per stage a deal entered, `value` the stage id) and
+  `deal_property_history` (changes of `amount`, `closedate`, `dealstage`) for the landed deals, the values
+  carried forward so each row holds what stood after the change; rows of deals not landed (deleted or
+  merged away) are left out and counted; a deal with neither gets one row of its current stage;
 - User from `owner`, Account from `company`, Task from `engagement_call` / `engagement_email` /
   `engagement_task`, Event from `engagement_meeting` (deal from `engagement_deal`, owner from
   `property_hubspot_owner_id` or `engagement.owner_id`);
@@ -39,6 +40,7 @@ TABLES = {
     "deal_pipeline": "deal_pipeline",
     "deal_pipeline_stage": "deal_pipeline_stage",
     "deal_stage": "deal_stage",
+    "deal_property_history": "deal_property_history",
     "deal_company": "deal_company",
     "owner": "owner",
     "company": "company",
@@ -59,6 +61,7 @@ FEEDS = {
     "deal_pipeline": "OpportunityStage",
     "deal_pipeline_stage": "OpportunityStage",
     "deal_stage": "OpportunityHistory",
+    "deal_property_history": "OpportunityHistory",
     "deal_company": "Opportunity",
     "owner": "User",
     "company": "Account",
@@ -229,30 +232,70 @@ def _deal_fields(h: _Landed) -> dict[str, str]:
     }
 
 
+def _closedate(value: str) -> str:
+    """A close date as HubSpot's property history writes it (epoch milliseconds, or a date/time text)."""
+    return (f"case when regexp_full_match({value}, '[0-9]{{10,}}') then "
+            f"cast(cast(make_timestamp(cast({value} as bigint) * 1000) as date) as varchar) else left({value}, 10) end")
+
+
 def _history_sql(h: _Landed) -> str:
-    """OpportunityHistory: one row per stage a landed deal entered (`deal_stage`), plus its current stage for
-    a deal that has no `deal_stage` row (dated at its close date when closed, else its create date), so every
-    deal is in the pipeline history as Salesforce's OpportunityHistory has every deal."""
+    """OpportunityHistory of the landed deals, as Salesforce's: one row per change of stage (`deal_stage`) or of
+    amount or close date (`deal_property_history`, properties `amount`, `closedate`, `dealstage`), each row
+    with the stage, amount and close date standing after the change (carried forward); rows before the deal's
+    first known stage are left out. A deal with neither gets one row of its current stage (dated at its close
+    date when closed, else its create date), so every deal is in the pipeline history as in Salesforce's."""
     f = _deal_fields(h)
-    parts = []
+    deals = f"(select {f['id']} from {h.view('deal')} as d)"
+    events = []
     if h.has("deal_stage"):
         v = "v"
         deal = h.col("deal_stage", "deal_id", required="OpportunityHistory.OpportunityId", alias=v)
         value = h.col("deal_stage", "value", required="OpportunityHistory.StageName", alias=v)
         entered = h.col("deal_stage", "date_entered", "_fivetran_start", required="OpportunityHistory.CreatedDate",
                         alias=v)
-        parts.append(
-            f"select {deal} || '@' || {entered} as \"Id\", {deal} as \"OpportunityId\", "
-            f"coalesce(st.stage_name, {value}) as \"StageName\", null::varchar as \"Amount\", "
-            f"null::varchar as \"CloseDate\", {entered} as \"CreatedDate\", "
-            f"{h.deleted('deal_stage', alias=v)} as \"IsDeleted\", st.is_closed as \"IsClosed\", "
-            f"st.is_won as \"IsWon\", {h.provenance('deal_stage', alias=v)} from {h.view('deal_stage')} as {v} "
-            f"left join ({_named_stages(h)}) as st on st.stage_id = {value} "
-            f"where {deal} in (select {f['id']} from {h.view('deal')} as d)"
+        events.append(
+            f"select {deal} as deal_id, {entered} as changed_at, {value} as stage_id, null::varchar as amount, "
+            f"null::varchar as close_date, {h.deleted('deal_stage', alias=v)} as is_deleted, "
+            f"{h.provenance('deal_stage', alias=v)} from {h.view('deal_stage')} as {v} where {deal} in {deals}"
         )
-        staged = f" and {f['id']} not in (select {deal} from {h.view('deal_stage')} as {v} where {deal} is not null)"
-    else:
-        staged = ""
+    if h.has("deal_property_history"):
+        p = "p"
+        deal = h.col("deal_property_history", "deal_id", required="OpportunityHistory.OpportunityId", alias=p)
+        name = f"lower({h.col('deal_property_history', 'name', required='OpportunityHistory.StageName', alias=p)})"
+        value = h.col("deal_property_history", "value", required="OpportunityHistory.StageName", alias=p)
+        changed = h.col("deal_property_history", "timestamp", "_fivetran_start",
+                        required="OpportunityHistory.CreatedDate", alias=p)
+        events.append(
+            f"select {deal} as deal_id, {changed} as changed_at, case when {name} = 'dealstage' then {value} end, "
+            f"case when {name} = 'amount' then {value} end, case when {name} = 'closedate' then {_closedate(value)} "
+            f"end, 'false', {h.provenance('deal_property_history', alias=p)} from {h.view('deal_property_history')} "
+            f"as {p} where {name} in ('amount', 'closedate', 'dealstage') and {deal} in {deals}"
+        )
+    parts = []
+    if events:
+        window = ("over (partition by deal_id order by try_cast(changed_at as timestamp), changed_at, landed_table, "
+                  "landed_row rows between unbounded preceding and current row)")
+        filled = (
+            f"select deal_id, changed_at, is_deleted, landed_table, landed_row, "
+            f"last_value(stage_id ignore nulls) {window} as stage_id, last_value(amount ignore nulls) {window} "
+            f"as amount, last_value(close_date ignore nulls) {window} as close_date from ({' union all '.join(events)})"
+        )
+        # the last event of each deal and instant, then only those that change stage, amount or close date
+        last = (f"select * from ({filled}) qualify row_number() over (partition by deal_id, changed_at "
+                f"order by landed_table desc, landed_row desc) = 1")
+        key = "concat_ws('|', coalesce(stage_id, '\\N'), coalesce(amount, '\\N'), coalesce(close_date, '\\N'))"
+        changes = (f"select *, {key} as _key, lag({key}) over (partition by deal_id order by "
+                   f"try_cast(changed_at as timestamp), changed_at) as _prev from ({last}) where stage_id is not null")
+        parts.append(
+            f"select c.deal_id || '@' || c.changed_at as \"Id\", c.deal_id as \"OpportunityId\", "
+            f"coalesce(st.stage_name, c.stage_id) as \"StageName\", c.amount as \"Amount\", "
+            f"c.close_date as \"CloseDate\", c.changed_at as \"CreatedDate\", c.is_deleted as \"IsDeleted\", "
+            f"st.is_closed as \"IsClosed\", st.is_won as \"IsWon\", c.landed_table, c.landed_row "
+            f"from ({changes}) as c left join ({_named_stages(h)}) as st on st.stage_id = c.stage_id "
+            f"where c._prev is null or c._prev <> c._key"
+        )
+    with_events = " union ".join(f"select deal_id from ({e})" for e in events)
+    staged = f" and {f['id']} not in ({with_events})" if events else ""
     parts.append(
         f"select {f['id']} || '@current' as \"Id\", {f['id']} as \"OpportunityId\", st.stage_name as \"StageName\", "
         f"{f['amount']} as \"Amount\", {f['close_date']} as \"CloseDate\", "
@@ -414,11 +457,13 @@ def translate_hubspot(
         archived.append(ArchivedFile(export.filename, export.table,
                                      f"{', '.join(f'{t.LANDED_DIR}/{s}' for s in sources)} ({connector.name})",
                                      hashlib.sha256(data).hexdigest(), len(data)))
-    if "deal_stage" in landed:
-        info = translations[landed["deal_stage"].name]
-        left_out = info.landed_rows - info.history_rows
-        if left_out:
-            info.notes.append(f"{left_out} row(s) of deals not in {landed['deal'].name} left out")
+    for key in ("deal_stage", "deal_property_history"):
+        if key in landed:
+            info = translations[landed[key].name]
+            left_out = info.landed_rows - info.history_rows
+            if left_out:
+                info.notes.append(f"{left_out} row(s) left out: of deals not in {landed['deal'].name}, "
+                                  "before the deal's first stage, of other properties, or changing nothing")
     deal_info = translations[landed["deal"].name]
     if deal_info.history_rows:
         deal_info.notes.append(f"{deal_info.history_rows} deal(s) without a deal_stage row: OpportunityHistory "

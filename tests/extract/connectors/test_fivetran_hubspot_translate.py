@@ -191,8 +191,34 @@ def test_deal_stage_gives_history_and_a_deal_without_it_its_current_stage(tmp_pa
     ]
     notes = read_translations(archive)["translation"]
     assert notes["deal_stage"]["history_rows"] == 2
-    assert "1 row(s) of deals not in deal left out" in notes["deal_stage"]["notes"]
+    assert notes["deal_stage"]["notes"][0].startswith("1 row(s) left out: of deals not in deal")
     assert notes["deal"]["history_rows"] == 4
+
+
+def test_property_history_gives_amount_and_close_date_changes_with_the_stage_carried_forward(tmp_path: Path) -> None:
+    def change(ts: str, name: str, value: str) -> dict[str, str]:
+        return {"deal_id": "d1", "timestamp": ts, **SYNC, "source": "CRM_UI", "name": name, "value": value}
+
+    properties = [
+        change("2026-08-31 09:00:00", "amount", "800"),  # before the deal's first stage: only carried forward
+        change("2026-09-20 10:00:00", "amount", "1000"),
+        change("2026-09-25 10:00:00", "closedate", "1792800000000"),  # epoch ms: 2026-10-24
+        change("2026-09-26 10:00:00", "dealname", "renamed"),  # not tracked
+        change("2026-09-27 10:00:00", "amount", "1000"),  # no change
+        {**change("2026-09-28 10:00:00", "amount", "50"), "deal_id": "gone"},
+    ]
+    archive = tmp_path / "archive"
+    archive_connector(FIVETRAN_HUBSPOT, _landing(tmp_path, deal_property_history=properties), archive)
+    history = [h for h in _read(archive / "OpportunityHistory.csv") if h["OpportunityId"] == "d1"]
+    got = sorted((h["CreatedDate"], h["StageName"], h["Amount"], h["CloseDate"]) for h in history)
+    assert got == [
+        ("2026-09-01 10:00:00", "Appointment scheduled", "800", ""),
+        ("2026-09-20 10:00:00", "Appointment scheduled", "1000", ""),
+        ("2026-09-25 10:00:00", "Appointment scheduled", "1000", "2026-10-24"),
+        ("2026-10-15 09:00:00", "Sales / Closed won", "1000", "2026-10-24"),
+    ]
+    notes = read_translations(archive)["translation"]["deal_property_history"]
+    assert (notes["landed_rows"], notes["history_rows"]) == (6, 2)
 
 
 def test_owners_companies_and_engagements(tmp_path: Path) -> None:
