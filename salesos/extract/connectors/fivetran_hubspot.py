@@ -15,9 +15,10 @@ each contract file with SQL over the landed tables, and the export loader loads 
   `deal_property_history` (changes of `amount`, `closedate`, `dealstage`) for the landed deals, the values
   carried forward so each row holds what stood after the change; rows of deals not landed (deleted or
   merged away) are left out and counted; a deal with neither gets one row of its current stage;
-- User from `owner`, Account from `company`, Task from `engagement_call` / `engagement_email` /
-  `engagement_task`, Event from `engagement_meeting` (deal from `engagement_deal`, owner from
-  `property_hubspot_owner_id` or `engagement.owner_id`);
+- User from `owner` (Department: the owner's primary team from `owner_team` and `team`; HubSpot has no
+  manager or role hierarchy, so ManagerId and UserRoleId stay empty), Account from `company`, Task from
+  `engagement_call` / `engagement_email` / `engagement_task`, Event from `engagement_meeting` (deal from
+  `engagement_deal`, owner from `property_hubspot_owner_id` or `engagement.owner_id`);
 - `quotas` and `fx_rates` are sales operations' own files, landed beside the connector's tables.
 """
 
@@ -43,6 +44,8 @@ TABLES = {
     "deal_property_history": "deal_property_history",
     "deal_company": "deal_company",
     "owner": "owner",
+    "owner_team": "owner_team",
+    "team": "team",
     "company": "company",
     "engagement": "engagement",
     "engagement_deal": "engagement_deal",
@@ -64,6 +67,8 @@ FEEDS = {
     "deal_property_history": "OpportunityHistory",
     "deal_company": "Opportunity",
     "owner": "User",
+    "owner_team": "User",
+    "team": "User",
     "company": "Account",
     "engagement": "Task",
     "engagement_deal": "Task",
@@ -308,16 +313,31 @@ def _history_sql(h: _Landed) -> str:
 
 
 def _user_sql(h: _Landed) -> str:
-    first, last = h.col("owner", "first_name"), h.col("owner", "last_name")
-    email = h.col("owner", "email")
-    active = h.flag("owner", "is_active")
+    o = "o"
+    first, last = h.col("owner", "first_name", alias=o), h.col("owner", "last_name", alias=o)
+    email = h.col("owner", "email", alias=o)
+    active = h.flag("owner", "is_active", alias=o)
+    department, joins = "null::varchar", ""
+    if h.has("owner_team") and h.has("team"):
+        # the owner's primary team (else its lowest team id), by name
+        ot, tm = "ot", "tm"
+        team_id = h.col("owner_team", "team_id", required="User.Department", alias=ot)
+        pick = (f"select {h.col('owner_team', 'owner_id', required='User.Department', alias=ot)} as owner_id, "
+                f"{h.col('team', 'name', required='User.Department', alias=tm)} as team_name "
+                f"from {h.view('owner_team')} as {ot} join {h.view('team')} as {tm} on "
+                f"{h.col('team', 'id', 'team_id', required='User.Department', alias=tm)} = {team_id} "
+                f"qualify row_number() over (partition by owner_id order by "
+                f"({h.flag('owner_team', 'is_team_primary', alias=ot)} = 'true') desc nulls last, {team_id}) = 1")
+        joins = f" left join ({pick}) as teams on teams.owner_id = {h.col('owner', 'owner_id', alias=o)}"
+        department = "teams.team_name"
     return (
-        f"select {h.col('owner', 'owner_id', required='User.Id')} as \"Id\", "
+        f"select {h.col('owner', 'owner_id', required='User.Id', alias=o)} as \"Id\", "
         f"coalesce(nullif(trim(concat_ws(' ', {first}, {last})), ''), {email}, "
-        f"{h.col('owner', 'owner_id')}) as \"Name\", {email} as \"Email\", "
-        f"case when {h.deleted('owner')} = 'true' then 'false' else coalesce({active}, 'true') end as \"IsActive\", "
-        f"{h.col('owner', 'created_at')} as \"CreatedDate\", {h.provenance('owner')} "
-        f"from {h.view('owner')} order by landed_row"
+        f"{h.col('owner', 'owner_id', alias=o)}) as \"Name\", {email} as \"Email\", "
+        f"case when {h.deleted('owner', alias=o)} = 'true' then 'false' else coalesce({active}, 'true') end "
+        f"as \"IsActive\", "
+        f"{h.col('owner', 'created_at', alias=o)} as \"CreatedDate\", {department} as \"Department\", "
+        f"{h.provenance('owner', alias=o)} from {h.view('owner')} as {o}{joins} order by landed_row"
     )
 
 

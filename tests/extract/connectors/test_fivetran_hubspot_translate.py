@@ -93,6 +93,10 @@ def _landing(tmp_path: Path, **replace: list[dict[str, str]]) -> Path:
              "property_industry": "", "property_country": "", "property_numberofemployees": "",
              "property_annualrevenue": ""},
         ],
+        "team": [{"id": "t1", "name": "Hunters", **SYNC}, {"id": "t2", "name": "Farmers", **SYNC}],
+        "owner_team": [{"owner_id": "101", "team_id": "t1", "is_team_primary": "false", **SYNC},
+                       {"owner_id": "101", "team_id": "t2", "is_team_primary": "true", **SYNC},
+                       {"owner_id": "102", "team_id": "t1", "is_team_primary": "false", **SYNC}],
         "engagement": [{"id": "e1", "type": "CALL", "owner_id": "102", **SYNC}],
         "engagement_deal": [{"deal_id": "d1", "engagement_id": "e1", **SYNC}],
         "engagement_call": [{"engagement_id": "e1", "_fivetran_deleted": "false", **SYNC,
@@ -227,6 +231,8 @@ def test_owners_companies_and_engagements(tmp_path: Path) -> None:
     users = _by_id(archive / "User.csv")
     assert (users["101"]["Name"], users["101"]["IsActive"]) == ("Ann Lee", "true")
     assert (users["102"]["Name"], users["102"]["IsActive"]) == ("bob@example.com", "false")
+    # the primary team, else the lowest team id
+    assert (users["101"]["Department"], users["102"]["Department"]) == ("Farmers", "Hunters")
     accounts = _by_id(archive / "Account.csv")
     assert accounts["c2"]["Name"] == "globex.example" and accounts["c1"]["BillingCountry"] == "Germany"
     tasks = _by_id(archive / "Task.csv")
