@@ -477,6 +477,10 @@ def translate_hubspot(
         archived.append(ArchivedFile(export.filename, export.table,
                                      f"{', '.join(f'{t.LANDED_DIR}/{s}' for s in sources)} ({connector.name})",
                                      hashlib.sha256(data).hexdigest(), len(data)))
+    for key, lt in landed.items():
+        info = translations[lt.name]
+        if not (info.written_rows or info.history_rows):
+            info.joined_into = FEEDS[key]
     for key in ("deal_stage", "deal_property_history"):
         if key in landed:
             info = translations[landed[key].name]

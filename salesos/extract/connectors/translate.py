@@ -81,6 +81,8 @@ class Translation:
     # OpportunityHistory rows made from the versions of a history-mode Opportunity table
     history_rows: int = 0
     notes: list[str] = field(default_factory=list)
+    # a table read only to fill another's columns (HubSpot's deal_company, deal_pipeline): that contract object
+    joined_into: str | None = None
 
 
 def _q(identifier: str) -> str:

@@ -6,7 +6,7 @@ committed have no stage, close date or amount on any deal (the package anonymise
 quarantines every deal and validation stops the night before dbt: the first test checks exactly that.
 The second gives each deal a stage of the seeds (every stage id in turn), an amount, a close date, an owner
 where it has none and a sync time, in a copy (the only changes), and checks the published marts against the
-hand count. The seeds have no closed-lost stage (every `is_closed` stage is `closed_won`), so lost deals
+hand count, the whole night published. The seeds have no closed-lost stage (every `is_closed` stage is `closed_won`), so lost deals
 are checked by the unit tests (tests/extract/connectors/test_fivetran_hubspot_translate.py). About 10 s + 40 s.
 """
 
@@ -130,13 +130,16 @@ def test_the_deals_with_stages_give_the_hand_counted_win_rates_and_pipeline(tmp_
         writer.writeheader()
         writer.writerows(deals)
     ctx = _ctx(landed, tmp_path / "wh")
-    pipeline.extract(ctx)
-    pipeline.validate(ctx)
-    pipeline.build(ctx)
+    summary = pipeline.run_all(ctx)
+    text = pipeline.format_summary(summary)
+    assert "from the fivetran-hubspot tables" in text
+    assert "deal_data: 44 landed -> 44 current, 44 OpportunityHistory" in text
+    assert "deal_company_data: 2 landed -> read into Opportunity" in text
+    assert "deal_pipeline_stage_data: 71 landed -> 71 current" in text
     expected = hand_count(deals, stages)
     # every closed stage of the seeds is a won one (closed_won true): open and won deals, none lost
     assert (expected["live"], expected["open_count"], expected["won_count"], expected["lost_count"]) == (44, 41, 3, 0)
-    con = duckdb.connect(str(ctx.build_warehouse), read_only=True)
+    con = duckdb.connect(str(ctx.warehouse), read_only=True)
     try:
         assert warehouse_count(con) == expected
     finally:

@@ -197,6 +197,10 @@ def test_deal_stage_gives_history_and_a_deal_without_it_its_current_stage(tmp_pa
     assert notes["deal_stage"]["history_rows"] == 2
     assert notes["deal_stage"]["notes"][0].startswith("1 row(s) left out: of deals not in deal")
     assert notes["deal"]["history_rows"] == 4
+    # tables read only to fill others' columns say so (the run summary prints it)
+    assert (notes["deal_company"]["joined_into"], notes["deal_pipeline"]["joined_into"]) == (
+        "Opportunity", "OpportunityStage")
+    assert notes["deal"]["joined_into"] is None
 
 
 def test_property_history_gives_amount_and_close_date_changes_with_the_stage_carried_forward(tmp_path: Path) -> None:
