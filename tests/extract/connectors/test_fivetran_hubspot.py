@@ -5,9 +5,10 @@ pipeline stage's own `is_closed` / `closed_won` flags in `deal_pipeline_stage_da
 committed have no stage, close date or amount on any deal (the package anonymised them), so the contract
 quarantines every deal and validation stops the night before dbt: the first test checks exactly that.
 The second gives each deal a stage of the seeds (every stage id in turn), an amount, a close date, an owner
-where it has none and a sync time, in a copy (the only changes), and checks the published marts against the
-hand count, the whole night published. The seeds have no closed-lost stage (every `is_closed` stage is `closed_won`), so lost deals
-are checked by the unit tests (tests/extract/connectors/test_fivetran_hubspot_translate.py). About 10 s + 40 s.
+where it has none and a sync time, in a copy (the only changes), runs the whole night and checks the
+published marts against the hand count. The seeds have no closed-lost stage (every `is_closed` stage is
+`closed_won`), so lost deals are checked by the unit tests (test_fivetran_hubspot_translate.py).
+About 10 s + 40 s.
 """
 
 from __future__ import annotations
