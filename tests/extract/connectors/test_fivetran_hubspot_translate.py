@@ -319,3 +319,24 @@ def test_the_sources_page_lists_every_hubspot_table_with_what_it_feeds() -> None
 
 def r_objects(cell: str) -> set[str]:
     return {c.strip() for c in cell.split(",")}
+
+
+def test_a_duckdb_schema_gives_the_same_files_as_csv(tmp_path: Path) -> None:
+    landing = _landing(tmp_path)
+    db = tmp_path / "landed.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("create schema hubspot")
+    for f in sorted(landing.glob("*.csv")):
+        # typed as DuckDB reads them (booleans, timestamps), as a connector's warehouse would hold them
+        con.execute(f"create table hubspot.\"{f.stem}\" as select * from read_csv('{f}', header=true)")
+    con.close()
+    csv_archive, db_archive = tmp_path / "a_csv", tmp_path / "a_db"
+    archive_connector(FIVETRAN_HUBSPOT, landing, csv_archive)
+    archive_connector(FIVETRAN_HUBSPOT, db, db_archive, schema="hubspot")
+    for name in ("Opportunity.csv", "OpportunityStage.csv", "Account.csv", "User.csv", "Task.csv"):
+        def key(rows: list[dict[str, str]]) -> list[tuple[str, ...]]:
+            # DuckDB writes typed timestamps and numbers its own way: compare ids, stages and flags
+            return sorted((r["Id"], r.get("StageName", ""), r.get("IsClosed", ""), r.get("IsWon", ""),
+                           r.get("Name", ""), r.get("OwnerId", "")) for r in rows)
+        assert key(_read(db_archive / name)) == key(_read(csv_archive / name)), name
+    assert (db_archive / "landed" / "deal.parquet").is_file()
