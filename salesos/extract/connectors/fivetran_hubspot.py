@@ -211,7 +211,9 @@ def _opportunity_sql(h: _Landed) -> str:
     return (
         f"select {deal_id} as \"Id\", a.company_id as \"AccountId\", "
         f"{c('owner_id', 'property_hubspot_owner_id', required='Opportunity.OwnerId')} as \"OwnerId\", "
-        f"{c('property_dealname')} as \"Name\", st.stage_name as \"StageName\", {c('property_amount')} as \"Amount\", "
+        # a stage id no pipeline stage has stays as it is, flags empty: the loader quarantines the deal (is_closed)
+        f"{c('property_dealname')} as \"Name\", coalesce(st.stage_name, {stage_id}) as \"StageName\", "
+        f"{c('property_amount')} as \"Amount\", "
         f"coalesce(cast(try_cast({probability} as double) * 100 as varchar), st.probability) as \"Probability\", "
         f"{c('property_hs_forecast_category')} as \"ForecastCategoryName\", "
         f"left({c('property_closedate')}, 10) as \"CloseDate\", {c('property_createdate')} as \"CreatedDate\", "

@@ -251,17 +251,20 @@ def test_owners_companies_and_engagements(tmp_path: Path) -> None:
 
 
 def test_the_loader_loads_the_translation_and_quarantine_names_the_landed_row(tmp_path: Path) -> None:
-    deals = [_deal("d1", "s_won", "1000"), _deal("d2", "s_lost", "500", closedate="")]
+    deals = [_deal("d1", "s_won", "1000"), _deal("d2", "s_lost", "500", closedate=""), _deal("d3", "nope", "5")]
     archive = tmp_path / "archive" / "r1"
     files = archive_connector(FIVETRAN_HUBSPOT, _landing(tmp_path, deal=deals), archive)
     assert read_manifest(archive) == files
     con = duckdb.connect(str(tmp_path / "wh.duckdb"))
     result = load_raw(con, archive, files, "r1", NOW)
-    assert result.loaded["Opportunity.csv"] == 1 and result.quarantined["Opportunity.csv"] == 1
+    assert result.loaded["Opportunity.csv"] == 1 and result.quarantined["Opportunity.csv"] == 2
     for name in ("OpportunityStage.csv", "OpportunityHistory.csv", "Account.csv", "User.csv", "Event.csv"):
         assert result.quarantined.get(name, 0) == 0, name
-    q = con.execute("select _reason, _field, landed_table, landed_row from quarantine.opportunities").fetchall()
-    assert q == [("missing_value", "close_date", "deal", "2")]
+    q = con.execute("select _reason, _field, landed_table, landed_row, stage_name from quarantine.opportunities "
+                    "order by landed_row").fetchall()
+    # a stage id no pipeline stage has: kept as the deal's stage, with no flags to say closed or won
+    assert q == [("missing_value", "close_date", "deal", "2", "Closed lost"),
+                 ("missing_value", "is_closed", "deal", "3", "nope")]
 
 
 def test_a_missing_required_table_names_it(tmp_path: Path) -> None:
