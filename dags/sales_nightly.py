@@ -85,7 +85,8 @@ def _ctx():
         "dbt_target": Param(None, type=["null", "string"], description="dbt target (duckdb or postgres)"),
         "source": Param(
             None, type=["null", "string"],
-            description="what `exports` holds: exports, fivetran-salesforce or airbyte-salesforce (default: the "
+            description="what `exports` holds: exports, fivetran-salesforce, airbyte-salesforce or fivetran-hubspot "
+            "(default: the "
             "settings' source)",
         ),
         "allow_exports_after_as_of": Param(

@@ -54,9 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--source",
         default=None,
-        help="what --exports holds: exports (a folder of export files), fivetran-salesforce or "
-        "airbyte-salesforce (a connector's landed tables: a folder of CSV/Parquet files or a DuckDB file); "
-        "default: the setting source",
+        help="what --exports holds: exports (a folder of export files), fivetran-salesforce, "
+        "airbyte-salesforce or fivetran-hubspot (a connector's landed tables: a folder of CSV/Parquet files, "
+        "a DuckDB file or a PostgreSQL URL); default: the setting source",
     )
     run.add_argument(
         "--full-refresh",

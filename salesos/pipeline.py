@@ -585,6 +585,8 @@ def format_summary(summary: dict[str, Any]) -> str:
                 [f"{t['written_rows']:,} current"] * bool(t["written_rows"] or not t["history_rows"])
                 + [f"{t['history_rows']:,} OpportunityHistory"] * bool(t["history_rows"])
             )
+            if t.get("joined_into") and not (t["written_rows"] or t["history_rows"]):
+                made = f"read into {t['joined_into']}"
             lines.append(f"    {table}: {t['landed_rows']:,} landed -> {made}")
     for rule, n in summary.get("quarantined_by_rule", {}).items():
         lines.append(f"  quarantined {rule}: {n:,} (see the quarantine schema)")

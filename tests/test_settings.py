@@ -27,7 +27,8 @@ def test_user_file_overrides_defaults(tmp_path):
         ("region_source: manager\n", "region_source"),
         ("forecast_prophet_grid: huge\n", "forecast_prophet_grid must be one of full, primary, got 'huge'"),
         ("- a\n- b\n", "mapping"),
-        ("source: hubspot\n", "source must be one of exports, fivetran-salesforce, airbyte-salesforce"),
+        ("source: salesforce\n", "source must be one of exports, fivetran-salesforce, airbyte-salesforce, "
+         "fivetran-hubspot"),
         ("source: fivetran-salesforce\nconnector_tables: {opportunty: x}\n",
          "renames opportunty, not a Fivetran Salesforce table"),
         ("connector_tables: [opportunity]\n", "connector_tables must be a mapping"),

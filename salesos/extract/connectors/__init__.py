@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from salesos.extract.connectors.airbyte_salesforce import AIRBYTE_SALESFORCE
+from salesos.extract.connectors.fivetran_hubspot import FIVETRAN_HUBSPOT
 from salesos.extract.connectors.fivetran_salesforce import FIVETRAN_SALESFORCE
 from salesos.extract.connectors.spec import Connector
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from salesos.extract.landing import ArchivedFile
 
 EXPORTS_SOURCE = "exports"
-CONNECTORS: dict[str, Connector] = {c.name: c for c in (FIVETRAN_SALESFORCE, AIRBYTE_SALESFORCE)}
+CONNECTORS: dict[str, Connector] = {c.name: c for c in (FIVETRAN_SALESFORCE, AIRBYTE_SALESFORCE, FIVETRAN_HUBSPOT)}
 # Every value `--source` takes, the export folder first (the default).
 SOURCES: tuple[str, ...] = (EXPORTS_SOURCE, *CONNECTORS)
 

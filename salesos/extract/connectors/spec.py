@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,11 @@ class Connector:
     # contract tables that, landed in history mode, also give the version history of another contract table:
     # {history table: current table}; the opportunity versions give OpportunityHistory where none is landed
     versions_of: dict[str, str] = field(default_factory=dict)
+    # a connector whose tables are not Salesforce-shaped (HubSpot): `tables` is keyed by its own table names,
+    # `required_tables` are those keys that must be landed, and `build` writes the contract's files from them
+    # (same signature as `translate.translate`) instead of the header-matching translation
+    required_tables: tuple[str, ...] = ()
+    build: Callable[..., Any] | None = None
     docs: str = ""
 
     def landed_name(self, table: str, overrides: dict[str, str] | None = None) -> str:

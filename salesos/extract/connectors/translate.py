@@ -81,6 +81,8 @@ class Translation:
     # OpportunityHistory rows made from the versions of a history-mode Opportunity table
     history_rows: int = 0
     notes: list[str] = field(default_factory=list)
+    # a table read only to fill another's columns (HubSpot's deal_company, deal_pipeline): that contract object
+    joined_into: str | None = None
 
 
 def _q(identifier: str) -> str:
@@ -153,7 +155,8 @@ def archive_connector(
     _check_required(connector, location, by_table, overrides)
     con = duckdb.connect()
     try:
-        translations, archived = translate(con, connector, tmp_dir, by_table)
+        build = connector.build or translate
+        translations, archived = build(con, connector, tmp_dir, by_table)
     finally:
         con.close()
     (tmp_dir / MANIFEST).write_text(json.dumps([asdict(a) for a in archived], indent=2), encoding="utf-8")
@@ -288,6 +291,16 @@ def _archive_postgres(
 def _check_required(
     connector: Connector, location: str, by_table: dict[str, LandedTable], overrides: dict[str, str]
 ) -> None:
+    where = "table" if is_database(location) else "{name}.csv or {name}.parquet"
+    for key in connector.required_tables:
+        if key not in by_table:
+            name = connector.landed_name(key, overrides)
+            raise ExportError(
+                f"{connector.title} table {name} is not in {location} (looked for {where.format(name=name)}; "
+                "setting connector_tables names a table landed under another name)"
+            )
+    if connector.build is not None:
+        return
     versions = {current for hist, current in connector.versions_of.items() if hist in by_table}
     for e in EXPORTS:
         if e.required and e.table not in by_table and e.table not in versions:

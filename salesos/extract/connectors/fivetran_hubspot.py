@@ -1,0 +1,509 @@
+"""Fivetran's HubSpot connector: deals, pipelines and stages, owners, companies and engagements.
+
+Shapes from fivetran/dbt_hubspot_source (src_hubspot.yml) and the integration seeds of fivetran/dbt_hubspot.
+HubSpot is not Salesforce-shaped, so its tables are not matched header by header: `translate_hubspot` builds
+each contract file with SQL over the landed tables, and the export loader loads those files as any other.
+
+- Opportunity from `deal`: the stage from `deal_pipeline_stage` (joined on `deal_pipeline_stage_id`), closed
+  and won from the stage's own `is_closed` / `closed_won` flags (never from its label), the account from the
+  deal's first `deal_company` association, the sync time from `_fivetran_synced`;
+- OpportunityStage from `deal_pipeline_stage`: a label used in more than one pipeline is named
+  `<pipeline label> / <stage label>` so that one name always means one set of flags; no ApiName (the
+  stage id is not what a deal's StageName holds); SortOrder is the funnel position across pipelines
+  (pipelines by their `display_order`, then each pipeline's stages by theirs);
+- OpportunityHistory from `deal_stage` (one row per stage a deal entered, `value` the stage id) and
+  `deal_property_history` (changes of `amount`, `closedate`, `dealstage`) for the landed deals, the values
+  carried forward so each row holds what stood after the change; rows of deals not landed (deleted or
+  merged away) are left out and counted; a deal with neither gets one row of its current stage;
+- User from `owner` (Department: the owner's primary team from `owner_team` and `team`; HubSpot has no
+  manager or role hierarchy, so ManagerId and UserRoleId stay empty), Account from `company`, Task from
+  `engagement_call` / `engagement_email` / `engagement_task`, Event from `engagement_meeting` (deal from
+  `engagement_deal`, owner from `property_hubspot_owner_id` or `engagement.owner_id`);
+- `quotas` and `fx_rates` are sales operations' own files, landed beside the connector's tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+from salesos.contract import EXPORTS
+from salesos.extract.connectors import translate as t
+from salesos.extract.connectors.spec import Connector
+from salesos.extract.landing import ArchivedFile
+
+# landed table key -> its default name; the keys are HubSpot's table names (setting connector_tables renames)
+TABLES = {
+    "deal": "deal",
+    "deal_pipeline": "deal_pipeline",
+    "deal_pipeline_stage": "deal_pipeline_stage",
+    "deal_stage": "deal_stage",
+    "deal_property_history": "deal_property_history",
+    "deal_company": "deal_company",
+    "owner": "owner",
+    "owner_team": "owner_team",
+    "team": "team",
+    "company": "company",
+    "engagement": "engagement",
+    "engagement_deal": "engagement_deal",
+    "engagement_contact": "engagement_contact",
+    "engagement_call": "engagement_call",
+    "engagement_email": "engagement_email",
+    "engagement_task": "engagement_task",
+    "engagement_meeting": "engagement_meeting",
+    "quotas": "quotas",
+    "fx_rates": "fx_rates",
+}
+REQUIRED = ("deal", "deal_pipeline_stage", "owner", "company", "quotas")
+# which contract object each landed table feeds (the docs' Sources table is checked against it)
+FEEDS = {
+    "deal": "Opportunity",
+    "deal_pipeline": "OpportunityStage",
+    "deal_pipeline_stage": "OpportunityStage",
+    "deal_stage": "OpportunityHistory",
+    "deal_property_history": "OpportunityHistory",
+    "deal_company": "Opportunity",
+    "owner": "User",
+    "owner_team": "User",
+    "team": "User",
+    "company": "Account",
+    "engagement": "Task",
+    "engagement_deal": "Task",
+    "engagement_contact": "Task",
+    "engagement_call": "Task",
+    "engagement_email": "Task",
+    "engagement_task": "Task",
+    "engagement_meeting": "Event",
+    "quotas": "quotas",
+    "fx_rates": "fx_rates",
+}
+TASK_TABLES = {"engagement_call": "Call", "engagement_email": "Email", "engagement_task": "Task"}
+
+
+class _Landed:
+    """The landed tables as DuckDB views, with their columns, for building the contract's SQL."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, connector: Connector, archive_dir: Path,
+                 landed: dict[str, t.LandedTable]) -> None:
+        self.con, self.connector, self.landed = con, connector, landed
+        self.cols: dict[str, t._Columns] = {}
+        for key, lt in landed.items():
+            view = self.view(key)
+            con.execute(f"create or replace view {view} as select *, row_number() over () as {t._ROW} "
+                        f"from {t._relation(archive_dir / t.LANDED_DIR / lt.filename)}")
+            try:
+                names = [d[0] for d in con.execute(f"select * from {view} limit 0").description]
+            except duckdb.Error as exc:
+                raise t.ConnectorTableError(f"{connector.title} table {lt.name} ({lt.filename}): cannot be read: "
+                                            f"{' '.join(str(exc).split())[:200]}") from exc
+            self.cols[key] = t._Columns([n for n in names if n != t._ROW])
+
+    @staticmethod
+    def view(key: str) -> str:
+        return t._q("_hs_" + key)
+
+    def has(self, key: str) -> bool:
+        return key in self.landed
+
+    def col(self, key: str, *names: str, required: str | None = None, alias: str = "") -> str:
+        """The first of `names` the table has, as text (null if none); `required` names the error's field."""
+        found = self.cols[key].find(*names)
+        if found is None:
+            if required is not None:
+                lt = self.landed[key]
+                raise t.ConnectorTableError(
+                    f"{self.connector.title} table {lt.name} ({lt.filename}): required column {names[0]} "
+                    f"({required}) is missing; it has {', '.join(self.cols[key].names)}")
+            return "null::varchar"
+        prefix = f"{alias}." if alias else ""
+        return f"nullif(trim(cast({prefix}{t._q(found)} as varchar)), '')"
+
+    def flag(self, key: str, *names: str, alias: str = "") -> str:
+        """A boolean column as true/false text (null if absent or empty)."""
+        value = self.col(key, *names, alias=alias)
+        return f"case when lower({value}) in {t._TRUE} then 'true' when {value} is null then null else 'false' end"
+
+    def deleted(self, key: str, alias: str = "") -> str:
+        """True when HubSpot's `is_deleted` or Fivetran's `_fivetran_deleted` says so."""
+        parts = [f"lower({self.col(key, c, alias=alias)}) in {t._TRUE}"
+                 for c in ("is_deleted", "_fivetran_deleted") if self.cols[key].find(c)]
+        return ("case when " + " or ".join(parts) + " then 'true' else 'false' end") if parts else "'false'"
+
+    def provenance(self, key: str, alias: str = "") -> str:
+        prefix = f"{alias}." if alias else ""
+        return f"{t._s(self.landed[key].name)} as landed_table, {prefix}{t._ROW} as landed_row"
+
+
+def _stages_sql(h: _Landed) -> str:
+    """One row per pipeline stage: its id, its salesos name, flags, probability (0-100) and order."""
+    s = "s"
+    pipeline_label = pipeline_order = "null::varchar"
+    join = ""
+    if h.has("deal_pipeline"):
+        join = (f" left join {h.view('deal_pipeline')} as p on "
+                f"{h.col('deal_pipeline', 'pipeline_id', alias='p')} = "
+                f"{h.col('deal_pipeline_stage', 'pipeline_id', alias=s)}")
+        pipeline_label = h.col("deal_pipeline", "label", alias="p")
+        pipeline_order = h.col("deal_pipeline", "display_order", alias="p")
+    stage_id = h.col("deal_pipeline_stage", "stage_id", required="OpportunityStage.Id", alias=s)
+    label = h.col("deal_pipeline_stage", "label", required="OpportunityStage.MasterLabel", alias=s)
+    pipeline_id = h.col("deal_pipeline_stage", "pipeline_id", alias=s)
+    return (
+        f"select {stage_id} as stage_id, {label} as label, {pipeline_id} as pipeline_id, "
+        f"coalesce({pipeline_label}, {pipeline_id}) as pipeline_label, "
+        # as Fivetran's stg_hubspot__deal_pipeline_stage: coalesce(is_closed, closed_won); won only when closed
+        f"coalesce({h.flag('deal_pipeline_stage', 'is_closed', alias=s)}, "
+        f"{h.flag('deal_pipeline_stage', 'closed_won', alias=s)}, 'false') as is_closed, "
+        f"case when coalesce({h.flag('deal_pipeline_stage', 'is_closed', alias=s)}, "
+        f"{h.flag('deal_pipeline_stage', 'closed_won', alias=s)}, 'false') = 'true' "
+        f"then coalesce({h.flag('deal_pipeline_stage', 'closed_won', alias=s)}, 'false') else 'false' end as is_won, "
+        f"cast(try_cast({h.col('deal_pipeline_stage', 'probability', alias=s)} as double) * 100 as varchar) "
+        f"as probability, cast(row_number() over (order by try_cast({pipeline_order} as integer) nulls last, "
+        f"{pipeline_id}, try_cast({h.col('deal_pipeline_stage', 'display_order', alias=s)} as integer) nulls last, "
+        f"{s}.{t._ROW}) as varchar) as display_order, "
+        f"case when {h.deleted('deal_pipeline_stage', alias=s)} = 'true' then 'false' "
+        f"else coalesce({h.flag('deal_pipeline_stage', 'active', alias=s)}, 'true') end as active, "
+        f"{h.provenance('deal_pipeline_stage', alias=s)} "
+        f"from {h.view('deal_pipeline_stage')} as {s}{join}"
+    )
+
+
+def _named_stages(h: _Landed) -> str:
+    """The stages with the name the contract's StageName holds (pipeline-qualified where a label repeats)."""
+    return (
+        f"with st as ({_stages_sql(h)}) select *, case when count(distinct pipeline_id) over (partition by label) > 1 "
+        f"then pipeline_label || ' / ' || label else label end as stage_name from st"
+    )
+
+
+def _opportunity_stage_sql(h: _Landed) -> str:
+    return (
+        f"select stage_id as \"Id\", stage_name as \"MasterLabel\", is_closed as \"IsClosed\","
+        f" is_won as \"IsWon\", probability as \"DefaultProbability\", display_order as \"SortOrder\", "
+        f"active as \"IsActive\", landed_table, landed_row from ({_named_stages(h)}) order by landed_row"
+    )
+
+
+def _deal_account(h: _Landed) -> str:
+    """deal id -> its company: the primary association (type 5) first, else the lowest company id."""
+    if not h.has("deal_company"):
+        return "select null::varchar as deal_id, null::varchar as company_id where false"
+    deal = h.col("deal_company", "deal_id", required="Opportunity.AccountId")
+    company = h.col("deal_company", "company_id", required="Opportunity.AccountId")
+    type_id = h.col("deal_company", "type_id")
+    return (f"select {deal} as deal_id, {company} as company_id from {h.view('deal_company')} "
+            f"qualify row_number() over (partition by {deal} order by ({type_id} = '5') desc nulls last, "
+            f"{company}) = 1")
+
+
+def _opportunity_sql(h: _Landed) -> str:
+    d = "d"
+
+    def c(*names: str, required: str | None = None) -> str:
+        return h.col("deal", *names, required=required, alias=d)
+
+    deal_id = c("deal_id", "id", required="Opportunity.Id")
+    stage_id = c("deal_pipeline_stage_id", "property_dealstage", required="Opportunity.StageName")
+    probability = c("property_hs_deal_stage_probability")
+    return (
+        f"select {deal_id} as \"Id\", a.company_id as \"AccountId\", "
+        f"{c('owner_id', 'property_hubspot_owner_id', required='Opportunity.OwnerId')} as \"OwnerId\", "
+        # a stage id no pipeline stage has stays as it is, flags empty: the loader quarantines the deal (is_closed)
+        f"{c('property_dealname')} as \"Name\", coalesce(st.stage_name, {stage_id}) as \"StageName\", "
+        f"{c('property_amount')} as \"Amount\", "
+        f"coalesce(cast(try_cast({probability} as double) * 100 as varchar), st.probability) as \"Probability\", "
+        f"{c('property_hs_forecast_category')} as \"ForecastCategoryName\", "
+        f"left({c('property_closedate')}, 10) as \"CloseDate\", {c('property_createdate')} as \"CreatedDate\", "
+        f"st.is_closed as \"IsClosed\", st.is_won as \"IsWon\", {h.deleted('deal', alias=d)} as \"IsDeleted\", "
+        f"{c('property_dealtype')} as \"Type\", {c('property_deal_currency_code')} as \"CurrencyIsoCode\", "
+        f"{c('property_hs_lastmodifieddate')} as \"LastModifiedDate\", {c('_fivetran_synced')} as \"SyncedAt\", "
+        f"{h.provenance('deal', alias=d)} "
+        f"from {h.view('deal')} as {d} left join ({_named_stages(h)}) as st on st.stage_id = {stage_id} "
+        f"left join ({_deal_account(h)}) as a on a.deal_id = {deal_id} order by landed_row"
+    )
+
+
+def _deal_fields(h: _Landed) -> dict[str, str]:
+    """The deal columns two builders share, as SQL over `deal as d`."""
+    d = "d"
+    return {
+        "id": h.col("deal", "deal_id", "id", required="Opportunity.Id", alias=d),
+        "stage_id": h.col("deal", "deal_pipeline_stage_id", "property_dealstage", required="Opportunity.StageName",
+                          alias=d),
+        "close_date": f"left({h.col('deal', 'property_closedate', alias=d)}, 10)",
+        "created": h.col("deal", "property_createdate", alias=d),
+        "amount": h.col("deal", "property_amount", alias=d),
+    }
+
+
+def _closedate(value: str) -> str:
+    """A close date as HubSpot's property history writes it (epoch milliseconds, or a date/time text)."""
+    return (f"case when regexp_full_match({value}, '[0-9]{{10,}}') then "
+            f"cast(cast(make_timestamp(cast({value} as bigint) * 1000) as date) as varchar) else left({value}, 10) end")
+
+
+def _history_sql(h: _Landed) -> str:
+    """OpportunityHistory of the landed deals, as Salesforce's: one row per change of stage (`deal_stage`) or of
+    amount or close date (`deal_property_history`, properties `amount`, `closedate`, `dealstage`), each row
+    with the stage, amount and close date standing after the change (carried forward); rows before the deal's
+    first known stage are left out. A deal with neither gets one row of its current stage (dated at its close
+    date when closed, else its create date), so every deal is in the pipeline history as in Salesforce's."""
+    f = _deal_fields(h)
+    deals = f"(select {f['id']} from {h.view('deal')} as d)"
+    events = []
+    if h.has("deal_stage"):
+        v = "v"
+        deal = h.col("deal_stage", "deal_id", required="OpportunityHistory.OpportunityId", alias=v)
+        value = h.col("deal_stage", "value", required="OpportunityHistory.StageName", alias=v)
+        entered = h.col("deal_stage", "date_entered", "_fivetran_start", required="OpportunityHistory.CreatedDate",
+                        alias=v)
+        events.append(
+            f"select {deal} as deal_id, {entered} as changed_at, {value} as stage_id, null::varchar as amount, "
+            f"null::varchar as close_date, {h.deleted('deal_stage', alias=v)} as is_deleted, "
+            f"{h.provenance('deal_stage', alias=v)} from {h.view('deal_stage')} as {v} where {deal} in {deals}"
+        )
+    if h.has("deal_property_history"):
+        p = "p"
+        deal = h.col("deal_property_history", "deal_id", required="OpportunityHistory.OpportunityId", alias=p)
+        name = f"lower({h.col('deal_property_history', 'name', required='OpportunityHistory.StageName', alias=p)})"
+        value = h.col("deal_property_history", "value", required="OpportunityHistory.StageName", alias=p)
+        changed = h.col("deal_property_history", "timestamp", "_fivetran_start",
+                        required="OpportunityHistory.CreatedDate", alias=p)
+        events.append(
+            f"select {deal} as deal_id, {changed} as changed_at, case when {name} = 'dealstage' then {value} end, "
+            f"case when {name} = 'amount' then {value} end, case when {name} = 'closedate' then {_closedate(value)} "
+            f"end, 'false', {h.provenance('deal_property_history', alias=p)} from {h.view('deal_property_history')} "
+            f"as {p} where {name} in ('amount', 'closedate', 'dealstage') and {deal} in {deals}"
+        )
+    parts = []
+    if events:
+        window = ("over (partition by deal_id order by try_cast(changed_at as timestamp), changed_at, landed_table, "
+                  "landed_row rows between unbounded preceding and current row)")
+        filled = (
+            f"select deal_id, changed_at, is_deleted, landed_table, landed_row, "
+            f"last_value(stage_id ignore nulls) {window} as stage_id, last_value(amount ignore nulls) {window} "
+            f"as amount, last_value(close_date ignore nulls) {window} as close_date from ({' union all '.join(events)})"
+        )
+        # the last event of each deal and instant, then only those that change stage, amount or close date
+        last = (f"select * from ({filled}) qualify row_number() over (partition by deal_id, changed_at "
+                f"order by landed_table desc, landed_row desc) = 1")
+        key = "concat_ws('|', coalesce(stage_id, '\\N'), coalesce(amount, '\\N'), coalesce(close_date, '\\N'))"
+        changes = (f"select *, {key} as _key, lag({key}) over (partition by deal_id order by "
+                   f"try_cast(changed_at as timestamp), changed_at) as _prev from ({last}) where stage_id is not null")
+        parts.append(
+            f"select c.deal_id || '@' || c.changed_at as \"Id\", c.deal_id as \"OpportunityId\", "
+            f"coalesce(st.stage_name, c.stage_id) as \"StageName\", c.amount as \"Amount\", "
+            f"c.close_date as \"CloseDate\", c.changed_at as \"CreatedDate\", c.is_deleted as \"IsDeleted\", "
+            f"st.is_closed as \"IsClosed\", st.is_won as \"IsWon\", c.landed_table, c.landed_row "
+            f"from ({changes}) as c left join ({_named_stages(h)}) as st on st.stage_id = c.stage_id "
+            f"where c._prev is null or c._prev <> c._key"
+        )
+    with_events = " union ".join(f"select deal_id from ({e})" for e in events)
+    staged = f" and {f['id']} not in ({with_events})" if events else ""
+    parts.append(
+        f"select {f['id']} || '@current' as \"Id\", {f['id']} as \"OpportunityId\", st.stage_name as \"StageName\", "
+        f"{f['amount']} as \"Amount\", {f['close_date']} as \"CloseDate\", "
+        f"case when st.is_closed = 'true' then coalesce({f['close_date']}, {f['created']}) else {f['created']} end "
+        f"as \"CreatedDate\", {h.deleted('deal', alias='d')} as \"IsDeleted\", st.is_closed as \"IsClosed\", "
+        f"st.is_won as \"IsWon\", {h.provenance('deal', alias='d')} from {h.view('deal')} as d "
+        f"join ({_named_stages(h)}) as st on st.stage_id = {f['stage_id']} where true{staged}"
+    )
+    return " union all ".join(parts) + " order by landed_table, landed_row"
+
+
+def _user_sql(h: _Landed) -> str:
+    o = "o"
+    first, last = h.col("owner", "first_name", alias=o), h.col("owner", "last_name", alias=o)
+    email = h.col("owner", "email", alias=o)
+    active = h.flag("owner", "is_active", alias=o)
+    department, joins = "null::varchar", ""
+    if h.has("owner_team") and h.has("team"):
+        # the owner's primary team (else its lowest team id), by name
+        ot, tm = "ot", "tm"
+        team_id = h.col("owner_team", "team_id", required="User.Department", alias=ot)
+        pick = (f"select {h.col('owner_team', 'owner_id', required='User.Department', alias=ot)} as owner_id, "
+                f"{h.col('team', 'name', required='User.Department', alias=tm)} as team_name "
+                f"from {h.view('owner_team')} as {ot} join {h.view('team')} as {tm} on "
+                f"{h.col('team', 'id', 'team_id', required='User.Department', alias=tm)} = {team_id} "
+                f"qualify row_number() over (partition by owner_id order by "
+                f"({h.flag('owner_team', 'is_team_primary', alias=ot)} = 'true') desc nulls last, {team_id}) = 1")
+        joins = f" left join ({pick}) as teams on teams.owner_id = {h.col('owner', 'owner_id', alias=o)}"
+        department = "teams.team_name"
+    return (
+        f"select {h.col('owner', 'owner_id', required='User.Id', alias=o)} as \"Id\", "
+        f"coalesce(nullif(trim(concat_ws(' ', {first}, {last})), ''), {email}, "
+        f"{h.col('owner', 'owner_id', alias=o)}) as \"Name\", {email} as \"Email\", "
+        f"case when {h.deleted('owner', alias=o)} = 'true' then 'false' else coalesce({active}, 'true') end "
+        f"as \"IsActive\", "
+        f"{h.col('owner', 'created_at', alias=o)} as \"CreatedDate\", {department} as \"Department\", "
+        f"{h.provenance('owner', alias=o)} from {h.view('owner')} as {o}{joins} order by landed_row"
+    )
+
+
+def _account_sql(h: _Landed) -> str:
+    def c(*names: str, required: str | None = None) -> str:
+        return h.col("company", *names, required=required)
+
+    return (
+        f"select {c('id', 'company_id', required='Account.Id')} as \"Id\", "
+        f"coalesce({c('property_name')}, {c('property_domain')}, {c('id', 'company_id')}) as \"Name\", "
+        f"{c('property_industry')} as \"Industry\", {c('property_numberofemployees')} as \"NumberOfEmployees\", "
+        f"{c('property_annualrevenue')} as \"AnnualRevenue\", {c('property_country')} as \"BillingCountry\", "
+        f"{c('property_hubspot_owner_id')} as \"OwnerId\", {c('property_type')} as \"Type\", "
+        f"{h.deleted('company')} as \"IsDeleted\", {h.provenance('company')} "
+        f"from {h.view('company')} order by landed_row"
+    )
+
+
+def _engagement_joins(h: _Landed, key: str, alias: str) -> tuple[str, str, str, str]:
+    """(joins, owner, deal, contact) of an engagement_* table: the engagement's owner, deal and contact."""
+    eid = h.col(key, "engagement_id", "id", required=f"{FEEDS[key]}.Id", alias=alias)
+    joins, owner, deal, contact = "", h.col(key, "property_hubspot_owner_id", "owner_id", alias=alias), "null", "null"
+    if h.has("engagement"):
+        joins += (f" left join {h.view('engagement')} as e on {h.col('engagement', 'id', 'engagement_id', alias='e')}"
+                  f" = {eid}")
+        owner = f"coalesce({owner}, {h.col('engagement', 'owner_id', alias='e')})"
+    joins, deal, contact = _associations(h, key, alias, joins)
+    return joins, owner, deal, contact
+
+
+def _engagement_time(h: _Landed, key: str, alias: str, *names: str, engagement: str) -> str:
+    """An engagement_* table's own time column, else the engagement's (`timestamp`, `created_at`)."""
+    own = h.col(key, *names, alias=alias)
+    if h.has("engagement"):
+        return f"coalesce({own}, {h.col('engagement', engagement, alias='e')})"
+    return own
+
+
+def _associations(h: _Landed, key: str, alias: str, joins: str) -> tuple[str, str, str]:
+    """(joins, deal, contact): an engagement's lowest associated deal and contact."""
+    eid = h.col(key, "engagement_id", "id", alias=alias)
+    deal = contact = "null"
+    for assoc, target in (("engagement_deal", "deal_id"), ("engagement_contact", "contact_id")):
+        if not h.has(assoc):
+            continue
+        first = (f"select {h.col(assoc, 'engagement_id')} as engagement_id, min({h.col(assoc, target)}) as target "
+                 f"from {h.view(assoc)} group by 1")
+        joins += f" left join ({first}) as {assoc} on {assoc}.engagement_id = {eid}"
+        if target == "deal_id":
+            deal = f"{assoc}.target"
+        else:
+            contact = f"{assoc}.target"
+    return joins, deal, contact
+
+
+def _task_sql(h: _Landed) -> str | None:
+    parts = []
+    for key, subtype in TASK_TABLES.items():
+        if not h.has(key):
+            continue
+        x = "x"
+        joins, owner, deal, contact = _engagement_joins(h, key, x)
+        timestamp = _engagement_time(h, key, x, "property_hs_timestamp", "timestamp", engagement="timestamp")
+        created = _engagement_time(h, key, x, "property_hs_createdate", "created_at", engagement="created_at")
+        parts.append(
+            f"select {h.col(key, 'engagement_id', 'id', alias=x)} as \"Id\", {owner} as \"OwnerId\", "
+            f"{contact} as \"WhoId\", {deal} as \"WhatId\", left({timestamp}, 10) as \"ActivityDate\", "
+            f"{t._s(subtype)} as \"TaskSubtype\", {h.col(key, 'property_hs_task_status', alias=x)} as \"Status\", "
+            f"coalesce({created}, {timestamp}) as \"CreatedDate\", "
+            f"{h.deleted(key, alias=x)} as \"IsDeleted\", {h.provenance(key, alias=x)} "
+            f"from {h.view(key)} as {x}{joins}"
+        )
+    return " union all ".join(parts) + " order by landed_table, landed_row" if parts else None
+
+
+def _event_sql(h: _Landed) -> str | None:
+    key, x = "engagement_meeting", "x"
+    if not h.has(key):
+        return None
+    joins, owner, deal, contact = _engagement_joins(h, key, x)
+    start = _engagement_time(h, key, x, "property_hs_meeting_start_time", "start_time", "property_hs_timestamp",
+                             engagement="timestamp")
+    end = h.col(key, "property_hs_meeting_end_time", "end_time", alias=x)
+    return (
+        f"select {h.col(key, 'engagement_id', 'id', alias=x)} as \"Id\", {owner} as \"OwnerId\", "
+        f"{contact} as \"WhoId\", {deal} as \"WhatId\", {start} as \"StartDateTime\", {end} as \"EndDateTime\", "
+        f"cast(date_diff('minute', try_cast({start} as timestamp), try_cast({end} as timestamp)) as varchar) "
+        f"as \"DurationInMinutes\", 'Meeting' as \"Type\", {h.col(key, 'property_hs_meeting_title', 'title', alias=x)} "
+        f"as \"Subject\", {h.deleted(key, alias=x)} as \"IsDeleted\", {h.provenance(key, alias=x)} "
+        f"from {h.view(key)} as {x}{joins} order by landed_row"
+    )
+
+
+def _own_file_sql(h: _Landed, key: str) -> str | None:
+    """quotas and fx_rates: sales operations' own files, every column as landed."""
+    if not h.has(key):
+        return None
+    cols = ", ".join(f"cast({t._q(c)} as varchar) as {t._q(c)}" for c in h.cols[key].names)
+    return f"select {cols}, {h.provenance(key)} from {h.view(key)} order by landed_row"
+
+
+BUILDERS: dict[str, Callable[[_Landed], str | None]] = {
+    "opportunities": _opportunity_sql,
+    "opportunity_histories": _history_sql,
+    "opportunity_stages": _opportunity_stage_sql,
+    "accounts": _account_sql,
+    "users": _user_sql,
+    "tasks": _task_sql,
+    "events": _event_sql,
+    "quotas": lambda h: _own_file_sql(h, "quotas"),
+    "fx_rates": lambda h: _own_file_sql(h, "fx_rates"),
+}
+
+
+def translate_hubspot(
+    con: duckdb.DuckDBPyConnection, connector: Connector, archive_dir: Path, landed: dict[str, t.LandedTable]
+) -> tuple[dict[str, t.Translation], list[ArchivedFile]]:
+    """Write the contract's files from HubSpot's landed tables into `archive_dir` (landed files under `landed/`)."""
+    h = _Landed(con, connector, archive_dir, landed)
+    translations = {lt.name: t.Translation(landed_rows=t._count(con, "_hs_" + key)) for key, lt in landed.items()}
+    archived: list[ArchivedFile] = []
+    for export in EXPORTS:
+        build = BUILDERS.get(export.table)
+        sql = build(h) if build is not None else None
+        if sql is None:
+            continue
+        dest = archive_dir / export.filename
+        con.execute(f"copy ({sql}) to {t._s(str(dest))} (header, delimiter ',', quote '\"', escape '\"')")
+        data = dest.read_bytes()
+        for name, n in con.execute(f"select landed_table, count(*) from ({sql}) group by 1").fetchall():
+            info = translations[name]
+            if export.table == "opportunity_histories":
+                info.history_rows += n
+            else:
+                info.written_rows += n
+        sources = sorted({lt.filename for key, lt in landed.items() if FEEDS[key] == export.object_name})
+        archived.append(ArchivedFile(export.filename, export.table,
+                                     f"{', '.join(f'{t.LANDED_DIR}/{s}' for s in sources)} ({connector.name})",
+                                     hashlib.sha256(data).hexdigest(), len(data)))
+    for key, lt in landed.items():
+        info = translations[lt.name]
+        if not (info.written_rows or info.history_rows):
+            info.joined_into = FEEDS[key]
+    for key in ("deal_stage", "deal_property_history"):
+        if key in landed:
+            info = translations[landed[key].name]
+            left_out = info.landed_rows - info.history_rows
+            if left_out:
+                info.notes.append(f"{left_out} row(s) left out: of deals not in {landed['deal'].name}, "
+                                  "before the deal's first stage, of other properties, or changing nothing")
+    deal_info = translations[landed["deal"].name]
+    if deal_info.history_rows:
+        deal_info.notes.append(f"{deal_info.history_rows} deal(s) without a deal_stage row: OpportunityHistory "
+                               "holds their current stage (from the close date when closed, else the create date)")
+    return translations, archived
+
+
+FIVETRAN_HUBSPOT = Connector(
+    name="fivetran-hubspot",
+    title="Fivetran HubSpot",
+    tables=TABLES,
+    synced_column="_fivetran_synced",
+    deleted_column="_fivetran_deleted",
+    required_tables=REQUIRED,
+    build=translate_hubspot,
+    docs="https://fivetran.com/docs/connectors/applications/hubspot",
+)
