@@ -638,6 +638,19 @@ class Selection:
     candidate: Candidate | None = field(default=None, repr=False)  # the chosen method (a combination or not)
     # The chosen method's Prophet fits on the full history (Prophet's JSON serialisation), if it uses Prophet.
     prophet_models: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    # predictions[name]: each candidate's out-of-sample forecasts, one row per origin, one column per step
+    # (what `scaled_errors` was computed from); the track record written as backtest rows.
+    predictions: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    # Forecasts on the full history of the candidates kept beside the choice (`forecast(also=...)`).
+    companions: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    def predictions_of(self, cand: Candidate) -> np.ndarray | None:
+        """A candidate's backtest forecasts (a mean: the mean of its members'); None if it was not scored."""
+        if cand.name in self.predictions:
+            return self.predictions[cand.name]
+        if cand.kind == "mean" and cand.members and all(m.name in self.predictions for m in cand.members):
+            return np.mean([self.predictions[m.name] for m in cand.members], axis=0)
+        return None
 
     def as_record(self) -> dict[str, Any]:
         """JSON-friendly summary (for model_params / logs)."""
@@ -683,9 +696,10 @@ def select_model(history: pd.DataFrame, horizon: int, origins: int,
     y = hist["y"].to_numpy(dtype=float)
     scores: dict[str, float] = {}
     errors: dict[str, np.ndarray] = {}
+    predictions: dict[str, np.ndarray] = {}
     caches: dict[int, dict[str, Any]] = {cut: {} for cut in cuts}  # combinations reuse their members
     for cand in cands:
-        rows, mases = [], []
+        rows, mases, preds = [], [], []
         try:
             for cut in cuts:
                 fc = cand.predict_values(hist.iloc[:cut], steps, caches[cut])
@@ -693,6 +707,7 @@ def select_model(history: pd.DataFrame, horizon: int, origins: int,
                 scale = mase_scale(y[:cut])
                 rows.append((actual - fc) / scale)
                 mases.append(float(np.mean(np.abs(actual - fc))) / scale)
+                preds.append(fc)
         except Exception as exc:  # one candidate failing (e.g. LBFGS) must not stop the series
             log.info("candidate %s failed on a backtest origin: %s", cand.name, brief_error(exc))
             scores[cand.name] = float("inf")
@@ -700,6 +715,7 @@ def select_model(history: pd.DataFrame, horizon: int, origins: int,
         if cuts:
             scores[cand.name] = float(np.mean(mases))
             errors[cand.name] = np.vstack(rows)
+            predictions[cand.name] = np.vstack(preds)
     ranked = sorted((c for c in cands if math.isfinite(scores.get(c.name, float("inf")))),
                     key=lambda c: (scores[c.name], cands.index(c)))
     if not ranked:
@@ -722,6 +738,7 @@ def select_model(history: pd.DataFrame, horizon: int, origins: int,
         scaled_errors=errors,
         best=best.name,
         candidate=chosen,
+        predictions=predictions,
     )
 
 
@@ -844,11 +861,15 @@ def interval_errors(cand: Candidate, errors: Mapping[str, np.ndarray]) -> np.nda
 
 
 def forecast(history: pd.DataFrame, horizon: int, origins: int = 6,
-             candidates: Sequence[Candidate] | None = None) -> tuple[pd.DataFrame, Selection]:
+             candidates: Sequence[Candidate] | None = None,
+             also: Sequence[str] = ()) -> tuple[pd.DataFrame, Selection]:
     """Select a method on the history, refit it on all of it, and return forecasts with calibrated intervals.
 
     Columns: ds, yhat, yhat_lower_95, yhat_lower_80, yhat_upper_80, yhat_upper_95. If the choice fails on the
-    full history (a rare LBFGS failure), the next best is used and recorded as the model.
+    full history (a rare LBFGS failure), the next best is used and recorded as the model. Each candidate
+    named in `also` (the primary Prophet, which the nightly run keeps beside the choice) is forecast too, with
+    intervals from its own backtest errors, into `selection.companions` (a name that failed is left out); a
+    fit the choice already made on the full history is reused, not repeated.
     """
     hist = validate_history(history)
     cands = with_seasonal_naive(candidates)
@@ -868,9 +889,62 @@ def forecast(history: pd.DataFrame, horizon: int, origins: int = 6,
         break
     sel.model, sel.params, sel.candidate = cand.name, dict(cand.params), cand
     sel.prophet_models = fitted
-    fc = pd.DataFrame({"ds": future_months(hist, horizon), "yhat": values})
-    out = add_intervals(fc, interval_errors(cand, errors), mase_scale(hist["y"].to_numpy(dtype=float)))
+    scale = mase_scale(hist["y"].to_numpy(dtype=float))
+    ds = future_months(hist, horizon)
+    out = add_intervals(pd.DataFrame({"ds": ds, "yhat": values}), interval_errors(cand, errors), scale)
+    for name in also:
+        if name == sel.model:
+            continue  # the choice itself: its rows are already there
+        other = next((c for c in cands if c.name == name), None)
+        if other is None:
+            continue
+        try:
+            extra = other.predict_values(hist, horizon, cache)  # a member of the choice: the fit above, reused
+        except Exception as exc:
+            log.warning("%s (kept beside the choice) failed on the full history: %s", name, brief_error(exc))
+            continue
+        sel.companions[name] = add_intervals(pd.DataFrame({"ds": ds, "yhat": extra}),
+                                             interval_errors(other, errors), scale)
     return out, sel
+
+
+def backtest_track(history: pd.DataFrame, selection: Selection, candidates: Sequence[Candidate]) -> pd.DataFrame:
+    """The backtest's out-of-sample forecasts of `candidates` at every origin of `selection`: a track record.
+
+    Each origin's forecasts were fitted only on the months before it (no refit here: they are the selection's
+    own). Their 80%/95% bounds are calibrated, as a live forecast's, on backtest errors, but leaving that
+    origin's own errors out (leave-one-origin-out), so an interval is not scored on the errors it was built
+    from. Columns: as_of_date (last day of the origin's last training month), training_end, ds, horizon,
+    yhat, the four bounds, model. A candidate without backtest forecasts gives no rows.
+    """
+    hist = validate_history(history)
+    y = hist["y"].to_numpy(dtype=float)
+    position = {d: i for i, d in enumerate(hist["ds"])}
+    cuts = [position[o] for o in selection.origins]
+    frames = []
+    for cand in candidates:
+        preds = selection.predictions_of(cand)
+        errs = interval_errors(cand, selection.scaled_errors)
+        if preds is None or errs is None:
+            continue
+        for i, cut in enumerate(cuts):
+            keep = np.arange(len(cuts)) != i
+            rest = [e[keep] for e in errs] if isinstance(errs, list) else errs[keep]
+            train = hist.iloc[:cut]
+            fc = add_intervals(pd.DataFrame({"ds": future_months(train, preds.shape[1]), "yhat": preds[i]}),
+                               rest, mase_scale(y[:cut]))
+            fc["horizon"] = np.arange(1, len(fc) + 1)
+            fc["training_end"] = train["ds"].iloc[-1]
+            fc["as_of_date"] = hist["ds"].iloc[cut] - pd.Timedelta(days=1)
+            fc["model"] = cand.name
+            frames.append(fc)
+    columns = ["as_of_date", "training_end", "ds", "horizon", "yhat", *INTERVAL_COLUMNS, "model"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def primary_prophet_name() -> str:
+    """The registry's primary Prophet setting: the model the nightly run stores beside every choice."""
+    return load_methods().primary_prophet
 
 
 # ---------------------------------------------------------------------------------------------- many series
@@ -878,10 +952,15 @@ def forecast(history: pd.DataFrame, horizon: int, origins: int = 6,
 
 @dataclass
 class SeriesForecast:
-    """One series' forecast rows and the selection record that produced them."""
+    """One series' forecast rows, the selection record that produced them, and its backtest track record.
+
+    `track` (`backtest_track`) holds the out-of-sample backtest forecasts of the choice and of the primary
+    Prophet; Prophet's own forecast on the full history is in `selection.companions`.
+    """
 
     forecast: pd.DataFrame
     selection: Selection
+    track: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _init_worker(temp_root: str) -> None:
@@ -915,8 +994,11 @@ def _main_script_hidden() -> Iterator[None]:
 
 def _forecast_task(args: tuple[str, pd.DataFrame, int, int, tuple[int, ...], str]) -> tuple[str, SeriesForecast]:
     key, history, horizon, origins, qe_months, grid = args
-    fc, sel = forecast(history, horizon, origins, default_candidates(qe_months, grid))
-    return key, SeriesForecast(fc, sel)
+    cands = with_seasonal_naive(default_candidates(qe_months, grid))
+    primary = primary_prophet_name()
+    fc, sel = forecast(history, horizon, origins, cands, also=(primary,))
+    kept = [sel.candidate] + [c for c in cands if c.name == primary and c.name != sel.model]
+    return key, SeriesForecast(fc, sel, backtest_track(history, sel, [c for c in kept if c is not None]))
 
 
 def forecast_many(series: Mapping[str, pd.DataFrame], horizon: int, origins: int = 6,

@@ -33,7 +33,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from forecasting.bookings import code_version
+from forecasting.bookings import FORECAST_COLUMNS, code_version
 from forecasting.models import METHODS_FILE
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,7 @@ def forecast_chunk(work_dir: Path, chunk: str, horizon: int = HORIZON, origins: 
                            cache_dir, reuse)[0]
 
 
-CACHE_COLUMNS_DATES = ("period_start", "training_start", "training_end")
+CACHE_COLUMNS_DATES = ("period_start", "training_start", "training_end", "as_of_date")
 _FIT_CODE = ("models.py", "backtest.py")  # the modules whose code decides a series' forecast
 _FIT_LIBRARIES = ("prophet", "cmdstanpy", "statsforecast", "coreforecast", "statsmodels", "numpy", "pandas", "scipy")
 
@@ -293,6 +293,39 @@ def _cache_put(cache_dir: Path, key: str, rows: pd.DataFrame, prophet_json: Path
     tmp.replace(cache_dir / f"{key}.parquet")  # written last: an entry is whole or absent
 
 
+def series_rows(series_id: str, hist: pd.DataFrame, res: Any, record: dict[str, Any]) -> pd.DataFrame:
+    """One series' rows for fct_forecasts: the choice, Prophet's own forecast, and the backtest track record.
+
+    The choice's rows are the published ones (`is_selected`); the primary Prophet's forecast is stored beside
+    it under its own model name (unless Prophet is the choice) so the accuracy mart scores both; the backtest's
+    out-of-sample forecasts of both at each origin are `is_backtest` rows with the origin as their as-of date
+    (live rows get the run's as-of date in `assemble_forecasts`).
+    """
+    selected = res.selection.model
+    start = hist["ds"].min().date()
+    parts = []
+    live = {selected: res.forecast, **res.selection.companions}
+    for model, fc in live.items():
+        part = fc.copy()
+        part["horizon"] = np.arange(1, len(part) + 1)
+        part["training_end"] = hist["ds"].max()
+        part["as_of_date"] = pd.NaT
+        part["model"] = model
+        part["is_backtest"] = False
+        parts.append(part)
+    if len(res.track):
+        parts.append(res.track.assign(is_backtest=True))
+    rows = pd.concat(parts, ignore_index=True)
+    rows["series_id"] = series_id
+    rows["period_start"] = pd.to_datetime(rows["ds"]).dt.date
+    rows["training_start"] = start
+    rows["training_end"] = pd.to_datetime(rows["training_end"]).dt.date
+    rows["as_of_date"] = pd.to_datetime(rows["as_of_date"]).dt.date
+    rows["is_selected"] = rows["model"] == selected
+    rows["_selection"] = json.dumps(record, sort_keys=True, default=str)
+    return rows.drop(columns=["ds"])
+
+
 def forecast_chunks(work_dir: Path, chunks: list[str], horizon: int = HORIZON, origins: int = ORIGINS,
                     processes: int | None = None, models_dir: Path | None = None,
                     prophet_grid: str = "full", cache_dir: Path | None = None, reuse: bool = True) -> list[dict]:
@@ -330,20 +363,11 @@ def forecast_chunks(work_dir: Path, chunks: list[str], horizon: int = HORIZON, o
     results = forecast_many({sid: s.series[sid] for sid in todo}, horizon=horizon, origins=origins,
                             processes=processes, prophet_grid=prophet_grid) if todo else {}
     for sid, res in results.items():
-        fc = res.forecast.copy()
-        hist = s.series[sid]
-        fc["series_id"] = sid
-        fc["period_start"] = pd.to_datetime(fc["ds"]).dt.date
-        fc["horizon"] = np.arange(1, len(fc) + 1)
-        fc["training_start"] = hist["ds"].min().date()
-        fc["training_end"] = hist["ds"].max().date()
-        fc["model"] = res.selection.model
         record = res.selection.as_record()
         if models_dir is not None and res.selection.prophet_models:
             path = save_prophet_models(models_dir, sid, res.selection.model, res.selection.prophet_models)
             record["prophet_json"] = path.name
-        fc["_selection"] = json.dumps(record, sort_keys=True, default=str)
-        frames[sid] = fc.drop(columns=["ds"])
+        frames[sid] = series_rows(sid, s.series[sid], res, record)
         if cache_dir is not None:
             kept = models_dir / record["prophet_json"] if models_dir is not None and "prophet_json" in record else None
             _cache_put(cache_dir, keys[sid], frames[sid], kept)
@@ -404,32 +428,38 @@ def assemble_forecasts(work_dir: Path, as_of: date, run_id: str) -> pd.DataFrame
             raise FileNotFoundError(f"forecast chunk {chunk!r} has no result ({path}): did its task run?")
         frames.append(pd.read_parquet(path))
     rows = pd.concat(frames, ignore_index=True)
-    for col in ("period_start", "training_start", "training_end"):
+    for col in CACHE_COLUMNS_DATES:
         rows[col] = pd.to_datetime(rows[col]).dt.date
     rows = rows.merge(s.meta, on="series_id", how="left")
     levels = tuple(plan["levels"])
+    published = rows["is_selected"] & ~rows["is_backtest"]
     if set(TREE) <= set(levels):
-        rows, method = _reconcile(rows, s)
+        # only tonight's chosen forecasts are reconciled; Prophet's own and the backtest rows are each
+        # series' own forecast, as they were scored
+        rec, method = _reconcile(rows[published].reset_index(drop=True), s)
+        rows = pd.concat([rec.assign(_reconciled=True), rows[~published].assign(_reconciled=False)],
+                         ignore_index=True)
     else:
         method = None  # without every level of the tree there is nothing to add up
+        rows["_reconciled"] = False
     for col in ("yhat", *BOUNDS):
         rows[col] = rows[col].clip(lower=0)
     rows["yhat_lower_80"] = np.minimum(rows["yhat_lower_80"], rows["yhat"])
     rows["yhat_lower_95"] = np.minimum(rows["yhat_lower_95"], rows["yhat_lower_80"])
     rows["yhat_upper_80"] = np.maximum(rows["yhat_upper_80"], rows["yhat"])
     rows["yhat_upper_95"] = np.maximum(rows["yhat_upper_95"], rows["yhat_upper_80"])
-    reconciled = rows["level"].isin(LEVELS) & (method is not None)
+    reconciled = rows["_reconciled"] & rows["level"].isin(LEVELS) & (method is not None)
     rows["model_params"] = [
         json.dumps({"selection": json.loads(sel), "reconciliation": method if rec else None}, sort_keys=True)
         for sel, rec in zip(rows["_selection"], reconciled, strict=True)
     ]
-    rows["as_of_date"] = as_of
+    rows["as_of_date"] = [as_of if not bt else d for d, bt in zip(rows["as_of_date"], rows["is_backtest"], strict=True)]
     rows["run_id"] = run_id
     rows["code_version"] = code_version()
-    columns = ["as_of_date", "run_id", "series_id", "level", "series_key", "period_start", "horizon", "yhat",
-               "yhat_lower_80", "yhat_upper_80", "yhat_lower_95", "yhat_upper_95", "model", "model_params",
-               "training_start", "training_end", "code_version"]
-    return rows[columns].sort_values(["series_id", "period_start"]).reset_index(drop=True)
+    rows["is_selected"] = rows["is_selected"].astype(bool)
+    rows["is_backtest"] = rows["is_backtest"].astype(bool)
+    order = ["is_backtest", "series_id", "as_of_date", "model", "period_start"]
+    return rows[list(FORECAST_COLUMNS)].sort_values(order).reset_index(drop=True)
 
 
 def forecast_all(
@@ -493,6 +523,8 @@ def write_charts(con: duckdb.DuckDBPyConnection | Any, rows: pd.DataFrame, out_d
     from forecasting.models import _main_script_hidden
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    if "is_selected" in rows.columns:  # the published forecast only: not Prophet's own, not the track record
+        rows = rows[rows["is_selected"] & ~rows["is_backtest"]]
     history = con.execute(
         "select series_id, series_name, month_start, bookings from marts.fct_bookings_monthly where is_complete"
     ).df()
