@@ -1,0 +1,172 @@
+"""Reconciliation measured: the nightly WLS (structural) against MinT-shrink and others, on the sample's backtest.
+
+Run from the repository root:
+
+    .venv/bin/python benchmarks/reconcile_compare.py --scale S --out benchmarks/reconcile.md
+
+It builds the marts of a generated sample (seed 7, as of 2026-10-31; `benchmarks/forecast.py`'s
+`built_warehouse`, reused from --data-dir), forecasts every series of the tree (company, region, team, rep)
+with the nightly selection at `--origins` rolling origins (horizon 12, Prophet grid primary), and takes each
+series' chosen method's out-of-sample forecasts at every origin as the base forecasts. The last `--evaluate`
+origins are reconciled with each method and scored against what closed, at company and region level (the
+levels finance reads): MASE (mean absolute error / the node's in-sample lag-12 MAE at that origin, averaged
+over origins and nodes) and WAPE (pooled).
+
+The covariance MinT-shrink and WLS-variance need is estimated, for each evaluated origin, from the one-step
+errors of the earlier origins only (their target month closed before that origin): no evaluated actual is in
+it. Every method reconciles the same base forecasts, so the comparison isolates the reconciliation (the base
+selection saw all origins, which affects all methods alike). Segments are not in the tree and are left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+METHODS = ("base", "bottom_up", "wls_struct", "wls_var", "mint_shrink")
+FINANCE_LEVELS = ("company", "region")
+
+
+def _node(level: str, key: str) -> str:
+    return "company" if level == "company" else str(key)
+
+
+def base_forecasts(warehouse: Path, horizon: int, origins: int, processes: int | None) -> tuple[pd.DataFrame, Any]:
+    """Every tree series' chosen-method backtest forecasts: long rows level, node, origin, step, ds, yhat, y, scale."""
+    import duckdb
+
+    from forecasting.models import forecast_many, mase_scale
+    from forecasting.nightly import TREE, load_series
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        s = load_series(con, TREE)
+    finally:
+        con.close()
+    meta = s.meta.set_index("series_id")
+    wanted = {"company": {"all"}, "region": set(s.mapping["region"]), "team": set(s.mapping["team"]),
+              "rep": set(s.mapping["rep"])}
+    ids = [sid for sid in s.series if str(meta.loc[sid, "series_key"]) in wanted.get(meta.loc[sid, "level"], set())]
+    results = forecast_many({sid: s.series[sid] for sid in ids}, horizon=horizon, origins=origins,
+                            processes=processes, prophet_grid="primary")
+    rows = []
+    for sid, res in results.items():
+        sel = res.selection
+        preds = sel.predictions_of(sel.candidate)
+        if preds is None:
+            continue
+        hist = s.series[sid]
+        y = hist["y"].to_numpy(dtype=float)
+        pos = {d: i for i, d in enumerate(hist["ds"])}
+        level = meta.loc[sid, "level"]
+        for i, origin in enumerate(sel.origins):
+            cut = pos[origin]
+            scale = mase_scale(y[:cut])
+            for h in range(preds.shape[1]):
+                rows.append({"level": level, "node": _node(level, meta.loc[sid, "series_key"]), "origin": origin,
+                             "step": h + 1, "ds": hist["ds"].iloc[cut + h], "yhat": float(preds[i, h]),
+                             "y": float(y[cut + h]), "scale": scale, "model": sel.model})
+    return pd.DataFrame(rows), s
+
+
+def compare(base: pd.DataFrame, mapping: pd.DataFrame, evaluate: int) -> pd.DataFrame:
+    """Reconcile the last `evaluate` common origins with every method; one row per method, level and origin."""
+    from forecasting.reconcile import reconcile
+
+    nodes = base.groupby("origin")["node"].nunique()
+    full = sorted(nodes[nodes == nodes.max()].index)  # origins where every node has a forecast
+    if len(full) <= evaluate:
+        raise SystemExit(f"only {len(full)} origins have every node; need more than --evaluate {evaluate}")
+    scored = []
+    for origin in full[-evaluate:]:
+        at = base[base["origin"] == origin]
+        earlier = base[(base["origin"] < origin) & (base["step"] == 1) & (base["ds"] < origin)]
+        resid = earlier.assign(residual=earlier["y"] - earlier["yhat"])[["level", "node", "ds", "residual"]]
+        for method in METHODS:
+            if method == "base":
+                out = at
+            else:
+                out = reconcile(at[["level", "node", "ds", "yhat"]], mapping, method=method,
+                                residuals=resid if method in ("wls_var", "mint_shrink") else None)
+                out = out.merge(at[["level", "node", "ds", "y", "scale"]], on=["level", "node", "ds"])
+            fin = out[out["level"].isin(FINANCE_LEVELS)]
+            for (level, _node_id), g in fin.groupby(["level", "node"]):
+                err = np.abs(g["y"] - g["yhat"])
+                scored.append({"method": method, "level": level, "origin": origin,
+                               "mase": float(err.mean() / g["scale"].iloc[0]), "abs_err": float(err.sum()),
+                               "abs_y": float(np.abs(g["y"]).sum()), "resid_rows": resid["ds"].nunique()})
+    return pd.DataFrame(scored)
+
+
+def summarise(scored: pd.DataFrame) -> pd.DataFrame:
+    """Mean MASE and pooled WAPE per method and level, with MASE relative to wls_struct (the nightly method)."""
+    out = scored.groupby(["level", "method"]).agg(mase=("mase", "mean"), abs_err=("abs_err", "sum"),
+                                                  abs_y=("abs_y", "sum"), nodes_x_origins=("mase", "size"))
+    out["wape"] = out["abs_err"] / out["abs_y"]
+    ref = out.xs("wls_struct", level="method")["mase"]
+    out["mase_vs_wls_struct"] = out["mase"] / out.index.get_level_values("level").map(ref).to_numpy()
+    return out.drop(columns=["abs_err", "abs_y"]).reset_index()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks.forecast import built_warehouse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="S", choices=["XS", "S", "M"])
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/salesos-bench"))
+    parser.add_argument("--horizon", type=int, default=12)
+    parser.add_argument("--origins", type=int, default=18, help="rolling origins (the earlier ones feed MinT)")
+    parser.add_argument("--evaluate", type=int, default=6, help="last origins reconciled and scored")
+    parser.add_argument("--processes", type=int, default=None)
+    parser.add_argument("--out", type=Path, help="append the results as a Markdown section to this file")
+    args = parser.parse_args(argv)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    wh = built_warehouse(args.scale, args.data_dir)
+    t0 = time.perf_counter()
+    base, s = base_forecasts(wh, args.horizon, args.origins, args.processes)
+    fit_s = time.perf_counter() - t0
+    scored = compare(base, s.mapping, args.evaluate)
+    table = summarise(scored)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    counts = base.drop_duplicates(["level", "node"])["level"].value_counts().to_dict()
+    resid_rows = sorted(set(scored["resid_rows"]))
+    lines = [
+        f"## Reconciliation on the sample's backtest, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}); commit {commit.strip()}",
+        f"- command: `.venv/bin/python benchmarks/reconcile_compare.py --scale {args.scale} --origins {args.origins} "
+        f"--evaluate {args.evaluate}` (horizon {args.horizon}); base forecasts fitted in {fit_s:.0f} s",
+        f"- tree: {json.dumps(counts)}; MinT/WLS-variance covariance from {resid_rows[0]}-{resid_rows[-1]} "
+        "one-step errors of earlier origins",
+        "",
+        "| level | method | MASE | MASE / wls_struct | WAPE | node x origins |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in table.itertuples(index=False):
+        lines.append(f"| {r.level} | {r.method} | {r.mase:.3f} | {r.mase_vs_wls_struct:.3f} | {r.wape:.3f} | "
+                     f"{r.nodes_x_origins} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        with args.out.open("a", encoding="utf-8") as fh:
+            fh.write("\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
