@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import platform
 import subprocess
 import sys
@@ -83,24 +84,52 @@ def base_forecasts(warehouse: Path, horizon: int, origins: int, processes: int |
     return pd.DataFrame(rows), s
 
 
-def compare(base: pd.DataFrame, mapping: pd.DataFrame, evaluate: int) -> pd.DataFrame:
-    """Reconcile the last `evaluate` common origins with every method; one row per method, level and origin."""
+def _tree_nodes(mapping: pd.DataFrame) -> list[tuple[str, str]]:
+    return ([("company", "company")] + [("region", str(r)) for r in sorted(set(mapping["region"]))]
+            + [("team", str(t)) for t in sorted(set(mapping["team"]))]
+            + [("rep", str(r)) for r in sorted(mapping["rep"])])
+
+
+def _complete(at: pd.DataFrame, nodes: list[tuple[str, str]], months: pd.DatetimeIndex,
+              actuals: dict[tuple[str, str], pd.Series]) -> tuple[pd.DataFrame, int]:
+    """Every node x month of one origin: a node without a forecast there (a rep hired after the origin, or with
+    fewer scored steps) forecasts 0, its actual from its series (0 before its first month)."""
+    grid = pd.DataFrame([(lv, nd, m) for lv, nd in nodes for m in months], columns=["level", "node", "ds"])
+    out = grid.merge(at[["level", "node", "ds", "yhat", "scale"]], on=["level", "node", "ds"], how="left")
+    filled = int(out["yhat"].isna().sum())
+    out["yhat"] = out["yhat"].fillna(0.0)
+    keys = out[["level", "node", "ds"]].itertuples(index=False)
+    out["y"] = [float(actuals[(lv, nd)].get(m, 0.0)) for lv, nd, m in keys]
+    return out, filled
+
+
+def compare(base: pd.DataFrame, s: Any, evaluate: int) -> tuple[pd.DataFrame, int]:
+    """Reconcile the last `evaluate` origins with every method; one row per method, node (company and region)
+    and origin, and how many node-months had no base forecast (0 used)."""
     from forecasting.reconcile import reconcile
 
-    nodes = base.groupby("origin")["node"].nunique()
-    full = sorted(nodes[nodes == nodes.max()].index)  # origins where every node has a forecast
-    if len(full) <= evaluate:
-        raise SystemExit(f"only {len(full)} origins have every node; need more than --evaluate {evaluate}")
-    scored = []
-    for origin in full[-evaluate:]:
-        at = base[base["origin"] == origin]
-        earlier = base[(base["origin"] < origin) & (base["step"] == 1) & (base["ds"] < origin)]
-        resid = earlier.assign(residual=earlier["y"] - earlier["yhat"])[["level", "node", "ds", "residual"]]
+    meta = s.meta.set_index("series_id")
+    actuals = {(meta.loc[sid, "level"], _node(meta.loc[sid, "level"], meta.loc[sid, "series_key"])):
+               g.set_index("ds")["y"] for sid, g in s.series.items()}
+    nodes = [n for n in _tree_nodes(s.mapping) if n in actuals]
+    company = base[base["level"] == "company"]
+    origins = sorted(company["origin"].unique())
+    horizon = int(base["step"].max())
+    scored, filled_total = [], 0
+    for origin in origins[-evaluate:]:
+        months = pd.date_range(origin, periods=horizon, freq="MS")
+        at, filled = _complete(base[base["origin"] == origin], nodes, months, actuals)
+        filled_total += filled
+        earlier = []
+        for prev in [o for o in origins if o < origin]:  # one-step errors whose month closed before `origin`
+            one = _complete(base[base["origin"] == prev], nodes, pd.DatetimeIndex([prev]), actuals)[0]
+            earlier.append(one.assign(residual=one["y"] - one["yhat"]))
+        resid = pd.concat(earlier)[["level", "node", "ds", "residual"]]
         for method in METHODS:
             if method == "base":
                 out = at
             else:
-                out = reconcile(at[["level", "node", "ds", "yhat"]], mapping, method=method,
+                out = reconcile(at[["level", "node", "ds", "yhat"]], s.mapping, method=method,
                                 residuals=resid if method in ("wls_var", "mint_shrink") else None)
                 out = out.merge(at[["level", "node", "ds", "y", "scale"]], on=["level", "node", "ds"])
             fin = out[out["level"].isin(FINANCE_LEVELS)]
@@ -108,8 +137,8 @@ def compare(base: pd.DataFrame, mapping: pd.DataFrame, evaluate: int) -> pd.Data
                 err = np.abs(g["y"] - g["yhat"])
                 scored.append({"method": method, "level": level, "origin": origin,
                                "mase": float(err.mean() / g["scale"].iloc[0]), "abs_err": float(err.sum()),
-                               "abs_y": float(np.abs(g["y"]).sum()), "resid_rows": resid["ds"].nunique()})
-    return pd.DataFrame(scored)
+                               "abs_y": float(np.abs(g["y"]).sum()), "resid_rows": len(earlier)})
+    return pd.DataFrame(scored), filled_total
 
 
 def summarise(scored: pd.DataFrame) -> pd.DataFrame:
@@ -132,14 +161,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--origins", type=int, default=18, help="rolling origins (the earlier ones feed MinT)")
     parser.add_argument("--evaluate", type=int, default=6, help="last origins reconciled and scored")
     parser.add_argument("--processes", type=int, default=None)
+    parser.add_argument("--reuse-base", action="store_true", help="reuse the base forecasts of an earlier run")
     parser.add_argument("--out", type=Path, help="append the results as a Markdown section to this file")
     args = parser.parse_args(argv)
     args.data_dir.mkdir(parents=True, exist_ok=True)
     wh = built_warehouse(args.scale, args.data_dir)
+    kept = args.data_dir / f"reconcile_base_{args.scale}_{args.origins}_{args.horizon}.pkl"
     t0 = time.perf_counter()
-    base, s = base_forecasts(wh, args.horizon, args.origins, args.processes)
+    if args.reuse_base and kept.exists():  # the base forecasts of an earlier run of the same settings
+        base, s = pickle.loads(kept.read_bytes())
+    else:
+        base, s = base_forecasts(wh, args.horizon, args.origins, args.processes)
+        kept.write_bytes(pickle.dumps((base, s)))
     fit_s = time.perf_counter() - t0
-    scored = compare(base, s.mapping, args.evaluate)
+    scored, filled = compare(base, s, args.evaluate)
     table = summarise(scored)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
@@ -152,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- command: `.venv/bin/python benchmarks/reconcile_compare.py --scale {args.scale} --origins {args.origins} "
         f"--evaluate {args.evaluate}` (horizon {args.horizon}); base forecasts fitted in {fit_s:.0f} s",
         f"- tree: {json.dumps(counts)}; MinT/WLS-variance covariance from {resid_rows[0]}-{resid_rows[-1]} "
-        "one-step errors of earlier origins",
+        f"one-step errors of earlier origins; {filled} node-months without a base forecast (reps hired later) "
+        "forecast 0",
         "",
         "| level | method | MASE | MASE / wls_struct | WAPE | node x origins |",
         "| --- | --- | ---: | ---: | ---: | ---: |",

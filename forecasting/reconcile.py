@@ -123,7 +123,13 @@ def _shrunk_covariance(resid: np.ndarray) -> np.ndarray:
     d = corr**2
     np.fill_diagonal(d, 0.0)
     lam = float(np.clip(v.sum() / d.sum(), 0.0, 1.0)) if d.sum() > 0 else 1.0
-    return lam * np.diag(np.diag(cov)) + (1 - lam) * cov
+    shrunk = lam * np.diag(np.diag(cov)) + (1 - lam) * cov
+    # a node whose residuals are all 0 (a rep hired after the window: forecast 0, booked 0) has no variance;
+    # floor it so W stays invertible (that node then just follows its parent's split)
+    floor = max(float(np.mean(np.diag(cov))) * 1e-6, 1e-12)
+    idx = np.diag_indices_from(shrunk)
+    shrunk[idx] = np.maximum(shrunk[idx], floor)
+    return shrunk
 
 
 def projection(h: Hierarchy, method: str = NIGHTLY_METHOD, residuals: np.ndarray | None = None) -> np.ndarray:
