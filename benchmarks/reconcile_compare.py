@@ -103,9 +103,15 @@ def _complete(at: pd.DataFrame, nodes: list[tuple[str, str]], months: pd.Datetim
     return out, filled
 
 
-def compare(base: pd.DataFrame, s: Any, evaluate: int) -> tuple[pd.DataFrame, int]:
+def compare(base: pd.DataFrame, s: Any, evaluate: int, residuals: str = "one-step",
+            nightly_origins: int = 6) -> tuple[pd.DataFrame, int]:
     """Reconcile the last `evaluate` origins with every method; one row per method, node (company and region)
-    and origin, and how many node-months had no base forecast (0 used)."""
+    and origin, and how many node-months had no base forecast (0 used).
+
+    `residuals` is what MinT's covariance is estimated from at each evaluated origin: "one-step", the one-step
+    errors of every earlier origin; "nightly", what the nightly run has there: every step's error of the
+    `nightly_origins` backtest origins whose scored months all closed before it (its own track record).
+    """
     from forecasting.reconcile import reconcile
 
     meta = s.meta.set_index("series_id")
@@ -121,9 +127,22 @@ def compare(base: pd.DataFrame, s: Any, evaluate: int) -> tuple[pd.DataFrame, in
         at, filled = _complete(base[base["origin"] == origin], nodes, months, actuals)
         filled_total += filled
         earlier = []
-        for prev in [o for o in origins if o < origin]:  # one-step errors whose month closed before `origin`
-            one = _complete(base[base["origin"] == prev], nodes, pd.DatetimeIndex([prev]), actuals)[0]
-            earlier.append(one.assign(residual=one["y"] - one["yhat"]))
+        if residuals == "one-step":
+            for prev in [o for o in origins if o < origin]:  # one-step errors whose month closed before `origin`
+                one = _complete(base[base["origin"] == prev], nodes, pd.DatetimeIndex([prev]), actuals)[0]
+                earlier.append(one.assign(residual=one["y"] - one["yhat"]))
+        else:
+            i = origins.index(origin)
+            window = origins[max(0, i - horizon - nightly_origins + 1): max(0, i - horizon + 1)]
+            if len(window) < nightly_origins:
+                raise SystemExit(f"origin {origin.date()} has {len(window)} closed backtest origins before it; "
+                                 f"raise --origins to at least {evaluate + horizon + nightly_origins - 1}")
+            for k, prev in enumerate(window):  # one row per (origin, step): a distinct time index for MinT
+                part = _complete(base[base["origin"] == prev], nodes,
+                                 pd.date_range(prev, periods=horizon, freq="MS"), actuals)[0]
+                part = part.assign(residual=part["y"] - part["yhat"],
+                                   ds=part["ds"].dt.strftime("%Y-%m") + f"/{k}")
+                earlier.append(part)
         resid = pd.concat(earlier)[["level", "node", "ds", "residual"]]
         for method in METHODS:
             if method == "base":
@@ -137,7 +156,7 @@ def compare(base: pd.DataFrame, s: Any, evaluate: int) -> tuple[pd.DataFrame, in
                 err = np.abs(g["y"] - g["yhat"])
                 scored.append({"method": method, "level": level, "origin": origin,
                                "mase": float(err.mean() / g["scale"].iloc[0]), "abs_err": float(err.sum()),
-                               "abs_y": float(np.abs(g["y"]).sum()), "resid_rows": len(earlier)})
+                               "abs_y": float(np.abs(g["y"]).sum()), "resid_rows": resid["ds"].nunique()})
     return pd.DataFrame(scored), filled_total
 
 
@@ -161,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--origins", type=int, default=18, help="rolling origins (the earlier ones feed MinT)")
     parser.add_argument("--evaluate", type=int, default=6, help="last origins reconciled and scored")
     parser.add_argument("--processes", type=int, default=None)
+    parser.add_argument("--residuals", choices=["one-step", "nightly"], default="one-step",
+                        help="MinT's covariance from the one-step errors of every earlier origin, or from what the "
+                             "nightly run has: all steps of the 6 backtest origins before it")
     parser.add_argument("--reuse-base", action="store_true", help="reuse the base forecasts of an earlier run")
     parser.add_argument("--out", type=Path, help="append the results as a Markdown section to this file")
     args = parser.parse_args(argv)
@@ -174,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         base, s = base_forecasts(wh, args.horizon, args.origins, args.processes)
         kept.write_bytes(pickle.dumps((base, s)))
     fit_s = time.perf_counter() - t0
-    scored, filled = compare(base, s, args.evaluate)
+    scored, filled = compare(base, s, args.evaluate, args.residuals)
     table = summarise(scored)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
@@ -185,10 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"- machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}); commit {commit.strip()}",
         f"- command: `.venv/bin/python benchmarks/reconcile_compare.py --scale {args.scale} --origins {args.origins} "
-        f"--evaluate {args.evaluate}` (horizon {args.horizon}); base forecasts fitted in {fit_s:.0f} s",
+        f"--evaluate {args.evaluate} --residuals {args.residuals}` (horizon {args.horizon}); base forecasts fitted in "
+        f"{fit_s:.0f} s",
         f"- tree: {json.dumps(counts)}; MinT/WLS-variance covariance from {resid_rows[0]}-{resid_rows[-1]} "
-        f"one-step errors of earlier origins; {filled} node-months without a base forecast (reps hired later) "
-        "forecast 0",
+        f"error rows ({args.residuals}) of earlier origins; {filled} node-months without a base forecast "
+        "(reps hired later) forecast 0",
         "",
         "| level | method | MASE | MASE / wls_struct | WAPE | node x origins |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
