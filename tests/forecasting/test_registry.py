@@ -105,12 +105,25 @@ def test_selection_never_mixes_in_a_method_the_backtest_shows_poor():
         assert np.allclose(sel.scaled_errors[sel.model], np.mean([sel.scaled_errors[m] for m in members], axis=0))
 
 
-def test_a_chosen_mean_is_refitted_as_the_mean_of_its_members():
-    cands = [Candidate("seasonal_naive", "seasonal_naive"), Candidate("theta", "theta"),
-             Candidate("theta_again", "theta")]
-    hist = trending(40, seed=3)
+def _line_plus(history: pd.DataFrame, horizon: int, offset: float = 0.0) -> np.ndarray:
+    """The straight line through the history, shifted by `offset`: errs by exactly -offset."""
+    y = history["y"].to_numpy(dtype=float)
+    slope, level = np.polyfit(np.arange(len(y)), y, 1)
+    return level + slope * np.arange(len(y), len(y) + horizon) + offset
+
+
+def test_a_chosen_mean_is_refitted_as_the_mean_of_its_members(monkeypatch):
+    from forecasting import models
+
+    monkeypatch.setitem(models.METHOD_KINDS, "line", _line_plus)
+    cands = [Candidate("seasonal_naive", "seasonal_naive"), Candidate("high", "line", {"offset": 5.0}),
+             Candidate("low", "line", {"offset": -5.0}), Candidate("higher", "line", {"offset": 9.0})]
+    hist = monthly(100 + 2.0 * np.arange(40))
     fc, sel = forecast(hist, 6, 3, cands)
-    assert sel.model == "mean(theta,theta_again)"  # equal scores: both are in, seasonal naive is not
+    # high and low score alike and their errors cancel: the mean of those two scores best (0), so k = 2;
+    # adding the third best (higher) or seasonal naive would make the mean worse
+    assert sel.model == "mean(high,low)"
+    assert sel.scores["mean(high,low)"] == pytest.approx(0, abs=1e-9)
     members = {c.name: c for c in cands}
     expected = np.mean([members[m].predict_values(hist, 6) for m in sel.params["members"]], axis=0)
     assert np.allclose(fc["yhat"], expected)
@@ -123,7 +136,7 @@ def test_the_nightly_cache_key_changes_with_the_registry(monkeypatch, tmp_path):
     hist = trending(30)
     before = fit_fingerprint("company", hist, 12, 6, "full")
     edited = tmp_path / "forecast_methods.yml"
-    edited.write_text(METHODS_FILE.read_text(encoding="utf-8").replace("combine_max: 3", "combine_max: 2"),
+    edited.write_text(METHODS_FILE.read_text(encoding="utf-8").replace("combine_max: 5", "combine_max: 2"),
                       encoding="utf-8")
     monkeypatch.setattr(nightly, "METHODS_FILE", Path(edited))
     assert fit_fingerprint("company", hist, 12, 6, "full") != before
@@ -161,8 +174,9 @@ def test_the_nightly_default_set_is_one_prophet_with_autoets_and_autotheta():
     grid = load_settings().forecast_prophet_grid
     assert grid == Settings().forecast_prophet_grid == "primary"
     kinds = [c.kind for c in default_candidates(prophet_grid=grid)]
-    assert kinds.count("prophet") == 1 and kinds.count("statsforecast") == 2
-    assert {c.name for c in default_candidates(prophet_grid=grid)} >= {"auto_ets", "auto_theta", "seasonal_naive"}
+    assert kinds.count("prophet") == 1 and kinds.count("statsforecast") == 4  # AutoARIMA: backtest only
+    assert {c.name for c in default_candidates(prophet_grid=grid)} >= {"auto_ets", "auto_theta", "auto_ces", "dotm",
+                                                                        "seasonal_naive"}
 
 
 def test_intervals_are_split_conformal_at_each_step():
