@@ -383,7 +383,9 @@ def forecast_chunks(work_dir: Path, chunks: list[str], horizon: int = HORIZON, o
         rows.to_parquet(tmp, index=False)
         tmp.replace(out)  # a chunk's result appears whole or not at all
         done.append({"chunk": chunk, "series": len(plan["chunks"][chunk]), "fitted": fitted,
-                     "reused": cache_use["reused"], "models": rows.groupby("model")["series_id"].nunique().to_dict()})
+                     "reused": cache_use["reused"],
+                     "models": rows[rows["is_selected"] & ~rows["is_backtest"]].groupby("model")["series_id"]
+                     .nunique().to_dict()})
     return done
 
 
