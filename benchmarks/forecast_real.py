@@ -269,10 +269,10 @@ def report(args: argparse.Namespace) -> None:
                      f"{np.mean(ets + d) / np.mean(ets):.3f}")
     cov = {t: np.mean(np.concatenate(step_cov[t]), axis=0) for t in types}
     lines += ["", f"80% coverage of '{args.step_rule}' per horizon step (pooled over origins and series):", "",
-              "| type | " + " | ".join(f"h{i + 1}" for i in range(data["horizon"])) + " |",
-              "| --- | " + " | ".join("---:" for _ in range(data["horizon"])) + " |"]
+              "| type | " + " | ".join(f"h{i + 1}" for i in range(data["horizon"])) + " | all steps |",
+              "| --- | " + " | ".join("---:" for _ in range(data["horizon"])) + " | ---: |"]
     for t in types:
-        lines.append(f"| {t} | " + " | ".join(f"{v:.2f}" for v in cov[t]) + " |")
+        lines.append(f"| {t} | " + " | ".join(f"{v:.2f}" for v in cov[t]) + f" | {np.mean(cov[t]):.2f} |")
     print("\n".join(lines))
 
 
