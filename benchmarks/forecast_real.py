@@ -203,6 +203,8 @@ def _rules(o: dict, singles: list[str]) -> dict[str, tuple[list[str], str]]:
         "mean of ETS, CES, DOTM (fixed)": (["auto_ets", "auto_ces", "dotm"], "mean"),
         "SCUM: median of ETS, CES, ARIMA, DOTM (fixed)": (["auto_ets", "auto_ces", "auto_arima", "dotm"], MEDIAN),
         "median of best 5 by backtest, + CES + DOTM": (_members_new(s, plus, k_max=5, within=math.inf), MEDIAN),
+        "median of best 5 within 2x the best, + CES + DOTM": (_members_new(s, plus, k_max=5, within=1.0), MEDIAN),
+        "median of best 5 within 50%, + CES + DOTM": (_members_new(s, plus, k_max=5, within=0.5), MEDIAN),
         "old rule (fixed mix + 20%)": (_members_old(o), "mean"),
         "plain minimum, + CES + DOTM": (_members_new(s, plus, k_max=1), "mean"),
     }

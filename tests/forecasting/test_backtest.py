@@ -6,7 +6,7 @@ import pytest
 
 import forecasting.backtest as bt
 from forecasting.backtest import RESULT_COLUMNS, backtest, build_parser, main, read_series_csv
-from forecasting.models import Candidate, default_candidates, select_model
+from forecasting.models import Candidate, default_candidates, load_methods, select_model
 
 NAIVE = [Candidate("seasonal_naive", "seasonal_naive")]
 
@@ -40,10 +40,12 @@ def test_backtest_has_every_candidate_seasonal_naive_and_selected():
     picks = out.attrs["selected_models"]
     singles = set(out["model"].iloc[:-1])
     assert len(picks) == 2
-    for pick in picks:  # a candidate, or the mean of a few: mean(a,b)
-        members = pick[len("mean("):-1].split(",") if pick.startswith("mean(") else [pick]
-        assert set(members) <= singles and len(members) <= 3
-    if len(set(picks)) == 1:  # the same pick at both origins: the selected row is that candidate's row
+    reg = load_methods()
+    for pick in picks:  # a candidate, or the registry's combination of a few: median(a,b,c)
+        combined = pick.startswith(f"{reg.combine}(")
+        members = pick[len(reg.combine) + 1:-1].split(",") if combined else [pick]
+        assert set(members) <= singles and len(members) <= reg.combine_max
+    if len(set(picks)) == 1 and picks[0] in singles:  # the same single pick at both origins: its own row
         pd.testing.assert_series_equal(
             out.set_index("model").loc["selected"], out.set_index("model").loc[picks[0]], check_names=False
         )
