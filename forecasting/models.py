@@ -697,10 +697,11 @@ def select_model(history: pd.DataFrame, horizon: int, origins: int,
     of the best 5, none scoring over twice the best: a median of several good methods is robust to one of
     them going astray, which a mean is not, and no method is in it for being in a fixed mix (a fixed mix
     with seasonal naive scored MASE 3.0 on trending series). On M3/Tourism samples at 48 months the median
-    of the best 5 scored 0.964x and 0.941x AutoETS where the earlier mean of the best <= 3 within 20% scored 0.972x and 0.986x, and the mean of a
-    backtest-chosen k 0.944x and 1.032x (benchmarks/forecast_backtest_real.md). `combine_max=1` is the plain
-    minimum. A perfect backtest (MASE 0, e.g. seasonal_naive on a repeating series) is taken alone. The
-    combination's backtest errors are the same combination of its members' (the same origins and scale).
+    of the best 5 scored 0.964x and 0.941x AutoETS where the earlier mean of the best <= 3 within 20%
+    scored 0.972x and 0.986x, and the mean of a backtest-chosen k 0.944x and 1.032x
+    (benchmarks/forecast_backtest_real.md). `combine_max=1` is the plain minimum. A perfect backtest
+    (MASE 0, e.g. seasonal_naive on a repeating series) is taken alone. The combination's backtest errors
+    are the same combination of its members' (the same origins and scale).
     Only the history passed in is used. With no room for any origin the choice is seasonal_naive (which then
     falls back to the naive mean), `scores` empty.
     """
