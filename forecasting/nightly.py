@@ -93,9 +93,38 @@ def load_series(con: duckdb.DuckDBPyConnection | Any, levels: tuple[str, ...] = 
     return SeriesSet(series, meta.reset_index(drop=True), mapping.reset_index(drop=True))
 
 
-def _reconcile(rows: pd.DataFrame, s: SeriesSet) -> tuple[pd.DataFrame, str]:
-    """Make rep, team, region and company add up; then scale segments to the company total."""
-    from forecasting.reconcile import NIGHTLY_METHOD, reconcile
+def backtest_residuals(track: pd.DataFrame, s: SeriesSet) -> pd.DataFrame:
+    """The published method's backtest errors per tree node, for MinT: rows level, node, ds, residual.
+
+    One time index per (origin, month) of the track record (`is_backtest` rows of the choice). A node with no
+    forecast at an origin (a rep hired after it) counts as forecasting 0: its residual is what it booked.
+    """
+    bt = track[track["is_backtest"] & track["is_selected"] & track["level"].isin(TREE)]
+    if bt.empty:
+        return pd.DataFrame(columns=["level", "node", "ds", "residual"])
+    keys = s.meta.set_index("series_id")
+    actual = {sid: g.set_index("ds")["y"] for sid, g in s.series.items()}
+    times = bt[bt["level"] == "company"][["as_of_date", "period_start"]].drop_duplicates()
+    nodes = s.meta.loc[s.meta["level"].isin(TREE), ["series_id", "level"]]  # every node, with a track or not
+    grid = times.merge(nodes, how="cross").merge(bt[["series_id", "as_of_date", "period_start", "yhat"]],
+                                                  on=["series_id", "as_of_date", "period_start"], how="left")
+    grid["yhat"] = grid["yhat"].fillna(0.0)
+    grid["actual"] = [float(actual[sid].get(pd.Timestamp(p), 0.0)) if sid in actual else 0.0
+                      for sid, p in zip(grid["series_id"], grid["period_start"], strict=True)]
+    grid["node"] = [("company" if lv == "company" else str(keys.loc[sid, "series_key"]))
+                    for sid, lv in zip(grid["series_id"], grid["level"], strict=True)]
+    grid["ds"] = grid["as_of_date"].astype(str) + "/" + grid["period_start"].astype(str)
+    grid["residual"] = grid["actual"] - grid["yhat"]
+    return grid[["level", "node", "ds", "residual"]]
+
+
+def _reconcile(rows: pd.DataFrame, s: SeriesSet, residuals: pd.DataFrame | None = None) -> tuple[pd.DataFrame, str]:
+    """Make rep, team, region and company add up; then scale segments to the company total.
+
+    MinT-shrink (NIGHTLY_METHOD) with the covariance of the track record's errors (`backtest_residuals`);
+    without enough of them (under 3 periods, or a node missing) structural WLS, which needs none.
+    """
+    from forecasting.reconcile import NIGHTLY_METHOD, NO_RESIDUALS_METHOD, reconcile
 
     tree = rows[rows["level"].isin(["company", "region", "team", "rep"])].copy()
     tree["node"] = np.where(tree["level"] == "company", "company", tree["series_key"])
@@ -108,16 +137,25 @@ def _reconcile(rows: pd.DataFrame, s: SeriesSet) -> tuple[pd.DataFrame, str]:
         | ((tree["level"] == "team") & tree["node"].isin(teams))
         | ((tree["level"] == "rep") & tree["node"].isin(set(s.mapping["rep"])))
     )
-    method = NIGHTLY_METHOD
+    def run(base: pd.DataFrame, levels: tuple[str, ...]) -> tuple[pd.DataFrame, str]:
+        if residuals is not None and residuals["ds"].nunique() >= 3:
+            try:
+                return reconcile(base, s.mapping, method=NIGHTLY_METHOD, residuals=residuals,
+                                 levels=levels), NIGHTLY_METHOD
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                if "sits under more than one" in str(exc):
+                    raise
+                log.warning("%s failed (%s); reconciling with %s", NIGHTLY_METHOD, exc, NO_RESIDUALS_METHOD)
+        return reconcile(base, s.mapping, method=NO_RESIDUALS_METHOD, levels=levels), NO_RESIDUALS_METHOD
+
     try:
-        rec = reconcile(tree[wanted], s.mapping, method=method)
+        rec, method = run(tree[wanted], ("team", "region"))
     except ValueError as exc:
         # a team spanning two regions (or a node without a forecast) breaks the tree: sum reps bottom-up
         # into teams and the company, and leave regions as forecast
         log.warning("reconciliation over rep > team > region failed (%s); reconciling rep > team only", exc)
-        method = f"{NIGHTLY_METHOD} (rep > team > company; regions not reconciled)"
-        rec = reconcile(tree[wanted & (tree["level"] != "region")], s.mapping, method=NIGHTLY_METHOD,
-                        levels=("team",))
+        rec, used = run(tree[wanted & (tree["level"] != "region")], ("team",))
+        method = f"{used} (rep > team > company; regions not reconciled)"
     rec = rec.drop(columns=["node", "ds"])
     out = pd.concat([rows[~rows.index.isin(tree[wanted].index)], rec], ignore_index=True)
     # segments split the same company total: scale them (and their bounds) to it, month by month
@@ -438,7 +476,7 @@ def assemble_forecasts(work_dir: Path, as_of: date, run_id: str) -> pd.DataFrame
     if set(TREE) <= set(levels):
         # only tonight's chosen forecasts are reconciled; Prophet's own and the backtest rows are each
         # series' own forecast, as they were scored
-        rec, method = _reconcile(rows[published].reset_index(drop=True), s)
+        rec, method = _reconcile(rows[published].reset_index(drop=True), s, backtest_residuals(rows, s))
         rows = pd.concat([rec.assign(_reconciled=True), rows[~published].assign(_reconciled=False)],
                          ignore_index=True)
     else:

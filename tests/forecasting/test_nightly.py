@@ -85,6 +85,9 @@ def test_every_level_is_forecast_coherent_and_passes_the_checks(con, whole, tmp_
     np.testing.assert_allclose(wide[["segment:SMB", "segment:Enterprise"]].sum(axis=1), wide["company:all"], rtol=1e-9)
     assert validate_forecasts(rows).success  # no nulls, nested, non-negative, one row per series and period
     assert rows["model_params"].str.contains('"reconciliation"').all()
+    # MinT-shrink on the track record's errors (2 origins x 3 months), not the no-residuals fallback
+    tree = rows[rows["level"] != "segment"]
+    assert tree["model_params"].str.contains('"reconciliation": "mint_shrink"').all()
     assert 30_000 < rows.loc[rows["series_id"] == "company:all", "yhat"].mean() < 150_000
     assert store_forecasts(con, whole) == len(whole)
     assert con.execute(f"select count(distinct series_id) from {FORECAST_TABLE}").fetchall()[0][0] == 13
@@ -115,6 +118,27 @@ def test_prophet_is_stored_beside_every_choice_and_the_backtest_is_a_track_recor
         assert set(g["model"]) == set(live.loc[live["series_id"] == sid, "model"]), sid
         assert (g["training_end"] < g["period_start"]).all()
     assert set(track["series_id"]) == set(live["series_id"])
+
+
+def test_backtest_residuals_cover_every_node_and_count_a_missing_forecast_as_zero(con, whole):
+    from forecasting.nightly import backtest_residuals
+
+    s = load_series(con)
+    res = backtest_residuals(whole, s)
+    assert res["ds"].nunique() == 6  # 2 origins x 3 months
+    assert set(res["level"]) == {"company", "region", "team", "rep"}
+    assert res.groupby(["level", "node"]).size().eq(6).all()  # a complete grid: MinT needs every node each time
+    track = whole[whole["is_backtest"] & whole["is_selected"] & (whole["series_id"] == "company:all")]
+    first = track.sort_values(["as_of_date", "period_start"]).iloc[0]
+    actual = s.series["company:all"].set_index("ds")["y"][pd.Timestamp(first["period_start"])]
+    got = res[(res["level"] == "company") & (res["ds"] == f"{first['as_of_date']}/{first['period_start']}")]
+    assert got["residual"].iloc[0] == pytest.approx(actual - first["yhat"])
+    gone = backtest_residuals(whole[whole["series_id"] != "rep:r1"], s)  # r1 had no forecast: residual = actual
+    r1 = gone[(gone["level"] == "rep") & (gone["node"] == "r1")].set_index("ds")["residual"]
+    assert len(r1) == 6 and (r1 > 0).all()
+    months = pd.to_datetime(r1.index.str.split("/").str[1])
+    expected = s.series["rep:r1"].set_index("ds")["y"].reindex(months).fillna(0).to_numpy()
+    np.testing.assert_allclose(r1.to_numpy(), expected)
 
 
 def test_no_bookings_gives_no_rows():

@@ -97,8 +97,8 @@ def test_bottom_up_is_the_sum_of_rep_forecasts():
     np.testing.assert_array_equal(reps["yhat"], reps["yhat_base"])
 
 
-def test_nightly_method_needs_no_residuals_and_pulls_reps_toward_aggregates():
-    assert NIGHTLY_METHOD == "wls_struct"
+def test_the_default_method_needs_no_residuals_and_pulls_reps_toward_aggregates():
+    assert NIGHTLY_METHOD == "mint_shrink"  # with residuals; reconcile's default needs none (wls_struct)
     base = base_forecasts(coherent=True)
     # the company forecast says 20% more than its reps add up to: the reps move up, the company moves down
     bump = base["level"] == "company"
