@@ -172,6 +172,11 @@ def read_series_csv(path: Path) -> pd.DataFrame:
             raw_ds, raw_y = (row.get("ds") or "").strip(), (row.get("y") or "").strip()
             if not raw_ds and not raw_y:
                 continue  # blank line
+            if not raw_ds:
+                raise SeriesFileError(f"{path}, line {line}: ds is missing (y {raw_y!r} has no month)")
+            if not raw_y:
+                raise SeriesFileError(f"{path}, line {line}: y is missing for {raw_ds} "
+                                      "(a month without bookings is 0, not blank)")
             try:
                 stamp = pd.Timestamp(raw_ds)
                 if pd.isna(stamp):
@@ -191,17 +196,35 @@ def read_series_csv(path: Path) -> pd.DataFrame:
             lines.append(line)
     if not ds:
         raise SeriesFileError(f"{path}: no data rows")
-    df = pd.DataFrame({"ds": pd.DatetimeIndex(ds).to_period("M").to_timestamp(), "y": ys, "line": lines})
+    df = pd.DataFrame({"ds": pd.DatetimeIndex(ds).to_period("M").to_timestamp(), "y": ys, "line": lines,
+                       "raw": ds})
     dup = df[df["ds"].duplicated(keep=False)]
     if not dup.empty:
         month = dup["ds"].iloc[0]
-        at = ", ".join(str(v) for v in dup.loc[dup["ds"] == month, "line"])
+        same = dup[dup["ds"] == month]
+        at = ", ".join(str(v) for v in same["line"])
+        if len(df) > 1.5 * df["ds"].nunique():  # most months repeat: weekly or daily rows, not one per month
+            days = abs((same["raw"].iloc[1] - same["raw"].iloc[0]).days)
+            raise SeriesFileError(
+                f"{path}, lines {at}: dates are not monthly ({same['raw'].iloc[0].date()} and "
+                f"{same['raw'].iloc[1].date()} are {days} days apart, in the same month); give one row per month "
+                "(sum the bookings of each month)")
         raise SeriesFileError(f"{path}, lines {at}: month {month.strftime('%Y-%m')} appears more than once")
     df = df.sort_values("ds").reset_index(drop=True)
-    expected = pd.date_range(df["ds"].iloc[0], df["ds"].iloc[-1], freq="MS")
-    if len(expected) != len(df):
-        gap = expected.difference(pd.DatetimeIndex(df["ds"]))[0]
-        raise SeriesFileError(f"{path}: month {gap.strftime('%Y-%m')} is missing (rows must be consecutive months)")
+    steps = (df["ds"].dt.year * 12 + df["ds"].dt.month).diff().iloc[1:]
+    if len(steps) and steps.median() > 1:  # quarterly or yearly rows
+        i = int(steps.reset_index(drop=True).gt(1).idxmax()) + 1
+        raise SeriesFileError(
+            f"{path}, line {df['line'].iloc[i]}: dates are not monthly (rows are {int(steps.median())} months "
+            f"apart, e.g. {df['ds'].iloc[i - 1].strftime('%Y-%m')} then {df['ds'].iloc[i].strftime('%Y-%m')}); "
+            "give one row per month")
+    if len(steps) and steps.max() > 1:
+        i = int(steps.reset_index(drop=True).gt(1).idxmax()) + 1
+        gap = df["ds"].iloc[i - 1] + pd.offsets.MonthBegin(1)
+        raise SeriesFileError(
+            f"{path}, line {df['line'].iloc[i]}: month {gap.strftime('%Y-%m')} is missing (rows must be consecutive "
+            f"months: {df['ds'].iloc[i - 1].strftime('%Y-%m')} is followed by {df['ds'].iloc[i].strftime('%Y-%m')}; "
+            "a month without bookings is a row with y 0)")
     return df[["ds", "y"]]
 
 

@@ -33,7 +33,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from forecasting.bookings import code_version
+from forecasting.bookings import FORECAST_COLUMNS, code_version
 from forecasting.models import METHODS_FILE
 from salesos.hierarchy import level_names
 
@@ -94,9 +94,38 @@ def load_series(con: duckdb.DuckDBPyConnection | Any, levels: tuple[str, ...] = 
     return SeriesSet(series, meta.reset_index(drop=True), mapping.reset_index(drop=True))
 
 
-def _reconcile(rows: pd.DataFrame, s: SeriesSet) -> tuple[pd.DataFrame, str]:
-    """Make rep, team, region and company add up; then scale segments to the company total."""
-    from forecasting.reconcile import NIGHTLY_METHOD, reconcile
+def backtest_residuals(track: pd.DataFrame, s: SeriesSet) -> pd.DataFrame:
+    """The published method's backtest errors per tree node, for MinT: rows level, node, ds, residual.
+
+    One time index per (origin, month) of the track record (`is_backtest` rows of the choice). A node with no
+    forecast at an origin (a rep hired after it) counts as forecasting 0: its residual is what it booked.
+    """
+    bt = track[track["is_backtest"] & track["is_selected"] & track["level"].isin(TREE)]
+    if bt.empty:
+        return pd.DataFrame(columns=["level", "node", "ds", "residual"])
+    keys = s.meta.set_index("series_id")
+    actual = {sid: g.set_index("ds")["y"] for sid, g in s.series.items()}
+    times = bt[bt["level"] == "company"][["as_of_date", "period_start"]].drop_duplicates()
+    nodes = s.meta.loc[s.meta["level"].isin(TREE), ["series_id", "level"]]  # every node, with a track or not
+    grid = times.merge(nodes, how="cross").merge(bt[["series_id", "as_of_date", "period_start", "yhat"]],
+                                                  on=["series_id", "as_of_date", "period_start"], how="left")
+    grid["yhat"] = grid["yhat"].fillna(0.0)
+    grid["actual"] = [float(actual[sid].get(pd.Timestamp(p), 0.0)) if sid in actual else 0.0
+                      for sid, p in zip(grid["series_id"], grid["period_start"], strict=True)]
+    grid["node"] = [("company" if lv == "company" else str(keys.loc[sid, "series_key"]))
+                    for sid, lv in zip(grid["series_id"], grid["level"], strict=True)]
+    grid["ds"] = grid["as_of_date"].astype(str) + "/" + grid["period_start"].astype(str)
+    grid["residual"] = grid["actual"] - grid["yhat"]
+    return grid[["level", "node", "ds", "residual"]]
+
+
+def _reconcile(rows: pd.DataFrame, s: SeriesSet, residuals: pd.DataFrame | None = None) -> tuple[pd.DataFrame, str]:
+    """Make rep, team, region and company add up; then scale segments to the company total.
+
+    MinT-shrink (NIGHTLY_METHOD) with the covariance of the track record's errors (`backtest_residuals`);
+    without enough of them (under 3 periods, or a node missing) structural WLS, which needs none.
+    """
+    from forecasting.reconcile import NIGHTLY_METHOD, NO_RESIDUALS_METHOD, reconcile
 
     tree = rows[rows["level"].isin(["company", "region", "team", "rep"])].copy()
     tree["node"] = np.where(tree["level"] == "company", "company", tree["series_key"])
@@ -109,16 +138,25 @@ def _reconcile(rows: pd.DataFrame, s: SeriesSet) -> tuple[pd.DataFrame, str]:
         | ((tree["level"] == "team") & tree["node"].isin(teams))
         | ((tree["level"] == "rep") & tree["node"].isin(set(s.mapping["rep"])))
     )
-    method = NIGHTLY_METHOD
+    def run(base: pd.DataFrame, levels: tuple[str, ...]) -> tuple[pd.DataFrame, str]:
+        if residuals is not None and residuals["ds"].nunique() >= 3:
+            try:
+                return reconcile(base, s.mapping, method=NIGHTLY_METHOD, residuals=residuals,
+                                 levels=levels), NIGHTLY_METHOD
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                if "sits under more than one" in str(exc):
+                    raise
+                log.warning("%s failed (%s); reconciling with %s", NIGHTLY_METHOD, exc, NO_RESIDUALS_METHOD)
+        return reconcile(base, s.mapping, method=NO_RESIDUALS_METHOD, levels=levels), NO_RESIDUALS_METHOD
+
     try:
-        rec = reconcile(tree[wanted], s.mapping, method=method)
+        rec, method = run(tree[wanted], ("team", "region"))
     except ValueError as exc:
         # a team spanning two regions (or a node without a forecast) breaks the tree: sum reps bottom-up
         # into teams and the company, and leave regions as forecast
         log.warning("reconciliation over rep > team > region failed (%s); reconciling rep > team only", exc)
-        method = f"{NIGHTLY_METHOD} (rep > team > company; regions not reconciled)"
-        rec = reconcile(tree[wanted & (tree["level"] != "region")], s.mapping, method=NIGHTLY_METHOD,
-                        levels=("team",))
+        rec, used = run(tree[wanted & (tree["level"] != "region")], ("team",))
+        method = f"{used} (rep > team > company; regions not reconciled)"
     rec = rec.drop(columns=["node", "ds"])
     out = pd.concat([rows[~rows.index.isin(tree[wanted].index)], rec], ignore_index=True)
     # segments split the same company total: scale them (and their bounds) to it, month by month
@@ -231,7 +269,7 @@ def forecast_chunk(work_dir: Path, chunk: str, horizon: int = HORIZON, origins: 
                            cache_dir, reuse)[0]
 
 
-CACHE_COLUMNS_DATES = ("period_start", "training_start", "training_end")
+CACHE_COLUMNS_DATES = ("period_start", "training_start", "training_end", "as_of_date")
 _FIT_CODE = ("models.py", "backtest.py")  # the modules whose code decides a series' forecast
 _FIT_LIBRARIES = ("prophet", "cmdstanpy", "statsforecast", "coreforecast", "statsmodels", "numpy", "pandas", "scipy")
 
@@ -294,6 +332,39 @@ def _cache_put(cache_dir: Path, key: str, rows: pd.DataFrame, prophet_json: Path
     tmp.replace(cache_dir / f"{key}.parquet")  # written last: an entry is whole or absent
 
 
+def series_rows(series_id: str, hist: pd.DataFrame, res: Any, record: dict[str, Any]) -> pd.DataFrame:
+    """One series' rows for fct_forecasts: the choice, Prophet's own forecast, and the backtest track record.
+
+    The choice's rows are the published ones (`is_selected`); the primary Prophet's forecast is stored beside
+    it under its own model name (unless Prophet is the choice) so the accuracy mart scores both; the backtest's
+    out-of-sample forecasts of both at each origin are `is_backtest` rows with the origin as their as-of date
+    (live rows get the run's as-of date in `assemble_forecasts`).
+    """
+    selected = res.selection.model
+    start = hist["ds"].min().date()
+    parts = []
+    live = {selected: res.forecast, **res.selection.companions}
+    for model, fc in live.items():
+        part = fc.copy()
+        part["horizon"] = np.arange(1, len(part) + 1)
+        part["training_end"] = hist["ds"].max()
+        part["as_of_date"] = pd.NaT
+        part["model"] = model
+        part["is_backtest"] = False
+        parts.append(part)
+    if len(res.track):
+        parts.append(res.track.assign(is_backtest=True))
+    rows = pd.concat(parts, ignore_index=True)
+    rows["series_id"] = series_id
+    rows["period_start"] = pd.to_datetime(rows["ds"]).dt.date
+    rows["training_start"] = start
+    rows["training_end"] = pd.to_datetime(rows["training_end"]).dt.date
+    rows["as_of_date"] = pd.to_datetime(rows["as_of_date"]).dt.date
+    rows["is_selected"] = rows["model"] == selected
+    rows["_selection"] = json.dumps(record, sort_keys=True, default=str)
+    return rows.drop(columns=["ds"])
+
+
 def forecast_chunks(work_dir: Path, chunks: list[str], horizon: int = HORIZON, origins: int = ORIGINS,
                     processes: int | None = None, models_dir: Path | None = None,
                     prophet_grid: str = "full", cache_dir: Path | None = None, reuse: bool = True) -> list[dict]:
@@ -331,20 +402,11 @@ def forecast_chunks(work_dir: Path, chunks: list[str], horizon: int = HORIZON, o
     results = forecast_many({sid: s.series[sid] for sid in todo}, horizon=horizon, origins=origins,
                             processes=processes, prophet_grid=prophet_grid) if todo else {}
     for sid, res in results.items():
-        fc = res.forecast.copy()
-        hist = s.series[sid]
-        fc["series_id"] = sid
-        fc["period_start"] = pd.to_datetime(fc["ds"]).dt.date
-        fc["horizon"] = np.arange(1, len(fc) + 1)
-        fc["training_start"] = hist["ds"].min().date()
-        fc["training_end"] = hist["ds"].max().date()
-        fc["model"] = res.selection.model
         record = res.selection.as_record()
         if models_dir is not None and res.selection.prophet_models:
             path = save_prophet_models(models_dir, sid, res.selection.model, res.selection.prophet_models)
             record["prophet_json"] = path.name
-        fc["_selection"] = json.dumps(record, sort_keys=True, default=str)
-        frames[sid] = fc.drop(columns=["ds"])
+        frames[sid] = series_rows(sid, s.series[sid], res, record)
         if cache_dir is not None:
             kept = models_dir / record["prophet_json"] if models_dir is not None and "prophet_json" in record else None
             _cache_put(cache_dir, keys[sid], frames[sid], kept)
@@ -360,7 +422,9 @@ def forecast_chunks(work_dir: Path, chunks: list[str], horizon: int = HORIZON, o
         rows.to_parquet(tmp, index=False)
         tmp.replace(out)  # a chunk's result appears whole or not at all
         done.append({"chunk": chunk, "series": len(plan["chunks"][chunk]), "fitted": fitted,
-                     "reused": cache_use["reused"], "models": rows.groupby("model")["series_id"].nunique().to_dict()})
+                     "reused": cache_use["reused"],
+                     "models": rows[rows["is_selected"] & ~rows["is_backtest"]].groupby("model")["series_id"]
+                     .nunique().to_dict()})
     return done
 
 
@@ -405,32 +469,38 @@ def assemble_forecasts(work_dir: Path, as_of: date, run_id: str) -> pd.DataFrame
             raise FileNotFoundError(f"forecast chunk {chunk!r} has no result ({path}): did its task run?")
         frames.append(pd.read_parquet(path))
     rows = pd.concat(frames, ignore_index=True)
-    for col in ("period_start", "training_start", "training_end"):
+    for col in CACHE_COLUMNS_DATES:
         rows[col] = pd.to_datetime(rows[col]).dt.date
     rows = rows.merge(s.meta, on="series_id", how="left")
     levels = tuple(plan["levels"])
+    published = rows["is_selected"] & ~rows["is_backtest"]
     if set(TREE) <= set(levels):
-        rows, method = _reconcile(rows, s)
+        # only tonight's chosen forecasts are reconciled; Prophet's own and the backtest rows are each
+        # series' own forecast, as they were scored
+        rec, method = _reconcile(rows[published].reset_index(drop=True), s, backtest_residuals(rows, s))
+        rows = pd.concat([rec.assign(_reconciled=True), rows[~published].assign(_reconciled=False)],
+                         ignore_index=True)
     else:
         method = None  # without every level of the tree there is nothing to add up
+        rows["_reconciled"] = False
     for col in ("yhat", *BOUNDS):
         rows[col] = rows[col].clip(lower=0)
     rows["yhat_lower_80"] = np.minimum(rows["yhat_lower_80"], rows["yhat"])
     rows["yhat_lower_95"] = np.minimum(rows["yhat_lower_95"], rows["yhat_lower_80"])
     rows["yhat_upper_80"] = np.maximum(rows["yhat_upper_80"], rows["yhat"])
     rows["yhat_upper_95"] = np.maximum(rows["yhat_upper_95"], rows["yhat_upper_80"])
-    reconciled = rows["level"].isin(LEVELS) & (method is not None)
+    reconciled = rows["_reconciled"] & rows["level"].isin(LEVELS) & (method is not None)
     rows["model_params"] = [
         json.dumps({"selection": json.loads(sel), "reconciliation": method if rec else None}, sort_keys=True)
         for sel, rec in zip(rows["_selection"], reconciled, strict=True)
     ]
-    rows["as_of_date"] = as_of
+    rows["as_of_date"] = [as_of if not bt else d for d, bt in zip(rows["as_of_date"], rows["is_backtest"], strict=True)]
     rows["run_id"] = run_id
     rows["code_version"] = code_version()
-    columns = ["as_of_date", "run_id", "series_id", "level", "series_key", "period_start", "horizon", "yhat",
-               "yhat_lower_80", "yhat_upper_80", "yhat_lower_95", "yhat_upper_95", "model", "model_params",
-               "training_start", "training_end", "code_version"]
-    return rows[columns].sort_values(["series_id", "period_start"]).reset_index(drop=True)
+    rows["is_selected"] = rows["is_selected"].astype(bool)
+    rows["is_backtest"] = rows["is_backtest"].astype(bool)
+    order = ["is_backtest", "series_id", "as_of_date", "model", "period_start"]
+    return rows[list(FORECAST_COLUMNS)].sort_values(order).reset_index(drop=True)
 
 
 def forecast_all(
@@ -494,6 +564,8 @@ def write_charts(con: duckdb.DuckDBPyConnection | Any, rows: pd.DataFrame, out_d
     from forecasting.models import _main_script_hidden
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    if "is_selected" in rows.columns:  # the published forecast only: not Prophet's own, not the track record
+        rows = rows[rows["is_selected"] & ~rows["is_backtest"]]
     history = con.execute(
         "select series_id, series_name, month_start, bookings from marts.fct_bookings_monthly where is_complete"
     ).df()

@@ -323,17 +323,21 @@ def _forecast_store(ctx: RunContext) -> dict[str, Any]:
     report = validate_forecasts(rows)
     con = _connect(ctx.build_warehouse)
     try:
+        track_before = _backtest_rows(con)
         written = store_forecasts(con, rows)
+        new_track = _backtest_rows(con) - track_before
     finally:
         con.close()
     if _on_postgres(ctx):
         _copy_to_postgres(ctx, ("forecasts",))
+    scores = _score_track_record(ctx) if new_track else None
     cache_dir, _ = _forecast_cache(ctx, load_settings(ctx.settings_file))
     if cache_dir is not None:
         prune_forecast_cache(_forecast_work(ctx), cache_dir)
+    published = rows["is_selected"] & ~rows["is_backtest"]
     con = _read_marts(ctx)
     try:
-        charts = write_charts(con, rows, ctx.run_dir / "forecast_charts")
+        charts = write_charts(con, rows[published], ctx.run_dir / "forecast_charts")
     finally:
         con.close()
     return _write_step(
@@ -344,13 +348,42 @@ def _forecast_store(ctx: RunContext) -> dict[str, Any]:
             # series fitted tonight, and series whose inputs had not changed, taken from the cache
             **fitted_and_reused(_forecast_work(ctx)),
             "rows": written,
+            # tonight's published forecasts, Prophet's own beside them, and the backtest track record kept
+            "selected_rows": int(published.sum()),
+            "prophet_rows": int((~rows["is_selected"] & ~rows["is_backtest"]).sum()),
+            "backtest_rows": int(rows["is_backtest"].sum()),
+            "backtest_rows_new": int(new_track),  # origins no earlier night had stored
+            "accuracy_rebuilt": scores,
             "checks": report.expectations,
-            "series_per_level": rows.groupby("level")["series_id"].nunique().to_dict(),
-            "models": rows.groupby("model")["series_id"].nunique().to_dict(),
+            "series_per_level": rows[published].groupby("level")["series_id"].nunique().to_dict(),
+            "models": rows[published].groupby("model")["series_id"].nunique().to_dict(),
             "charts": str(ctx.run_dir / "forecast_charts") if charts else None,
             "prophet_models": str(_models_dir(ctx)) if _models_dir(ctx).exists() else None,
         },
     )
+
+
+def _backtest_rows(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute("select count(*) from forecasts.fct_forecasts where is_backtest").fetchall()[0][0])
+
+
+SCORE_MODELS = ["build", "--select", "stg_forecasts__forecasts+", "--exclude-resource-type", "unit_test"]
+
+
+def _score_track_record(ctx: RunContext) -> dict[str, Any]:
+    """Rebuild the forecast accuracy marts once new backtest rows are stored, so they score them tonight.
+
+    The build step ran before the forecast, on the forecasts stored until last night: without this the first
+    night's track record would show in `mart_forecast_accuracy` only a night later. Only the models downstream
+    of the forecast table are built (with their data tests), and only on nights that add a backtest origin
+    (a month closed).
+    """
+    from salesos.transform.dbt_build import run_dbt
+
+    result = run_dbt(SCORE_MODELS, warehouse=ctx.build_warehouse, run_dir=ctx.run_dir / "forecast_scores",
+                     settings=load_settings(ctx.settings_file), as_of=ctx.as_of.isoformat(),
+                     target=ctx.dbt_target, run_id=ctx.run_id)
+    return result.to_dict()
 
 
 def forecast(ctx: RunContext) -> dict[str, Any]:
@@ -556,7 +589,10 @@ def summarize(ctx: RunContext) -> dict[str, Any]:
         "models_built": build_result.get("models", 0),
         "tests_passed": build_result.get("tests_passed", 0),
         "tests_warned": build_result.get("tests_warned", 0),
-        "forecast_rows": steps.get("forecast", {}).get("rows", 0),
+        # the published forecast (one per series and month); Prophet's own and the backtest rows beside it
+        "forecast_rows": steps.get("forecast", {}).get("selected_rows", steps.get("forecast", {}).get("rows", 0)),
+        "forecast_prophet_rows": steps.get("forecast", {}).get("prophet_rows", 0),
+        "forecast_backtest_rows": steps.get("forecast", {}).get("backtest_rows_new", 0),
         "forecast_series": steps.get("forecast", {}).get("series", 0),
         "forecast_charts": steps.get("forecast", {}).get("charts"),
         "projection_rows": projected.get("rows", 0),
@@ -596,7 +632,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"checks run:     {checks['expectations']} expectations, {len(checks['warnings'])} warnings",
         f"models built:   {summary['models_built']}",
         f"tests passed:   {summary['tests_passed']} ({summary['tests_warned']} warned)",
-        f"forecasts:      {summary['forecast_rows']} rows for {summary['forecast_series']} series",
+        f"forecasts:      {summary['forecast_rows']} rows for {summary['forecast_series']} series "
+        f"(+ {summary.get('forecast_prophet_rows', 0)} Prophet rows beside them, "
+        f"{summary.get('forecast_backtest_rows', 0)} new backtest track-record rows)",
         f"projections:    {summary.get('projection_rows', 0)} rows for {summary.get('projection_days', 0)} day(s)",
         "",
         f"warehouse:      {summary['warehouse']}",

@@ -90,6 +90,31 @@ def test_the_first_night_replays_the_projection_and_scores_it(published):
     assert "projection_rules" in summary and "missing_amount" in summary["projection_rules"]
 
 
+def test_the_first_night_has_a_track_record_and_prophet_beside_every_choice(published):
+    """One night on an empty warehouse: the accuracy marts already score a year of backtest forecasts, of the
+    published choice and of Prophet, and finance's view has one forecast per series and month."""
+    from forecasting.models import primary_prophet_name
+
+    ctx, summary = published
+    acc = _table(ctx.warehouse, "select * from marts.mart_forecast_accuracy where is_scored")
+    assert len(acc) > 0 and acc["is_backtest"].all()  # nothing live can be scored yet: the track record is
+    months = pd.to_datetime(acc["period_start"]).dt.to_period("M")
+    assert months.max() == pd.Period(AS_OF, "M") and months.nunique() >= 2  # origins=2 in the fast settings
+    assert {"company", "region", "segment", "team", "rep"} <= set(acc["level"])
+    assert acc["scaled_error"].notna().all()
+    summary_rows = _table(ctx.warehouse, "select * from marts.mart_forecast_accuracy_summary "
+                          "where level = 'company' and horizon = 1")
+    assert {"selected", primary_prophet_name()} <= set(summary_rows["model"])
+    assert (summary_rows["n_backtest"] == summary_rows["n_scored"]).all()
+    published_view = _table(ctx.warehouse, "select as_of_date, series_id, period_start, count(*) n "
+                            "from forecasts.fct_forecasts where is_selected and not is_backtest group by all")
+    assert (published_view["n"] == 1).all() and set(published_view["as_of_date"].astype(str)) == {str(AS_OF)}
+    assert len(published_view) == summary["forecast_rows"]
+    prophet = _table(ctx.warehouse, "select count(distinct series_id) n from forecasts.fct_forecasts "
+                     f"where not is_backtest and model = '{primary_prophet_name()}'")
+    assert prophet["n"].iloc[0] == summary["forecast_series"]  # Prophet for every series, chosen or not
+
+
 def _independent_rep_months(sample: Path) -> pd.DataFrame:
     """Win rate, bookings and attainment per rep and month straight from the CSVs, with pandas."""
     opp = pd.read_csv(sample / "Opportunity.csv", dtype=str, keep_default_na=False)
@@ -229,7 +254,7 @@ def test_fct_opportunities_has_one_row_per_live_opportunity(sample, published):
 def test_rerunning_the_same_date_gives_identical_marts(sample, published, tmp_path):
     ctx, _ = published
     before = _table(ctx.warehouse, "select * from marts.mart_rep_performance order by all")
-    forecast_sql = "select * exclude (run_id) from forecasts.fct_forecasts order by series_id, period_start"
+    forecast_sql = "select * exclude (run_id) from forecasts.fct_forecasts order by all"
     forecasts_before = _table(ctx.warehouse, forecast_sql)
     again = RunContext.create(as_of=AS_OF, exports=sample, warehouse=ctx.warehouse, run_id="again",
                               settings_file=SETTINGS)
@@ -240,8 +265,10 @@ def test_rerunning_the_same_date_gives_identical_marts(sample, published, tmp_pa
     step = json.loads((again.run_dir / "forecast.json").read_text())
     assert step["fitted"] == 0 and step["reused"] == step["series"] > 0
     pd.testing.assert_frame_equal(_table(ctx.warehouse, forecast_sql), forecasts_before)
+    # no new backtest origin: the track record is not written twice
+    assert step["backtest_rows_new"] == 0 and step["accuracy_rebuilt"] is None
     forecasts = _table(ctx.warehouse, "select as_of_date, count(*) n, count(distinct series_id) s "
-                       "from forecasts.fct_forecasts group by 1")
+                       "from forecasts.fct_forecasts where is_selected and not is_backtest group by 1")
     assert len(forecasts) == 1 and forecasts["n"].iloc[0] == 12 * forecasts["s"].iloc[0]  # replaced, not duplicated
 
 

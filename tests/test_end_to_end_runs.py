@@ -49,20 +49,25 @@ def test_forecast_accuracy_fills_in_as_periods_close(sample, tmp_path):
     # the exports of 31 October, run as of 30 September: allowed, as a backfill on later exports must be
     run_all(RunContext.create(as_of=date(2026, 9, 30), exports=sample, warehouse=wh, settings_file=SETTINGS,
                               allow_exports_after_as_of=True))
-    first = _table(wh, "select count(*) filter (where is_scored) scored, count(*) n from marts.mart_forecast_accuracy")
-    assert first["scored"].iloc[0] == 0  # nothing was forecast before this run
+    first = _table(wh, "select count(*) filter (where is_scored and not is_backtest) live, "
+                   "count(*) filter (where is_scored and is_backtest) track from marts.mart_forecast_accuracy")
+    assert first["live"].iloc[0] == 0  # nothing was forecast before this run
+    assert first["track"].iloc[0] > 0  # but the backtest's track record is scored from the first night
     run_all(RunContext.create(as_of=AS_OF, exports=sample, warehouse=wh, settings_file=SETTINGS))
-    acc = _table(wh, "select * from marts.mart_forecast_accuracy where is_scored")
+    acc = _table(wh, "select * from marts.mart_forecast_accuracy where is_scored and not is_backtest")
     assert set(acc["as_of_date"].astype(str)) == {"2026-09-30"}
     assert set(acc["period_start"].astype(str)) == {"2026-10-01"} and set(acc["horizon"]) == {1}
     assert {"company", "region", "team", "rep"} <= set(acc["level"])
-    company = acc[acc["series_id"] == "company:all"].iloc[0]
+    company = acc[(acc["series_id"] == "company:all") & acc["is_selected"]].iloc[0]
     bookings = _table(wh, "select bookings from marts.fct_bookings_monthly "
                       "where series_id = 'company:all' and month_start = '2026-10-01'")["bookings"].iloc[0]
     assert company["actual"] == pytest.approx(bookings)
     assert company["abs_error"] == pytest.approx(abs(company["actual"] - company["forecast"]))
-    summary = _table(wh, "select * from marts.mart_forecast_accuracy_summary where horizon = 1")
-    assert summary["n_scored"].sum() == len(acc)
+    summary = _table(wh, "select * from marts.mart_forecast_accuracy_summary where horizon = 1 "
+                     "and model <> 'selected'")  # 'selected' pools rows counted under their own model too
+    every = _table(wh, "select count(*) n from marts.mart_forecast_accuracy where is_scored and horizon = 1")
+    assert summary["n_scored"].sum() == every["n"].iloc[0]
+    assert (summary["n_scored"] - summary["n_backtest"]).sum() == len(acc[acc["horizon"] == 1])
     # WAPE is defined wherever something was booked (a group that booked nothing has no WAPE, not 0)
     assert summary.loc[summary["sum_actual"] > 0, "wape"].notna().all()
     assert summary.loc[summary["level"] == "company", "wape"].notna().all()

@@ -6,7 +6,7 @@ import pytest
 
 import forecasting.backtest as bt
 from forecasting.backtest import RESULT_COLUMNS, backtest, build_parser, main, read_series_csv
-from forecasting.models import Candidate, default_candidates, select_model
+from forecasting.models import Candidate, default_candidates, load_methods, select_model
 
 NAIVE = [Candidate("seasonal_naive", "seasonal_naive")]
 
@@ -40,10 +40,12 @@ def test_backtest_has_every_candidate_seasonal_naive_and_selected():
     picks = out.attrs["selected_models"]
     singles = set(out["model"].iloc[:-1])
     assert len(picks) == 2
-    for pick in picks:  # a candidate, or the mean of a few: mean(a,b)
-        members = pick[len("mean("):-1].split(",") if pick.startswith("mean(") else [pick]
-        assert set(members) <= singles and len(members) <= 3
-    if len(set(picks)) == 1:  # the same pick at both origins: the selected row is that candidate's row
+    reg = load_methods()
+    for pick in picks:  # a candidate, or the registry's combination of a few: median(a,b,c)
+        combined = pick.startswith(f"{reg.combine}(")
+        members = pick[len(reg.combine) + 1:-1].split(",") if combined else [pick]
+        assert set(members) <= singles and len(members) <= reg.combine_max
+    if len(set(picks)) == 1 and picks[0] in singles:  # the same single pick at both origins: its own row
         pd.testing.assert_series_equal(
             out.set_index("model").loc["selected"], out.set_index("model").loc[picks[0]], check_names=False
         )
@@ -101,12 +103,22 @@ def test_cli_writes_results_with_exact_columns_and_rows(tmp_path, capsys):
     [
         ("ds,y\n2024-01-01,10\nnot-a-date,11\n", "line 3: ds 'not-a-date' is not a date"),
         ("ds,y\n2024-01-01,10\n2024-02-01,lots\n", "line 3: y 'lots' is not a number"),
-        ("ds,y\n2024-01-01,10\n2024-02-01,\n", "line 3: y '' is not a number"),
+        ("ds,y\n2024-01-01,10\n2024-02-01,\n", "line 3: y is missing for 2024-02-01"),
+        ("ds,y\n2024-01-01,10\n,11\n", "line 3: ds is missing"),
+        ("ds,y\n2024-01-01,10\n2024-02-01,NaN\n", "line 3: y 'NaN' is not a finite number"),
+        ("ds,y\n2024-01-01,10\n2024-02-01,-5\n", "line 3: y '-5' is negative"),
+        # weekly rows: not monthly, with the lines and dates that show it
+        ("ds,y\n" + "".join(f"{d.date()},1\n" for d in pd.date_range("2024-01-01", periods=10, freq="7D")),
+         "lines 2, 3, 4, 5, 6: dates are not monthly (2024-01-01 and 2024-01-08 are 7 days apart"),
+        ("ds,y\n2024-01-01,1\n2024-04-01,2\n2024-07-01,3\n2024-10-01,4\n",
+         "line 3: dates are not monthly (rows are 3 months apart, e.g. 2024-01 then 2024-04)"),
         ("month,y\n2024-01-01,10\n", "missing column(s) ds"),
         ("ds,amount\n2024-01-01,10\n", "missing column(s) y"),
         ("ds,y\n", "no data rows"),
-        ("ds,y\n2024-01-01,1\n2024-01-20,2\n", "lines 2, 3: month 2024-01 appears more than once"),
-        ("ds,y\n2024-01-01,1\n2024-03-01,2\n", "month 2024-02 is missing"),
+        ("ds,y\n2024-01-01,1\n2024-02-01,2\n2024-02-20,2\n2024-03-01,2\n",
+         "lines 3, 4: month 2024-02 appears more than once"),
+        ("ds,y\n2024-01-01,1\n2024-02-01,2\n2024-04-01,2\n2024-05-01,2\n",
+         "line 4: month 2024-03 is missing (rows must be consecutive months: 2024-02 is followed by 2024-04"),
     ],
 )
 def test_cli_bad_csv_is_a_clear_error(tmp_path, capsys, content, message):
@@ -116,6 +128,7 @@ def test_cli_bad_csv_is_a_clear_error(tmp_path, capsys, content, message):
     err = capsys.readouterr().err
     assert str(src) in err
     assert message in err
+    assert len(err.strip().splitlines()) == 1  # one line, no traceback
     assert not out.exists()
 
 

@@ -54,3 +54,42 @@ def test_a_warehouse_from_an_earlier_version_is_migrated_and_keeps_its_forecasts
     assert con.execute(f"select series_id, series_key from {FORECAST_TABLE}").fetchall() == [("company:all", "all")]
     store_forecasts(con, _rows(date(2026, 10, 31), "new"))
     assert con.execute(f"select count(*) from {FORECAST_TABLE}").fetchall() == [(4,)]
+    flags = con.execute(f"select distinct is_selected, is_backtest from {FORECAST_TABLE}").fetchall()
+    assert flags == [(True, False)]  # the old rows were published live forecasts
+
+
+def _track(origins: list[date], run_id: str, model: str = "theta") -> pd.DataFrame:
+    """Backtest rows: one 3-month forecast per origin as-of date."""
+    frames = [_rows(o, run_id).assign(is_backtest=True, is_selected=True, model=model) for o in origins]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _count(con: duckdb.DuckDBPyConnection, where: str = "true") -> int:
+    return con.execute(f"select count(*) from {FORECAST_TABLE} where {where}").fetchall()[0][0]
+
+
+def test_backtest_rows_are_never_duplicated_by_a_rerun_or_a_later_night():
+    con = duckdb.connect()
+    night1 = pd.concat([_rows(date(2026, 10, 31), "r1").assign(is_backtest=False, is_selected=True),
+                        _track([date(2026, 7, 31), date(2026, 8, 31), date(2026, 9, 30)], "r1")])
+    assert store_forecasts(con, night1) == 12
+    assert store_forecasts(con, night1) == 3  # the same night again: its live rows replaced, no new track rows
+    assert _count(con) == 12
+    # a month later: origins moved by one month; only the new origin's rows are added, and the origin that
+    # a live run already forecast (2026-10-31) keeps the live forecast
+    night2 = pd.concat([_rows(date(2026, 11, 30), "r2").assign(is_backtest=False, is_selected=True),
+                        _track([date(2026, 8, 31), date(2026, 9, 30), date(2026, 10, 31)], "r2", model="auto_ets")])
+    assert store_forecasts(con, night2) == 3
+    assert _count(con, "is_backtest") == 9
+    assert con.execute(f"select distinct model, run_id from {FORECAST_TABLE} where as_of_date = '2026-10-31'"
+                       ).fetchall() == [("theta", "r1")]
+    dup = con.execute(f"select as_of_date, series_id, period_start, count(*) from {FORECAST_TABLE} "
+                      "where is_selected group by all having count(*) > 1").fetchall()
+    assert dup == []
+
+
+def test_a_live_forecast_replaces_the_backtest_rows_of_its_date():
+    con = duckdb.connect()
+    store_forecasts(con, _track([date(2026, 10, 31)], "r1", model="auto_ets"))
+    store_forecasts(con, _rows(date(2026, 10, 31), "r2").assign(is_backtest=False, is_selected=True))
+    assert con.execute(f"select distinct model, is_backtest from {FORECAST_TABLE}").fetchall() == [("theta", False)]

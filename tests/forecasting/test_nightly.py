@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from forecasting.bookings import FORECAST_TABLE, store_forecasts
+from forecasting.models import primary_prophet_name
 from forecasting.nightly import forecast_all, load_series, write_charts
 from salesos.validate.gx_checks import validate_forecasts
 
@@ -71,7 +72,8 @@ def whole(con):
 
 
 def test_every_level_is_forecast_coherent_and_passes_the_checks(con, whole, tmp_path):
-    rows = whole.copy()
+    assert validate_forecasts(whole).success  # every row: no nulls, nested, non-negative, one per model and period
+    rows = whole[whole["is_selected"] & ~whole["is_backtest"]].copy()  # the published forecast
     assert set(rows["level"]) == {"company", "region", "segment", "team", "rep"}
     assert rows.groupby("series_id").size().eq(3).all()
     assert rows["period_start"].min() == date(2026, 11, 1)
@@ -83,13 +85,60 @@ def test_every_level_is_forecast_coherent_and_passes_the_checks(con, whole, tmp_
     np.testing.assert_allclose(wide[["segment:SMB", "segment:Enterprise"]].sum(axis=1), wide["company:all"], rtol=1e-9)
     assert validate_forecasts(rows).success  # no nulls, nested, non-negative, one row per series and period
     assert rows["model_params"].str.contains('"reconciliation"').all()
+    # MinT-shrink on the track record's errors (2 origins x 3 months), not the no-residuals fallback
+    tree = rows[rows["level"] != "segment"]
+    assert tree["model_params"].str.contains('"reconciliation": "mint_shrink"').all()
     assert 30_000 < rows.loc[rows["series_id"] == "company:all", "yhat"].mean() < 150_000
-    assert store_forecasts(con, rows) == len(rows)
+    assert store_forecasts(con, whole) == len(whole)
     assert con.execute(f"select count(distinct series_id) from {FORECAST_TABLE}").fetchall()[0][0] == 13
-    charts = write_charts(con, rows, tmp_path / "charts")
+    charts = write_charts(con, whole, tmp_path / "charts")  # drawn from the published rows only
     assert {p.name for p in charts} == {"company_all.png", "region_APAC.png", "region_EMEA.png", "team_t1.png",
                                         "team_t2.png", "team_t3.png"}
     assert all(p.stat().st_size > 10_000 for p in charts)
+
+
+def test_prophet_is_stored_beside_every_choice_and_the_backtest_is_a_track_record(whole):
+    primary = primary_prophet_name()
+    live = whole[~whole["is_backtest"]]
+    for sid, g in live.groupby("series_id"):
+        selected = g[g["is_selected"]]
+        assert selected["model"].nunique() == 1 and len(selected) == 3, sid
+        # Prophet's own forecast is there under its name, or Prophet is the choice itself
+        assert (g["model"] == primary).sum() == 3, sid
+        assert len(g) == (3 if selected["model"].iloc[0] == primary else 6), sid
+    prophet = live[(live["model"] == primary) & ~live["is_selected"]]
+    assert prophet["model_params"].str.contains('"reconciliation": null').all()  # Prophet as it forecast
+    track = whole[whole["is_backtest"]]
+    for sid, g in track.groupby("series_id"):
+        # two origins (origins=2), each the 3 months after its own as-of date, for the choice and Prophet
+        # (the last origin's 3 months are the last 3 closed months: scored on the first night)
+        assert sorted(set(g["as_of_date"])) == [date(2026, 6, 30), date(2026, 7, 31)], sid
+        last = g[g["as_of_date"] == date(2026, 7, 31)]
+        assert sorted(set(last["period_start"])) == [date(2026, 8, 1), date(2026, 9, 1), date(2026, 10, 1)]
+        assert set(g["model"]) == set(live.loc[live["series_id"] == sid, "model"]), sid
+        assert (g["training_end"] < g["period_start"]).all()
+    assert set(track["series_id"]) == set(live["series_id"])
+
+
+def test_backtest_residuals_cover_every_node_and_count_a_missing_forecast_as_zero(con, whole):
+    from forecasting.nightly import backtest_residuals
+
+    s = load_series(con)
+    res = backtest_residuals(whole, s)
+    assert res["ds"].nunique() == 6  # 2 origins x 3 months
+    assert set(res["level"]) == {"company", "region", "team", "rep"}
+    assert res.groupby(["level", "node"]).size().eq(6).all()  # a complete grid: MinT needs every node each time
+    track = whole[whole["is_backtest"] & whole["is_selected"] & (whole["series_id"] == "company:all")]
+    first = track.sort_values(["as_of_date", "period_start"]).iloc[0]
+    actual = s.series["company:all"].set_index("ds")["y"][pd.Timestamp(first["period_start"])]
+    got = res[(res["level"] == "company") & (res["ds"] == f"{first['as_of_date']}/{first['period_start']}")]
+    assert got["residual"].iloc[0] == pytest.approx(actual - first["yhat"])
+    gone = backtest_residuals(whole[whole["series_id"] != "rep:r1"], s)  # r1 had no forecast: residual = actual
+    r1 = gone[(gone["level"] == "rep") & (gone["node"] == "r1")].set_index("ds")["residual"]
+    assert len(r1) == 6 and (r1 > 0).all()
+    months = pd.to_datetime(r1.index.str.split("/").str[1])
+    expected = s.series["rep:r1"].set_index("ds")["y"].reindex(months).fillna(0).to_numpy()
+    np.testing.assert_allclose(r1.to_numpy(), expected)
 
 
 def test_no_bookings_gives_no_rows():
@@ -147,7 +196,8 @@ def test_chunks_run_separately_give_the_rows_of_one_process_and_keep_prophet_jso
 
     params = parts.drop_duplicates("series_id").set_index("series_id")["model_params"].map(json.loads)
     with_prophet = {sid: p["selection"]["prophet_json"] for sid, p in params.items() if "prophet_json" in p["selection"]}
-    uses_prophet = set(parts.loc[parts["model"].str.contains("prophet"), "series_id"])
+    chosen = parts[parts["is_selected"] & ~parts["is_backtest"]]  # the JSON kept is the choice's Prophet fits
+    uses_prophet = set(chosen.loc[chosen["model"].str.contains("prophet"), "series_id"])
     assert uses_prophet and set(with_prophet) == uses_prophet
     for sid, name in with_prophet.items():
         with gzip.open(models / name, "rt", encoding="utf-8") as fh:

@@ -97,8 +97,8 @@ def test_bottom_up_is_the_sum_of_rep_forecasts():
     np.testing.assert_array_equal(reps["yhat"], reps["yhat_base"])
 
 
-def test_nightly_method_needs_no_residuals_and_pulls_reps_toward_aggregates():
-    assert NIGHTLY_METHOD == "wls_struct"
+def test_the_default_method_needs_no_residuals_and_pulls_reps_toward_aggregates():
+    assert NIGHTLY_METHOD == "mint_shrink"  # with residuals; reconcile's default needs none (wls_struct)
     base = base_forecasts(coherent=True)
     # the company forecast says 20% more than its reps add up to: the reps move up, the company moves down
     bump = base["level"] == "company"
@@ -151,3 +151,37 @@ def test_bad_inputs_are_clear_errors():
         reconcile(base, MAPPING, method="mint_shrink")
     with pytest.raises(ValueError, match="unknown reconciliation method"):
         reconcile(base, MAPPING, method="top_down")
+
+
+def test_mint_shrinkage_matches_a_hand_computation():
+    """Schäfer-Strimmer by hand: x1 = (1, -1, 1, -1), x2 = (2, -2, 0, 0), t = 4.
+
+    cov = [[1, 1], [1, 2]], corr12 = 1/sqrt(2); standardised products w = (sqrt2, sqrt2, 0, 0), so
+    sum (w - mean w)^2 = 4 - 8/4 = 2 and Var(r12) = 2 / (4 * 3) = 1/6; lambda = (2 * 1/6) / (2 * 1/2) = 1/3;
+    the off-diagonal shrinks to (1 - 1/3) * 1 = 2/3, the diagonal is kept.
+    """
+    from forecasting.reconcile import _shrunk_covariance
+
+    x = np.array([[1.0, 2.0], [-1.0, -2.0], [1.0, 0.0], [-1.0, 0.0]])
+    np.testing.assert_allclose(_shrunk_covariance(x), [[1.0, 2 / 3], [2 / 3, 2.0]])
+    # a node whose residuals are all 0 keeps W invertible (floored variance)
+    w = _shrunk_covariance(np.c_[x, np.zeros(4)])
+    assert np.linalg.matrix_rank(w) == 3
+
+
+def test_mint_with_uncorrelated_unit_residuals_is_ols_by_hand():
+    """Company over two reps, residual columns orthogonal with variance 1: lambda = 1, W = I, so MinT = OLS.
+
+    Base company 10, reps 4 and 4: b = (S'S)^-1 S'y = [[2, 1], [1, 2]]^-1 (14, 14) = (14/3, 14/3), company 28/3.
+    """
+    mapping = pd.DataFrame({"rep": ["a", "b"]})
+    hadamard = np.array([[1.0, 1, 1], [-1, 1, -1], [1, -1, -1], [-1, -1, 1]])  # company, a, b
+    ds = pd.Timestamp("2026-11-01")
+    base = pd.DataFrame({"level": ["company", "rep", "rep"], "node": ["company", "a", "b"], "ds": [ds] * 3,
+                         "yhat": [10.0, 4.0, 4.0]})
+    resid = pd.DataFrame([("company", "company", t, hadamard[t, 0]) for t in range(4)]
+                         + [("rep", "a", t, hadamard[t, 1]) for t in range(4)]
+                         + [("rep", "b", t, hadamard[t, 2]) for t in range(4)],
+                         columns=["level", "node", "ds", "residual"])
+    rec = reconcile(base, mapping, method="mint_shrink", residuals=resid, levels=())
+    np.testing.assert_allclose(rec["yhat"], [28 / 3, 14 / 3, 14 / 3])

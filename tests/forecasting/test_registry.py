@@ -1,4 +1,4 @@
-"""The method registry (config/forecast_methods.yml), the statsforecast candidates and the best-k selection."""
+"""The method registry (config/forecast_methods.yml), the statsforecast candidates and the selection rule."""
 
 from pathlib import Path
 
@@ -105,16 +105,46 @@ def test_selection_never_mixes_in_a_method_the_backtest_shows_poor():
         assert np.allclose(sel.scaled_errors[sel.model], np.mean([sel.scaled_errors[m] for m in members], axis=0))
 
 
-def test_a_chosen_mean_is_refitted_as_the_mean_of_its_members():
-    cands = [Candidate("seasonal_naive", "seasonal_naive"), Candidate("theta", "theta"),
-             Candidate("theta_again", "theta")]
-    hist = trending(40, seed=3)
+def _line_plus(history: pd.DataFrame, horizon: int, offset: float = 0.0) -> np.ndarray:
+    """The straight line through the history, shifted by `offset`: errs by exactly -offset."""
+    y = history["y"].to_numpy(dtype=float)
+    slope, level = np.polyfit(np.arange(len(y)), y, 1)
+    return level + slope * np.arange(len(y), len(y) + horizon) + offset
+
+
+def _lines(monkeypatch) -> list[Candidate]:
+    from forecasting import models
+
+    monkeypatch.setitem(models.METHOD_KINDS, "line", _line_plus)
+    return [Candidate("seasonal_naive", "seasonal_naive"), Candidate("high", "line", {"offset": 5.0}),
+            Candidate("low", "line", {"offset": -5.0}), Candidate("higher", "line", {"offset": 9.0})]
+
+
+def test_the_chosen_median_is_refitted_as_the_median_of_its_members(monkeypatch):
+    """On y = 100 + 2t the lines err by exactly 5, 5 and 9 (MASE 5/24, 5/24, 9/24: the lag-12 change is 24);
+    seasonal naive lags a year of growth (MASE 1.0), over twice the best, so it is left out. The median of
+    high, low and higher is high, month by month."""
+    cands = _lines(monkeypatch)
+    hist = monthly(100 + 2.0 * np.arange(40))
     fc, sel = forecast(hist, 6, 3, cands)
-    assert sel.model == "mean(theta,theta_again)"  # equal scores: both are in, seasonal naive is not
+    reg = load_methods()
+    assert (reg.combine, reg.combine_max, reg.combine_within) == ("median", 5, 1.0)
+    assert sel.model == "median(high,low,higher)"
+    assert sel.scores["seasonal_naive"] == pytest.approx(1.0) and sel.scores["high"] == pytest.approx(5 / 24)
+    assert sel.scores[sel.model] == pytest.approx(5 / 24)  # its backtest errors: the median of the members'
     members = {c.name: c for c in cands}
-    expected = np.mean([members[m].predict_values(hist, 6) for m in sel.params["members"]], axis=0)
-    assert np.allclose(fc["yhat"], expected)
+    expected = np.median([members[m].predict_values(hist, 6) for m in sel.params["members"]], axis=0)
+    assert np.allclose(fc["yhat"], expected) and np.allclose(fc["yhat"], members["high"].predict_values(hist, 6))
     assert (fc["yhat_lower_80"] <= fc["yhat"]).all() and (fc["yhat"] <= fc["yhat_upper_80"]).all()
+
+
+def test_a_backtest_chosen_k_takes_the_members_whose_combination_scores_best(monkeypatch):
+    """choose_k with the mean: high and low cancel exactly (mean MASE 0), so k = 2; adding higher is worse."""
+    cands = _lines(monkeypatch)
+    hist = monthly(100 + 2.0 * np.arange(40))
+    sel = select_model(hist, 6, 3, cands, combine="mean", choose_k=True)
+    assert sel.model == "mean(high,low)"
+    assert sel.scores["mean(high,low)"] == pytest.approx(0, abs=1e-9)
 
 
 def test_the_nightly_cache_key_changes_with_the_registry(monkeypatch, tmp_path):
@@ -123,7 +153,7 @@ def test_the_nightly_cache_key_changes_with_the_registry(monkeypatch, tmp_path):
     hist = trending(30)
     before = fit_fingerprint("company", hist, 12, 6, "full")
     edited = tmp_path / "forecast_methods.yml"
-    edited.write_text(METHODS_FILE.read_text(encoding="utf-8").replace("combine_max: 3", "combine_max: 2"),
+    edited.write_text(METHODS_FILE.read_text(encoding="utf-8").replace("combine_max: 5", "combine_max: 2"),
                       encoding="utf-8")
     monkeypatch.setattr(nightly, "METHODS_FILE", Path(edited))
     assert fit_fingerprint("company", hist, 12, 6, "full") != before
@@ -161,8 +191,9 @@ def test_the_nightly_default_set_is_one_prophet_with_autoets_and_autotheta():
     grid = load_settings().forecast_prophet_grid
     assert grid == Settings().forecast_prophet_grid == "primary"
     kinds = [c.kind for c in default_candidates(prophet_grid=grid)]
-    assert kinds.count("prophet") == 1 and kinds.count("statsforecast") == 2
-    assert {c.name for c in default_candidates(prophet_grid=grid)} >= {"auto_ets", "auto_theta", "seasonal_naive"}
+    assert kinds.count("prophet") == 1 and kinds.count("statsforecast") == 4  # AutoARIMA: backtest only
+    assert {c.name for c in default_candidates(prophet_grid=grid)} >= {"auto_ets", "auto_theta", "auto_ces", "dotm",
+                                                                        "seasonal_naive"}
 
 
 def test_intervals_are_split_conformal_at_each_step():
@@ -174,7 +205,8 @@ def test_intervals_are_split_conformal_at_each_step():
     w = interval_multipliers(e, horizon=4)
     assert np.allclose(w[0.80][:3], [0.2, 5.0, 5.0])  # step 3 kept at step 2's: never narrower further out
     assert np.isclose(w[0.80][3], 5.0 * np.sqrt(4 / 3))
-    assert np.allclose(w[0.95], w[0.80] * 1.959963984540054 / 1.2815515655446004)  # 6 cannot rank 95%
+    # 6 cannot rank 95%: the 80% width times Student's t quantile ratio with 5 df (2.5706 / 1.4759)
+    assert np.allclose(w[0.95], w[0.80] * 2.570581835636314 / 1.4758840488244813)
     many = np.abs(np.random.default_rng(2).normal(0, 1, (39, 2)))
     w = interval_multipliers(many, horizon=2)  # 39 origins: 95% is rank 38, 80% rank 32, per step
     assert np.allclose(w[0.95], np.maximum.accumulate(np.sort(many, axis=0)[37]))

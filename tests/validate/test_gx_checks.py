@@ -187,6 +187,7 @@ def _forecast_rows(**changes):
         {
             "as_of_date": [pd.Timestamp("2026-10-31").date()] * 2,
             "series_id": ["company"] * 2,
+            "model": ["theta"] * 2,
             "period_start": [pd.Timestamp("2026-11-01").date(), pd.Timestamp("2026-12-01").date()],
             "yhat": [100.0, 120.0],
             "yhat_lower_80": [80.0, 90.0],

@@ -447,7 +447,7 @@ def test_the_nightly_run_on_the_postgres_target_needs_no_code_change(duckdb_run,
         assert all(p[:2] == d[:2] and math.isclose(float(p[2]), d[2], rel_tol=REL_TOL, abs_tol=ABS_TOL)
                    for p, d in zip(pg_bookings, duck_bookings, strict=True))
         sql_fc = ("select series_id, period_start, model, yhat from forecasts.fct_forecasts "
-                  "where as_of_date = '2026-10-31' order by 1, 2")
+                  "where as_of_date = '2026-10-31' order by 1, 2, 3")  # the published and Prophet's rows
         _, pg_fc = _pg_rows(dsn, sql_fc)
         _, duck_fc = _duck_rows(duckdb_run.warehouse, sql_fc)
         assert [r[:3] for r in pg_fc] == [r[:3] for r in duck_fc]

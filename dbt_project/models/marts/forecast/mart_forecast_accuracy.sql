@@ -1,5 +1,7 @@
 -- One row per forecast run (as_of_date), series, model and target month (period_start): the machine
--- forecast beside the actual bookings of fct_bookings_monthly. Scored (actual not null) once the target
+-- forecast beside the actual bookings of fct_bookings_monthly. Published (is_selected) and Prophet rows,
+-- live and backtest (is_backtest: the track record, as_of_date = its origin) are all scored.
+-- Scored (actual not null) once the target
 -- month has ended on or before as_of; a target month with no row in the series counts as 0 bookings.
 -- scaled_error = abs_error / naive_scale (seasonal-naive MASE scale of the run's training window).
 with forecasts as (
@@ -38,6 +40,8 @@ joined as (
         forecasts.upper_95,
         forecasts.training_start,
         forecasts.training_end,
+        forecasts.is_selected,
+        forecasts.is_backtest,
         scales.naive_lag,
         scales.naive_scale,
         {{ add_days(add_months('forecasts.period_start', 1), -1) }} <= {{ as_of() }} as is_scored,
@@ -77,6 +81,8 @@ select
     horizon,
     training_start,
     training_end,
+    is_selected,
+    is_backtest,
     forecast,
     lower_80,
     upper_80,

@@ -19,7 +19,9 @@ bookings as (
 
 forecasts as (
 
+    -- the published forecast only (Prophet's own rows beside it are scored in mart_forecast_accuracy)
     select * from {{ ref('stg_forecasts__forecasts') }}
+    where is_selected
 
 ),
 

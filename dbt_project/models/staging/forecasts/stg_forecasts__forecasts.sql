@@ -1,4 +1,5 @@
--- One row per forecast run (as_of_date), series, model and target month, from the forecaster's table.
+-- One row per forecast run (as_of_date), series, model and target month, from the forecaster's table:
+-- the published (is_selected) forecast, Prophet's own beside it, and backtest (is_backtest) track-record rows.
 -- Rename and cast only.
 with source as (
 
@@ -25,7 +26,9 @@ renamed as (
         cast(model_params as varchar) as model_params,
         cast(training_start as date) as training_start,
         cast(training_end as date) as training_end,
-        cast(code_version as varchar) as code_version
+        cast(code_version as varchar) as code_version,
+        cast(is_selected as boolean) as is_selected,
+        cast(is_backtest as boolean) as is_backtest
     from source
 
 )
