@@ -12,52 +12,26 @@ with scored as (
 
 ),
 
-by_model as (
+{#- what a scored row carries into the summary, for each model and again under 'selected' -#}
+{%- set carried = ['series_id', 'as_of_date', 'is_backtest', 'actual', 'forecast', 'abs_error',
+                   'abs_pct_error', 'scaled_error', 'inside_80', 'inside_95'] %}
+
+pooled as (
 
     select
         level,
         horizon,
         model,
-        series_id,
-        as_of_date,
-        is_backtest,
-        actual,
-        forecast,
-        abs_error,
-        abs_pct_error,
-        scaled_error,
-        inside_80,
-        inside_95
+        {{ carried | join(', ') }}
     from scored
-
-),
-
-selected as (
-
+    union all
     select
         level,
         horizon,
         'selected' as model,
-        series_id,
-        as_of_date,
-        is_backtest,
-        actual,
-        forecast,
-        abs_error,
-        abs_pct_error,
-        scaled_error,
-        inside_80,
-        inside_95
+        {{ carried | join(', ') }}
     from scored
     where is_selected
-
-),
-
-pooled as (
-
-    select * from by_model
-    union all
-    select * from selected
 
 ),
 

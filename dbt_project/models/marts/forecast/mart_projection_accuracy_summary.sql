@@ -9,79 +9,40 @@ with scored as (
 
 ),
 
+{#- each method: its name, the column with its call and the column with its absolute error -#}
+{%- set methods = [
+    ('projection', 'projection', 'projection_abs_error'),
+    ('commit_call', 'commit_call', 'commit_abs_error'),
+    ('best_case_call', 'best_case_call', 'best_case_abs_error'),
+    ('weighted_pipeline_call', 'weighted_pipeline_call', 'weighted_pipeline_abs_error'),
+    ('time_series', 'time_series_forecast', 'time_series_abs_error'),
+] %}
+
 long_methods as (
-
-    select
-        level,
-        period_type,
-        tenth_of_period_elapsed,
-        'projection' as method,
-        series_id,
-        period_start,
-        actual,
-        projection as call_amount,
-        projection_abs_error as abs_error,
-        case when is_in_80 then 1.0 else 0.0 end as in_80,
-        case when is_in_95 then 1.0 else 0.0 end as in_95
-    from scored
-    union all
-    select
-        level,
-        period_type,
-        tenth_of_period_elapsed,
-        'commit_call' as method,
-        series_id,
-        period_start,
-        actual,
-        commit_call as call_amount,
-        commit_abs_error as abs_error,
-        null as in_80,
-        null as in_95
-    from scored
-    union all
-    select
-        level,
-        period_type,
-        tenth_of_period_elapsed,
-        'best_case_call' as method,
-        series_id,
-        period_start,
-        actual,
-        best_case_call as call_amount,
-        best_case_abs_error as abs_error,
-        null as in_80,
-        null as in_95
-    from scored
-    union all
-    select
-        level,
-        period_type,
-        tenth_of_period_elapsed,
-        'weighted_pipeline_call' as method,
-        series_id,
-        period_start,
-        actual,
-        weighted_pipeline_call as call_amount,
-        weighted_pipeline_abs_error as abs_error,
-        null as in_80,
-        null as in_95
-    from scored
-    union all
-    select
-        level,
-        period_type,
-        tenth_of_period_elapsed,
-        'time_series' as method,
-        series_id,
-        period_start,
-        actual,
-        time_series_forecast as call_amount,
-        time_series_abs_error as abs_error,
-        null as in_80,
-        null as in_95
-    from scored
-    where time_series_forecast is not null
-
+    {% for method, call, error in methods %}
+        select
+            level,
+            period_type,
+            tenth_of_period_elapsed,
+            '{{ method }}' as method,
+            series_id,
+            period_start,
+            actual,
+            {{ call }} as call_amount,
+            {{ error }} as abs_error,
+            {%- if method == 'projection' %}
+                case when is_in_80 then 1.0 else 0.0 end as in_80,
+                case when is_in_95 then 1.0 else 0.0 end as in_95
+            {%- else %}
+                null as in_80,
+                null as in_95
+            {%- endif %}
+        from scored
+        {%- if method == 'time_series' %}
+            where time_series_forecast is not null
+        {%- endif %}
+        {% if not loop.last %}union all{% endif %}
+    {% endfor %}
 ),
 
 final as (
