@@ -247,6 +247,7 @@ def test_raw_tables_are_copied_with_their_rows_and_types(duckdb_run, pg_warehous
         "DATE": "date",
         "DOUBLE": "double precision",
         "INTEGER": "integer",
+        "BOOLEAN": "boolean",
     }
     assert [(t, c, expected_types.get(d, d)) for t, c, d in duck_cols] == pg_cols
 

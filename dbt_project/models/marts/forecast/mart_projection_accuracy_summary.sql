@@ -31,11 +31,11 @@ long_methods as (
             {{ call }} as call_amount,
             {{ error }} as abs_error,
             {%- if method == 'projection' %}
-                case when is_in_80 then 1.0 else 0.0 end as in_80,
-                case when is_in_95 then 1.0 else 0.0 end as in_95
+                cast(case when is_in_80 then 1 else 0 end as {{ float_type() }}) as in_80,
+                cast(case when is_in_95 then 1 else 0 end as {{ float_type() }}) as in_95
             {%- else %}
-                null as in_80,
-                null as in_95
+                cast(null as {{ float_type() }}) as in_80,
+                cast(null as {{ float_type() }}) as in_95
             {%- endif %}
         from scored
         {%- if method == 'time_series' %}
