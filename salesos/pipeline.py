@@ -460,6 +460,8 @@ def publish(ctx: RunContext) -> dict[str, Any]:
                 return json.loads(summary_file.read_text(encoding="utf-8"))
             return _write_summary(ctx, live.version_id, {})
         settings = load_settings(ctx.settings_file)
+        if settings.bi_compat_copy:
+            _rewrite_for_duckdb_1x(ctx.build_warehouse)
         version = publish_set(
             ctx.build_warehouse,
             ctx.warehouse,
@@ -478,6 +480,19 @@ def publish(ctx: RunContext) -> dict[str, Any]:
             extra["bi_compat_copy"] = str(compat_path(ctx.warehouse))
         shutil.rmtree(ctx.build_dir, ignore_errors=True)
         return _write_summary(ctx, version.version_id, extra)
+
+
+def _rewrite_for_duckdb_1x(build_warehouse: Path) -> None:
+    """Write the night's build copy afresh in the 1.4 format (one COPY FROM DATABASE) before it is published.
+
+    DuckDB 2.0's updates and deletes inside a file created in the 1.4 format can leave metadata that DuckDB 1.4
+    cannot load ("Failed to load metadata pointer"): seen on a first night of the sample with the track record
+    and the projection replay, while DuckDB 2.0 still read the file. A file written in one pass is readable by
+    both; the rewrite replaces the private build copy atomically, so a kill leaves it as it was.
+    """
+    from salesos.warehouse.storage import copy_database
+
+    copy_database(build_warehouse, build_warehouse)
 
 
 def _write_summary(ctx: RunContext, version_id: str, extra: dict[str, Any]) -> dict[str, Any]:
