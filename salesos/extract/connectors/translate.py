@@ -217,6 +217,24 @@ def _archive_files(connector: Connector, location: str, dest: Path, overrides: d
     return landed
 
 
+def _tables_in_schema(
+    connector: Connector, names: list[str], overrides: dict[str, str], schema: str, where: str
+) -> list[tuple[str, str]]:
+    """(contract table, landed name) of each connector table among a schema's tables, matched case-insensitively."""
+    present = {name.lower(): name for name in names}
+    if not present:
+        raise ExportError(f"{connector.title} tables: schema {schema!r} of {where} has no tables "
+                          "(setting connector_schema)")
+    return [(table, present[key]) for table, default in connector.tables.items()
+            if (key := overrides.get(default, default).lower()) in present]
+
+
+def _archived(table: str, name: str, path: Path, source: str) -> LandedTable:
+    """The record of one table written to the archive at `path` (its checksum and size)."""
+    data = path.read_bytes()
+    return LandedTable(table, name, path.name, source, hashlib.sha256(data).hexdigest(), len(data))
+
+
 def _archive_database(
     connector: Connector, location: str, dest: Path, overrides: dict[str, str], schema: str
 ) -> list[LandedTable]:
@@ -225,25 +243,13 @@ def _archive_database(
         raise ExportError(f"{connector.title} tables: DuckDB file not found: {location}")
     con = duckdb.connect(location, read_only=True)
     try:
-        present = {
-            name.lower(): name
-            for (name,) in con.execute(
-                "select table_name from information_schema.tables where table_schema = ?", [schema]
-            ).fetchall()
-        }
-        if not present:
-            raise ExportError(f"{connector.title} tables: schema {schema!r} of {location} has no tables "
-                              "(setting connector_schema)")
+        names = [n for (n,) in con.execute(
+            "select table_name from information_schema.tables where table_schema = ?", [schema]).fetchall()]
         landed: list[LandedTable] = []
-        for table, default in connector.tables.items():
-            name = present.get(overrides.get(default, default).lower())
-            if name is None:
-                continue
-            filename = f"{name}.parquet"
-            con.execute(f"copy (select * from {_q(schema)}.{_q(name)}) to {_s(str(dest / filename))} (format parquet)")
-            data = (dest / filename).read_bytes()
-            landed.append(LandedTable(table, name, filename, f"{location}:{schema}.{name}",
-                                      hashlib.sha256(data).hexdigest(), len(data)))
+        for table, name in _tables_in_schema(connector, names, overrides, schema, location):
+            path = dest / f"{name}.parquet"
+            con.execute(f"copy (select * from {_q(schema)}.{_q(name)}) to {_s(str(path))} (format parquet)")
+            landed.append(_archived(table, name, path, f"{location}:{schema}.{name}"))
         return landed
     finally:
         con.close()
@@ -266,23 +272,15 @@ def _archive_postgres(
         pg.set_session(readonly=True)
         with pg.cursor() as cur:
             cur.execute("select table_name from information_schema.tables where table_schema = %s", [schema])
-            present = {name.lower(): name for (name,) in cur.fetchall()}
-            if not present:
-                raise ExportError(f"{connector.title} tables: schema {schema!r} of {where} has no tables "
-                                  "(setting connector_schema)")
+            names = [n for (n,) in cur.fetchall()]
             landed: list[LandedTable] = []
-            for table, default in connector.tables.items():
-                name = present.get(overrides.get(default, default).lower())
-                if name is None:
-                    continue
-                filename = f"{name}.csv"
+            for table, name in _tables_in_schema(connector, names, overrides, schema, where):
+                path = dest / f"{name}.csv"
                 query = sql.SQL("copy (select * from {}.{}) to stdout with (format csv, header)").format(
                     sql.Identifier(schema), sql.Identifier(name))
-                with (dest / filename).open("wb") as fh:
+                with path.open("wb") as fh:
                     cur.copy_expert(query.as_string(pg), fh)
-                data = (dest / filename).read_bytes()
-                landed.append(LandedTable(table, name, filename, f"{where} {schema}.{name}",
-                                          hashlib.sha256(data).hexdigest(), len(data)))
+                landed.append(_archived(table, name, path, f"{where} {schema}.{name}"))
         return landed
     finally:
         pg.close()
