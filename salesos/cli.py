@@ -80,6 +80,32 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--warehouse", type=Path, required=True)
     rb.add_argument("--data-dir", type=Path, default=None, help="default: beside the warehouse")
     rb.add_argument("--to", dest="version", default=None, help="version id (default: the one before the current)")
+
+    mt = sub.add_parser("metrics", help="the semantic layer: list the metrics, query them (MetricFlow, read-only)")
+    mt_sub = mt.add_subparsers(dest="metrics_command", required=True)
+    mt_list = mt_sub.add_parser("list", help="every metric with its type, description and dimensions")
+    mt_query = mt_sub.add_parser("query", help="metrics grouped by dimensions, as MetricFlow computes them")
+    for p in (mt_list, mt_query):
+        p.add_argument("--warehouse", type=Path, required=True, help="the published DuckDB file")
+        p.add_argument("--data-dir", type=Path, default=None, help="default: beside the warehouse")
+        p.add_argument("--version", default=None,
+                       help="a kept version (its id or number, see `salesos versions`; default: the live warehouse)")
+        p.add_argument("--target", choices=["duckdb", "postgres"], default=None,
+                       help="where the marts are: the DuckDB file, or the Postgres database of the SALESOS_PG_* "
+                       "variables (default: SALESOS_DBT_TARGET, else duckdb)")
+    mt_list.add_argument("--json", action="store_true", help="print JSON")
+    mt_query.add_argument("--metrics", required=True, help="comma-separated metric names (`salesos metrics list`)")
+    mt_query.add_argument("--group-by", default="",
+                          help="comma-separated dimensions, e.g. metric_time__fiscal_quarter,rep__team_name")
+    mt_query.add_argument("--where", action="append", default=[],
+                          help="a MetricFlow filter, e.g. \"{{ Dimension('rep__region') }} = 'EMEA'\" (repeatable)")
+    mt_query.add_argument("--order", default="",
+                          help="comma-separated metrics or dimensions; '-' first: descending (--order=-bookings)")
+    mt_query.add_argument("--limit", type=int, default=None)
+    fmt = mt_query.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON (a list of objects)")
+    fmt.add_argument("--csv", action="store_true", help="print CSV")
+    fmt.add_argument("--explain", action="store_true", help="print the SQL MetricFlow writes, do not run it")
     return parser
 
 
@@ -108,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             return _generate(args, renames)
         if args.command in ("versions", "rollback"):
             return _versions_command(args)
+        if args.command == "metrics":
+            return _metrics_command(args)
     except Exception as exc:  # one line on the terminal, the traceback with -v only
         import traceback
 
@@ -225,6 +253,45 @@ def _versions_command(args: argparse.Namespace) -> int:
         print(f"note: {exc}", file=sys.stderr)
     for v in list_versions(warehouse, data_dir):
         print(f"{v.version_id}  as of {v.as_of}  run {v.run_id}{' (live)' if v.live else ''}")
+    return 0
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _metrics_command(args: argparse.Namespace) -> int:
+    """`metrics list` / `metrics query` on the published warehouse (or a kept version), read-only.
+
+    A query MetricFlow cannot answer (unknown metric or dimension, a bad filter) ends in one line, exit code 1.
+    """
+    import os
+
+    from salesos.semantic import ManifestMissing, MetricQueryError, SemanticLayer
+    from salesos.semantic.metrics import metric_warehouse
+
+    target = args.target or os.environ.get("SALESOS_DBT_TARGET") or "duckdb"
+    try:
+        warehouse = metric_warehouse(args.warehouse, args.data_dir, args.version)
+        with SemanticLayer(warehouse, target=target) as layer:
+            if args.metrics_command == "list":
+                listed = layer.list_metrics()
+                if args.json:
+                    print(json.dumps(listed, indent=1))
+                    return 0
+                for m in listed:
+                    print(f"{m['name']} ({m['type']}): {m['description'] or m['label']}")
+                    print(f"    dimensions: {', '.join(m['dimensions'])}")
+                return 0
+            metrics, group_by = _split(args.metrics), _split(args.group_by)
+            if args.explain:
+                print(layer.explain(metrics, group_by, where=args.where, order=_split(args.order), limit=args.limit))
+                return 0
+            result = layer.query(metrics, group_by, where=args.where, order=_split(args.order), limit=args.limit)
+    except (MetricQueryError, ManifestMissing, FileNotFoundError) as exc:
+        print(f"salesos metrics {args.metrics_command}: {exc}", file=sys.stderr)
+        return 1
+    print(result.render("json" if args.json else "csv" if args.csv else "table"))
     return 0
 
 

@@ -242,6 +242,7 @@ def _read_marts(ctx: RunContext) -> Any:
 
 def build(ctx: RunContext) -> dict[str, Any]:
     """dbt build (models and data tests) on the build copy, or on Postgres after copying the raw tables there."""
+    from salesos.semantic.manifest import MANIFEST_FILE, store_manifest
     from salesos.transform.dbt_build import NIGHTLY_BUILD, run_dbt
 
     with _lock(ctx, "dbt build"):
@@ -257,7 +258,11 @@ def build(ctx: RunContext) -> dict[str, Any]:
             run_id=ctx.run_id,
             full_refresh=ctx.full_refresh,
         )
-        return _write_step(ctx, "build", result.to_dict())
+        # The semantic layer's definitions go into the build copy, so each published version answers
+        # `salesos metrics` with the metrics it was built with (salesos/semantic/manifest.py).
+        metrics = store_manifest(ctx.build_warehouse, ctx.run_dir / "dbt_target" / MANIFEST_FILE,
+                                 as_of=ctx.as_of, run_id=ctx.run_id)
+        return _write_step(ctx, "build", result.to_dict() | {"semantic_metrics": metrics})
 
 
 def _forecast_work(ctx: RunContext) -> Path:
