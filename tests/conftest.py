@@ -79,6 +79,18 @@ def duckdb_1_4(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, list[
     return run
 
 
+@pytest.fixture(scope="session")
+def xs_sample_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One full night of the XS sample (tests/transform/mart_digests.py), published; returns the warehouse.
+
+    Shared by the tests that only read what a night published (the mart digests, the semantic layer): do not
+    write to it. Built once per test process.
+    """
+    from tests.transform.mart_digests import build_sample_night
+
+    return build_sample_night(tmp_path_factory.mktemp("xs-night"))
+
+
 USERS = [
     {"Id": "005A", "Name": "Ada Manager", "Email": "ada@example.com", "ManagerId": "", "UserRoleId": "00E1",
      "Division": "EMEA", "Department": "SMB", "IsActive": "true", "CreatedDate": "2022-01-03T09:00:00.000Z"},

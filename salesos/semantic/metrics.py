@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 __all__ = ["MetricQueryError", "MetricResult", "SemanticLayer", "list_metrics", "metric_warehouse", "query_metrics"]
 
 FORMATS = ("table", "json", "csv")
+# metric_time's standard grains a query may ask for; the time spine adds the fiscal ones.
+STANDARD_GRAINS = ("day", "week", "month", "quarter", "year")
 
 
 class MetricQueryError(ValueError):
@@ -188,9 +190,12 @@ class SemanticLayer:
         out = []
         dims: dict[str, list[str]] = {}
         if with_dimensions:
+            spines = self.manifest.get("project_configuration", {}).get("time_spines", [])
+            grains = [*STANDARD_GRAINS, *(g["name"] for s in spines for g in s.get("custom_granularities", []))]
             for metric in self.engine.list_metrics(include_dimensions=True):
-                dims[metric.name] = sorted({d.qualified_name for d in metric.dimensions}
-                                           | {"metric_time"} if metric.dimensions else set())
+                names = {d.dunder_name for d in metric.dimensions if not d.dunder_name.startswith("metric_time")}
+                entities = {e.name for e in self.engine.entities_for_metrics([metric.name])}
+                dims[metric.name] = [*(f"metric_time__{g}" for g in grains), *sorted(entities | names)]
         for m in sorted(self.manifest.get("metrics", []), key=lambda m: m["name"]):
             item = {"name": m["name"], "type": m["type"], "label": m.get("label") or "",
                     "description": " ".join((m.get("description") or "").split())}
