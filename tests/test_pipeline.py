@@ -94,6 +94,9 @@ def test_run_options_reach_every_step_that_needs_them(tiny_exports, tmp_path, mo
 
     def run_dbt(command, **kwargs):
         seen["dbt"] = kwargs["full_refresh"]
+        target = kwargs["run_dir"] / "dbt_target"  # what dbt leaves beside its results: the semantic manifest
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "semantic_manifest.json").write_text('{"metrics": []}', encoding="utf-8")
         return dbt_build.DbtResult()
 
     monkeypatch.setattr(dbt_build, "run_dbt", run_dbt)

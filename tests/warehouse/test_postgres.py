@@ -346,6 +346,35 @@ def _login(pg_warehouse) -> Any:
 
 
 @pytest.mark.e2e
+def test_metricflow_answers_the_same_on_postgres_and_duckdb(duckdb_run, pg_warehouse):
+    """`salesos metrics query --target postgres`: every metric, by fiscal quarter and by team, from the manifest
+    the night stored in its DuckDB file, with SQL rendered for Postgres, equals the DuckDB answer."""
+    from salesos.semantic import SemanticLayer
+
+    with SemanticLayer(duckdb_run.warehouse) as duck, \
+            SemanticLayer(duckdb_run.warehouse, target="postgres", pg_dsn=pg_warehouse["dsn"]) as pg:
+        dims = {m["name"]: set(m["dimensions"]) for m in duck.list_metrics()}
+        compared = 0
+        for metric in duck.metric_names():
+            for group_by in (("metric_time__fiscal_quarter",), ("rep__team_id", "metric_time__fiscal_year")):
+                if not set(group_by) <= dims[metric]:
+                    continue
+                d, p = duck.query([metric], group_by), pg.query([metric], group_by)
+                assert d.columns == p.columns
+
+                def rows(result):
+                    return sorted((tuple(str(v) for v in r[:-1]), None if r[-1] is None else float(r[-1]))
+                                  for r in result.rows)
+
+                for (dk, dv), (pk, pv) in zip(rows(d), rows(p), strict=True):
+                    assert dk == pk, (metric, group_by)
+                    assert (dv is None and pv is None) or math.isclose(dv, pv, rel_tol=REL_TOL, abs_tol=1e-6), \
+                        (metric, group_by, dk, dv, pv)
+                    compared += 1
+    assert compared > 1000
+
+
+@pytest.mark.e2e
 def test_bi_role_reads_marts_and_nothing_else(pg_warehouse):
     roles, dsn = pg_warehouse["roles"], pg_warehouse["dsn"]
     t0 = time.monotonic()
