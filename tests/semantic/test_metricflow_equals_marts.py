@@ -32,6 +32,8 @@ FISCAL_YEAR = "'FY' || cast(fiscal_year as varchar)"
 PERIOD_GROUP_BY = {"month": "metric_time__month", "quarter": "metric_time__fiscal_quarter",
                    "year": "metric_time__fiscal_year"}
 PERIOD_KEY = {"month": "period_start", "quarter": FISCAL_QUARTER, "year": FISCAL_YEAR}
+LAST_DAY_OF_MONTH = ("snapshot_date in (select max(snapshot_date) from marts.mart_pipeline "
+                     "group by date_trunc('month', snapshot_date))")
 # How MetricFlow reaches a level of the hierarchy: a deal's own columns (the facts' key columns of var
 # hierarchy), or a rep's (dim_reps) for what has no deal (quotas).
 DEAL_LEVEL = {"region": "deal__region", "segment": "deal__segment", "team": "deal__team_id", "rep": "rep"}
@@ -78,6 +80,14 @@ GRAINS: dict[str, list[Grain]] = {
         Grain(("deal__region", "metric_time__month"), ("region", "fiscal_month"), rollup=True),
         Grain(("deal__segment", "metric_time__fiscal_quarter"), ("segment", FISCAL_QUARTER), rollup=True),
         Grain(("metric_time__fiscal_year",), (FISCAL_YEAR,), rollup=True),
+    ],
+    "mart_pipeline": [
+        Grain(("metric_time__day", "rep", "pipeline_snapshot__stage_name", "pipeline_snapshot__forecast_category"),
+              ("snapshot_date", "owner_id", "stage_name", "forecast_category")),
+        # a month's pipeline is its last snapshot day's (semi-additive: summed over reps and stages, not days)
+        Grain(("metric_time__month",), ("date_trunc('month', snapshot_date)",), LAST_DAY_OF_MONTH, rollup=True),
+        Grain(("rep", "metric_time__month"), ("owner_id", "date_trunc('month', snapshot_date)"), LAST_DAY_OF_MONTH,
+              rollup=True),
     ],
     "mart_rep_performance": [Grain(("rep", "metric_time__month"), ("owner_id", "fiscal_month"))],
     "mart_quota_attainment": _quota_grains(),

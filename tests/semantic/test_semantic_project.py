@@ -48,7 +48,7 @@ def test_the_issue_metrics_are_all_there_and_carried():
     """Bookings, pipeline, win rates, attainment, coverage, cycle, deal size, velocity, lead response, meetings,
     commissions and forecast error: each is a metric that a mart column carries."""
     carried = {m["name"] for m in _load("metrics") if ((m.get("config") or {}).get("meta") or {}).get("carried_by")}
-    for name in ("bookings", "open_pipeline", "win_rate", "win_rate_by_amount", "quota_attainment",
+    for name in ("bookings", "pipeline", "open_pipeline", "win_rate", "win_rate_by_amount", "quota_attainment",
                  "pipeline_coverage", "average_sales_cycle_days", "average_deal_size", "sales_velocity",
                  "lead_response_hours_median", "meetings", "commissions", "forecast_wape", "forecast_bias"):
         assert name in carried, name
