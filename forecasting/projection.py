@@ -179,6 +179,13 @@ def prepare(inputs: Inputs) -> Prepared:
     changed = (~first) & (amt.ne(amt.shift())) & ~(amt.isna() & amt.shift().isna())
     s["amount_changes"] = changed.astype("int64").groupby(s["opportunity_id"]).cumsum()
     s["deal_age"] = s["day"] - _days(s["created_date"])
+    # The snapshots start somewhere (pipeline_snapshot_months): a deal already open on the first day entered
+    # its stage, and had its pushes and amount changes, before it. Those counts are unknown, not 0: missing,
+    # so the model does not learn that every deal of the first weeks is fresh in its stage.
+    start = int(s["day"].min()) if len(s) else 0
+    before = (_days(s["created_date"]) < start) & (s.groupby("opportunity_id")["day"].transform("min") == start)
+    s.loc[(s["day"] - s["days_in_stage"] == start) & before, "days_in_stage"] = np.nan
+    s.loc[before, ["close_date_pushes", "amount_changes"]] = np.nan
     s["log_amount"] = np.log1p(amt.clip(lower=0))
     s["forecast_category_code"] = s["forecast_category"].map(CATEGORY_CODES).astype("float64")
     s["crm_probability"] = s["probability"].astype("float64")
@@ -299,12 +306,13 @@ class DealModel:
 
     trained_on: date
     vocab: dict[str, list[str]]
-    model: HistGradientBoostingClassifier | None  # None: too few known outcomes (see predict_ends)
+    model: HistGradientBoostingClassifier | None  # None: too few known outcomes or no whole quarter yet
     base_rate: float
     examples: int
     shock: float = 0.0  # relative sd of the open part beyond independent deals (a shared good/bad period)
     empty: tuple[int, ...] = ()  # features with no value in training (e.g. no CRM probability): held at 0
     earlier: DealModel | None = None  # the older model its shock was measured with (fit_with_shock)
+    max_days_left: int = 0  # the longest window it learned from: longer ones get the CRM rule (see predict_ends)
 
     def predict(self, p: Prepared, rows: pd.DataFrame, end_days: np.ndarray) -> np.ndarray:
         return self.predict_ends(p, rows, [end_days])[0]
@@ -313,9 +321,15 @@ class DealModel:
         """The chance of each row's deal being won by each of several window ends (features built once)."""
         if rows.empty:
             return [np.zeros(0) for _ in ends]
-        if self.model is None:  # the CRM's own probability for deals closing by the end, as the weighted call
-            prob = np.nan_to_num(rows["crm_probability"].to_numpy(dtype="float64"), nan=self.base_rate)
-            return [np.where(rows["close_day"].to_numpy() <= e, prob, 0.0) for e in ends]
+        # the CRM's own probability for deals whose close date falls in the window, as the weighted call
+        # (the base rate where the CRM has none; 0 for a deal already overdue): for every window when there is no model, and for the windows longer than any
+        # the model learned from (a tree model holds its last value past its training range, so the chance
+        # of winning in three months would be read off windows of one)
+        prob = np.nan_to_num(rows["crm_probability"].to_numpy(dtype="float64"), nan=self.base_rate)
+        close, day = rows["close_day"].to_numpy(), rows["day"].to_numpy()
+        crm = [np.where((close >= day) & (close <= e), prob, 0.0) for e in ends]
+        if self.model is None:
+            return crm
         x = _feature_frame(rows, ends[0], p, self.vocab)
         x[:, list(self.empty)] = 0.0
         q_ends = list(_quarter_end_days(p.quarter_starts))
@@ -327,8 +341,23 @@ class DealModel:
             xe[:, flag] = np.isin(e, q_ends).astype("float64")
             blocks.append(xe)
         with _threads().limit(limits=1):  # a few hundred rows: threads cost more than they give
-            prob = self.model.predict_proba(np.vstack(blocks))[:, 1]
-        return list(prob.reshape(len(ends), len(rows)))
+            model = self.model.predict_proba(np.vstack(blocks))[:, 1].reshape(len(ends), len(rows))
+        return [np.where(e - day <= self.max_days_left, m, c) for e, m, c in zip(ends, model, crm, strict=True)]
+
+
+def _saw_a_whole_quarter(ex: pd.DataFrame, quarter_starts: list[date]) -> bool:
+    """Whether the examples follow one fiscal quarter from its first week to its end.
+
+    Until then (the first weeks after the snapshots start, `pipeline_snapshot_months`) a model has learned
+    only windows shorter than the quarter it is asked about, and none that ends on a quarter end after a
+    whole quarter's run-up: it would be extrapolating, so the CRM's probability is used (predict_ends).
+    """
+    starts = np.array([_day(q) for q in quarter_starts], dtype="int64")
+    ends = starts[1:] - 1
+    day, end = ex["day"].to_numpy(), ex["end_day"].to_numpy()
+    i = np.searchsorted(ends, end)
+    hit = (i < len(ends)) & (ends[np.minimum(i, len(ends) - 1)] == end)
+    return bool((hit & (day - starts[np.minimum(i, len(ends) - 1)] < TRAIN_EVERY_DAYS)).any())
 
 
 def fit_model(p: Prepared, trained_on: date, max_iter: int = 100) -> DealModel:
@@ -336,7 +365,7 @@ def fit_model(p: Prepared, trained_on: date, max_iter: int = 100) -> DealModel:
     ex, y = training_set(p, trained_on)
     vocab = {c: sorted(ex[c].dropna().astype(str).unique().tolist()) if c in ex else [] for c in CATEGORICAL}
     base = float(y.mean()) if len(y) else 0.0
-    if len(y) < 200 or y.sum() < 20 or y.sum() == len(y):
+    if len(y) < 200 or y.sum() < 20 or y.sum() == len(y) or not _saw_a_whole_quarter(ex, p.quarter_starts):
         return DealModel(trained_on, vocab, None, base, len(y))
     mono = [1 if f == "days_left" else 0 for f in FEATURES]
     cat = [f in CATEGORICAL for f in FEATURES]
@@ -348,7 +377,8 @@ def fit_model(p: Prepared, trained_on: date, max_iter: int = 100) -> DealModel:
     x[:, list(empty)] = 0.0
     with _threads().limit(limits=1):  # one core: the night shares the machine with the other steps' pools
         model.fit(x, y)
-    return DealModel(trained_on, vocab, model, base, len(y), 0.0, empty)
+    longest = int((ex["end_day"] - ex["day"]).max())
+    return DealModel(trained_on, vocab, model, base, len(y), 0.0, empty, max_days_left=longest)
 
 
 def fit_with_shock(p: Prepared, trained_on: date, retrain_days: int, cache: dict[int, DealModel] | None = None,
@@ -579,7 +609,7 @@ def model_card(model: DealModel, calib: dict[str, Any]) -> dict[str, Any]:
     return {"trained_on": str(model.trained_on), "examples": model.examples, "features": list(FEATURES),
             "categorical": {c: model.vocab[c] for c in CATEGORICAL},
             "model": "HistGradientBoostingClassifier" if model.model is not None
-            else "CRM probability (too few known outcomes)",
+            else "CRM probability (too few known outcomes, or no whole fiscal quarter of them yet)",
             "params": json.loads(json.dumps(model.model.get_params(), default=str)) if model.model is not None else {},
             "base_rate": model.base_rate, "shock": model.shock,
             "features_without_values": [FEATURES[i] for i in model.empty], "calibration": calib}
