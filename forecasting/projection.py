@@ -322,9 +322,9 @@ class DealModel:
         if rows.empty:
             return [np.zeros(0) for _ in ends]
         # the CRM's own probability for deals whose close date falls in the window, as the weighted call
-        # (the base rate where the CRM has none; 0 for a deal already overdue): for every window when there is no model, and for the windows longer than any
-        # the model learned from (a tree model holds its last value past its training range, so the chance
-        # of winning in three months would be read off windows of one)
+        # (the base rate where the CRM has none; 0 for a deal already overdue): for every window when there
+        # is no model, and for the windows longer than any the model learned from (a tree model holds its
+        # last value past its training range: the chance of winning in three months read off windows of one)
         prob = np.nan_to_num(rows["crm_probability"].to_numpy(dtype="float64"), nan=self.base_rate)
         close, day = rows["close_day"].to_numpy(), rows["day"].to_numpy()
         crm = [np.where((close >= day) & (close <= e), prob, 0.0) for e in ends]
