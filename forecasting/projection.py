@@ -109,6 +109,13 @@ class Prepared:
     rules: dict[str, int] = field(default_factory=dict)
     win_index: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     by_day: dict[int, np.ndarray] = field(default_factory=dict)  # snapshot day -> row positions (by deal id)
+    # every snapshot row's features but the window's (days_left, window_ends_quarter), computed once: each
+    # reads the deal's rows up to that day and outcomes known the day before, so it is the same row whatever
+    # the window or the model; categorical columns hold codes into `categories`
+    base_x: np.ndarray = field(default_factory=lambda: np.zeros((0, len(FEATURES))))
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    cols: dict[str, np.ndarray] = field(default_factory=dict)  # snapshot columns project_day reads, as arrays
+    won: dict[str, np.ndarray] = field(default_factory=dict)  # won deals' close_day, created_day, leaf, amount...
 
 
 @functools.cache
@@ -211,9 +218,20 @@ def prepare(inputs: Inputs) -> Prepared:
         s = s[~orphans].copy()
     s["leaf"] = s["leaf"].astype("int64")
     s = s.reset_index(drop=True)
+    s["pos"] = np.arange(len(s))
     rules = {"snapshot_rows_without_deal": int(orphans.sum())}
     by_day = {int(k): np.sort(v) for k, v in s.groupby("day").indices.items()}
-    return Prepared(s, deals, list(inputs.quarter_starts), leaves, rules, _win_rate_index(deals), by_day)
+    p = Prepared(s, deals, list(inputs.quarter_starts), leaves, rules, _win_rate_index(deals), by_day)
+    p.categories = {c: sorted(s[c].dropna().astype(str).unique().tolist()) if c in s else [] for c in CATEGORICAL}
+    p.base_x = _base_features(s, p)
+    p.cols = {"leaf": s["leaf"].to_numpy(), "amount": s["amount_or_zero"].to_numpy(dtype="float64"),
+              "close_day": s["close_day"].to_numpy(), "category": s["forecast_category"].astype(object).to_numpy(),
+              "crm_probability": s["crm_probability"].to_numpy(dtype="float64")}
+    w = deals[deals["is_won"]]
+    p.won = {"close_day": w["close_day"].to_numpy(), "created_day": w["created_day"].to_numpy(),
+             "leaf": w["leaf"].to_numpy(), "amount": w["amount_or_zero"].to_numpy(dtype="float64"),
+             "closed_on": w["closed_on"].to_numpy()}
+    return p
 
 
 def _win_rate_index(deals: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -249,29 +267,43 @@ def _quarter_end_days(quarter_starts: list[date]) -> set[int]:
     return {_day(q) - 1 for q in quarter_starts}
 
 
-def _feature_frame(rows: pd.DataFrame, end_days: np.ndarray, p: Prepared, vocab: dict[str, list[str]]) -> np.ndarray:
-    """The model's feature matrix for snapshot rows paired with window end days (FEATURES order)."""
-    q_ends = _quarter_end_days(p.quarter_starts)
-    win = _owner_win_rates(p, rows["day"].to_numpy(), rows["owner_id"].to_numpy())
+def _base_features(s: pd.DataFrame, p: Prepared) -> np.ndarray:
+    """The feature matrix of every snapshot row (FEATURES order), the window's two columns left at 0."""
     cols = {
-        "stage_rank": rows["stage_rank_f"].to_numpy(),
-        "days_in_stage": rows["days_in_stage"].to_numpy(),
-        "deal_age": rows["deal_age"].to_numpy(),
-        "close_date_pushes": rows["close_date_pushes"].to_numpy(),
-        "amount_changes": rows["amount_changes"].to_numpy(),
-        "log_amount": rows["log_amount"].to_numpy(),
-        "forecast_category": rows["forecast_category_code"].to_numpy(),
-        "crm_probability": rows["crm_probability"].to_numpy(),
-        "days_to_close": rows["days_to_close"].to_numpy(),
-        "days_left": (end_days - rows["day"].to_numpy()).astype("float64"),
-        "window_ends_quarter": np.isin(end_days, list(q_ends)).astype("float64"),
-        "owner_win_rate": win,
+        "stage_rank": s["stage_rank_f"].to_numpy(),
+        "days_in_stage": s["days_in_stage"].to_numpy(),
+        "deal_age": s["deal_age"].to_numpy(),
+        "close_date_pushes": s["close_date_pushes"].to_numpy(),
+        "amount_changes": s["amount_changes"].to_numpy(),
+        "log_amount": s["log_amount"].to_numpy(),
+        "forecast_category": s["forecast_category_code"].to_numpy(),
+        "crm_probability": s["crm_probability"].to_numpy(),
+        "days_to_close": s["days_to_close"].to_numpy(),
+        "days_left": np.zeros(len(s)),
+        "window_ends_quarter": np.zeros(len(s)),
+        "owner_win_rate": _owner_win_rates(p, s["day"].to_numpy(), s["owner_id"].to_numpy()),
     }
     for c in CATEGORICAL:
-        codes = {v: float(i) for i, v in enumerate(vocab[c])}
-        cols[c] = rows[c].astype("string").map(codes).astype("float64").to_numpy() if c in rows else \
-            np.full(len(rows), np.nan)
-    return np.column_stack([np.asarray(cols[f], dtype="float64") for f in FEATURES])
+        codes = {v: float(i) for i, v in enumerate(p.categories[c])}
+        cols[c] = s[c].astype("string").map(codes).astype("float64").to_numpy() if c in s else \
+            np.full(len(s), np.nan)
+    return np.column_stack([np.asarray(cols[f], dtype="float64") for f in FEATURES]) if len(s) else \
+        np.zeros((0, len(FEATURES)))
+
+
+def _feature_frame(rows: pd.DataFrame, end_days: np.ndarray, p: Prepared, vocab: dict[str, list[str]]) -> np.ndarray:
+    """The model's feature matrix for snapshot rows paired with window end days (FEATURES order): the rows'
+    precomputed features, the window's, and categories coded in the model's vocabulary."""
+    x = p.base_x[rows["pos"].to_numpy()]
+    x[:, FEATURES.index("days_left")] = (end_days - rows["day"].to_numpy()).astype("float64")
+    x[:, FEATURES.index("window_ends_quarter")] = np.isin(end_days, list(_quarter_end_days(p.quarter_starts)))
+    for c in CATEGORICAL:
+        i = FEATURES.index(c)
+        index = {v: k for k, v in enumerate(vocab[c])}
+        recode = np.array([index.get(v, np.nan) for v in p.categories[c]] + [np.nan], dtype="float64")
+        codes = x[:, i]
+        x[:, i] = recode[np.where(np.isnan(codes), len(p.categories[c]), codes).astype("int64")]
+    return x
 
 
 def training_set(p: Prepared, trained_on: date) -> tuple[pd.DataFrame, np.ndarray]:
@@ -337,7 +369,7 @@ class DealModel:
         blocks = []
         for e in ends:
             xe = x.copy()
-            xe[:, left] = (e - rows["day"].to_numpy()).astype("float64")
+            xe[:, left] = (e - day).astype("float64")
             xe[:, flag] = np.isin(e, q_ends).astype("float64")
             blocks.append(xe)
         with _threads().limit(limits=1):  # a few hundred rows: threads cost more than they give
@@ -452,10 +484,9 @@ def _new_deal_history(p: Prepared, d: date, period: Period) -> np.ndarray:
         qs = qs[-NEW_DEAL_PERIODS["quarter"]:]
         nxt = {q: n for q, n in zip(p.quarter_starts, p.quarter_starts[1:], strict=False)}
         bounds = [(_day(q), _day(nxt[q]) - 1) for q in qs]
-    w = p.deals[p.deals["is_won"] & (p.deals["closed_on"] <= dd)]
     hist = np.zeros((len(bounds), len(p.leaves)))
-    cd, cr, lf, am = (w["close_day"].to_numpy(), w["created_day"].to_numpy(), w["leaf"].to_numpy(),
-                      w["amount_or_zero"].to_numpy())
+    known = p.won["closed_on"] <= dd
+    cd, cr, lf, am = (p.won[k][known] for k in ("close_day", "created_day", "leaf", "amount"))
     for i, (a, b) in enumerate(bounds):
         sel = (cd >= a) & (cd <= b) & (cr > a + offset)
         np.add.at(hist[i], lf[sel], am[sel])
@@ -478,31 +509,58 @@ def _level_matrix(leaves: pd.DataFrame) -> tuple[sparse.csr_matrix, pd.DataFrame
     return m, pd.DataFrame(meta, columns=["level", "series_id", "series_key"])
 
 
+def day_windows(p: Prepared, d: date) -> tuple[np.ndarray, list[int]]:
+    """Day d's open snapshot rows (positions) and the end days of its month, quarter and next quarter."""
+    ends = [_day(per.end) for per in periods_of(d, p.quarter_starts)]
+    return p.by_day.get(_day(d), np.array([], dtype="int64")), ends
+
+
+def predict_days(p: Prepared, days: list[date], model: DealModel) -> dict[date, list[np.ndarray]]:
+    """The model's chances for the open deals of several days at once (one batch: the same numbers as a day
+    at a time), per day in the order of its periods (month, quarter, next quarter)."""
+    pos, ends = zip(*(day_windows(p, d) for d in days), strict=True) if days else ((), ())
+    rows = p.snapshots.iloc[np.concatenate(pos)] if days else p.snapshots.iloc[:0]
+    lengths = [len(x) for x in pos]
+    per_end = [np.repeat([e[k] for e in ends], lengths).astype("int64") for k in range(len(PERIOD_TYPES))]
+    probs = model.predict_ends(p, rows, per_end)
+    cuts = np.cumsum(lengths)[:-1]
+    split = [np.split(pr, cuts) for pr in probs]
+    return {d: [split[k][i] for k in range(len(PERIOD_TYPES))] for i, d in enumerate(days)}
+
+
 def project_day(p: Prepared, d: date, model: DealModel, simulations: int = 1000, is_replay: bool = False,
-                levels: sparse.csr_matrix | None = None, series: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Every level's projection of the current month, quarter and next quarter on day d (COLUMNS)."""
+                levels: sparse.csr_matrix | None = None, series: pd.DataFrame | None = None,
+                probs: list[np.ndarray] | None = None) -> pd.DataFrame:
+    """Every level's projection of the current month, quarter and next quarter on day d (COLUMNS); `probs`:
+    the model's chances for the day's open deals when already computed (predict_days)."""
     if levels is None or series is None:
         levels, series = _level_matrix(p.leaves)
     dd = _day(d)
     periods = periods_of(d, p.quarter_starts)
-    open_ = p.snapshots.iloc[p.by_day.get(dd, np.array([], dtype="int64"))]
+    pos, _ = day_windows(p, d)
+    n_open_rows = len(pos)
     n_leaves = len(p.leaves)
-    to_leaf = sparse.csr_matrix((np.ones(len(open_)), (open_["leaf"].to_numpy(), np.arange(len(open_)))),
-                                shape=(n_leaves, len(open_)))
-    amount = open_["amount_or_zero"].to_numpy()
-    close = open_["close_day"].to_numpy()
+    leaf_of_row = p.cols["leaf"][pos]
+    to_leaf = sparse.csr_matrix((np.ones(n_open_rows), (leaf_of_row, np.arange(n_open_rows))),
+                                shape=(n_leaves, n_open_rows))
+    amount = p.cols["amount"][pos]
+    close = p.cols["close_day"][pos]
     ends = {per.kind: _day(per.end) for per in periods}
-    probs = model.predict_ends(p, open_, [np.full(len(open_), e, dtype="int64") for e in ends.values()])
+    if probs is None:
+        probs = predict_days(p, [d], model)[d]
     prob = dict(zip(ends, probs, strict=True))
     prob["quarter"] = np.maximum(prob["quarter"], prob["month"])
     prob["next_quarter"] = np.maximum(prob["next_quarter"], prob["quarter"])
     rng = np.random.default_rng(dd)  # the day's draws depend on the day and its open deals only
-    u = rng.random((len(open_), simulations))
+    u = rng.random((n_open_rows, simulations))
     pick = rng.integers(0, 1 << 30, simulations)
     # one shared factor per simulation (mean 1) on every open deal: good and bad periods hit all deals at once
     tau = model.shock
     shock = np.exp(tau * rng.standard_normal(simulations) - tau * tau / 2) if tau > 0 else np.ones(simulations)
-    w = p.deals[p.deals["is_won"] & (p.deals["closed_on"] <= dd)]
+    known = p.won["closed_on"] <= dd
+    w_close, w_leaf, w_amount = p.won["close_day"][known], p.won["leaf"][known], p.won["amount"][known]
+    cat = p.cols["category"][pos]
+    crm_prob = np.nan_to_num(p.cols["crm_probability"][pos])
     out = []
     for per in periods:
         a, b = _day(per.start), _day(per.end)
@@ -512,9 +570,8 @@ def project_day(p: Prepared, d: date, model: DealModel, simulations: int = 1000,
         else:
             p_in = prob[per.kind]
             won_sim = u < p_in[:, None]
-        sel = (w["close_day"].to_numpy() >= a) & (w["close_day"].to_numpy() <= b)
-        won_leaf = np.bincount(w["leaf"].to_numpy()[sel], weights=w["amount_or_zero"].to_numpy()[sel],
-                               minlength=n_leaves)
+        sel = (w_close >= a) & (w_close <= b)
+        won_leaf = np.bincount(w_leaf[sel], weights=w_amount[sel], minlength=n_leaves)
         open_leaf = to_leaf @ (amount * p_in)
         sim_leaf = (to_leaf @ (won_sim * amount[:, None])) * shock[None, :]
         hist = _new_deal_history(p, d, per)
@@ -524,11 +581,10 @@ def project_day(p: Prepared, d: date, model: DealModel, simulations: int = 1000,
         else:
             new_leaf = np.zeros(n_leaves)
         in_period = (close >= a) & (close <= b)
-        cat = open_["forecast_category"].to_numpy()
         commit = to_leaf @ (amount * (in_period & (cat == COMMIT)))
         best = to_leaf @ (amount * (in_period & (cat == BEST_CASE)))
-        weighted = to_leaf @ (amount * np.nan_to_num(open_["crm_probability"].to_numpy()) * in_period)
-        n_open = to_leaf @ np.ones(len(open_))
+        weighted = to_leaf @ (amount * crm_prob * in_period)
+        n_open = to_leaf @ np.ones(n_open_rows)
         total_sim = levels @ (sim_leaf + won_leaf[:, None])
         qs = np.quantile(total_sim, [0.025, 0.1, 0.9, 0.975], axis=1) if simulations else np.zeros((4, len(series)))
         won_s, open_s, new_s = levels @ won_leaf, levels @ open_leaf, levels @ new_leaf
@@ -578,19 +634,20 @@ def replay(p: Prepared, days: list[date], *, as_of: date, simulations: int = 100
     1970-01-01) at or before d, so a day's rows do not depend on which other days are replayed.
     """
     levels, series = _level_matrix(p.leaves)
-    have = set(p.by_day)
-    models: dict[int, DealModel] = {}
-    frames, model = [], None
+    by_model: dict[int, list[date]] = {}
     for d in days:
         dd = _day(d)
-        if dd not in have:
-            continue
-        train_day = dd - dd % retrain_days
-        if model is None or _day(model.trained_on) != train_day:
-            model = fit_with_shock(p, _date(train_day), retrain_days, models, max_iter=max_iter)
-            for old in [k for k in models if k < train_day - SHOCK_STEPS * retrain_days]:
-                del models[old]
-        frames.append(project_day(p, d, model, simulations, is_replay=d != as_of, levels=levels, series=series))
+        if dd in p.by_day:
+            by_model.setdefault(dd - dd % retrain_days, []).append(d)
+    models: dict[int, DealModel] = {}
+    frames, model = [], None
+    for train_day, group in by_model.items():
+        model = fit_with_shock(p, _date(train_day), retrain_days, models, max_iter=max_iter)
+        for old in [k for k in models if k < train_day - SHOCK_STEPS * retrain_days]:
+            del models[old]
+        probs = predict_days(p, group, model)
+        frames += [project_day(p, d, model, simulations, is_replay=d != as_of, levels=levels, series=series,
+                               probs=probs[d]) for d in group]
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
     return rows, model
 
