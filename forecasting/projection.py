@@ -54,7 +54,7 @@ FEATURES = (
     "owner_win_rate", "opportunity_type", "segment",
 )
 CATEGORICAL = ("opportunity_type", "segment")
-TRAIN_EVERY_DAYS = 7  # snapshot days used as training examples: one a week, on a fixed grid
+TRAIN_EVERY_DAYS = 14  # snapshot days used as training examples: every other week (a fixed grid)
 TRAIN_LOOKBACK_DAYS = 365  # training examples from this many days before the training date
 TRAIN_MONTH_ENDS = 6  # each training day is paired with the next six month ends
 WIN_RATE_DAYS = 365  # the owner's trailing win rate: deals closed in this many days
@@ -509,6 +509,18 @@ def _level_matrix(leaves: pd.DataFrame) -> tuple[sparse.csr_matrix, pd.DataFrame
     return m, pd.DataFrame(meta, columns=["level", "series_id", "series_key"])
 
 
+def _quantiles(x: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """np.quantile's linear quantiles of each row, from one sort (four partitions cost more)."""
+    srt = np.sort(x, axis=1)
+    out = []
+    for q in qs:
+        h = q * (x.shape[1] - 1)
+        lo = int(np.floor(h))
+        hi = min(lo + 1, x.shape[1] - 1)
+        out.append(srt[:, lo] + (h - lo) * (srt[:, hi] - srt[:, lo]))
+    return np.array(out)
+
+
 def day_windows(p: Prepared, d: date) -> tuple[np.ndarray, list[int]]:
     """Day d's open snapshot rows (positions) and the end days of its month, quarter and next quarter."""
     ends = [_day(per.end) for per in periods_of(d, p.quarter_starts)]
@@ -544,6 +556,7 @@ def project_day(p: Prepared, d: date, model: DealModel, simulations: int = 1000,
     to_leaf = sparse.csr_matrix((np.ones(n_open_rows), (leaf_of_row, np.arange(n_open_rows))),
                                 shape=(n_leaves, n_open_rows))
     amount = p.cols["amount"][pos]
+    amount_to_leaf = sparse.csr_matrix((amount, (leaf_of_row, np.arange(n_open_rows))), shape=(n_leaves, n_open_rows))
     close = p.cols["close_day"][pos]
     ends = {per.kind: _day(per.end) for per in periods}
     if probs is None:
@@ -551,8 +564,9 @@ def project_day(p: Prepared, d: date, model: DealModel, simulations: int = 1000,
     prob = dict(zip(ends, probs, strict=True))
     prob["quarter"] = np.maximum(prob["quarter"], prob["month"])
     prob["next_quarter"] = np.maximum(prob["next_quarter"], prob["quarter"])
+    prob32 = {k: v.astype(np.float32) for k, v in prob.items()}
     rng = np.random.default_rng(dd)  # the day's draws depend on the day and its open deals only
-    u = rng.random((n_open_rows, simulations))
+    u = rng.random((n_open_rows, simulations), dtype=np.float32)  # float32: half the memory traffic
     pick = rng.integers(0, 1 << 30, simulations)
     # one shared factor per simulation (mean 1) on every open deal: good and bad periods hit all deals at once
     tau = model.shock
@@ -566,14 +580,14 @@ def project_day(p: Prepared, d: date, model: DealModel, simulations: int = 1000,
         a, b = _day(per.start), _day(per.end)
         if per.kind == "next_quarter":
             p_in = prob["next_quarter"] - prob["quarter"]
-            won_sim = (u >= prob["quarter"][:, None]) & (u < prob["next_quarter"][:, None])
+            won_sim = (u >= prob32["quarter"][:, None]) & (u < prob32["next_quarter"][:, None])
         else:
             p_in = prob[per.kind]
-            won_sim = u < p_in[:, None]
+            won_sim = u < prob32[per.kind][:, None]
         sel = (w_close >= a) & (w_close <= b)
         won_leaf = np.bincount(w_leaf[sel], weights=w_amount[sel], minlength=n_leaves)
         open_leaf = to_leaf @ (amount * p_in)
-        sim_leaf = (to_leaf @ (won_sim * amount[:, None])) * shock[None, :]
+        sim_leaf = (amount_to_leaf @ won_sim.view(np.uint8)) * shock[None, :]
         hist = _new_deal_history(p, d, per)
         if len(hist):
             new_leaf = hist.mean(axis=0)
@@ -586,7 +600,7 @@ def project_day(p: Prepared, d: date, model: DealModel, simulations: int = 1000,
         weighted = to_leaf @ (amount * crm_prob * in_period)
         n_open = to_leaf @ np.ones(n_open_rows)
         total_sim = levels @ (sim_leaf + won_leaf[:, None])
-        qs = np.quantile(total_sim, [0.025, 0.1, 0.9, 0.975], axis=1) if simulations else np.zeros((4, len(series)))
+        qs = _quantiles(total_sim, (0.025, 0.1, 0.9, 0.975)) if simulations else np.zeros((4, len(series)))
         won_s, open_s, new_s = levels @ won_leaf, levels @ open_leaf, levels @ new_leaf
         length = b - a + 1
         n = len(series)
