@@ -107,16 +107,16 @@ def sources(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for r in rows.itertuples():
         won_open, won_new = con.execute(
-            "select coalesce(sum(amount) filter (where opportunity_id in (select opportunity_id from "
+            "select coalesce(sum(amount::double) filter (where opportunity_id in (select opportunity_id from "
             "marts.fct_pipeline_snapshots where snapshot_date = ?)), 0), "
-            "coalesce(sum(amount) filter (where created_date > ?), 0) from marts.fct_opportunities "
+            "coalesce(sum(amount::double) filter (where created_date > ?), 0) from marts.fct_opportunities "
             "where status = 'won' and close_date between ? and ?",
             [r.as_of_date, r.as_of_date, r.period_start, r.period_end]).fetchone()
         out.append({"as_of_date": r.as_of_date, "actual": r.actual, "projection": r.projection,
                     "won_to_date": r.won_to_date, "open_expected": r.open_pipeline_expected,
                     "won_from_open": won_open, "new_expected": r.new_pipeline_expected, "won_from_new": won_new,
                     "weighted_call": r.weighted_pipeline_call})
-    return (pd.DataFrame(out).set_index("as_of_date") / 1e6).round(2)
+    return (pd.DataFrame(out).set_index("as_of_date").astype("float64") / 1e6).round(2)
 
 
 def wape(actual: pd.Series, call: pd.Series) -> float:

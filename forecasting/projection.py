@@ -60,6 +60,7 @@ TRAIN_MONTH_ENDS = 6  # each training day is paired with the next six month ends
 WIN_RATE_DAYS = 365  # the owner's trailing win rate: deals closed in this many days
 WIN_RATE_PRIOR = 10  # ... shrunk toward the company's rate as if it had this many more deals
 NEW_DEAL_PERIODS = {"month": 12, "quarter": 8}  # past periods the new-deal part is averaged over
+STAGE_RATE_PRIOR = 20  # deal-days: a rarely seen stage's measured win rate leans on every stage's
 SHOCK_STEPS = 3  # the shared shock is measured on a model this many training dates older
 COLUMNS = (
     "as_of_date", "level", "series_id", "series_key", "period_type", "period_start", "period_end",
@@ -345,6 +346,9 @@ class DealModel:
     empty: tuple[int, ...] = ()  # features with no value in training (e.g. no CRM probability): held at 0
     earlier: DealModel | None = None  # the older model its shock was measured with (fit_with_shock)
     max_days_left: int = 0  # the longest window it learned from: longer ones get the CRM rule (see predict_ends)
+    # where the CRM has no probability, the CRM rule uses each stage's measured one (_stage_win_rates)
+    stage_rates: dict[str, float] = field(default_factory=dict)
+    eventual_rate: float = 0.0
 
     def predict(self, p: Prepared, rows: pd.DataFrame, end_days: np.ndarray) -> np.ndarray:
         return self.predict_ends(p, rows, [end_days])[0]
@@ -357,7 +361,11 @@ class DealModel:
         # (the base rate where the CRM has none; 0 for a deal already overdue): for every window when there
         # is no model, and for the windows longer than any the model learned from (a tree model holds its
         # last value past its training range: the chance of winning in three months read off windows of one)
-        prob = np.nan_to_num(rows["crm_probability"].to_numpy(dtype="float64"), nan=self.base_rate)
+        prob = rows["crm_probability"].to_numpy(dtype="float64")
+        if np.isnan(prob).any():
+            fill = rows["stage_name"].astype(str).map(self.stage_rates).astype("float64")
+            fill = fill.fillna(self.eventual_rate if self.stage_rates else self.base_rate).to_numpy()
+            prob = np.where(np.isnan(prob), fill, prob)
         close, day = rows["close_day"].to_numpy(), rows["day"].to_numpy()
         crm = [np.where((close >= day) & (close <= e), prob, 0.0) for e in ends]
         if self.model is None:
@@ -375,6 +383,23 @@ class DealModel:
         with _threads().limit(limits=1):  # a few hundred rows: threads cost more than they give
             model = self.model.predict_proba(np.vstack(blocks))[:, 1].reshape(len(ends), len(rows))
         return [np.where(e - day <= self.max_days_left, m, c) for e, m, c in zip(ends, model, crm, strict=True)]
+
+
+def _stage_win_rates(ex: pd.DataFrame, r: int) -> tuple[dict[str, float], float]:
+    """What a CRM probability means, measured: per stage, the share of the example deal-days in it whose deal
+    was won, among deals known closed before day r (shrunk toward all stages' share as if STAGE_RATE_PRIOR
+    more deal-days had it), and all stages' share. For a CRM whose probability field is empty."""
+    rows = ex.drop_duplicates("pos") if len(ex) else ex
+    if rows.empty:
+        return {}, 0.0
+    rows = rows[rows["closed_on"].fillna(np.inf).to_numpy() <= r - 1]
+    if rows.empty:
+        return {}, 0.0
+    won = rows["is_won"].astype(bool).astype("float64")
+    overall = float(won.mean())
+    g = won.groupby(rows["stage_name"].astype(str)).agg(["sum", "count"])
+    rates = (g["sum"] + STAGE_RATE_PRIOR * overall) / (g["count"] + STAGE_RATE_PRIOR)
+    return {str(k): float(v) for k, v in rates.items()}, overall
 
 
 def _saw_a_whole_quarter(ex: pd.DataFrame, quarter_starts: list[date]) -> bool:
@@ -397,8 +422,9 @@ def fit_model(p: Prepared, trained_on: date, max_iter: int = 100) -> DealModel:
     ex, y = training_set(p, trained_on)
     vocab = {c: sorted(ex[c].dropna().astype(str).unique().tolist()) if c in ex else [] for c in CATEGORICAL}
     base = float(y.mean()) if len(y) else 0.0
+    rates, eventual = _stage_win_rates(ex, _day(trained_on))
     if len(y) < 200 or y.sum() < 20 or y.sum() == len(y) or not _saw_a_whole_quarter(ex, p.quarter_starts):
-        return DealModel(trained_on, vocab, None, base, len(y))
+        return DealModel(trained_on, vocab, None, base, len(y), stage_rates=rates, eventual_rate=eventual)
     mono = [1 if f == "days_left" else 0 for f in FEATURES]
     cat = [f in CATEGORICAL for f in FEATURES]
     model = HistGradientBoostingClassifier(max_iter=max_iter, learning_rate=0.1, max_leaf_nodes=15,
@@ -410,7 +436,8 @@ def fit_model(p: Prepared, trained_on: date, max_iter: int = 100) -> DealModel:
     with _threads().limit(limits=1):  # one core: the night shares the machine with the other steps' pools
         model.fit(x, y)
     longest = int((ex["end_day"] - ex["day"]).max())
-    return DealModel(trained_on, vocab, model, base, len(y), 0.0, empty, max_days_left=longest)
+    return DealModel(trained_on, vocab, model, base, len(y), 0.0, empty, max_days_left=longest, stage_rates=rates,
+                     eventual_rate=eventual)
 
 
 def fit_with_shock(p: Prepared, trained_on: date, retrain_days: int, cache: dict[int, DealModel] | None = None,

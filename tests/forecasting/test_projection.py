@@ -252,3 +252,20 @@ def test_history_before_the_first_snapshot_is_missing_not_zero(prepared):
     assert s.loc[carried & (s["day"] == start), "days_in_stage"].isna().all()
     fresh = s[~carried]
     assert fresh["days_in_stage"].notna().all() and (fresh["close_date_pushes"] >= 0).all()
+
+
+def test_without_crm_probability_the_crm_rule_uses_each_stages_measured_win_rate(inputs):
+    snaps = inputs.snapshots.assign(probability=np.nan)
+    p = pj.prepare(pj.Inputs(snaps, inputs.deals, inputs.quarter_starts, inputs.open_stages))
+    d = date(2026, 1, 20)  # before a whole quarter is known: the CRM rule
+    model = pj.fit_model(p, d, max_iter=20)
+    assert model.model is None and set(model.stage_rates) <= set(STAGES)
+    # the synthetic deals win at 45% whatever their stage: every measured rate is near it, none is the base
+    # rate of month-long windows
+    assert all(0.3 < r < 0.6 for r in model.stage_rates.values()), model.stage_rates
+    rows = p.snapshots.iloc[p.by_day[pj._day(d)]]
+    end = pj._day(date(2026, 1, 31))
+    got = model.predict(p, rows, np.full(len(rows), end))
+    in_window = (rows["close_day"] >= rows["day"]) & (rows["close_day"] <= end)
+    want = np.where(in_window, rows["stage_name"].map(model.stage_rates).to_numpy(dtype=float), 0.0)
+    np.testing.assert_allclose(got, want)
