@@ -7,7 +7,10 @@ The answer here is built from three parts, each from what was known on the as-of
 - open pipeline: each open deal's chance of closing won by the period's end, from a deal-level model
   (scikit-learn's HistGradientBoostingClassifier, monotone in the days left) trained on the reconstructed
   daily pipeline (`marts.fct_pipeline_snapshots`): each past day's open deals and whether they were won by
-  a later month end, for every (day, month end) pair whose outcome was known on the training date;
+  a later month end, for every (day, month end) pair whose outcome was known on the training date. Where
+  the model would extrapolate (it has not yet followed a whole fiscal quarter, or the window is longer than
+  any it learned from) a deal counts as the weighted pipeline counts it: its CRM probability (its stage's
+  measured win rate where the CRM has none) if its close date falls in the window;
 - new pipeline: bookings from deals created after the as-of day and won inside the period, the average of
   the same part in the last periods of the same kind at the same day of the period.
 
@@ -358,7 +361,7 @@ class DealModel:
         if rows.empty:
             return [np.zeros(0) for _ in ends]
         # the CRM's own probability for deals whose close date falls in the window, as the weighted call
-        # (the base rate where the CRM has none; 0 for a deal already overdue): for every window when there
+        # (its stage's measured win rate where the CRM has none; 0 if overdue): for every window when there
         # is no model, and for the windows longer than any the model learned from (a tree model holds its
         # last value past its training range: the chance of winning in three months read off windows of one)
         prob = rows["crm_probability"].to_numpy(dtype="float64")
@@ -403,7 +406,7 @@ def _stage_win_rates(ex: pd.DataFrame, r: int) -> tuple[dict[str, float], float]
 
 
 def _saw_a_whole_quarter(ex: pd.DataFrame, quarter_starts: list[date]) -> bool:
-    """Whether the examples follow one fiscal quarter from its first week to its end.
+    """Whether the examples follow one fiscal quarter from its first grid day (TRAIN_EVERY_DAYS) to its end.
 
     Until then (the first weeks after the snapshots start, `pipeline_snapshot_months`) a model has learned
     only windows shorter than the quarter it is asked about, and none that ends on a quarter end after a
