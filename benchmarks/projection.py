@@ -9,7 +9,9 @@ over the replayed quarters:
   reaches it), at company and region level, and the time-series forecast of the quarter made at its start
   (`forecasting.models.forecast`, the nightly selection, on the complete months before the quarter);
 - coverage of the 80% (and 95%) interval over every replayed day of the quarters, at company, region, team;
-- the projection step's time on the first night (replay) and on a following night (one day).
+- where each company quarter's bookings came from (won to date, deals open on the day, deals created after
+  it) beside the projection's parts (M USD);
+- the projection step's time on the first night (replay) and on a following night (one day), wall and CPU.
 Results are recorded by hand in benchmarks/projection.md.
 """
 
@@ -99,6 +101,24 @@ def time_series_quarters(con: duckdb.DuckDBPyConnection, starts: list[date], ser
     return pd.DataFrame(rows)
 
 
+def sources(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> pd.DataFrame:
+    """Where each company quarter's bookings came from, seen from the day it was projected: deals open that
+    day, deals created after it (the rest was won to date), beside the projection's parts."""
+    out = []
+    for r in rows.itertuples():
+        won_open, won_new = con.execute(
+            "select coalesce(sum(amount::double) filter (where opportunity_id in (select opportunity_id from "
+            "marts.fct_pipeline_snapshots where snapshot_date = ?)), 0), "
+            "coalesce(sum(amount::double) filter (where created_date > ?), 0) from marts.fct_opportunities "
+            "where status = 'won' and close_date between ? and ?",
+            [r.as_of_date, r.as_of_date, r.period_start, r.period_end]).fetchone()
+        out.append({"as_of_date": r.as_of_date, "actual": r.actual, "projection": r.projection,
+                    "won_to_date": r.won_to_date, "open_expected": r.open_pipeline_expected,
+                    "won_from_open": won_open, "new_expected": r.new_pipeline_expected, "won_from_new": won_new,
+                    "weighted_call": r.weighted_pipeline_call})
+    return (pd.DataFrame(out).set_index("as_of_date").astype("float64") / 1e6).round(2)
+
+
 def wape(actual: pd.Series, call: pd.Series) -> float:
     return float((call - actual).abs().sum() / actual.abs().sum())
 
@@ -137,6 +157,8 @@ def main() -> None:
             x = at[at["level"] == level]
             scores = {c: round(wape(x["actual"], x[c]), 3) for c in (*CALLS, "time_series")}
             print(f"{int(share * 100)}% elapsed, {level} ({len(x)} series-quarters): {scores}")
+            if level == "company":
+                print(sources(con, x).to_string())
             later = x[x["period_start"] > starts[0]]  # the quarters whose model had a quarter of outcomes
             scores = {c: round(wape(later["actual"], later[c]), 3) for c in (*CALLS, "time_series")}
             print(f"  without the first replayed quarter ({len(later)}): {scores}")

@@ -207,3 +207,65 @@ def test_an_empty_or_tiny_pipeline_projects_without_failing(n):
     else:
         assert model is not None and len(rows) > 0
         assert np.isfinite(rows[["projection", "lower_95", "upper_95"]].to_numpy(dtype=float)).all()
+
+
+def _crm_rule(p: pj.Prepared, rows: pd.DataFrame, end: int) -> np.ndarray:
+    """The weighted pipeline's count of a deal for a window: its CRM probability if it closes in it, else 0."""
+    close, day = rows["close_day"].to_numpy(), rows["day"].to_numpy()
+    return np.where((close >= day) & (close <= end), rows["crm_probability"].to_numpy(), 0.0)
+
+
+def test_a_model_before_a_whole_quarter_is_known_is_the_crm_rule(prepared):
+    """The snapshots start on 2025-10-01: the first quarter followed whole is Nov-Jan, known from Feb."""
+    d = date(2026, 1, 20)
+    early = pj.fit_model(prepared, d, max_iter=20)
+    assert early.examples >= 200 and early.model is None  # outcomes enough, but no whole quarter yet
+    later = pj.fit_model(prepared, date(2026, 2, 12), max_iter=20)
+    assert later.model is not None
+    rows = prepared.snapshots.iloc[prepared.by_day[pj._day(d)]]
+    end = pj._day(date(2026, 1, 31))
+    np.testing.assert_allclose(early.predict(prepared, rows, np.full(len(rows), end)), _crm_rule(prepared, rows, end))
+    assert (_crm_rule(prepared, rows, end) > 0).any()
+    overdue = rows.assign(close_day=rows["day"] - 5)  # every deal's close date already past: none counts
+    assert (early.predict(prepared, overdue, np.full(len(rows), end)) == 0).all()
+
+
+def test_a_window_longer_than_any_learned_is_the_crm_rule(prepared):
+    d = AS_OF - timedelta(days=10)
+    model = pj.fit_model(prepared, d, max_iter=20)
+    assert model.model is not None and 150 <= model.max_days_left <= 190  # six month ends at most
+    rows = prepared.snapshots.iloc[prepared.by_day[pj._day(d)]]
+    day = pj._day(d)
+    inside, beyond = day + model.max_days_left, day + model.max_days_left + 1
+    got_in, got_out = model.predict_ends(prepared, rows, [np.full(len(rows), inside), np.full(len(rows), beyond)])
+    np.testing.assert_allclose(got_out, _crm_rule(prepared, rows, beyond))
+    assert not np.allclose(got_in, _crm_rule(prepared, rows, inside))  # the model's own chances inside
+
+
+def test_history_before_the_first_snapshot_is_missing_not_zero(prepared):
+    s = prepared.snapshots
+    start = s["day"].min()
+    first = s.groupby("opportunity_id")["day"].transform("min")
+    carried = (first == start) & (s["deal_age"] > s["day"] - start)  # open before the snapshots begin
+    assert carried.any() and (~carried).any()
+    assert s.loc[carried, "close_date_pushes"].isna().all() and s.loc[carried, "amount_changes"].isna().all()
+    assert s.loc[carried & (s["day"] == start), "days_in_stage"].isna().all()
+    fresh = s[~carried]
+    assert fresh["days_in_stage"].notna().all() and (fresh["close_date_pushes"] >= 0).all()
+
+
+def test_without_crm_probability_the_crm_rule_uses_each_stages_measured_win_rate(inputs):
+    snaps = inputs.snapshots.assign(probability=np.nan)
+    p = pj.prepare(pj.Inputs(snaps, inputs.deals, inputs.quarter_starts, inputs.open_stages))
+    d = date(2026, 1, 20)  # before a whole quarter is known: the CRM rule
+    model = pj.fit_model(p, d, max_iter=20)
+    assert model.model is None and set(model.stage_rates) <= set(STAGES)
+    # the synthetic deals win at 45% whatever their stage: every measured rate is near it, none is the base
+    # rate of month-long windows
+    assert all(0.3 < r < 0.6 for r in model.stage_rates.values()), model.stage_rates
+    rows = p.snapshots.iloc[p.by_day[pj._day(d)]]
+    end = pj._day(date(2026, 1, 31))
+    got = model.predict(p, rows, np.full(len(rows), end))
+    in_window = (rows["close_day"] >= rows["day"]) & (rows["close_day"] <= end)
+    want = np.where(in_window, rows["stage_name"].map(model.stage_rates).to_numpy(dtype=float), 0.0)
+    np.testing.assert_allclose(got, want)
