@@ -1,10 +1,7 @@
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
+    stage_rules_incremental(
         unique_key=['snapshot_date', 'opportunity_id'],
-        pre_hook=["{{ stage_rules_hook('create') }}", "{{ stage_rules_hook('reset') }}"],
-        post_hook=[
+        prune=[
             "delete from {{ this }} as kept where not exists (
                 select 1
                 from {{ ref('int_opportunity_history__daily_states') }} as states
@@ -14,9 +11,7 @@
                     states.snapshot_date = kept.snapshot_date
                     and states.opportunity_id = kept.opportunity_id
                     and (opportunities.created_date is null or opportunities.created_date <= states.snapshot_date)
-            )",
-            "{{ stage_rules_hook('clear') }}",
-            "{{ stage_rules_hook('record') }}"
+            )"
         ]
     )
 }}
