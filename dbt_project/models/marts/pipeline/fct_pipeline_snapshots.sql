@@ -26,17 +26,7 @@
 -- the post-hook drops the rows a full build would not have (days that left the window, deals no
 -- longer live or created later than the day). When the stage rules (int_stages__resolved) changed since
 -- the table was built, the pre-hook empties it and the night rebuilds it whole (stage_rules_hook).
-with opportunities as (
-
-    select * from {{ ref('int_opportunities__converted') }}
-
-),
-
-states as (
-
-    select * from {{ ref('int_opportunity_history__daily_states') }}
-
-),
+with {{ import_ctes(opportunities='int_opportunities__converted', states='int_opportunity_history__daily_states') }},
 
 fx_rates as (
 
