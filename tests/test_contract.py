@@ -52,8 +52,8 @@ def test_files_match_by_name_case_insensitively():
     assert export_by_filename("Contact.csv") is None
 
 
-def test_the_dbt_sources_are_the_files_generated_from_the_contract():
-    """Edit salesos/contract.py, then `python -m salesos.contract --write-dbt-sources`; never the yml by hand."""
+def test_the_dbt_sources_and_staging_models_are_the_files_generated_from_the_contract():
+    """Edit salesos/contract.py, then `python -m salesos.contract --write-dbt-sources`; never a generated file by hand."""
     from salesos.contract import dbt_source_files
 
     stale = [str(p) for p, text in dbt_source_files().items() if p.read_text(encoding="utf-8") != text]
