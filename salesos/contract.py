@@ -80,13 +80,13 @@ class Field:
         """The field's column in its staging model (None: not staged)."""
         return None if self.stage is None else self.stage.name or self.column
 
-    def staging_sql(self) -> str | None:
-        """The staging model's expression of the field, as dbt Jinja (None: not staged)."""
+    def staging_expression(self) -> str | None:
+        """What its staging model selects, as a reader of the model's header sees it (None: not staged)."""
         if self.stage is None:
             return None
         cast = self.stage.cast or STAGING_CASTS[self.type]
         scale = "" if self.stage.scale is None else f", {self.stage.scale}"
-        sql = f"{{{{ {cast}('{self.column}'{scale}) }}}}"
+        sql = f"{cast}({self.column}{scale})"
         return f"coalesce({sql}, {self.stage.empty_as})" if self.stage.empty_as else sql
 
 
@@ -582,9 +582,7 @@ STAGING_HEADER = """\
 def dbt_staging_sql(e: ExportFile) -> str:
     """The text of an export's staging model: the select list spelled out in its header, then the macro call."""
     sources, _ = DBT_SOURCES[e.source]
-    # the expressions as the macro renders them, without Jinja's braces (a comment is rendered too)
-    selects = [(f.staged_as, (f.staging_sql() or "").replace("{{ ", "").replace(" }}", "").replace("'", ""))
-               for f in e.fields if f.stage is not None]
+    selects = [(f.staged_as, f.staging_expression() or "") for f in e.fields if f.stage is not None]
     selects += [(name, name) for name in e.staging_load_columns]
     width = max(len(sql) for _, sql in selects)
     lines = [STAGING_HEADER.format(table=e.table, filename=e.filename, sources=f"models/staging/{sources}")]
