@@ -12,12 +12,14 @@ The nightly sales-operations run: **extract >> validate >> dbt_build >> forecast
 | `forecast.chunk` | mapped, one task per chunk (never per rep): Prophet with its backtest, a process pool inside |
 | `forecast.store` | reconciles the chunks, checks them (Great Expectations), appends to `forecasts.fct_forecasts` |
 | `forecast.projection` | this month's and quarter's projection from the open pipeline, `fct_period_projections` |
+| `forecast.marts` | one dbt build of the marts that read tonight's forecasts and projections (their accuracy) |
 | `publish` | swaps the build copy over the published warehouse with one atomic rename |
 
 `forecast.projection` projects this month, this fiscal quarter and the next from won-to-date, the open
 pipeline (a deal model trained on the reconstructed daily pipeline) and the deals not yet created, with
-80%/95% intervals, at every level; a first night replays the last four fiscal quarters. It then rebuilds
-`mart_projection_accuracy` and its summary from the new rows.
+80%/95% intervals, at every level; a first night replays the last four fiscal quarters. `forecast.marts`
+then rebuilds, in one dbt build, `mart_projection_accuracy` and its summary from the new rows and, on a
+night whose forecast stored a new backtest origin (a month closed), the forecast accuracy marts.
 
 The forecast is a task group inside this run, not a DAG of its own: marts and forecasts are published
 together in one atomic swap, so finance never reads forecasts made from other marts than the ones beside
@@ -149,7 +151,14 @@ def sales_nightly() -> None:
             ctx = _ctx()
             return pipeline.projection(ctx, full_refresh=ctx.full_refresh)
 
-        projection(store(chunk.expand(name=plan())))
+        @task(pool=WRITER_POOL)
+        def marts(stored: dict, projected: dict) -> dict:
+            from salesos import pipeline
+
+            return pipeline.forecast_marts(_ctx(), rescore=bool(stored.get("backtest_rows_new")))
+
+        stored = store(chunk.expand(name=plan()))
+        marts(stored, projection(stored))
 
     @task(pool=WRITER_POOL, outlets=[MARTS, FORECASTS])
     def publish() -> dict:

@@ -5,8 +5,9 @@ headers) plus two files from sales operations (`quotas.csv`, optional `fx_rates.
 is the single place that says what those files are; the generator, the loader, the validation
 suites and the dbt sources all read it.
 
-The dbt source definitions of the raw tables (`dbt_project/models/staging/*/_*__sources.yml`) are written
-from it: `python -m salesos.contract --write-dbt-sources` (tests/test_contract.py fails when they differ).
+The dbt source definitions of the raw tables (`dbt_project/models/staging/*/_*__sources.yml`) and their staging
+models (`stg_<source>__<table>.sql`: each field renamed and cast, `Field.stage`) are written from it:
+`python -m salesos.contract --write-dbt-sources` (tests/test_contract.py fails when they differ).
 """
 
 from __future__ import annotations
@@ -23,6 +24,32 @@ FieldType = Literal["id", "string", "number", "integer", "boolean", "date", "dat
 
 
 @dataclass(frozen=True)
+class Stage:
+    """How the field's staging model renames and casts it (dbt macro `stage_columns`, macros/staging.sql).
+
+    The defaults stage a field under its warehouse column, cast by its type (`STAGING_CASTS`), so a new field
+    reaches staging with no edit beyond its `F(...)` line.
+    """
+
+    name: str = ""  # the staging column; empty: the warehouse column (`Field.column`)
+    cast: str = ""  # the casting macro (macros/casting.sql); empty: its type's
+    scale: int | None = None  # a number's decimal places, when not to_number's default (6)
+    empty_as: str = ""  # the SQL literal an empty (or unreadable) value reads as; empty: null
+
+
+# The casting macro (dbt_project/macros/casting.sql) of each field type in staging.
+STAGING_CASTS: dict[str, str] = {
+    "id": "clean_string",
+    "string": "clean_string",
+    "number": "to_number",
+    "integer": "to_integer",
+    "boolean": "to_boolean",
+    "date": "to_date",
+    "datetime": "to_timestamp",
+}
+
+
+@dataclass(frozen=True)
 class Field:
     """One field of an export, under its Salesforce API name."""
 
@@ -35,6 +62,8 @@ class Field:
     # Only some sources carry it (connector tables, not Salesforce's own export): its absence is expected,
     # so it is loaded as empty without a schema-drift note.
     not_in_every_source: bool = False
+    # How staging renames and casts it; None: the staging model leaves it out.
+    stage: Stage | None = Stage()
 
     @property
     def not_null(self) -> bool:
@@ -45,6 +74,20 @@ class Field:
     def column(self) -> str:
         """The snake_case column name used in the warehouse."""
         return snake_case(self.api_name)
+
+    @property
+    def staged_as(self) -> str | None:
+        """The field's column in its staging model (None: not staged)."""
+        return None if self.stage is None else self.stage.name or self.column
+
+    def staging_expression(self) -> str | None:
+        """What its staging model selects, as a reader of the model's header sees it (None: not staged)."""
+        if self.stage is None:
+            return None
+        cast = self.stage.cast or STAGING_CASTS[self.type]
+        scale = "" if self.stage.scale is None else f", {self.stage.scale}"
+        sql = f"{cast}({self.column}{scale})"
+        return f"coalesce({sql}, {self.stage.empty_as})" if self.stage.empty_as else sql
 
 
 @dataclass(frozen=True)
@@ -63,10 +106,17 @@ class ExportFile:
     # The dbt source the raw table belongs to (DBT_SOURCES), and what the models do when an optional file is absent.
     source: str = "crm"
     when_absent: str = ""
+    # The loader's columns (LOAD_COLUMNS) its staging model carries after the fields, as they are.
+    staging_load_columns: tuple[str, ...] = ("_source_file", "_row_number")
 
     @property
     def columns(self) -> list[str]:
         return [f.column for f in self.fields]
+
+    @property
+    def staging_model(self) -> str:
+        """The dbt staging model of the raw table (`stg_crm__opportunities`)."""
+        return f"stg_{self.source}__{self.table}"
 
     def field_by_column(self, column: str) -> Field | None:
         for f in self.fields:
@@ -111,8 +161,15 @@ def F(
     description: str = "",
     nullable: bool | None = None,
     not_in_every_source: bool = False,
+    stage: Stage | str | None = "",
 ) -> Field:
-    return Field(api_name, type, required, description, nullable, not_in_every_source)
+    """A contract field; `stage` is its staging column's name (a str) or its whole `Stage` (None: not staged)."""
+    return Field(api_name, type, required, description, nullable, not_in_every_source,
+                 Stage(stage) if isinstance(stage, str) else stage)
+
+
+# IsDeleted: an empty value means the record is not in the recycle bin.
+NOT_DELETED = Stage(empty_as="false")
 
 
 OPPORTUNITY = ExportFile(
@@ -122,32 +179,37 @@ OPPORTUNITY = ExportFile(
     required=True,
     description="Deals: one row per opportunity, as it stands at export time.",
     fields=(
-        F("Id", "id", True, description="Salesforce Id of the opportunity (18 characters, 006...)."),
+        F("Id", "id", True, stage="opportunity_id",
+          description="Salesforce Id of the opportunity (18 characters, 006...)."),
         F("AccountId", "id", True, nullable=True,
           description="Id of the account the deal is with; empty when the deal has no account."),
         F("OwnerId", "id", True, description="Id of the user who owns the deal (the rep credited with it)."),
-        F("Name", description="Name of the deal."),
+        F("Name", description="Name of the deal.", stage="opportunity_name"),
         F("StageName", "string", True,
           description="Sales stage at export time (e.g. Prospecting, Closed Won). Open/won/lost comes from "
                       "is_closed and is_won, never from the stage name."),
         F("Amount", "number", True, nullable=True,
           description="Deal amount in the deal's currency (currency_iso_code)."),
-        F("Probability", "number", description="Win probability, 0-100."),
-        F("ForecastCategoryName", description="Forecast category (Pipeline, Best Case, Commit, Closed, Omitted)."),
+        F("Probability", "number", description="Win probability, 0-100.", stage="probability_pct"),
+        F("ForecastCategoryName", stage="forecast_category",
+          description="Forecast category (Pipeline, Best Case, Commit, Closed, Omitted)."),
         F("CloseDate", "date", True,
           description="Expected (open deals) or actual (closed deals) close date, YYYY-MM-DD."),
-        F("CreatedDate", "datetime", True, description="When the deal was created, ISO 8601 date-time in UTC."),
+        F("CreatedDate", "datetime", True, stage="created_at",
+          description="When the deal was created, ISO 8601 date-time in UTC."),
         F("IsClosed", "boolean", True, description="true when the deal is closed (won or lost)."),
         F("IsWon", "boolean", True, description="true when the deal is closed and won."),
-        F("IsDeleted", "boolean", description="true when the record is in the recycle bin."),
-        F("Type", description="Deal type (e.g. New Business, Existing Business)."),
+        F("IsDeleted", "boolean", description="true when the record is in the recycle bin.", stage=NOT_DELETED),
+        F("Type", description="Deal type (e.g. New Business, Existing Business).", stage="opportunity_type"),
         F("LeadSource", description="Where the deal came from (e.g. Web, Partner)."),
-        F("CurrencyIsoCode", description="ISO 4217 currency of amount; empty means the reporting currency."),
-        F("LastModifiedDate", "datetime", description="When the record was last changed, ISO 8601 date-time in UTC."),
+        F("CurrencyIsoCode", stage=Stage(cast="clean_code"),
+          description="ISO 4217 currency of amount; empty means the reporting currency."),
+        F("LastModifiedDate", "datetime", stage="last_modified_at",
+          description="When the record was last changed, ISO 8601 date-time in UTC."),
         # not a Salesforce field: a connector's sync time of the row (salesos.extract.connectors)
         F("SyncedAt", "datetime", description="When a connector last synced the row (Fivetran _fivetran_synced, "
           "Airbyte _airbyte_extracted_at); freshness falls back to it where LastModifiedDate is empty.",
-          not_in_every_source=True),
+          not_in_every_source=True, stage=None),
     ),
 )
 
@@ -158,15 +220,17 @@ OPPORTUNITY_HISTORY = ExportFile(
     required=False,
     description="Every change of stage, amount or close date of an opportunity.",
     fields=(
-        F("Id", "id", description="Salesforce Id of the history record (may be absent from the export)."),
+        F("Id", "id", stage="opportunity_history_id",
+          description="Salesforce Id of the history record (may be absent from the export)."),
         F("OpportunityId", "id", True, description="Id of the opportunity that changed."),
         F("StageName", "string", True, description="Stage after the change."),
         F("Amount", "number", description="Amount after the change, in the opportunity's currency."),
-        F("Probability", "number", description="Win probability after the change, 0-100."),
+        F("Probability", "number", description="Win probability after the change, 0-100.", stage="probability_pct"),
         F("CloseDate", "date", description="Close date after the change, YYYY-MM-DD."),
         F("ForecastCategory", description="Forecast category after the change."),
-        F("CreatedDate", "datetime", True, description="When the change happened, ISO 8601 date-time in UTC."),
-        F("IsDeleted", "boolean", description="true when the record is in the recycle bin."),
+        F("CreatedDate", "datetime", True, stage="created_at",
+          description="When the change happened, ISO 8601 date-time in UTC."),
+        F("IsDeleted", "boolean", description="true when the record is in the recycle bin.", stage=NOT_DELETED),
         # Salesforce's OpportunityHistory has no flags; a connector's history-mode copy of Opportunity does.
         F("IsClosed", "boolean", not_in_every_source=True,
           description="true when the opportunity was closed after the change; empty when the export does not carry it "
@@ -189,17 +253,18 @@ OPPORTUNITY_STAGE = ExportFile(
     ),
     when_absent="stage flags come from the other sources (docs/export-contract.md)",
     fields=(
-        F("Id", "id", True, description="Salesforce Id of the stage (01J...)."),
-        F("MasterLabel", "string", True,
+        F("Id", "id", True, description="Salesforce Id of the stage (01J...).", stage="opportunity_stage_id"),
+        F("MasterLabel", "string", True, stage="stage_label",
           description="The stage name as Opportunity.StageName and OpportunityHistory.StageName hold it."),
-        F("ApiName", description="The stage's API name (usually the same as the label)."),
+        F("ApiName", description="The stage's API name (usually the same as the label).", stage="stage_api_name"),
         F("IsClosed", "boolean", True, description="true when a deal in this stage is closed."),
         F("IsWon", "boolean", True, description="true when a deal in this stage is won."),
-        F("DefaultProbability", "number", description="Win probability of the stage, 0-100."),
+        F("DefaultProbability", "number", stage="default_probability_pct",
+          description="Win probability of the stage, 0-100."),
         F("SortOrder", "integer", description="Funnel position of the stage, lowest first."),
         F("IsActive", "boolean",
           description="false when the stage is no longer offered (old deals may still be in it)."),
-        F("ForecastCategoryName", description="Forecast category of the stage."),
+        F("ForecastCategoryName", description="Forecast category of the stage.", stage="forecast_category"),
     ),
 )
 
@@ -210,17 +275,17 @@ ACCOUNT = ExportFile(
     required=True,
     description="Customers and prospects.",
     fields=(
-        F("Id", "id", True, description="Salesforce Id of the account (001...)."),
-        F("Name", "string", True, description="Account name."),
+        F("Id", "id", True, description="Salesforce Id of the account (001...).", stage="account_id"),
+        F("Name", "string", True, description="Account name.", stage="account_name"),
         F("Industry", description="Industry."),
         F("NumberOfEmployees", "integer",
           description="Number of employees; drives the segment (see var segment_bands)."),
         F("AnnualRevenue", "number", description="Annual revenue, in the account's currency."),
         F("BillingCountry", description="Billing country."),
-        F("ParentId", "id", description="Id of the parent account, if any."),
+        F("ParentId", "id", description="Id of the parent account, if any.", stage="parent_account_id"),
         F("OwnerId", "id", description="Id of the user who owns the account."),
-        F("Type", description="Account type (e.g. Customer, Prospect)."),
-        F("IsDeleted", "boolean", description="true when the record is in the recycle bin."),
+        F("Type", description="Account type (e.g. Customer, Prospect).", stage="account_type"),
+        F("IsDeleted", "boolean", description="true when the record is in the recycle bin.", stage=NOT_DELETED),
     ),
 )
 
@@ -231,8 +296,8 @@ USER = ExportFile(
     required=True,
     description="Sales reps, managers and everyone else who owns records.",
     fields=(
-        F("Id", "id", True, description="Salesforce Id of the user (005...)."),
-        F("Name", "string", True, description="Full name."),
+        F("Id", "id", True, description="Salesforce Id of the user (005...).", stage="user_id"),
+        F("Name", "string", True, description="Full name.", stage="user_name"),
         F("Email", description="Email address; quotas.csv may identify owners by it."),
         F("ManagerId", "id", description="Id of the user's manager; the manager names the rep's team."),
         F("UserRoleId", "id", description="Id of the user's role (UserRole)."),
@@ -240,7 +305,7 @@ USER = ExportFile(
         F("Department", description="Department."),
         F("IsActive", "boolean", True, description="false when the user has left (deactivated)."),
         F("CreatedDate", "datetime",
-          description="When the user was created (used as hire date), ISO 8601 date-time in UTC."),
+          description="When the user was created (used as hire date), ISO 8601 date-time in UTC.", stage="created_at"),
     ),
 )
 
@@ -251,8 +316,9 @@ USER_ROLE = ExportFile(
     required=False,
     description="The role hierarchy.",
     fields=(
-        F("Id", "id", True, description="Salesforce Id of the role (00E...)."),
-        F("Name", "string", True, description="Role name; the rep's region when region_source is role."),
+        F("Id", "id", True, description="Salesforce Id of the role (00E...).", stage="user_role_id"),
+        F("Name", "string", True, stage="user_role_name",
+          description="Role name; the rep's region when region_source is role."),
         F("ParentRoleId", "id", description="Id of the parent role in the hierarchy."),
     ),
 )
@@ -264,16 +330,17 @@ LEAD = ExportFile(
     required=False,
     description="Leads and their conversion.",
     fields=(
-        F("Id", "id", True, description="Salesforce Id of the lead (00Q...)."),
+        F("Id", "id", True, description="Salesforce Id of the lead (00Q...).", stage="lead_id"),
         F("OwnerId", "id", True, description="Id of the user who owns the lead."),
-        F("CreatedDate", "datetime", True, description="When the lead was created, ISO 8601 date-time in UTC."),
-        F("Status", description="Lead status."),
+        F("CreatedDate", "datetime", True, stage="created_at",
+          description="When the lead was created, ISO 8601 date-time in UTC."),
+        F("Status", description="Lead status.", stage="lead_status"),
         F("LeadSource", description="Where the lead came from."),
         F("IsConverted", "boolean", description="true when the lead was converted."),
         F("ConvertedDate", "date", description="Date of conversion, YYYY-MM-DD."),
         F("ConvertedOpportunityId", "id", description="Id of the opportunity the lead was converted to."),
         F("ConvertedAccountId", "id", description="Id of the account the lead was converted to."),
-        F("IsDeleted", "boolean", description="true when the record is in the recycle bin."),
+        F("IsDeleted", "boolean", description="true when the record is in the recycle bin.", stage=NOT_DELETED),
     ),
 )
 
@@ -283,16 +350,18 @@ TASK = ExportFile(
     "tasks",
     required=False,
     description="Calls and emails.",
+    staging_load_columns=("_source_file", "_row_number", "_run_id"),  # the activity models' incremental rule
     fields=(
-        F("Id", "id", True, description="Salesforce Id of the task (00T...)."),
+        F("Id", "id", True, description="Salesforce Id of the task (00T...).", stage="task_id"),
         F("OwnerId", "id", True, description="Id of the user who owns the task."),
         F("WhoId", "id", description="Id of the lead or contact the task is about."),
         F("WhatId", "id", description="Id of the record (account, opportunity...) the task is about."),
         F("ActivityDate", "date", description="Due date of the task, YYYY-MM-DD."),
         F("TaskSubtype", description="Call or Email."),
-        F("Status", description="Task status."),
-        F("CreatedDate", "datetime", True, description="When the task was created, ISO 8601 date-time in UTC."),
-        F("IsDeleted", "boolean", description="true when the record is in the recycle bin."),
+        F("Status", description="Task status.", stage="task_status"),
+        F("CreatedDate", "datetime", True, stage="created_at",
+          description="When the task was created, ISO 8601 date-time in UTC."),
+        F("IsDeleted", "boolean", description="true when the record is in the recycle bin.", stage=NOT_DELETED),
     ),
 )
 
@@ -302,17 +371,19 @@ EVENT = ExportFile(
     "events",
     required=False,
     description="Meetings.",
+    staging_load_columns=("_source_file", "_row_number", "_run_id"),
     fields=(
-        F("Id", "id", True, description="Salesforce Id of the event (00U...)."),
+        F("Id", "id", True, description="Salesforce Id of the event (00U...).", stage="event_id"),
         F("OwnerId", "id", True, description="Id of the user who owns the event."),
         F("WhoId", "id", description="Id of the lead or contact the event is with."),
         F("WhatId", "id", description="Id of the record (account, opportunity...) the event is about."),
-        F("StartDateTime", "datetime", True, description="Start of the meeting, ISO 8601 date-time in UTC."),
-        F("EndDateTime", "datetime", description="End of the meeting, ISO 8601 date-time in UTC."),
-        F("DurationInMinutes", "integer", description="Duration in minutes."),
-        F("Type", description="Event type."),
+        F("StartDateTime", "datetime", True, stage="start_at",
+          description="Start of the meeting, ISO 8601 date-time in UTC."),
+        F("EndDateTime", "datetime", description="End of the meeting, ISO 8601 date-time in UTC.", stage="end_at"),
+        F("DurationInMinutes", "integer", description="Duration in minutes.", stage="duration_minutes"),
+        F("Type", description="Event type.", stage="event_type"),
         F("Subject", description="Subject line."),
-        F("IsDeleted", "boolean", description="true when the record is in the recycle bin."),
+        F("IsDeleted", "boolean", description="true when the record is in the recycle bin.", stage=NOT_DELETED),
     ),
 )
 
@@ -342,8 +413,9 @@ FX_RATES = ExportFile(
     source="sales_ops",
     description="Conversion rates to the reporting currency (1 unit of currency_iso_code = rate units).",
     fields=(
-        F("currency_iso_code", "string", True, description="ISO 4217 currency code."),
-        F("rate", "number", True, description="Value of 1 unit of currency_iso_code in the reporting currency."),
+        F("currency_iso_code", "string", True, description="ISO 4217 currency code.", stage=Stage(cast="clean_code")),
+        F("rate", "number", True, stage=Stage(scale=10),
+          description="Value of 1 unit of currency_iso_code in the reporting currency."),
         F("valid_from", "date",
           description="First day the rate applies, YYYY-MM-DD; empty means always (until a dated rate takes over)."),
     ),
@@ -475,26 +547,69 @@ def dbt_source_yaml(source: str) -> str:
         if not e.required:  # an optional export may be absent for good: its age says nothing
             lines += ["        config:", "          freshness: null"]
         lines.append("        columns:")
-        columns = [(f.column, column_description(f)) for f in e.fields]
-        columns += list(LOAD_COLUMN_DESCRIPTIONS.items())
-        columns.append(("_row_hash", ROW_HASH_KEYED if e.key else ROW_HASH_KEYLESS))
-        for name, text in columns:
+        columns = [(f.column, column_description(f), staging_meta(f)) for f in e.fields]
+        columns += [(name, text, {"as": name} if name in e.staging_load_columns else None)
+                    for name, text in LOAD_COLUMN_DESCRIPTIONS.items()]
+        columns.append(("_row_hash", ROW_HASH_KEYED if e.key else ROW_HASH_KEYLESS, None))
+        for name, text, meta in columns:
             lines += [f"          - name: {name}", f"            description: {_q(text)}"]
+            if meta is not None:
+                flow = ", ".join(f"{k}: {_q(v) if isinstance(v, str) else v}" for k, v in meta.items())
+                lines += ["            config:", "              meta:", f"                staging: {{{flow}}}"]
     return "\n".join(lines) + "\n"
 
 
+def staging_meta(f: Field) -> dict[str, str | int] | None:
+    """What macro stage_columns reads of a raw column: its staging name and cast (None: not staged)."""
+    if f.stage is None:
+        return None
+    meta: dict[str, str | int] = {"as": f.staged_as or f.column, "cast": f.stage.cast or STAGING_CASTS[f.type]}
+    if f.stage.scale is not None:
+        meta["scale"] = f.stage.scale
+    if f.stage.empty_as:
+        meta["empty_as"] = f.stage.empty_as
+    return meta
+
+
+STAGING_HEADER = """\
+-- Generated from salesos/contract.py by `python -m salesos.contract --write-dbt-sources`: edit the contract.
+-- Staging of raw.{table} ({filename}): renames and casts only.
+-- Macro stage_columns (macros/staging.sql) selects what the `staging` meta of the columns in
+-- {sources} says:
+"""
+
+
+def dbt_staging_sql(e: ExportFile) -> str:
+    """The text of an export's staging model: the select list spelled out in its header, then the macro call."""
+    sources, _ = DBT_SOURCES[e.source]
+    selects = [(f.staged_as, f.staging_expression() or "") for f in e.fields if f.stage is not None]
+    selects += [(name, name) for name in e.staging_load_columns]
+    width = max(len(sql) for _, sql in selects)
+    lines = [STAGING_HEADER.format(table=e.table, filename=e.filename, sources=f"models/staging/{sources}")]
+    lines += [f"--   {sql.ljust(width)}  as {name}\n" if sql != name else f"--   {name}\n" for name, sql in selects]
+    lines.append("--   then the export's custom *__c columns, as they are (macro custom_columns)\n")
+    lines.append(f"with source as (select * from {{{{ source('{e.source}', '{e.table}') }}}})\n\n")
+    lines.append(f"select {{{{ stage_columns('{e.source}', '{e.table}') }}}}\nfrom source\n")
+    return "".join(lines)
+
+
 def dbt_source_files(project_dir: Path | None = None) -> dict[Path, str]:
-    """Every generated sources file: its path and its text."""
+    """Every generated dbt file: the sources files and the staging models of the raw tables, path and text."""
     staging = (project_dir or Path(__file__).resolve().parent.parent / "dbt_project") / "models" / "staging"
-    return {staging / path: dbt_source_yaml(name) for name, (path, _) in DBT_SOURCES.items()}
+    files = {staging / path: dbt_source_yaml(name) for name, (path, _) in DBT_SOURCES.items()}
+    for e in EXPORTS:
+        files[staging / Path(DBT_SOURCES[e.source][0]).parent / f"{e.staging_model}.sql"] = dbt_staging_sql(e)
+    return files
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m salesos.contract --write-dbt-sources` (or `--check-dbt-sources`, which only compares)."""
+    """`python -m salesos.contract --write-dbt-sources` (sources and staging models; `--check-dbt-sources` compares)."""
     parser = argparse.ArgumentParser(prog="python -m salesos.contract", description=main.__doc__)
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write-dbt-sources", action="store_true", help="write the dbt sources files")
-    mode.add_argument("--check-dbt-sources", action="store_true", help="exit 1 when a sources file is out of date")
+    mode.add_argument("--write-dbt-sources", action="store_true",
+                      help="write the dbt sources files and the raw tables' staging models")
+    mode.add_argument("--check-dbt-sources", action="store_true",
+                      help="exit 1 when a generated dbt file is out of date")
     args = parser.parse_args(argv)
     stale = [p for p, text in dbt_source_files().items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
     if args.check_dbt_sources:

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import logging
 import shutil
-import time
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -335,7 +334,6 @@ def _forecast_store(ctx: RunContext) -> dict[str, Any]:
         con.close()
     if _on_postgres(ctx):
         _copy_to_postgres(ctx, ("forecasts",))
-    scores = _score_track_record(ctx) if new_track else None
     cache_dir, _ = _forecast_cache(ctx, load_settings(ctx.settings_file))
     if cache_dir is not None:
         prune_forecast_cache(_forecast_work(ctx), cache_dir)
@@ -357,8 +355,7 @@ def _forecast_store(ctx: RunContext) -> dict[str, Any]:
             "selected_rows": int(published.sum()),
             "prophet_rows": int((~rows["is_selected"] & ~rows["is_backtest"]).sum()),
             "backtest_rows": int(rows["is_backtest"].sum()),
-            "backtest_rows_new": int(new_track),  # origins no earlier night had stored
-            "accuracy_rebuilt": scores,
+            "backtest_rows_new": int(new_track),  # origins no earlier night had stored: forecast_marts rescores
             "checks": report.expectations,
             "series_per_level": rows[published].groupby("level")["series_id"].nunique().to_dict(),
             "models": rows[published].groupby("model")["series_id"].nunique().to_dict(),
@@ -372,27 +369,9 @@ def _backtest_rows(con: duckdb.DuckDBPyConnection) -> int:
     return int(con.execute("select count(*) from forecasts.fct_forecasts where is_backtest").fetchall()[0][0])
 
 
-SCORE_MODELS = ["build", "--select", "stg_forecasts__forecasts+", "--exclude-resource-type", "unit_test"]
-
-
-def _score_track_record(ctx: RunContext) -> dict[str, Any]:
-    """Rebuild the forecast accuracy marts once new backtest rows are stored, so they score them tonight.
-
-    The build step ran before the forecast, on the forecasts stored until last night: without this the first
-    night's track record would show in `mart_forecast_accuracy` only a night later. Only the models downstream
-    of the forecast table are built (with their data tests), and only on nights that add a backtest origin
-    (a month closed).
-    """
-    from salesos.transform.dbt_build import run_dbt
-
-    result = run_dbt(SCORE_MODELS, warehouse=ctx.build_warehouse, run_dir=ctx.run_dir / "forecast_scores",
-                     settings=load_settings(ctx.settings_file), as_of=ctx.as_of.isoformat(),
-                     target=ctx.dbt_target, run_id=ctx.run_id)
-    return result.to_dict()
-
-
 def forecast(ctx: RunContext) -> dict[str, Any]:
-    """Forecast bookings at every level from the marts: plan, every chunk in one process pool, store."""
+    """Forecast bookings at every level from the marts (plan, every chunk in one process pool, store), project the
+    periods, then build the marts that read both (forecast_marts)."""
     from forecasting.nightly import forecast_chunks
 
     chunks = forecast_plan(ctx)
@@ -404,15 +383,12 @@ def forecast(ctx: RunContext) -> dict[str, Any]:
                         prophet_grid=settings.forecast_prophet_grid, cache_dir=cache_dir, reuse=reuse)
     result = forecast_store(ctx)
     projection(ctx, full_refresh=ctx.full_refresh)
+    forecast_marts(ctx, rescore=bool(result.get("backtest_rows_new")))
     return result
 
 
-# dbt models that read forecasts.fct_period_projections: built again once tonight's rows are in
-PROJECTION_MARTS = ["build", "--select", "stg_forecasts__period_projections+", "--exclude-resource-type", "unit_test"]
-
-
 def projection(ctx: RunContext, *, full_refresh: bool) -> dict[str, Any]:
-    """The in-quarter projection (forecasting.projection_nightly) into the build copy, then its marts.
+    """The in-quarter projection (forecasting.projection_nightly) into the build copy (its marts: forecast_marts).
 
     A first night or a full refresh replays the last fiscal quarters; other nights add the new day(s).
     """
@@ -422,7 +398,6 @@ def projection(ctx: RunContext, *, full_refresh: bool) -> dict[str, Any]:
 
 def _projection(ctx: RunContext, full_refresh: bool) -> dict[str, Any]:
     from forecasting.projection_nightly import ProjectionOptions, project
-    from salesos.transform.dbt_build import run_dbt
 
     settings = load_settings(ctx.settings_file)
     options = ProjectionOptions.from_settings(settings)
@@ -438,13 +413,35 @@ def _projection(ctx: RunContext, full_refresh: bool) -> dict[str, Any]:
         write.close()
     if _on_postgres(ctx):
         _copy_to_postgres(ctx, ("forecasts",))
-    started = time.perf_counter()
-    built = run_dbt(PROJECTION_MARTS, warehouse=ctx.build_warehouse, run_dir=ctx.run_dir / "projection_dbt",
-                    settings=settings, as_of=ctx.as_of.isoformat(), target=ctx.dbt_target, run_id=ctx.run_id,
-                    full_refresh=False)
-    result["marts_built"] = built.models
-    result["marts_seconds"] = round(time.perf_counter() - started, 1)
     return _write_step(ctx, "projection", result)
+
+
+# The dbt models that read the forecast step's own tables, built again once tonight's rows are in: the projection's
+# (every night), and the forecast accuracy marts when the forecast stored a backtest origin no earlier night had.
+PROJECTION_MODELS = "stg_forecasts__period_projections+"
+FORECAST_MODELS = "stg_forecasts__forecasts+"
+
+
+def forecast_marts_build(rescore: bool) -> list[str]:
+    """The dbt command of forecast_marts: one build of every model downstream of tonight's new rows."""
+    select = [PROJECTION_MODELS, *([FORECAST_MODELS] if rescore else [])]
+    return ["build", "--select", *select, "--exclude-resource-type", "unit_test"]
+
+
+def forecast_marts(ctx: RunContext, *, rescore: bool) -> dict[str, Any]:
+    """One dbt build after the forecast and the projection stored their rows (rather than one after each).
+
+    The build step ran before them, on the rows stored until last night. This rebuilds, with their data tests,
+    the projection accuracy marts and, when `rescore` (the forecast stored a new backtest origin: a month
+    closed), the forecast accuracy marts, so the first night's track record is scored tonight, not a night later.
+    """
+    from salesos.transform.dbt_build import run_dbt
+
+    with _lock(ctx, "forecast marts"):
+        built = run_dbt(forecast_marts_build(rescore), warehouse=ctx.build_warehouse,
+                        run_dir=ctx.run_dir / "forecast_marts", settings=load_settings(ctx.settings_file),
+                        as_of=ctx.as_of.isoformat(), target=ctx.dbt_target, run_id=ctx.run_id)
+    return _write_step(ctx, "forecast_marts", {"accuracy_rebuilt": rescore, **built.to_dict()})
 
 
 def publish(ctx: RunContext) -> dict[str, Any]:

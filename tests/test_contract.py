@@ -1,6 +1,10 @@
+from pathlib import Path
+
 import pytest
 
 from salesos.contract import EXPORTS, OPPORTUNITY, QUOTAS, export_by_filename, map_headers, snake_case
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -48,8 +52,8 @@ def test_files_match_by_name_case_insensitively():
     assert export_by_filename("Contact.csv") is None
 
 
-def test_the_dbt_sources_are_the_files_generated_from_the_contract():
-    """Edit salesos/contract.py, then `python -m salesos.contract --write-dbt-sources`; never the yml by hand."""
+def test_the_dbt_sources_and_staging_models_are_the_files_generated_from_the_contract():
+    """Edit salesos/contract.py, then `python -m salesos.contract --write-dbt-sources`; never a generated file by hand."""
     from salesos.contract import dbt_source_files
 
     stale = [str(p) for p, text in dbt_source_files().items() if p.read_text(encoding="utf-8") != text]
@@ -63,7 +67,7 @@ def test_every_contract_column_is_a_source_column_with_the_contracts_description
     from salesos.contract import EXPORTS, LOAD_COLUMN_DESCRIPTIONS, dbt_source_files
 
     tables = {}
-    for path in dbt_source_files():
+    for path in (p for p in dbt_source_files() if p.suffix == ".yml"):
         for source in yaml.safe_load(path.read_text(encoding="utf-8"))["sources"]:
             tables |= {(source["name"], t["name"]): t for t in source["tables"]}
     assert set(tables) == {(e.source, e.table) for e in EXPORTS}
@@ -88,3 +92,59 @@ def test_a_new_contract_field_flows_to_the_generated_sources(monkeypatch, tmp_pa
             '            description: "Score of the deal, 0-10. Export field Deal_Score__c (number)."\n') in text
     assert contract.main(["--check-dbt-sources"]) == 1  # the committed file does not have it yet
     assert "out of date" in capsys.readouterr().err
+
+
+def test_a_new_contract_field_flows_to_its_staging_model(monkeypatch, capsys):
+    """One F(...) line: the staging model selects it, cast by its type, with no hand edit of the model."""
+    import dataclasses
+
+    from salesos import contract
+
+    deal_score = contract.F("Deal_Score__c", "number", description="Score of the deal, 0-10.")
+    changed = dataclasses.replace(contract.OPPORTUNITY, fields=(*contract.OPPORTUNITY.fields, deal_score))
+    monkeypatch.setattr(contract, "EXPORTS", (changed, *contract.EXPORTS[1:]))
+    assert '                staging: {as: "deal_score__c", cast: "to_number"}\n' in contract.dbt_source_yaml("crm")
+    assert "--   to_number(deal_score__c)" in contract.dbt_staging_sql(changed)
+    assert contract.main(["--check-dbt-sources"]) == 1
+    assert "stg_crm__opportunities.sql: out of date" in capsys.readouterr().err
+
+
+def test_a_hand_edited_staging_model_is_out_of_date(tmp_path, capsys):
+    """The check compares every generated file, the staging models included, byte for byte."""
+    from salesos import contract
+
+    files = contract.dbt_source_files(tmp_path)
+    model = next(p for p in files if p.name == "stg_crm__accounts.sql")
+    assert "select {{ stage_columns('crm', 'accounts') }}\nfrom source\n" in files[model]
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text.replace("as account_type", "as type") if path == model else text, encoding="utf-8")
+    stale = [p for p, text in files.items() if p.read_text(encoding="utf-8") != text]
+    assert stale == [model]
+
+
+def test_every_staging_cast_is_one_the_macro_knows():
+    """The staging meta names casting macros; stage_columns (macros/staging.sql) must dispatch each of them."""
+    import re
+
+    from salesos.contract import EXPORTS, STAGING_CASTS, staging_meta
+
+    macro = (ROOT / "dbt_project" / "macros" / "staging.sql").read_text(encoding="utf-8")
+    known = set(re.findall(r"'(\w+)': salesos\.\1\b", macro))
+    used = {m["cast"] for e in EXPORTS for f in e.fields if (m := staging_meta(f)) is not None}
+    assert set(STAGING_CASTS.values()) <= known and used <= known, sorted((used | set(STAGING_CASTS.values())) - known)
+
+
+def test_the_staging_models_document_only_columns_they_select():
+    """A field renamed in the contract must not leave its old name documented (and tested) in staging's yml."""
+    import yaml
+
+    from salesos.contract import EXPORTS
+
+    documented = {}
+    for path in (ROOT / "dbt_project" / "models" / "staging").glob("*/_*__models.yml"):
+        documented |= {m["name"]: [c["name"] for c in m.get("columns", [])]
+                       for m in yaml.safe_load(path.read_text(encoding="utf-8"))["models"]}
+    for e in EXPORTS:
+        selected = [f.staged_as for f in e.fields if f.stage is not None] + list(e.staging_load_columns)
+        assert set(documented[e.staging_model]) <= set(selected), (e.staging_model, documented[e.staging_model])

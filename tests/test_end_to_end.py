@@ -106,6 +106,9 @@ def test_the_first_night_has_a_track_record_and_prophet_beside_every_choice(publ
                           "where level = 'company' and horizon = 1")
     assert {"selected", primary_prophet_name()} <= set(summary_rows["model"])
     assert (summary_rows["n_backtest"] == summary_rows["n_scored"]).all()
+    # scored by the one dbt build after the forecast and the projection (issue 20), not one build after each
+    marts = json.loads((ctx.run_dir / "forecast_marts.json").read_text())
+    assert marts["accuracy_rebuilt"] is True and marts["models"] > 0
     published_view = _table(ctx.warehouse, "select as_of_date, series_id, period_start, count(*) n "
                             "from forecasts.fct_forecasts where is_selected and not is_backtest group by all")
     assert (published_view["n"] == 1).all() and set(published_view["as_of_date"].astype(str)) == {str(AS_OF)}
@@ -266,7 +269,8 @@ def test_rerunning_the_same_date_gives_identical_marts(sample, published, tmp_pa
     assert step["fitted"] == 0 and step["reused"] == step["series"] > 0
     pd.testing.assert_frame_equal(_table(ctx.warehouse, forecast_sql), forecasts_before)
     # no new backtest origin: the track record is not written twice
-    assert step["backtest_rows_new"] == 0 and step["accuracy_rebuilt"] is None
+    assert step["backtest_rows_new"] == 0
+    assert json.loads((again.run_dir / "forecast_marts.json").read_text())["accuracy_rebuilt"] is False
     forecasts = _table(ctx.warehouse, "select as_of_date, count(*) n, count(distinct series_id) s "
                        "from forecasts.fct_forecasts where is_selected and not is_backtest group by 1")
     assert len(forecasts) == 1 and forecasts["n"].iloc[0] == 12 * forecasts["s"].iloc[0]  # replaced, not duplicated

@@ -1,5 +1,6 @@
 """The pipeline's steps on their own (the whole run is in test_end_to_end.py)."""
 
+import json
 from datetime import date
 
 import duckdb
@@ -104,6 +105,33 @@ def test_run_options_reach_every_step_that_needs_them(tiny_exports, tmp_path, mo
     assert seen["dbt"] is full_refresh
     cache, reuse = pipeline._forecast_cache(ctx, load_settings(settings))
     assert cache == ctx.data_dir / "forecast_cache" and reuse is not full_refresh
+
+
+@pytest.mark.parametrize("new_track", [0, 36])
+def test_one_dbt_build_follows_the_forecast_and_the_projection(tmp_path, monkeypatch, new_track):
+    """The marts that read the forecast step's tables are built once, after both Python steps stored their rows:
+    the projection's every night, the forecast accuracy marts only when a backtest origin was added."""
+    from salesos import pipeline
+    from salesos.transform import dbt_build
+
+    ctx = RunContext.create(as_of=AS_OF, exports=tmp_path / "exports", warehouse=tmp_path / "wh" / "salesos.duckdb")
+    ctx.warehouse.parent.mkdir(parents=True)
+    calls: list = []
+    monkeypatch.setattr(pipeline, "forecast_plan", lambda ctx: [])
+    monkeypatch.setattr(pipeline, "forecast_store",
+                        lambda ctx: calls.append("store") or {"backtest_rows_new": new_track})
+    monkeypatch.setattr(pipeline, "projection", lambda ctx, full_refresh: calls.append("projection") or {})
+
+    def run_dbt(command, **kwargs):
+        calls.append(command)
+        return dbt_build.DbtResult(models=3)
+
+    monkeypatch.setattr(dbt_build, "run_dbt", run_dbt)
+    pipeline.forecast(ctx)
+    selected = ["stg_forecasts__period_projections+"] + (["stg_forecasts__forecasts+"] if new_track else [])
+    assert calls == ["store", "projection", ["build", "--select", *selected, "--exclude-resource-type", "unit_test"]]
+    step = json.loads((ctx.run_dir / "forecast_marts.json").read_text(encoding="utf-8"))
+    assert step["accuracy_rebuilt"] is bool(new_track) and step["models"] == 3
 
 
 def test_the_cli_flag_sets_the_run_context_not_the_environment(tmp_path, monkeypatch):

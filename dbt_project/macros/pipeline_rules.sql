@@ -139,3 +139,20 @@
         select 1 as nothing_to_reset
     {%- endif -%}
 {%- endmacro %}
+
+
+{#
+    The config of those three incremental models, written once: delete+insert on unique_key, the stage
+    rules' pre-hooks (create, reset), then the model's own post-hooks `prune` (the deletes that keep the
+    table equal to a full build) and the stage rules' post-hooks (clear, record). Hooks are SQL strings
+    with Jinja, rendered when the model runs.
+#}
+{% macro stage_rules_incremental(unique_key, prune=[]) -%}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=unique_key,
+        pre_hook=["{{ stage_rules_hook('create') }}", "{{ stage_rules_hook('reset') }}"],
+        post_hook=prune + ["{{ stage_rules_hook('clear') }}", "{{ stage_rules_hook('record') }}"]
+    ) }}
+{%- endmacro %}

@@ -405,7 +405,7 @@ def test_sales_nightly_runs_on_the_compose_services(stack: Stack, record_propert
     status, tis = stack.http("GET", f"/api/v2/dags/sales_nightly/dagRuns/{run_id}/taskInstances", token=token)
     assert {ti["task_id"] for ti in tis["task_instances"]} == {
         "extract", "validate", "dbt_build", "forecast.plan", "forecast.chunk", "forecast.store", "forecast.projection",
-        "publish"}
+        "forecast.marts", "publish"}
     assert {ti["state"] for ti in tis["task_instances"]} == {"success"}
     chunks = [ti for ti in tis["task_instances"] if ti["task_id"] == "forecast.chunk"]
     assert len(chunks) >= 2, chunks  # mapped: one task per region (and one for company and segments)

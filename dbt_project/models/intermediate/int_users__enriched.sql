@@ -1,15 +1,5 @@
 -- One row per user, with role, manager (team) and region resolved from the settings.
-with users as (
-
-    select * from {{ ref('stg_crm__users') }}
-
-),
-
-roles as (
-
-    select * from {{ ref('stg_crm__user_roles') }}
-
-),
+with {{ import_ctes(users='stg_crm__users', roles='stg_crm__user_roles') }},
 
 enriched as (
 

@@ -3,17 +3,7 @@
 {%- set band_names = (var('segment_bands') or []) | map(attribute='name') | map('string') | list %}
 {%- set band_list = "'" ~ (band_names | map('replace', "'", "''") | join("', '")) ~ "'" %}
 
-with users as (
-
-    select * from {{ ref('int_users__enriched') }}
-
-),
-
-opportunities as (
-
-    select * from {{ ref('int_opportunities__converted') }}
-
-),
+with {{ import_ctes(users='int_users__enriched', opportunities='int_opportunities__converted') }},
 
 segment_counts as (
 

@@ -1,17 +1,7 @@
 -- One row per live opportunity: not deleted, created on or before as_of. Amounts in the reporting
 -- currency; owner, team, region and segment as they are at export time. History columns (first_stage_date
 -- ... stage_skip_count) come from OpportunityHistory via int_opportunity_history__summary.
-with converted as (
-
-    select * from {{ ref('int_opportunities__converted') }}
-
-),
-
-history as (
-
-    select * from {{ ref('int_opportunity_history__summary') }}
-
-),
+with {{ import_ctes(converted='int_opportunities__converted', history='int_opportunity_history__summary') }},
 
 opportunities as (
 

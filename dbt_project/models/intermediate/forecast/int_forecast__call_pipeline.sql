@@ -4,17 +4,7 @@
 -- call date's month (horizon 1) and the next month (horizon 2). Open amounts by forecast category of deals
 -- closing in the target month; team, region and owner of a deal as in fct_opportunities (as
 -- fct_bookings_monthly).
-with snapshots as (
-
-    select * from {{ ref('fct_pipeline_snapshots') }}
-
-),
-
-opportunities as (
-
-    select * from {{ ref('fct_opportunities') }}
-
-),
+with {{ import_ctes(snapshots='fct_pipeline_snapshots', opportunities='fct_opportunities') }},
 
 call_dates as (
 

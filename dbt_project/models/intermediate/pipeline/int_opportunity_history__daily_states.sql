@@ -1,14 +1,9 @@
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
+    stage_rules_incremental(
         unique_key=['snapshot_date', 'opportunity_id'],
-        pre_hook=["{{ stage_rules_hook('create') }}", "{{ stage_rules_hook('reset') }}"],
-        post_hook=[
+        prune=[
             "delete from {{ this }} where snapshot_date < {{ pipeline_snapshot_window_start() }} or snapshot_date > {{ as_of() }}",
-            "delete from {{ this }} where opportunity_id not in (select opportunity_id from {{ ref('int_opportunity_history__changes') }})",
-            "{{ stage_rules_hook('clear') }}",
-            "{{ stage_rules_hook('record') }}"
+            "delete from {{ this }} where opportunity_id not in (select opportunity_id from {{ ref('int_opportunity_history__changes') }})"
         ]
     )
 }}

@@ -4,23 +4,13 @@
 -- Scored (actual not null) once the target
 -- month has ended on or before as_of; a target month with no row in the series counts as 0 bookings.
 -- scaled_error = abs_error / naive_scale (seasonal-naive MASE scale of the run's training window).
-with forecasts as (
-
-    select * from {{ ref('stg_forecasts__forecasts') }}
-
-),
-
-bookings as (
-
-    select * from {{ ref('fct_bookings_monthly') }}
-
-),
-
-scales as (
-
-    select * from {{ ref('int_forecast__naive_scale') }}
-
-),
+with {{
+    import_ctes(
+        forecasts='stg_forecasts__forecasts',
+        bookings='fct_bookings_monthly',
+        scales='int_forecast__naive_scale'
+    )
+}},
 
 joined as (
 

@@ -1,16 +1,6 @@
 -- One row per lead month (month of the lead's creation), lead source and lead owner, for every
 -- combination with at least one lead that is not deleted and was created on or before as_of.
-with leads as (
-
-    select * from {{ ref('int_people__lead_responses') }}
-
-),
-
-owners as (
-
-    select * from {{ ref('int_users__enriched') }}
-
-),
+with {{ import_ctes(leads='int_people__lead_responses', owners='int_users__enriched') }},
 
 aggregated as (
 

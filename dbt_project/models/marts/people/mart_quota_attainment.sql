@@ -2,17 +2,7 @@
 -- period_start, for every fiscal period that has started by as_of and in which the level has a
 -- quota, a booking or open pipeline. Team and region are the owner's current ones.
 {%- set grain = ['level', 'level_id', 'owner_id', 'team_id', 'team_name', 'region', 'period_type', 'period_start'] %}
-with owner_months as (
-
-    select * from {{ ref('int_people__owner_months') }}
-
-),
-
-owners as (
-
-    select * from {{ ref('int_users__enriched') }}
-
-),
+with {{ import_ctes(owner_months='int_people__owner_months', owners='int_users__enriched') }},
 
 period_types as (
 

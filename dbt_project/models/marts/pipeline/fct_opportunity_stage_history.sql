@@ -1,13 +1,8 @@
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
+    stage_rules_incremental(
         unique_key='opportunity_id',
-        pre_hook=["{{ stage_rules_hook('create') }}", "{{ stage_rules_hook('reset') }}"],
-        post_hook=[
-            "delete from {{ this }} where opportunity_id not in (select opportunity_id from {{ ref('int_opportunity_history__changes') }})",
-            "{{ stage_rules_hook('clear') }}",
-            "{{ stage_rules_hook('record') }}"
+        prune=[
+            "delete from {{ this }} where opportunity_id not in (select opportunity_id from {{ ref('int_opportunity_history__changes') }})"
         ]
     )
 }}

@@ -1,10 +1,7 @@
 {{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
+    stage_rules_incremental(
         unique_key=['snapshot_date', 'opportunity_id'],
-        pre_hook=["{{ stage_rules_hook('create') }}", "{{ stage_rules_hook('reset') }}"],
-        post_hook=[
+        prune=[
             "delete from {{ this }} as kept where not exists (
                 select 1
                 from {{ ref('int_opportunity_history__daily_states') }} as states
@@ -14,9 +11,7 @@
                     states.snapshot_date = kept.snapshot_date
                     and states.opportunity_id = kept.opportunity_id
                     and (opportunities.created_date is null or opportunities.created_date <= states.snapshot_date)
-            )",
-            "{{ stage_rules_hook('clear') }}",
-            "{{ stage_rules_hook('record') }}"
+            )"
         ]
     )
 }}
@@ -31,17 +26,7 @@
 -- the post-hook drops the rows a full build would not have (days that left the window, deals no
 -- longer live or created later than the day). When the stage rules (int_stages__resolved) changed since
 -- the table was built, the pre-hook empties it and the night rebuilds it whole (stage_rules_hook).
-with opportunities as (
-
-    select * from {{ ref('int_opportunities__converted') }}
-
-),
-
-states as (
-
-    select * from {{ ref('int_opportunity_history__daily_states') }}
-
-),
+with {{ import_ctes(opportunities='int_opportunities__converted', states='int_opportunity_history__daily_states') }},
 
 fx_rates as (
 

@@ -4,17 +4,7 @@
 -- fct_pipeline_snapshots before that. Deals still open at the end of the day are counted under their
 -- stage and forecast category of that day; deals that left the pipeline in the period (won, lost,
 -- other) under those of the previous snapshot day.
-with snapshots as (
-
-    select * from {{ ref('fct_pipeline_snapshots') }}
-
-),
-
-changes as (
-
-    select * from {{ ref('int_opportunity_history__changes') }}
-
-),
+with {{ import_ctes(snapshots='fct_pipeline_snapshots', changes='int_opportunity_history__changes') }},
 
 all_days as (
 

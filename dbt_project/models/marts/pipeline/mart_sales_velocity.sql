@@ -4,17 +4,7 @@
 -- first did (a won deal that never showed a qualified stage: its close month). Team and region are the
 -- owner's current ones. The count and sum columns are additive (roll up to team by summing them).
 {%- set owner_month = ['owner_id', 'fiscal_month'] %}
-with opportunities as (
-
-    select * from {{ ref('fct_opportunities') }}
-
-),
-
-history as (
-
-    select * from {{ ref('int_opportunity_history__summary') }}
-
-),
+with {{ import_ctes(opportunities='fct_opportunities', history='int_opportunity_history__summary') }},
 
 deals as (
 

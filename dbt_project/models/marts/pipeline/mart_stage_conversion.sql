@@ -3,23 +3,13 @@
 -- were won, and how long they stayed in it. A deal reached every stage up to the highest open stage
 -- its history shows (a skipped stage counts as reached and advanced); a won deal reached and advanced
 -- every stage.
-with opportunities as (
-
-    select * from {{ ref('fct_opportunities') }}
-
-),
-
-history as (
-
-    select * from {{ ref('int_opportunity_history__summary') }}
-
-),
-
-intervals as (
-
-    select * from {{ ref('fct_opportunity_stage_history') }}
-
-),
+with {{
+    import_ctes(
+        opportunities='fct_opportunities',
+        history='int_opportunity_history__summary',
+        intervals='fct_opportunity_stage_history'
+    )
+}},
 
 stages as (
 
