@@ -716,6 +716,7 @@ class _Account:
         "currency",
         "employees",
         "id",
+        "in_use",
         "industry",
         "name",
         "parent_id",
@@ -725,6 +726,9 @@ class _Account:
 
     def __init__(self) -> None:
         self.won_sec = math.inf
+        # a live deal or lead points at it: Salesforce deletes an account's opportunities with it, so an
+        # account in use never goes to the recycle bin
+        self.in_use = False
 
 
 @dataclass
@@ -1062,6 +1066,8 @@ class _Generator:
                 else:
                     status = LEAD_STATUS_LOST
         deleted = rng.random() < 0.004
+        if visible and account_id and not deleted:
+            account.in_use = True
         if visible:
             w.lead(
                 [
@@ -1412,6 +1418,8 @@ class _Generator:
             name = f"{account.name} - New Business"
         fmt = self.fmt
         stage_name, prob, fc = self.stages[last_stage]
+        if visible and account is not None and not deleted:
+            account.in_use = True
         if visible:
             self.w.opp(
                 [
@@ -1642,7 +1650,7 @@ class _Generator:
                     a.parent_id,
                     owner.id,
                     atype,
-                    _bool(rng.random() < 0.003),
+                    _bool(rng.random() < 0.003 and not a.in_use),
                     tier,
                 ]
             )

@@ -16,13 +16,16 @@ from typing import TYPE_CHECKING, Any
 from salesos.extract.connectors.airbyte_salesforce import AIRBYTE_SALESFORCE
 from salesos.extract.connectors.fivetran_hubspot import FIVETRAN_HUBSPOT
 from salesos.extract.connectors.fivetran_salesforce import FIVETRAN_SALESFORCE
+from salesos.extract.connectors.hubspot_exports import HUBSPOT_EXPORTS
 from salesos.extract.connectors.spec import Connector
 
 if TYPE_CHECKING:
     from salesos.extract.landing import ArchivedFile
 
 EXPORTS_SOURCE = "exports"
-CONNECTORS: dict[str, Connector] = {c.name: c for c in (FIVETRAN_SALESFORCE, AIRBYTE_SALESFORCE, FIVETRAN_HUBSPOT)}
+CONNECTORS: dict[str, Connector] = {
+    c.name: c for c in (FIVETRAN_SALESFORCE, AIRBYTE_SALESFORCE, FIVETRAN_HUBSPOT, HUBSPOT_EXPORTS)
+}
 # Every value `--source` takes, the export folder first (the default).
 SOURCES: tuple[str, ...] = (EXPORTS_SOURCE, *CONNECTORS)
 
