@@ -410,6 +410,31 @@ def _file_columns(f: _Files, name: str) -> list[str]:
     return [d[0] for d in f.con.execute(f"select * from {f.view(name)} limit 0").description if d[0] != t._ROW]
 
 
+class UnknownStageError(t.ConnectorTableError):
+    """A deal (or a deal's history) in a stage pipelines.csv does not have: nothing says whether it is closed."""
+
+
+def _check_stages(f: _Files, relations: dict[str, str]) -> None:
+    """Every stage a deal or its history names is a stage of pipelines.csv (by id or label), else one line
+    naming the file, the row, the column and the stage."""
+    stages = f"select stage_id from ({relations['deal_pipeline_stage']})"
+    checks = [("deals", "deal", "deal_pipeline_stage_id", "deal_pipeline_stage_id")]
+    if "deal_property_history" in relations:
+        checks.append(("deal_history", "deal_property_history", "value", "value"))
+    for name, key, column, spec_column in checks:
+        only = " and lower(name) = 'dealstage'" if key == "deal_property_history" else ""
+        bad = f.con.execute(
+            f"select {column}, {t._ROW}, count(*) over () from ({relations[key]}) where {column} is not null{only} "
+            f"and {column} not in ({stages}) order by {t._ROW} limit 1").fetchall()
+        if bad:
+            stage, row, n = bad[0]
+            label = FILES_BY_NAME[name].column(spec_column).label
+            raise UnknownStageError(
+                f"{f.connector.title} file {f.landed[name].filename} row {row}: {label} {stage!r} is not a stage "
+                f"of {f.landed['pipelines'].filename} (by Stage ID or Stage, within the deal's Pipeline; "
+                f"{n} row(s) in all); add the stage with its Is Closed and Closed Won flags there")
+
+
 def translate_exports(
     con: duckdb.DuckDBPyConnection, connector: Connector, archive_dir: Path, landed: dict[str, t.LandedTable],
     options: dict[str, Any] | None = None,
@@ -417,6 +442,7 @@ def translate_exports(
     """Write the contract's files from HubSpot's export files (landed under `landed/`) into `archive_dir`."""
     files = _Files(con, connector, archive_dir, landed)
     relations, by_key, feeds = _relations(files)
+    _check_stages(files, relations)
     h = fh._Landed(con, connector, archive_dir, by_key, relations=relations, options=options)
     translations = {lt.name: t.Translation(landed_rows=t._count(con, "_hx_" + name)) for name, lt in landed.items()}
     archived = fh.write_contract(con, connector, archive_dir, h, translations, feeds)
