@@ -30,12 +30,15 @@ import yaml
 
 from salesos.contract import (
     ACCOUNT,
+    CONTACT,
     EVENT,
     FX_RATES,
     LEAD,
     OPPORTUNITY,
     OPPORTUNITY_HISTORY,
+    OPPORTUNITY_LINE_ITEM,
     OPPORTUNITY_STAGE,
+    PRODUCT,
     QUOTAS,
     TASK,
     USER,
@@ -236,6 +239,32 @@ def convert(sf: Path, out: Path) -> dict[str, int]:
                    "property_hs_meeting_end_time": r["EndDateTime"], "property_hs_meeting_title": r["Subject"],
                    "property_hs_activity_type": r["Type"], **associations(r)})
         counts["meetings.csv"] = w.close()
+
+    if (sf / CONTACT.filename).is_file():
+        w = _Writer(out, "contacts", ["id", "property_firstname", "property_lastname", "property_email",
+                                      "property_jobtitle", "property_hubspot_owner_id",
+                                      "property_associatedcompanyid", "property_createdate"])
+        for c in _live(_rows(sf / CONTACT.filename)):
+            w.row({"id": c["Id"], "property_firstname": c["FirstName"], "property_lastname": c["LastName"],
+                   "property_email": c["Email"], "property_jobtitle": c["Title"],
+                   "property_hubspot_owner_id": names.get(c["OwnerId"], c["OwnerId"]),
+                   "property_associatedcompanyid": c["AccountId"], "property_createdate": c["CreatedDate"]})
+        counts["contacts.csv"] = w.close()
+    if (sf / PRODUCT.filename).is_file():
+        w = _Writer(out, "products", ["id", "property_name", "property_hs_sku", "property_product_family",
+                                      "property_active"])
+        for pr in _live(_rows(sf / PRODUCT.filename)):
+            w.row({"id": pr["Id"], "property_name": pr["Name"], "property_hs_sku": pr["ProductCode"],
+                   "property_product_family": pr["Family"], "property_active": pr["IsActive"]})
+        counts["products.csv"] = w.close()
+    if (sf / OPPORTUNITY_LINE_ITEM.filename).is_file():
+        w = _Writer(out, "line_items", ["id", "property_hs_product_id", "property_quantity", "property_price",
+                                        "property_amount", "property_createdate", "associated_deal_ids"])
+        for li in _live(_rows(sf / OPPORTUNITY_LINE_ITEM.filename)):
+            w.row({"id": li["Id"], "property_hs_product_id": li["Product2Id"], "property_quantity": li["Quantity"],
+                   "property_price": li["UnitPrice"], "property_amount": li["TotalPrice"],
+                   "property_createdate": li["CreatedDate"], "associated_deal_ids": li["OpportunityId"]})
+        counts["line_items.csv"] = w.close()
 
     for export in (QUOTAS, FX_RATES):
         if (sf / export.filename).is_file():

@@ -56,6 +56,10 @@ TABLES = {
     "engagement_email": "engagement_email",
     "engagement_task": "engagement_task",
     "engagement_meeting": "engagement_meeting",
+    "contact": "contact",
+    "product": "product",
+    "line_item": "line_item",
+    "line_item_deal": "line_item_deal",
     "quotas": "quotas",
     "fx_rates": "fx_rates",
 }
@@ -80,6 +84,10 @@ FEEDS = {
     "engagement_email": "Task",
     "engagement_task": "Task",
     "engagement_meeting": "Event",
+    "contact": "Contact",
+    "product": "Product2",
+    "line_item": "OpportunityLineItem",
+    "line_item_deal": "OpportunityLineItem",
     "quotas": "quotas",
     "fx_rates": "fx_rates",
 }
@@ -543,6 +551,71 @@ def _lead_sql(h: _Landed) -> str | None:
     )
 
 
+def _contact_sql(h: _Landed) -> str | None:
+    """Contact from HubSpot's contacts: the account is the contact's primary company."""
+    key, x = "contact", "x"
+    if not h.has(key):
+        return None
+
+    def c(*names: str, required: str | None = None) -> str:
+        return h.col(key, *names, required=required, alias=x)
+
+    first, last, email = c("property_firstname"), c("property_lastname"), c("property_email")
+    return (
+        f"select {c('id', 'contact_id', required='Contact.Id')} as \"Id\", "
+        f"{c('property_associatedcompanyid')} as \"AccountId\", {c('property_hubspot_owner_id')} as \"OwnerId\", "
+        # HubSpot needs no last name; the contract does: the email, else the id, stands in
+        f"{first} as \"FirstName\", coalesce({last}, {email}, {c('id', 'contact_id')}) as \"LastName\", "
+        f"{email} as \"Email\", {c('property_jobtitle')} as \"Title\", {c('property_createdate')} as \"CreatedDate\", "
+        f"{h.deleted(key, alias=x)} as \"IsDeleted\", {h.provenance(key, alias=x)} "
+        f"from {h.view(key)} as {x} order by landed_row"
+    )
+
+
+def _product_sql(h: _Landed) -> str | None:
+    key, x = "product", "x"
+    if not h.has(key):
+        return None
+
+    def c(*names: str, required: str | None = None) -> str:
+        return h.col(key, *names, required=required, alias=x)
+
+    return (
+        f"select {c('id', 'product_id', required='Product2.Id')} as \"Id\", "
+        f"coalesce({c('property_name')}, {c('id', 'product_id')}) as \"Name\", {c('property_hs_sku')} "
+        f"as \"ProductCode\", {c('property_product_family', 'property_hs_product_type')} as \"Family\", "
+        f"{h.flag(key, 'property_active', alias=x)} as \"IsActive\", {h.deleted(key, alias=x)} as \"IsDeleted\", "
+        f"{h.provenance(key, alias=x)} from {h.view(key)} as {x} order by landed_row"
+    )
+
+
+def _line_item_sql(h: _Landed) -> str | None:
+    """OpportunityLineItem from HubSpot's line items: the deal from `line_item_deal` (else the line's own
+    `deal_id`), the product from `property_hs_product_id` (else `product_id`); a line on no deal is left out."""
+    key, x = "line_item", "x"
+    if not h.has(key):
+        return None
+
+    def c(*names: str, required: str | None = None) -> str:
+        return h.col(key, *names, required=required, alias=x)
+
+    line_id = c("id", "line_item_id", required="OpportunityLineItem.Id")
+    deal, joins = c("deal_id", "property_deal_id"), ""
+    if h.has("line_item_deal"):
+        first = (f"select {h.col('line_item_deal', 'line_item_id')} as line_item_id, "
+                 f"min({h.col('line_item_deal', 'deal_id')}) as deal_id from {h.view('line_item_deal')} group by 1")
+        joins, deal = f" left join ({first}) as line_deal on line_deal.line_item_id = {line_id}", \
+            f"coalesce(line_deal.deal_id, {deal})"
+    return (
+        f"select {line_id} as \"Id\", {deal} as \"OpportunityId\", "
+        f"{c('property_hs_product_id', 'product_id', required='OpportunityLineItem.Product2Id')} as \"Product2Id\", "
+        f"{c('property_quantity')} as \"Quantity\", {c('property_price')} as \"UnitPrice\", "
+        f"{c('property_amount')} as \"TotalPrice\", {c('property_createdate')} as \"CreatedDate\", "
+        f"{h.deleted(key, alias=x)} as \"IsDeleted\", {h.provenance(key, alias=x)} "
+        f"from {h.view(key)} as {x}{joins} where {deal} is not null order by landed_row"
+    )
+
+
 def _own_file_sql(h: _Landed, key: str) -> str | None:
     """quotas and fx_rates: sales operations' own files, every column as landed."""
     if not h.has(key):
@@ -559,6 +632,9 @@ BUILDERS: dict[str, Callable[[_Landed], str | None]] = {
     "users": _user_sql,
     "user_roles": _user_role_sql,
     "leads": _lead_sql,
+    "contacts": _contact_sql,
+    "products": _product_sql,
+    "opportunity_line_items": _line_item_sql,
     "tasks": _task_sql,
     "events": _event_sql,
     "quotas": lambda h: _own_file_sql(h, "quotas"),

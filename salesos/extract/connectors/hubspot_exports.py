@@ -39,7 +39,8 @@ class Column:
     label: str
     aliases: tuple[str, ...] = ()
     required: bool = False
-    # owner: a user's id, email or full name, resolved to the user id; ids: a list of record ids (associations)
+    # owner: a user's id, email or full name, resolved to the user id; ids: a list of record ids (associations);
+    # first: the first id of such a list
     kind: str = "text"
 
     @property
@@ -190,6 +191,34 @@ FILES: tuple[ExportFile, ...] = (
               C("property_hs_meeting_title", "Meeting name", "Meeting Title"),
               C("property_hs_activity_type", "Meeting type", "Activity type"),
               description="meetings"),
+    ExportFile("contacts", "Contact", False, (
+        C("id", "Record ID", "Contact ID", required=True),
+        C("property_firstname", "First Name"),
+        C("property_lastname", "Last Name"),
+        C("property_email", "Email"),
+        C("property_jobtitle", "Job Title"),
+        C("property_hubspot_owner_id", "Contact owner", "Contact Owner", kind="owner"),
+        C("property_associatedcompanyid", "Associated Company IDs", "Primary Associated Company ID",
+          "Associated Company", kind="first"),
+        C("property_createdate", "Create Date"),
+    ), "contacts; the account is the first associated company"),
+    ExportFile("products", "Product2", False, (
+        C("id", "Record ID", "Product ID", required=True),
+        C("property_name", "Name", "Product Name", required=True),
+        C("property_hs_sku", "SKU"),
+        C("property_product_family", "Product family", "Product Type"),
+        C("property_active", "Active"),
+    ), "the product library"),
+    ExportFile("line_items", "OpportunityLineItem", False, (
+        C("id", "Record ID", "Line Item ID", required=True),
+        C("property_hs_product_id", "Product ID", required=True),
+        C("property_quantity", "Quantity"),
+        C("property_price", "Unit price", "Price"),
+        C("property_amount", "Net price", "Amount", required=True),
+        C("property_createdate", "Create Date"),
+        C("associated_deal_ids", "Associated Deal IDs", "Associated Deal", kind="ids"),
+    ), "line items: the products on deals; the deal is the first associated deal",
+        {"associated_deal_ids": ("line_item_deal", "deal_id")}),
     ExportFile("quotas", "quotas", True, (), "sales operations' quota file, as the contract's quotas.csv"),
     ExportFile("fx_rates", "fx_rates", False, (), "sales operations' rates, as the contract's fx_rates.csv"),
 )
@@ -303,6 +332,8 @@ def _renamed(f: _Files, name: str, extra: dict[str, str] | None = None) -> str:
         if c.kind == "owner" and f.has("users"):
             j, value = _owner(f, name, c.name, x)
             joins += j
+        elif c.kind == "first":
+            value = f"nullif(trim(string_split({f.value(name, c.name, x)}, ';')[1]), '')"
         else:
             value = f.value(name, c.name, x)
         cols.append(f"{value} as {t._q(c.name)}")
@@ -313,7 +344,7 @@ def _renamed(f: _Files, name: str, extra: dict[str, str] | None = None) -> str:
 def _association(f: _Files, names: list[str], column: str, source_key: str, target: str) -> str:
     """Fivetran's association table (source_key, target) from the list column of the files `names` (HubSpot
     separates the record ids of a list with ';')."""
-    key_column = {"deal_id": "deal_id", "engagement_id": "engagement_id"}[source_key]
+    key_column = {"deal_id": "deal_id", "engagement_id": "engagement_id", "line_item_id": "id"}[source_key]
     parts = [f"select {f.value(name, key_column, 'x')} as {source_key}, "
              f"unnest(string_split(replace(coalesce({f.value(name, column, 'x')}, ''), ',', ';'), ';')) as {target}, "
              f"x.{t._ROW} from {f.view(name)} as x" for name in names]
@@ -392,6 +423,12 @@ def _relations(f: _Files) -> tuple[dict[str, str], dict[str, t.LandedTable], dic
             "converted_deal_id": f"nullif(trim(string_split({f.value(ld, 'associated_deal_ids', 'x')}, ';')[1]), '')",
             "converted_company_id": (f"nullif(trim(string_split({f.value(ld, 'associated_company_ids', 'x')}, ';')[1]),"
                                      " '')")}))
+    for n, key in (("contacts", "contact"), ("products", "product"), ("line_items", "line_item")):
+        if f.has(n):
+            add(key, n, _renamed(f, n))
+    if f.has("line_items"):
+        add("line_item_deal", "line_items", _association(f, ["line_items"], "associated_deal_ids", "line_item_id",
+                                                         "deal_id"))
     activities = [n for n in ENGAGEMENTS if f.has(n)]
     for n in activities:
         add(ENGAGEMENTS[n], n, _renamed(f, n))

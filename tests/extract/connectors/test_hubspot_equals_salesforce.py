@@ -74,8 +74,12 @@ def test_the_same_crm_exported_by_hubspot_gives_the_marts_of_salesforce(tmp_path
     tables = [name for (name,) in sf.execute(listing).fetchall()]
     assert [name for (name,) in hs.execute(listing).fetchall()] == tables
     assert {"fct_opportunities", "fct_pipeline_snapshots", "mart_pipeline", "mart_win_rates", "dim_reps",
-            "mart_lead_funnel", "mart_activity", "mart_quota_attainment"} <= set(tables)
+            "mart_lead_funnel", "mart_activity", "mart_quota_attainment", "fct_opportunity_line_items",
+            "mart_product_performance", "dim_contacts"} <= set(tables)
     assert hs.execute("select count(*) from marts.fct_opportunities").fetchone()[0] > 1000
+    # products and contacts travel too (HubSpot's line items, products and contacts)
+    for table in ("fct_opportunity_line_items", "mart_product_performance", "dim_contacts"):
+        assert hs.execute(f"select count(*) from marts.{table}").fetchone()[0] > 100, table
     # the hierarchy survived: regions, segments and teams of the reps as Salesforce has them
     assert hs.execute("select count(distinct region), count(distinct team_id) from marts.dim_reps "
                       "where region <> 'Unassigned'").fetchone() == sf.execute(

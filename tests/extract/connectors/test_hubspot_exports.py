@@ -192,3 +192,24 @@ def test_every_export_file_and_label_is_on_the_export_contract_page():
         for c in spec.columns:
             assert f'"{c.label}"' in section, (spec.name, c.label)
     assert FILES_BY_NAME["deals"].required and not FILES_BY_NAME["leads"].required
+
+
+def test_products_line_items_and_contacts_become_their_contract_files(tmp_path: Path):
+    folder = _folder(tmp_path, products=[
+        {"Record ID": "p1", "Name": "Platform", "SKU": "PLT", "Product family": "Core"},
+    ], line_items=[
+        {"Record ID": "l1", "Product ID": "p1", "Quantity": "2", "Unit price": "300", "Net price": "600",
+         "Associated Deal IDs": "d1"},
+        {"Record ID": "l2", "Product ID": "p1", "Quantity": "1", "Unit price": "50", "Net price": "50",
+         "Associated Deal IDs": ""},  # a quote's line on no deal: left out
+    ], contacts=[
+        {"Record ID": "k1", "First Name": "Di", "Last Name": "Ro", "Email": "di@acme.example",
+         "Contact owner": "Ann Lee", "Associated Company IDs": "c1;c2"},
+    ])
+    archive = tmp_path / "archive"
+    archive_source(SOURCE, folder, archive)
+    assert {k: (r["OpportunityId"], r["Product2Id"], r["TotalPrice"])
+            for k, r in _read(archive, "OpportunityLineItem.csv").items()} == {"l1": ("d1", "p1", "600")}
+    assert _read(archive, "Product2.csv")["p1"]["Family"] == "Core"
+    contact = _read(archive, "Contact.csv")["k1"]
+    assert (contact["AccountId"], contact["OwnerId"], contact["LastName"]) == ("c1", "u1", "Ro")
