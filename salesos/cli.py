@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="what --exports holds: exports (a folder of export files), fivetran-salesforce, "
         "airbyte-salesforce or fivetran-hubspot (a connector's landed tables: a folder of CSV/Parquet files, "
-        "a DuckDB file or a PostgreSQL URL); default: the setting source",
+        "a DuckDB file or a PostgreSQL URL), hubspot-exports (a folder of HubSpot's own CSV exports); "
+        "default: the setting source",
     )
     run.add_argument(
         "--full-refresh",
