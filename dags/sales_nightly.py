@@ -87,7 +87,8 @@ def _ctx():
         "dbt_target": Param(None, type=["null", "string"], description="dbt target (duckdb or postgres)"),
         "source": Param(
             None, type=["null", "string"],
-            description="what `exports` holds: exports, fivetran-salesforce, airbyte-salesforce or fivetran-hubspot "
+            description="what `exports` holds: exports, fivetran-salesforce, airbyte-salesforce, fivetran-hubspot "
+            "or hubspot-exports "
             "(default: the "
             "settings' source)",
         ),

@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="leave out OpportunityStage.csv (the stage picklist)")
     gen.add_argument("--rename-stage", action="append", default=[], metavar="OLD=NEW",
                      help="write a stage under another name, as a CRM with renamed stages has it (repeatable)")
+    gen.add_argument("--format", choices=["salesforce", "hubspot"], default="salesforce",
+                     help="salesforce: Salesforce's data export; hubspot: the same CRM as HubSpot's exports "
+                          "(run it with --source hubspot-exports --settings OUT/settings.yml)")
 
     run = sub.add_parser("run", help="run extract, validate, build, forecast and publish on a folder of exports")
     run.add_argument("--exports", required=True, help="folder (or fsspec URL) holding the export CSV files")
@@ -56,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="what --exports holds: exports (a folder of export files), fivetran-salesforce, "
         "airbyte-salesforce or fivetran-hubspot (a connector's landed tables: a folder of CSV/Parquet files, "
-        "a DuckDB file or a PostgreSQL URL); default: the setting source",
+        "a DuckDB file or a PostgreSQL URL), hubspot-exports (a folder of HubSpot's own CSV exports); "
+        "default: the setting source",
     )
     run.add_argument(
         "--full-refresh",
@@ -150,8 +154,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _generate(args: argparse.Namespace, renames: dict[str, str]) -> int:
-    from salesos.generate import generate
+    from salesos.generate import generate, generate_hubspot
 
+    if args.format == "hubspot":
+        if args.faults or args.no_stage_export:
+            raise ValueError("--format hubspot writes the sample without --faults and always with its pipeline "
+                             "stages (pipelines.csv)")
+        counts = generate_hubspot(args.out, scale=args.scale, seed=args.seed, as_of=args.as_of, rename_stages=renames)
+        for name, n in counts.items():
+            print(f"{name:<24} {n:>12,}")
+        print(f"wrote {len(counts)} files and settings.yml to {args.out}")
+        return 0
     counts = generate(args.out, scale=args.scale, seed=args.seed, as_of=args.as_of, faults=args.faults,
                       stage_export=not args.no_stage_export, rename_stages=renames)
     for name, n in counts.items():

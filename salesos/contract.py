@@ -387,6 +387,65 @@ EVENT = ExportFile(
     ),
 )
 
+CONTACT = ExportFile(
+    "Contact",
+    "Contact.csv",
+    "contacts",
+    required=False,
+    description="The people at accounts that deals and activities are with.",
+    when_absent="dim_contacts is empty",
+    fields=(
+        F("Id", "id", True, description="Salesforce Id of the contact (003...).", stage="contact_id"),
+        F("AccountId", "id", description="Id of the contact's account."),
+        F("OwnerId", "id", description="Id of the user who owns the contact."),
+        F("FirstName", description="First name."),
+        F("LastName", "string", True, description="Last name."),
+        F("Email", description="Email address."),
+        F("Title", description="Job title."),
+        F("CreatedDate", "datetime", stage="created_at",
+          description="When the contact was created, ISO 8601 date-time in UTC."),
+        F("IsDeleted", "boolean", description="true when the record is in the recycle bin.", stage=NOT_DELETED),
+    ),
+)
+
+PRODUCT = ExportFile(
+    "Product2",
+    "Product2.csv",
+    "products",
+    required=False,
+    description="The product catalogue (Salesforce's Product2 object, HubSpot's products).",
+    when_absent="line items have no product name or family",
+    fields=(
+        F("Id", "id", True, description="Salesforce Id of the product (01t...).", stage="product_id"),
+        F("Name", "string", True, description="Product name.", stage="product_name"),
+        F("ProductCode", description="Product code (SKU)."),
+        F("Family", description="Product family.", stage="product_family"),
+        F("IsActive", "boolean", description="false when the product is no longer sold."),
+        F("IsDeleted", "boolean", description="true when the record is in the recycle bin.", stage=NOT_DELETED),
+    ),
+)
+
+OPPORTUNITY_LINE_ITEM = ExportFile(
+    "OpportunityLineItem",
+    "OpportunityLineItem.csv",
+    "opportunity_line_items",
+    required=False,
+    description="The products on a deal: one row per product line (HubSpot's line items).",
+    when_absent="fct_opportunity_line_items and mart_product_performance are empty",
+    fields=(
+        F("Id", "id", True, description="Salesforce Id of the line item (00k...).", stage="line_item_id"),
+        F("OpportunityId", "id", True, description="Id of the opportunity the line is on."),
+        F("Product2Id", "id", True, description="Id of the product sold.", stage="product_id"),
+        F("Quantity", "number", description="Quantity."),
+        F("UnitPrice", "number", description="Price per unit, in the opportunity's currency."),
+        F("TotalPrice", "number", True, nullable=True,
+          description="Line amount (quantity times unit price less discount), in the opportunity's currency."),
+        F("CreatedDate", "datetime", stage="created_at",
+          description="When the line was added, ISO 8601 date-time in UTC."),
+        F("IsDeleted", "boolean", description="true when the record is in the recycle bin.", stage=NOT_DELETED),
+    ),
+)
+
 QUOTAS = ExportFile(
     "quotas",
     "quotas.csv",
@@ -431,6 +490,9 @@ EXPORTS: tuple[ExportFile, ...] = (
     LEAD,
     TASK,
     EVENT,
+    CONTACT,
+    PRODUCT,
+    OPPORTUNITY_LINE_ITEM,
     QUOTAS,
     FX_RATES,
 )

@@ -121,7 +121,8 @@ def _extract(ctx: RunContext) -> dict[str, Any]:
     # a retried extract of the same run (Airflow) replaces its own archive, which no publish has used
     source = ctx.source or settings.source
     archived = archive_source(source, ctx.exports, ctx.archive_dir, settings.connector_tables,
-                              settings.connector_schema)
+                              settings.connector_schema,
+                              {"team_regions": settings.team_regions, "team_segments": settings.team_segments})
     remove_stale_builds(ctx)
     ctx.build_dir.mkdir(parents=True)
     owner = {"run_id": ctx.run_id, "warehouse": str(ctx.warehouse),

@@ -109,6 +109,10 @@ class Settings:
     connector_tables: dict[str, str] = setting(
         {}, dbt=False, expected="a mapping of connector table names to landed names"
     )
+    # HubSpot has no Division or Department: a HubSpot team's region and segment (team name -> value; a team
+    # not listed takes its nearest parent team's), which become its members' Division and Department.
+    team_regions: dict[str, str] = setting({}, dbt=False, expected="a mapping of HubSpot team names to regions")
+    team_segments: dict[str, str] = setting({}, dbt=False, expected="a mapping of HubSpot team names to segments")
 
     def dbt_vars(self) -> dict[str, Any]:
         """The settings the dbt models use, as vars (the dbt project declares the same names)."""

@@ -35,6 +35,7 @@ LONGEST_FILES_FIRST = (
     "tests/warehouse/test_postgres.py",
     "tests/test_fault_injection.py",
     "tests/extract/connectors/test_same_content.py",
+    "tests/extract/connectors/test_hubspot_equals_salesforce.py",
     "tests/extract/connectors/test_fivetran_salesforce.py",
     "tests/transform/test_mart_digests.py",
     "tests/extract/connectors/test_fivetran_hubspot.py",

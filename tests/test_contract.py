@@ -49,7 +49,7 @@ def test_every_export_has_unique_columns_and_a_table():
 def test_files_match_by_name_case_insensitively():
     assert export_by_filename("opportunity.CSV") is OPPORTUNITY
     assert export_by_filename("QUOTAS.csv") is QUOTAS
-    assert export_by_filename("Contact.csv") is None
+    assert export_by_filename("Campaign.csv") is None
 
 
 def test_the_dbt_sources_and_staging_models_are_the_files_generated_from_the_contract():

@@ -88,6 +88,9 @@ def test_required_files_only_build_the_marts(tiny_exports, tmp_path, capsys):
                   "from marts.mart_rep_performance where owner_id = '005B' and fiscal_month = '2026-09-01'")
     assert perf.iloc[0][["won_count", "lost_count", "win_rate", "quota_amount", "attainment"]].tolist() == [
         1, 1, 0.5, 2000.0, 0.5]
+    # the optional product and contact files were not sent: their marts exist and are empty
+    for table in ("fct_opportunity_line_items", "mart_product_performance", "dim_contacts"):
+        assert _table(wh, f"select count(*) as n from marts.{table}")["n"].tolist() == [0], table
 
 
 def test_cli_reports_a_bad_export_and_exits_1(tiny_exports, tmp_path, capsys):

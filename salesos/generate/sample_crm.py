@@ -27,12 +27,15 @@ from typing import IO, Any
 
 from salesos.contract import (
     ACCOUNT,
+    CONTACT,
     EVENT,
     FX_RATES,
     LEAD,
     OPPORTUNITY,
     OPPORTUNITY_HISTORY,
+    OPPORTUNITY_LINE_ITEM,
     OPPORTUNITY_STAGE,
+    PRODUCT,
     TASK,
     USER,
     USER_ROLE,
@@ -716,6 +719,7 @@ class _Account:
         "currency",
         "employees",
         "id",
+        "in_use",
         "industry",
         "name",
         "parent_id",
@@ -725,6 +729,9 @@ class _Account:
 
     def __init__(self) -> None:
         self.won_sec = math.inf
+        # a live deal or lead points at it: Salesforce deletes an account's opportunities with it, so an
+        # account in use never goes to the recycle bin
+        self.in_use = False
 
 
 @dataclass
@@ -1062,6 +1069,8 @@ class _Generator:
                 else:
                     status = LEAD_STATUS_LOST
         deleted = rng.random() < 0.004
+        if visible and account_id and not deleted:
+            account.in_use = True
         if visible:
             w.lead(
                 [
@@ -1412,6 +1421,8 @@ class _Generator:
             name = f"{account.name} - New Business"
         fmt = self.fmt
         stage_name, prob, fc = self.stages[last_stage]
+        if visible and account is not None and not deleted:
+            account.in_use = True
         if visible:
             self.w.opp(
                 [
@@ -1642,7 +1653,7 @@ class _Generator:
                     a.parent_id,
                     owner.id,
                     atype,
-                    _bool(rng.random() < 0.003),
+                    _bool(rng.random() < 0.003 and not a.in_use),
                     tier,
                 ]
             )
@@ -1677,6 +1688,80 @@ class _Generator:
         finally:
             self.w.close()
         return dict(self.n)
+
+
+# ---------------------------------------------------------------------------------------------
+# Products, line items and contacts: written from the finished Opportunity.csv and Account.csv, each record
+# from its own random stream, so they add files without changing any other.
+
+# (name, product code, family, active); the first two are a deal's core product, the rest add-ons and services
+PRODUCTS = (
+    ("Sales Cloud Platform", "PLT-100", "Platform", True),
+    ("Legacy Suite", "LEG-050", "Platform", False),
+    ("Analytics Add-on", "ADD-210", "Add-on", True),
+    ("Integration Pack", "ADD-220", "Add-on", True),
+    ("Premium Support", "SVC-310", "Services", True),
+    ("Onboarding Services", "SVC-320", "Services", True),
+)
+_TITLES = ("VP Sales", "Head of Operations", "IT Director", "CFO", "Procurement Manager", "Project Lead")
+# deals created before this day sell the legacy suite as their core product
+_LEGACY_BEFORE = "2024-01-01"
+
+
+def _write_products_and_contacts(out: Path, seed: int) -> dict[str, int]:
+    """Product2.csv, OpportunityLineItem.csv (lines summing to each deal's Amount) and Contact.csv."""
+    counts: dict[str, int] = {}
+    with (out / PRODUCT.filename).open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, **CSV_FORMAT)
+        w.writerow(_header(PRODUCT))
+        for k, (name, code, family, active) in enumerate(PRODUCTS):
+            w.writerow([sfid("01t", 1001 + k), name, code, family, _bool(active), "false"])
+    counts[PRODUCT.filename] = len(PRODUCTS)
+    first_deal: dict[str, str] = {}
+    n_lines = 0
+    ids = _Ids()
+    with (out / OPPORTUNITY.filename).open(newline="", encoding="utf-8") as fin, \
+            (out / OPPORTUNITY_LINE_ITEM.filename).open("w", newline="", encoding="utf-8") as fout:
+        w = csv.writer(fout, **CSV_FORMAT)
+        w.writerow(_header(OPPORTUNITY_LINE_ITEM))
+        for opp in csv.DictReader(fin):
+            if opp["AccountId"] and opp["IsDeleted"] != "true":
+                first_deal[opp["AccountId"]] = min(first_deal.get(opp["AccountId"], opp["CreatedDate"]),
+                                                   opp["CreatedDate"])
+            if not opp["Amount"] or float(opp["Amount"]) <= 0:
+                continue
+            rng = random.Random(f"salesos-lines/{seed}/{opp['Id']}")
+            cents = round(float(opp["Amount"]) * 100)
+            core = 1 if opp["CreatedDate"] < _LEGACY_BEFORE else 0
+            extras = rng.sample(range(2, len(PRODUCTS)), rng.choice((0, 0, 1, 1, 2)))
+            shares = [rng.uniform(0.55, 0.8)] + [rng.uniform(0.1, 0.3) for _ in extras]
+            parts = [int(cents * x / sum(shares)) for x in shares]
+            parts[0] += cents - sum(parts)  # the lines add up to the deal's amount exactly
+            for product, part in zip([core, *extras], parts, strict=True):
+                if part <= 0:
+                    continue
+                n_lines += 1
+                quantity = rng.choice((1, 1, 2, 5, 10, 25)) if product != 4 else 1
+                w.writerow([ids.new("00k"), opp["Id"], sfid("01t", 1001 + product), quantity,
+                            f"{part / quantity / 100:.2f}", f"{part / 100:.2f}", opp["CreatedDate"], opp["IsDeleted"]])
+    counts[OPPORTUNITY_LINE_ITEM.filename] = n_lines
+    n_contacts = 0
+    with (out / ACCOUNT.filename).open(newline="", encoding="utf-8-sig") as fin, \
+            (out / CONTACT.filename).open("w", newline="", encoding="utf-8") as fout:
+        w = csv.writer(fout, **CSV_FORMAT)
+        w.writerow(_header(CONTACT))
+        for account in csv.DictReader(fin):
+            rng = random.Random(f"salesos-contacts/{seed}/{account['Id']}")
+            domain = "".join(ch for ch in account["Name"].split(" ")[0].lower() if ch.isalnum()) or "example"
+            for _ in range(rng.choice((1, 1, 2, 2, 3))):
+                n_contacts += 1
+                first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
+                local = f"{first}.{last}".lower().replace("'", "").replace(" ", "")
+                w.writerow([ids.new("003"), account["Id"], account["OwnerId"], first, last,
+                            f"{local}@{domain}.example.com", rng.choice(_TITLES),
+                            first_deal.get(account["Id"], ""), account["IsDeleted"]])
+    counts[CONTACT.filename] = n_contacts
+    return counts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1796,6 +1881,7 @@ def generate(
     if unknown:
         raise ValueError(f"rename_stages: not a stage of the sample: {', '.join(unknown)}")
     counts = _Generator(out, SCALES[scale], seed, as_of, faults, stage_export, rename_stages).run()
+    counts.update(_write_products_and_contacts(out, seed))
     fault_file = out / FAULTS_FILE
     if faults:
         injected = _inject_faults(out, seed, counts)

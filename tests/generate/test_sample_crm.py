@@ -670,14 +670,18 @@ def test_faults_are_injected_where_faults_json_says(tmp_path):
 
 
 # sha256 of every file of `generate(scale="XS", seed=7, as_of=2026-10-31)`, recorded before _Generator._opp was
-# split into named steps (issue 20). A change here means the sample changed: if on purpose, record the new digests.
+# split into named steps (issue 20); Account.csv re-recorded when accounts in use stopped going to the recycle bin
+# and Product2/OpportunityLineItem/Contact added (issue 18). A change here means the sample changed: if on purpose, record the new digests.
 XS_SEED_7 = {
-    "Account.csv": "37023c923b6363e7cd69862e2b091ab4405329edc3d1a759474075db4cdcd689",
+    "Account.csv": "f72d5701feaa1c5794b27229ef788d393cff30098ea0bad3980eab7d8e7f4da6",
+    "Contact.csv": "3581194675f322a94f46aa027d5fcfb7630649ee4b9acd309329ecd045a1fca5",
     "Event.csv": "a89bc39e87f3eca4fc7aabd6584edbb409cb665a7b21a43740faf62b2e778d61",
     "Lead.csv": "c503d8b250ba2929711c5ac6de151c330d7603cdd62beeda688675c3a468f2ff",
     "Opportunity.csv": "947f77d28f5963996a91cf45be439d8852519f506e3a2bb745914d262dbd2d96",
     "OpportunityHistory.csv": "75cfa697972d5ff6762507d14e08ccc7d3caadf60ce75367df99f71068d5058f",
+    "OpportunityLineItem.csv": "90aea3774a4388cbfc5172bf4d7d8981acfb85a119573b246b7c39db17e1a039",
     "OpportunityStage.csv": "99eb0e8cbffaf7b704bfe0b6a6267cd98238755d3ec504d9c0e4deca69024a0a",
+    "Product2.csv": "1fc31af032bd6c4313ba3d29aa88bfe20122f8f5f39d3f73613a5be4c5913eff",
     "Task.csv": "4e9440211d1ca756770566eca2d7ed2c4d5d37bdf28c8cbbf5cdc13a74487d68",
     "User.csv": "0fe71f59d8947058ff1102fe6acccbebaefb946b023d3a83a37ef73b016161de",
     "UserRole.csv": "a4c27814420f046f24c211571bc0d5d1d7f5f0c4ff392e267102ea2e8f56bf58",

@@ -11,18 +11,21 @@ files from it, which the export loader then loads with all its guarantees.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from salesos.extract.connectors.airbyte_salesforce import AIRBYTE_SALESFORCE
 from salesos.extract.connectors.fivetran_hubspot import FIVETRAN_HUBSPOT
 from salesos.extract.connectors.fivetran_salesforce import FIVETRAN_SALESFORCE
+from salesos.extract.connectors.hubspot_exports import HUBSPOT_EXPORTS
 from salesos.extract.connectors.spec import Connector
 
 if TYPE_CHECKING:
     from salesos.extract.landing import ArchivedFile
 
 EXPORTS_SOURCE = "exports"
-CONNECTORS: dict[str, Connector] = {c.name: c for c in (FIVETRAN_SALESFORCE, AIRBYTE_SALESFORCE, FIVETRAN_HUBSPOT)}
+CONNECTORS: dict[str, Connector] = {
+    c.name: c for c in (FIVETRAN_SALESFORCE, AIRBYTE_SALESFORCE, FIVETRAN_HUBSPOT, HUBSPOT_EXPORTS)
+}
 # Every value `--source` takes, the export folder first (the default).
 SOURCES: tuple[str, ...] = (EXPORTS_SOURCE, *CONNECTORS)
 
@@ -47,12 +50,14 @@ def archive_source(
     archive_dir: Path,
     connector_tables: dict[str, str] | None = None,
     connector_schema: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> list[ArchivedFile]:
     """Archive what `location` holds for this source; returns the contract files the loader reads.
 
     exports: the export files, byte for byte (`salesos.extract.landing.archive_exports`); a connector:
     its landed tables untouched under `landed/`, and the contract files translated from them
-    (`connector_tables`, `connector_schema`: the settings of the same names).
+    (`connector_tables`, `connector_schema`: the settings of the same names; `options`: the other settings a
+    connector's translation reads, `team_regions` and `team_segments`).
     """
     from salesos.extract.connectors.translate import archive_connector
     from salesos.extract.landing import archive_exports
@@ -60,4 +65,4 @@ def archive_source(
     connector = connector_for(source)
     if connector is None:
         return archive_exports(location, archive_dir)
-    return archive_connector(connector, location, archive_dir, connector_tables or {}, connector_schema)
+    return archive_connector(connector, location, archive_dir, connector_tables or {}, connector_schema, options)

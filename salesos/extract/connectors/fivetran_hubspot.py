@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -50,10 +51,15 @@ TABLES = {
     "engagement": "engagement",
     "engagement_deal": "engagement_deal",
     "engagement_contact": "engagement_contact",
+    "engagement_company": "engagement_company",
     "engagement_call": "engagement_call",
     "engagement_email": "engagement_email",
     "engagement_task": "engagement_task",
     "engagement_meeting": "engagement_meeting",
+    "contact": "contact",
+    "product": "product",
+    "line_item": "line_item",
+    "line_item_deal": "line_item_deal",
     "quotas": "quotas",
     "fx_rates": "fx_rates",
 }
@@ -73,10 +79,15 @@ FEEDS = {
     "engagement": "Task",
     "engagement_deal": "Task",
     "engagement_contact": "Task",
+    "engagement_company": "Task",
     "engagement_call": "Task",
     "engagement_email": "Task",
     "engagement_task": "Task",
     "engagement_meeting": "Event",
+    "contact": "Contact",
+    "product": "Product2",
+    "line_item": "OpportunityLineItem",
+    "line_item_deal": "OpportunityLineItem",
     "quotas": "quotas",
     "fx_rates": "fx_rates",
 }
@@ -87,13 +98,21 @@ class _Landed:
     """The landed tables as DuckDB views, with their columns, for building the contract's SQL."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, connector: Connector, archive_dir: Path,
-                 landed: dict[str, t.LandedTable]) -> None:
+                 landed: dict[str, t.LandedTable], relations: dict[str, str] | None = None,
+                 options: dict[str, Any] | None = None) -> None:
+        """`relations` (key -> a select with the landed row number as `t._ROW`) stand for tables in Fivetran's
+        shape that another source's files were turned into (`hubspot_exports.py`); `landed[key]` is then the
+        file each came from. `options`: the settings the translation reads (`team_regions`, `team_segments`)."""
         self.con, self.connector, self.landed = con, connector, landed
+        self.options = options or {}
         self.cols: dict[str, t._Columns] = {}
         for key, lt in landed.items():
             view = self.view(key)
-            con.execute(f"create or replace view {view} as select *, row_number() over () as {t._ROW} "
-                        f"from {t._relation(archive_dir / t.LANDED_DIR / lt.filename)}")
+            if relations is not None and key in relations:
+                con.execute(f"create or replace view {view} as {relations[key]}")
+            else:
+                con.execute(f"create or replace view {view} as select *, row_number() over () as {t._ROW} "
+                            f"from {t._relation(archive_dir / t.LANDED_DIR / lt.filename)}")
             try:
                 names = [d[0] for d in con.execute(f"select * from {view} limit 0").description]
             except duckdb.Error as exc:
@@ -160,8 +179,9 @@ def _stages_sql(h: _Landed) -> str:
         f"case when coalesce({h.flag('deal_pipeline_stage', 'is_closed', alias=s)}, "
         f"{h.flag('deal_pipeline_stage', 'closed_won', alias=s)}, 'false') = 'true' "
         f"then coalesce({h.flag('deal_pipeline_stage', 'closed_won', alias=s)}, 'false') else 'false' end as is_won, "
-        f"cast(try_cast({h.col('deal_pipeline_stage', 'probability', alias=s)} as double) * 100 as varchar) "
-        f"as probability, cast(row_number() over (order by try_cast({pipeline_order} as integer) nulls last, "
+        f"{_percent(h.col('deal_pipeline_stage', 'probability', alias=s))} as probability, "
+        f"{h.col('deal_pipeline_stage', 'forecast_category', alias=s)} as forecast_category, "
+        f"cast(row_number() over (order by try_cast({pipeline_order} as integer) nulls last, "
         f"{pipeline_id}, try_cast({h.col('deal_pipeline_stage', 'display_order', alias=s)} as integer) nulls last, "
         f"{s}.{t._ROW}) as varchar) as display_order, "
         f"case when {h.deleted('deal_pipeline_stage', alias=s)} = 'true' then 'false' "
@@ -183,7 +203,8 @@ def _opportunity_stage_sql(h: _Landed) -> str:
     return (
         f"select stage_id as \"Id\", stage_name as \"MasterLabel\", is_closed as \"IsClosed\","
         f" is_won as \"IsWon\", probability as \"DefaultProbability\", display_order as \"SortOrder\", "
-        f"active as \"IsActive\", landed_table, landed_row from ({_named_stages(h)}) order by landed_row"
+        f"active as \"IsActive\", forecast_category as \"ForecastCategoryName\", landed_table, landed_row "
+        f"from ({_named_stages(h)}) order by landed_row"
     )
 
 
@@ -214,16 +235,22 @@ def _opportunity_sql(h: _Landed) -> str:
         # a stage id no pipeline stage has stays as it is, flags empty: the loader quarantines the deal (is_closed)
         f"{c('property_dealname')} as \"Name\", coalesce(st.stage_name, {stage_id}) as \"StageName\", "
         f"{c('property_amount')} as \"Amount\", "
-        f"coalesce(cast(try_cast({probability} as double) * 100 as varchar), st.probability) as \"Probability\", "
+        f"coalesce({_percent(probability)}, st.probability) as \"Probability\", "
         f"{c('property_hs_forecast_category')} as \"ForecastCategoryName\", "
         f"left({c('property_closedate')}, 10) as \"CloseDate\", {c('property_createdate')} as \"CreatedDate\", "
         f"st.is_closed as \"IsClosed\", st.is_won as \"IsWon\", {h.deleted('deal', alias=d)} as \"IsDeleted\", "
-        f"{c('property_dealtype')} as \"Type\", {c('property_deal_currency_code')} as \"CurrencyIsoCode\", "
+        f"{c('property_dealtype')} as \"Type\", {c('property_hs_analytics_source')} as \"LeadSource\", "
+        f"{c('property_deal_currency_code')} as \"CurrencyIsoCode\", "
         f"{c('property_hs_lastmodifieddate')} as \"LastModifiedDate\", {c('_fivetran_synced')} as \"SyncedAt\", "
         f"{h.provenance('deal', alias=d)} "
         f"from {h.view('deal')} as {d} left join ({_named_stages(h)}) as st on st.stage_id = {stage_id} "
         f"left join ({_deal_account(h)}) as a on a.deal_id = {deal_id} order by landed_row"
     )
+
+
+def _percent(value: str) -> str:
+    """HubSpot's 0-1 probability as the contract's 0-100, as text (rounded: 0.1 * 100 is not 10 in floating point)."""
+    return f"cast(round(try_cast({value} as double) * 100, 6) as varchar)"
 
 
 def _deal_fields(h: _Landed) -> dict[str, str]:
@@ -236,6 +263,8 @@ def _deal_fields(h: _Landed) -> dict[str, str]:
         "close_date": f"left({h.col('deal', 'property_closedate', alias=d)}, 10)",
         "created": h.col("deal", "property_createdate", alias=d),
         "amount": h.col("deal", "property_amount", alias=d),
+        "probability": _percent(h.col("deal", "property_hs_deal_stage_probability", alias=d)),
+        "forecast_category": h.col("deal", "property_hs_forecast_category", alias=d),
     }
 
 
@@ -245,14 +274,25 @@ def _closedate(value: str) -> str:
             f"cast(cast(make_timestamp(cast({value} as bigint) * 1000) as date) as varchar) else left({value}, 10) end")
 
 
+# deal properties whose history OpportunityHistory holds: HubSpot's property name -> the event column
+HISTORY_PROPERTIES = {
+    "dealstage": "stage_id",
+    "amount": "amount",
+    "closedate": "close_date",
+    "hs_deal_stage_probability": "probability",
+    "hs_forecast_category": "forecast_category",
+}
+
+
 def _history_sql(h: _Landed) -> str:
     """OpportunityHistory of the landed deals, as Salesforce's: one row per change of stage (`deal_stage`) or of
-    amount or close date (`deal_property_history`, properties `amount`, `closedate`, `dealstage`), each row
-    with the stage, amount and close date standing after the change (carried forward); rows before the deal's
-    first known stage are left out. A deal with neither gets one row of its current stage (dated at its close
-    date when closed, else its create date), so every deal is in the pipeline history as in Salesforce's."""
+    amount, close date, probability or forecast category (`deal_property_history`, the HISTORY_PROPERTIES),
+    each row with the values standing after the change (carried forward); rows before the deal's first known
+    stage are left out. A deal with neither gets one row of its current stage (dated at its close date when
+    closed, else its create date), so every deal is in the pipeline history as in Salesforce's."""
     f = _deal_fields(h)
     deals = f"(select {f['id']} from {h.view('deal')} as d)"
+    tracked = list(HISTORY_PROPERTIES.values())
     events = []
     if h.has("deal_stage"):
         v = "v"
@@ -260,9 +300,10 @@ def _history_sql(h: _Landed) -> str:
         value = h.col("deal_stage", "value", required="OpportunityHistory.StageName", alias=v)
         entered = h.col("deal_stage", "date_entered", "_fivetran_start", required="OpportunityHistory.CreatedDate",
                         alias=v)
+        others = ", ".join(f"null::varchar as {c}" for c in tracked[1:])
         events.append(
-            f"select {deal} as deal_id, {entered} as changed_at, {value} as stage_id, null::varchar as amount, "
-            f"null::varchar as close_date, {h.deleted('deal_stage', alias=v)} as is_deleted, "
+            f"select {deal} as deal_id, {entered} as changed_at, {value} as stage_id, {others}, "
+            f"{h.deleted('deal_stage', alias=v)} as is_deleted, "
             f"{h.provenance('deal_stage', alias=v)} from {h.view('deal_stage')} as {v} where {deal} in {deals}"
         )
     if h.has("deal_property_history"):
@@ -272,32 +313,37 @@ def _history_sql(h: _Landed) -> str:
         value = h.col("deal_property_history", "value", required="OpportunityHistory.StageName", alias=p)
         changed = h.col("deal_property_history", "timestamp", "_fivetran_start",
                         required="OpportunityHistory.CreatedDate", alias=p)
+        values = {"close_date": _closedate(value)}
+        columns = ", ".join(f"case when {name} = {t._s(prop)} then {values.get(col, value)} end as {col}"
+                            for prop, col in HISTORY_PROPERTIES.items())
+        names = ", ".join(t._s(prop) for prop in HISTORY_PROPERTIES)
         events.append(
-            f"select {deal} as deal_id, {changed} as changed_at, case when {name} = 'dealstage' then {value} end, "
-            f"case when {name} = 'amount' then {value} end, case when {name} = 'closedate' then {_closedate(value)} "
-            f"end, 'false', {h.provenance('deal_property_history', alias=p)} from {h.view('deal_property_history')} "
-            f"as {p} where {name} in ('amount', 'closedate', 'dealstage') and {deal} in {deals}"
+            f"select {deal} as deal_id, {changed} as changed_at, {columns}, 'false' as is_deleted, "
+            f"{h.provenance('deal_property_history', alias=p)} from {h.view('deal_property_history')} "
+            f"as {p} where {name} in ({names}) and {deal} in {deals}"
         )
     parts = []
     if events:
         window = ("over (partition by deal_id order by try_cast(changed_at as timestamp), changed_at, landed_table, "
                   "landed_row rows between unbounded preceding and current row)")
+        carried = ", ".join(f"last_value({c} ignore nulls) {window} as {c}" for c in tracked)
         filled = (
-            f"select deal_id, changed_at, is_deleted, landed_table, landed_row, "
-            f"last_value(stage_id ignore nulls) {window} as stage_id, last_value(amount ignore nulls) {window} "
-            f"as amount, last_value(close_date ignore nulls) {window} as close_date from ({' union all '.join(events)})"
+            f"select deal_id, changed_at, is_deleted, landed_table, landed_row, {carried} "
+            f"from ({' union all '.join(events)})"
         )
-        # the last event of each deal and instant, then only those that change stage, amount or close date
+        # the last event of each deal and instant, then only those that change a tracked value
         last = (f"select * from ({filled}) qualify row_number() over (partition by deal_id, changed_at "
                 f"order by landed_table desc, landed_row desc) = 1")
-        key = "concat_ws('|', coalesce(stage_id, '\\N'), coalesce(amount, '\\N'), coalesce(close_date, '\\N'))"
+        key = "concat_ws('|', " + ", ".join(f"coalesce({c}, '\\N')" for c in tracked) + ")"
         changes = (f"select *, {key} as _key, lag({key}) over (partition by deal_id order by "
                    f"try_cast(changed_at as timestamp), changed_at) as _prev from ({last}) where stage_id is not null")
         parts.append(
             f"select c.deal_id || '@' || c.changed_at as \"Id\", c.deal_id as \"OpportunityId\", "
             f"coalesce(st.stage_name, c.stage_id) as \"StageName\", c.amount as \"Amount\", "
-            f"c.close_date as \"CloseDate\", c.changed_at as \"CreatedDate\", c.is_deleted as \"IsDeleted\", "
-            f"st.is_closed as \"IsClosed\", st.is_won as \"IsWon\", c.landed_table, c.landed_row "
+            f"{_percent('c.probability')} as \"Probability\", c.close_date as \"CloseDate\", "
+            f"c.forecast_category as \"ForecastCategory\", c.changed_at as \"CreatedDate\", "
+            f"c.is_deleted as \"IsDeleted\", st.is_closed as \"IsClosed\", st.is_won as \"IsWon\", "
+            f"c.landed_table, c.landed_row "
             f"from ({changes}) as c left join ({_named_stages(h)}) as st on st.stage_id = c.stage_id "
             f"where c._prev is null or c._prev <> c._key"
         )
@@ -305,7 +351,8 @@ def _history_sql(h: _Landed) -> str:
     staged = f" and {f['id']} not in ({with_events})" if events else ""
     parts.append(
         f"select {f['id']} || '@current' as \"Id\", {f['id']} as \"OpportunityId\", st.stage_name as \"StageName\", "
-        f"{f['amount']} as \"Amount\", {f['close_date']} as \"CloseDate\", "
+        f"{f['amount']} as \"Amount\", {f['probability']} as \"Probability\", {f['close_date']} as \"CloseDate\", "
+        f"{f['forecast_category']} as \"ForecastCategory\", "
         f"case when st.is_closed = 'true' then coalesce({f['close_date']}, {f['created']}) else {f['created']} end "
         f"as \"CreatedDate\", {h.deleted('deal', alias='d')} as \"IsDeleted\", st.is_closed as \"IsClosed\", "
         f"st.is_won as \"IsWon\", {h.provenance('deal', alias='d')} from {h.view('deal')} as d "
@@ -314,33 +361,73 @@ def _history_sql(h: _Landed) -> str:
     return " union all ".join(parts) + " order by landed_table, landed_row"
 
 
+def _mapped(h: _Landed, setting: str, teams: str) -> str | None:
+    """A select of (team_id, value): each team's value in the setting `setting` (team name -> value), its own or
+    else its nearest parent team's (`parent_team_id`); None when the setting maps nothing."""
+    mapping: dict[str, str] = h.options.get(setting) or {}
+    if not mapping:
+        return None
+    values = ", ".join(f"({t._s(k)}, {t._s(v)})" for k, v in sorted(mapping.items()))
+    return (
+        f"with recursive m(name, value) as (values {values}), "
+        f"up(team_id, ancestor_id, depth) as (select team_id, team_id, 0 from ({teams}) "
+        f"union all select up.team_id, parent.parent_id, up.depth + 1 from up join ({teams}) as parent "
+        f"on parent.team_id = up.ancestor_id where parent.parent_id is not null and up.depth < 20) "
+        f"select up.team_id, nullif(m.value, '') as value from up join ({teams}) as tm on tm.team_id = up.ancestor_id "
+        f"join m on m.name = tm.team_name qualify row_number() over (partition by up.team_id order by up.depth) = 1"
+    )
+
+
 def _user_sql(h: _Landed) -> str:
     o = "o"
     first, last = h.col("owner", "first_name", alias=o), h.col("owner", "last_name", alias=o)
     email = h.col("owner", "email", alias=o)
     active = h.flag("owner", "is_active", alias=o)
-    department, joins = "null::varchar", ""
+    department, division, joins = "null::varchar", "null::varchar", ""
     if h.has("owner_team") and h.has("team"):
-        # the owner's primary team (else its lowest team id), by name
+        # the owner's primary team (else its lowest team id); Department and Division from the settings
+        # team_segments and team_regions (the team's own entry, else its nearest parent's); without
+        # team_segments, Department is the team's name
         ot, tm = "ot", "tm"
         team_id = h.col("owner_team", "team_id", required="User.Department", alias=ot)
+        teams = (f"select {h.col('team', 'id', 'team_id', required='User.Department')} as team_id, "
+                 f"{h.col('team', 'name', required='User.Department')} as team_name, "
+                 f"{h.col('team', 'parent_team_id')} as parent_id from {h.view('team')}")
         pick = (f"select {h.col('owner_team', 'owner_id', required='User.Department', alias=ot)} as owner_id, "
-                f"{h.col('team', 'name', required='User.Department', alias=tm)} as team_name "
-                f"from {h.view('owner_team')} as {ot} join {h.view('team')} as {tm} on "
-                f"{h.col('team', 'id', 'team_id', required='User.Department', alias=tm)} = {team_id} "
+                f"{team_id} as team_id, {tm}.team_name "
+                f"from {h.view('owner_team')} as {ot} join ({teams}) as {tm} on {tm}.team_id = {team_id} "
                 f"qualify row_number() over (partition by owner_id order by "
                 f"({h.flag('owner_team', 'is_team_primary', alias=ot)} = 'true') desc nulls last, {team_id}) = 1")
         joins = f" left join ({pick}) as teams on teams.owner_id = {h.col('owner', 'owner_id', alias=o)}"
+        segments, regions = _mapped(h, "team_segments", teams), _mapped(h, "team_regions", teams)
         department = "teams.team_name"
+        if segments is not None:
+            joins += f" left join ({segments}) as segments on segments.team_id = teams.team_id"
+            department = "segments.value"
+        if regions is not None:
+            joins += f" left join ({regions}) as regions on regions.team_id = teams.team_id"
+            division = "regions.value"
     return (
         f"select {h.col('owner', 'owner_id', required='User.Id', alias=o)} as \"Id\", "
         f"coalesce(nullif(trim(concat_ws(' ', {first}, {last})), ''), {email}, "
         f"{h.col('owner', 'owner_id', alias=o)}) as \"Name\", {email} as \"Email\", "
+        f"{h.col('owner', 'manager_id', alias=o)} as \"ManagerId\", "
+        f"{h.col('owner', 'role_id', alias=o)} as \"UserRoleId\", {division} as \"Division\", "
         f"case when {h.deleted('owner', alias=o)} = 'true' then 'false' else coalesce({active}, 'true') end "
         f"as \"IsActive\", "
         f"{h.col('owner', 'created_at', alias=o)} as \"CreatedDate\", {department} as \"Department\", "
         f"{h.provenance('owner', alias=o)} from {h.view('owner')} as {o}{joins} order by landed_row"
     )
+
+
+def _user_role_sql(h: _Landed) -> str | None:
+    """UserRole from the owners' roles (`role_id`, `role_name`), where the landed owners carry them."""
+    if not h.has("owner") or h.cols["owner"].find("role_id") is None:
+        return None
+    role, name = h.col("owner", "role_id"), h.col("owner", "role_name", "role_id")
+    return (f"select {role} as \"Id\", min({name}) as \"Name\", {t._s(h.landed['owner'].name)} as landed_table, "
+            f"min({t._ROW}) as landed_row from {h.view('owner')} where {role} is not null group by {role} "
+            "order by landed_row")
 
 
 def _account_sql(h: _Landed) -> str:
@@ -352,6 +439,7 @@ def _account_sql(h: _Landed) -> str:
         f"coalesce({c('property_name')}, {c('property_domain')}, {c('id', 'company_id')}) as \"Name\", "
         f"{c('property_industry')} as \"Industry\", {c('property_numberofemployees')} as \"NumberOfEmployees\", "
         f"{c('property_annualrevenue')} as \"AnnualRevenue\", {c('property_country')} as \"BillingCountry\", "
+        f"{c('property_hs_parent_company_id')} as \"ParentId\", "
         f"{c('property_hubspot_owner_id')} as \"OwnerId\", {c('property_type')} as \"Type\", "
         f"{h.deleted('company')} as \"IsDeleted\", {h.provenance('company')} "
         f"from {h.view('company')} order by landed_row"
@@ -379,20 +467,24 @@ def _engagement_time(h: _Landed, key: str, alias: str, *names: str, engagement: 
 
 
 def _associations(h: _Landed, key: str, alias: str, joins: str) -> tuple[str, str, str]:
-    """(joins, deal, contact): an engagement's lowest associated deal and contact."""
+    """(joins, what, who): an engagement's lowest associated deal, else company (WhatId), and its lowest
+    contact, else lead (WhoId), as Salesforce's Task and Event point at one record of each kind."""
     eid = h.col(key, "engagement_id", "id", alias=alias)
-    deal = contact = "null"
-    for assoc, target in (("engagement_deal", "deal_id"), ("engagement_contact", "contact_id")):
+    what: list[str] = []
+    who: list[str] = []
+    for assoc, target, into in (("engagement_deal", "deal_id", what), ("engagement_company", "company_id", what),
+                                ("engagement_contact", "contact_id", who), ("engagement_lead", "lead_id", who)):
         if not h.has(assoc):
             continue
         first = (f"select {h.col(assoc, 'engagement_id')} as engagement_id, min({h.col(assoc, target)}) as target "
                  f"from {h.view(assoc)} group by 1")
         joins += f" left join ({first}) as {assoc} on {assoc}.engagement_id = {eid}"
-        if target == "deal_id":
-            deal = f"{assoc}.target"
-        else:
-            contact = f"{assoc}.target"
-    return joins, deal, contact
+        into.append(f"{assoc}.target")
+
+    def first_of(values: list[str]) -> str:
+        return f"coalesce({', '.join(values)})" if len(values) > 1 else (values[0] if values else "null")
+
+    return joins, first_of(what), first_of(who)
 
 
 def _task_sql(h: _Landed) -> str | None:
@@ -427,9 +519,100 @@ def _event_sql(h: _Landed) -> str | None:
         f"select {h.col(key, 'engagement_id', 'id', alias=x)} as \"Id\", {owner} as \"OwnerId\", "
         f"{contact} as \"WhoId\", {deal} as \"WhatId\", {start} as \"StartDateTime\", {end} as \"EndDateTime\", "
         f"cast(date_diff('minute', try_cast({start} as timestamp), try_cast({end} as timestamp)) as varchar) "
-        f"as \"DurationInMinutes\", 'Meeting' as \"Type\", {h.col(key, 'property_hs_meeting_title', 'title', alias=x)} "
+        f"as \"DurationInMinutes\", "
+        f"coalesce({h.col(key, 'property_hs_activity_type', alias=x)}, 'Meeting') as \"Type\", "
+        f"{h.col(key, 'property_hs_meeting_title', 'title', alias=x)} "
         f"as \"Subject\", {h.deleted(key, alias=x)} as \"IsDeleted\", {h.provenance(key, alias=x)} "
         f"from {h.view(key)} as {x}{joins} order by landed_row"
+    )
+
+
+def _lead_sql(h: _Landed) -> str | None:
+    """Lead from HubSpot's leads (the Leads object of Sales Hub), where they are landed: converted when the lead
+    is associated with a deal."""
+    key, x = "lead", "x"
+    if not h.has(key):
+        return None
+
+    def c(*names: str, required: str | None = None) -> str:
+        return h.col(key, *names, required=required, alias=x)
+
+    deal = c("converted_deal_id")
+    return (
+        f"select {c('lead_id', 'id', required='Lead.Id')} as \"Id\", "
+        f"{c('property_hubspot_owner_id', 'owner_id', required='Lead.OwnerId')} as \"OwnerId\", "
+        f"{c('property_createdate', required='Lead.CreatedDate')} as \"CreatedDate\", "
+        f"{c('property_hs_lead_status')} as \"Status\", {c('property_hs_lead_source')} as \"LeadSource\", "
+        f"case when {deal} is not null then 'true' else coalesce({h.flag(key, 'property_hs_converted', alias=x)}, "
+        f"'false') end as \"IsConverted\", left({c('property_hs_converted_date')}, 10) as \"ConvertedDate\", "
+        f"{deal} as \"ConvertedOpportunityId\", {c('converted_company_id')} as \"ConvertedAccountId\", "
+        f"{h.deleted(key, alias=x)} as \"IsDeleted\", {h.provenance(key, alias=x)} "
+        f"from {h.view(key)} as {x} order by landed_row"
+    )
+
+
+def _contact_sql(h: _Landed) -> str | None:
+    """Contact from HubSpot's contacts: the account is the contact's primary company."""
+    key, x = "contact", "x"
+    if not h.has(key):
+        return None
+
+    def c(*names: str, required: str | None = None) -> str:
+        return h.col(key, *names, required=required, alias=x)
+
+    first, last, email = c("property_firstname"), c("property_lastname"), c("property_email")
+    return (
+        f"select {c('id', 'contact_id', required='Contact.Id')} as \"Id\", "
+        f"{c('property_associatedcompanyid')} as \"AccountId\", {c('property_hubspot_owner_id')} as \"OwnerId\", "
+        # HubSpot needs no last name; the contract does: the email, else the id, stands in
+        f"{first} as \"FirstName\", coalesce({last}, {email}, {c('id', 'contact_id')}) as \"LastName\", "
+        f"{email} as \"Email\", {c('property_jobtitle')} as \"Title\", {c('property_createdate')} as \"CreatedDate\", "
+        f"{h.deleted(key, alias=x)} as \"IsDeleted\", {h.provenance(key, alias=x)} "
+        f"from {h.view(key)} as {x} order by landed_row"
+    )
+
+
+def _product_sql(h: _Landed) -> str | None:
+    key, x = "product", "x"
+    if not h.has(key):
+        return None
+
+    def c(*names: str, required: str | None = None) -> str:
+        return h.col(key, *names, required=required, alias=x)
+
+    return (
+        f"select {c('id', 'product_id', required='Product2.Id')} as \"Id\", "
+        f"coalesce({c('property_name')}, {c('id', 'product_id')}) as \"Name\", {c('property_hs_sku')} "
+        f"as \"ProductCode\", {c('property_product_family', 'property_hs_product_type')} as \"Family\", "
+        f"{h.flag(key, 'property_active', alias=x)} as \"IsActive\", {h.deleted(key, alias=x)} as \"IsDeleted\", "
+        f"{h.provenance(key, alias=x)} from {h.view(key)} as {x} order by landed_row"
+    )
+
+
+def _line_item_sql(h: _Landed) -> str | None:
+    """OpportunityLineItem from HubSpot's line items: the deal from `line_item_deal` (else the line's own
+    `deal_id`), the product from `property_hs_product_id` (else `product_id`); a line on no deal is left out."""
+    key, x = "line_item", "x"
+    if not h.has(key):
+        return None
+
+    def c(*names: str, required: str | None = None) -> str:
+        return h.col(key, *names, required=required, alias=x)
+
+    line_id = c("id", "line_item_id", required="OpportunityLineItem.Id")
+    deal, joins = c("deal_id", "property_deal_id"), ""
+    if h.has("line_item_deal"):
+        first = (f"select {h.col('line_item_deal', 'line_item_id')} as line_item_id, "
+                 f"min({h.col('line_item_deal', 'deal_id')}) as deal_id from {h.view('line_item_deal')} group by 1")
+        joins, deal = f" left join ({first}) as line_deal on line_deal.line_item_id = {line_id}", \
+            f"coalesce(line_deal.deal_id, {deal})"
+    return (
+        f"select {line_id} as \"Id\", {deal} as \"OpportunityId\", "
+        f"{c('property_hs_product_id', 'product_id', required='OpportunityLineItem.Product2Id')} as \"Product2Id\", "
+        f"{c('property_quantity')} as \"Quantity\", {c('property_price')} as \"UnitPrice\", "
+        f"{c('property_amount')} as \"TotalPrice\", {c('property_createdate')} as \"CreatedDate\", "
+        f"{h.deleted(key, alias=x)} as \"IsDeleted\", {h.provenance(key, alias=x)} "
+        f"from {h.view(key)} as {x}{joins} where {deal} is not null order by landed_row"
     )
 
 
@@ -447,6 +630,11 @@ BUILDERS: dict[str, Callable[[_Landed], str | None]] = {
     "opportunity_stages": _opportunity_stage_sql,
     "accounts": _account_sql,
     "users": _user_sql,
+    "user_roles": _user_role_sql,
+    "leads": _lead_sql,
+    "contacts": _contact_sql,
+    "products": _product_sql,
+    "opportunity_line_items": _line_item_sql,
     "tasks": _task_sql,
     "events": _event_sql,
     "quotas": lambda h: _own_file_sql(h, "quotas"),
@@ -455,34 +643,13 @@ BUILDERS: dict[str, Callable[[_Landed], str | None]] = {
 
 
 def translate_hubspot(
-    con: duckdb.DuckDBPyConnection, connector: Connector, archive_dir: Path, landed: dict[str, t.LandedTable]
+    con: duckdb.DuckDBPyConnection, connector: Connector, archive_dir: Path, landed: dict[str, t.LandedTable],
+    options: dict[str, Any] | None = None,
 ) -> tuple[dict[str, t.Translation], list[ArchivedFile]]:
     """Write the contract's files from HubSpot's landed tables into `archive_dir` (landed files under `landed/`)."""
-    h = _Landed(con, connector, archive_dir, landed)
+    h = _Landed(con, connector, archive_dir, landed, options=options)
     translations = {lt.name: t.Translation(landed_rows=t._count(con, "_hs_" + key)) for key, lt in landed.items()}
-    archived: list[ArchivedFile] = []
-    for export in EXPORTS:
-        build = BUILDERS.get(export.table)
-        sql = build(h) if build is not None else None
-        if sql is None:
-            continue
-        dest = archive_dir / export.filename
-        con.execute(f"copy ({sql}) to {t._s(str(dest))} (header, delimiter ',', quote '\"', escape '\"')")
-        data = dest.read_bytes()
-        for name, n in con.execute(f"select landed_table, count(*) from ({sql}) group by 1").fetchall():
-            info = translations[name]
-            if export.table == "opportunity_histories":
-                info.history_rows += n
-            else:
-                info.written_rows += n
-        sources = sorted({lt.filename for key, lt in landed.items() if FEEDS[key] == export.object_name})
-        archived.append(ArchivedFile(export.filename, export.table,
-                                     f"{', '.join(f'{t.LANDED_DIR}/{s}' for s in sources)} ({connector.name})",
-                                     hashlib.sha256(data).hexdigest(), len(data)))
-    for key, lt in landed.items():
-        info = translations[lt.name]
-        if not (info.written_rows or info.history_rows):
-            info.joined_into = FEEDS[key]
+    archived = write_contract(con, connector, archive_dir, h, translations, FEEDS)
     for key in ("deal_stage", "deal_property_history"):
         if key in landed:
             info = translations[landed[key].name]
@@ -495,6 +662,39 @@ def translate_hubspot(
         deal_info.notes.append(f"{deal_info.history_rows} deal(s) without a deal_stage row: OpportunityHistory "
                                "holds their current stage (from the close date when closed, else the create date)")
     return translations, archived
+
+
+def write_contract(con: duckdb.DuckDBPyConnection, connector: Connector, archive_dir: Path, h: _Landed,
+                   translations: dict[str, t.Translation], feeds: dict[str, str]) -> list[ArchivedFile]:
+    """Write each contract file the BUILDERS give into `archive_dir`, counting rows per landed table
+    (`translations`, by landed name; `feeds`: landed key -> the contract object it feeds)."""
+    archived: list[ArchivedFile] = []
+    for export in EXPORTS:
+        build = BUILDERS.get(export.table)
+        sql = build(h) if build is not None else None
+        if sql is None:
+            continue
+        dest = archive_dir / export.filename
+        con.execute(f"copy ({sql}) to {t._s(str(dest))} (header, delimiter ',', quote '\"', escape '\"')")
+        data = dest.read_bytes()
+        counted = con.execute(f"select landed_table, count(*) from ({sql}) group by 1").fetchall()
+        for name, n in counted:
+            info = translations[name]
+            if export.table == "opportunity_histories":
+                info.history_rows += n
+            else:
+                info.written_rows += n
+        names = {name for name, _ in counted}
+        sources = sorted({lt.filename for key, lt in h.landed.items()
+                          if feeds[key] == export.object_name or lt.name in names})
+        archived.append(ArchivedFile(export.filename, export.table,
+                                     f"{', '.join(f'{t.LANDED_DIR}/{s}' for s in sources)} ({connector.name})",
+                                     hashlib.sha256(data).hexdigest(), len(data)))
+    for key, lt in h.landed.items():
+        info = translations[lt.name]
+        if not (info.written_rows or info.history_rows):
+            info.joined_into = feeds[key]
+    return archived
 
 
 FIVETRAN_HUBSPOT = Connector(

@@ -27,6 +27,9 @@ FIVETRAN_SALESFORCE = Connector(
         "leads": "lead",
         "tasks": "task",
         "events": "event",
+        "contacts": "contact",
+        "products": "product_2",
+        "opportunity_line_items": "opportunity_line_item",
         # sales operations' own files, landed beside the connector's tables
         "quotas": "quotas",
         "fx_rates": "fx_rates",

@@ -133,8 +133,12 @@ def archive_connector(
     archive_dir: Path,
     overrides: dict[str, str] | None = None,
     schema: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> list[ArchivedFile]:
     """Archive the landed tables untouched and write the contract's files beside them; returns the latter.
+
+    `options` are the settings a connector's translation reads besides the table names (HubSpot's
+    `team_regions` and `team_segments`).
 
     The returned files (and `manifest.json`) are what `salesos.extract.load.load_raw` loads; `landed.json`
     records the landed tables' checksums and what the translation did with each.
@@ -156,7 +160,7 @@ def archive_connector(
     con = duckdb.connect()
     try:
         build = connector.build or translate
-        translations, archived = build(con, connector, tmp_dir, by_table)
+        translations, archived = build(con, connector, tmp_dir, by_table, options or {})
     finally:
         con.close()
     (tmp_dir / MANIFEST).write_text(json.dumps([asdict(a) for a in archived], indent=2), encoding="utf-8")
@@ -332,7 +336,8 @@ class _Columns:
 
 
 def translate(
-    con: duckdb.DuckDBPyConnection, connector: Connector, archive_dir: Path, landed: dict[str, LandedTable]
+    con: duckdb.DuckDBPyConnection, connector: Connector, archive_dir: Path, landed: dict[str, LandedTable],
+    options: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Translation], list[ArchivedFile]]:
     """Write the contract's file of every landed table into `archive_dir` (landed files under `landed/`)."""
     translations: dict[str, Translation] = {}

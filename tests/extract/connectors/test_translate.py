@@ -82,7 +82,7 @@ def _read(path: Path) -> list[dict]:
 
 
 def test_sources_list_exports_first_then_every_connector() -> None:
-    assert SOURCES == ("exports", "fivetran-salesforce", "airbyte-salesforce", "fivetran-hubspot")
+    assert SOURCES == ("exports", "fivetran-salesforce", "airbyte-salesforce", "fivetran-hubspot", "hubspot-exports")
     assert connector_for("exports") is None
     assert connector_for("fivetran-salesforce") is FIVETRAN_SALESFORCE
     with pytest.raises(UnknownSourceError, match="unknown source 'hubspot'; choose one of exports"):
