@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import count
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -240,9 +240,10 @@ class Builder:
             tiles.append(self.tile(f"{name}: booked", self.money.short(_num(row["booked_amount"])),
                                    f"of {self.money.short(_num(row['quota_amount']))} quota"))
             pace = _num(row["pace"])
+            where = "behind" if pace is not None and pace < 1 else "on or ahead of"
             tiles.append(self.tile(f"{name}: attainment", pct(_num(row["attainment"])),
-                                   f"pace {pct(pace)} ({'behind' if pace is not None and pace < 1 else 'on or ahead of'}"
-                                   f" a straight line), {pct(_num(row['elapsed_share']))} of the period gone"
+                                   f"pace {pct(pace)} ({where} a straight line), "
+                                   f"{pct(_num(row['elapsed_share']))} of the period gone"
                                    if pace is not None else "no quota"))
         quarter = rows.get("Quarter")
         if quarter is not None:
@@ -337,8 +338,8 @@ class Builder:
 
     def track_record(self, page: Page, series_id: str) -> dict[str, Any]:
         """Past published forecasts (and the backtest's) one month ahead against what was booked."""
-        df = self.q("select period_start, any_value(forecast) as forecast, any_value(actual) as actual, "
-                    "any_value(lower_80) as lower_80, any_value(upper_80) as upper_80, bool_or(is_backtest) as bt "
+        df = self.q("select period_start, min(forecast) as forecast, min(actual) as actual, "
+                    "min(lower_80) as lower_80, min(upper_80) as upper_80 "
                     "from marts.mart_forecast_accuracy where series_id = ? and is_selected and horizon = 1 "
                     "and is_scored group by period_start order by period_start", [series_id])
         title = "Track record: the forecast one month ahead against actual bookings"
@@ -416,7 +417,8 @@ class Builder:
     def quarter_start(self) -> date:
         row = self.q("select min(date_day) as d from marts.dim_dates where fiscal_year = "
                      "(select fiscal_year from marts.dim_dates where date_day = ?) and fiscal_quarter = "
-                     "(select fiscal_quarter from marts.dim_dates where date_day = ?)", [self.ctx.as_of, self.ctx.as_of])
+                     "(select fiscal_quarter from marts.dim_dates where date_day = ?)",
+                     [self.ctx.as_of, self.ctx.as_of])
         return pd.Timestamp(row["d"].iloc[0]).date()
 
     def waterfall_section(self, page: Page) -> dict[str, Any]:
@@ -514,7 +516,7 @@ class Builder:
         df = self.q("""
             select opportunity_id, opportunity_name, owner_id, owner_name, team_name, stage_name, amount,
                    close_date, last_stage_change_date, close_date_push_count,
-                   date_diff('day', last_stage_change_date, ?::date) as days_in_stage,
+                   (?::date - last_stage_change_date) as days_in_stage,
                    last_stage_change_date <= ?::date - ?::integer as is_stale,
                    coalesce(close_date_push_count, 0) >= ? as is_pushed,
                    coalesce(is_overdue, false) as is_overdue,
@@ -623,9 +625,10 @@ class Builder:
                          c.num_cell(m.get("call_count")), c.num_cell(m.get("meeting_count"))])
         return rows
 
-    REP_COLUMNS = [col("Rep"), col("Team"), col("Quota", True), col("Booked", True), col("Attainment", True),
-                   col("Pace", True), col("vs last quarter", True), col("Win rate", True), col("Avg deal", True),
-                   col("Open pipeline", True), col("Coverage (x)", True), col("Calls", True), col("Meetings", True)]
+    REP_COLUMNS: ClassVar[list[dict[str, Any]]] = [
+        col("Rep"), col("Team"), col("Quota", True), col("Booked", True), col("Attainment", True), col("Pace", True),
+        col("vs last quarter", True), col("Win rate", True), col("Avg deal", True), col("Open pipeline", True),
+        col("Coverage (x)", True), col("Calls", True), col("Meetings", True)]
     REP_NOTE = ("This fiscal quarter to date. Win rate = won / (won + lost) deals and average deal = won amount / "
                 "won deals over the quarter's months (recomputed, not averaged); 'vs last quarter': attainment "
                 "now minus last quarter's, in points (▲ up, ▼ down). Click a column to sort.")
