@@ -12,7 +12,7 @@ The nightly sales-operations run: **extract >> validate >> dbt_build >> forecast
 | `forecast.chunk` | mapped, one task per chunk (never per rep): Prophet with its backtest, a process pool inside |
 | `forecast.store` | reconciles the chunks, checks them (Great Expectations), appends to `forecasts.fct_forecasts` |
 | `forecast.projection` | this month's and quarter's projection from the open pipeline, `fct_period_projections` |
-| `publish` | swaps the build copy over the published warehouse with one atomic rename |
+| `publish` | builds the nightly report, then publishes warehouse, BI copy, finance exports and report together |
 
 `forecast.projection` projects this month, this fiscal quarter and the next from won-to-date, the open
 pipeline (a deal model trained on the reconstructed daily pipeline) and the deals not yet created, with

@@ -37,6 +37,7 @@ LONGEST_FILES_FIRST = (
     "tests/extract/connectors/test_same_content.py",
     "tests/extract/connectors/test_fivetran_salesforce.py",
     "tests/transform/test_mart_digests.py",
+    "tests/publish/test_report_browser.py",
     "tests/extract/connectors/test_fivetran_hubspot.py",
     "tests/test_end_to_end_runs.py",
     "tests/deploy/test_services_native.py",
@@ -77,6 +78,30 @@ def duckdb_1_4(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, list[
                               env={"PYTHONPATH": str(old), "PATH": "/usr/bin:/bin"}).stdout.split()
 
     return run
+
+
+# Files tests keep for a person to look at (the report's screenshots): a fixed folder, printed at the end.
+ARTEFACTS = ROOT / "test-artefacts"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name the artefact folders this run wrote (under xdist the workers' prints are not shown)."""
+    if ARTEFACTS.is_dir():
+        for folder in sorted(p for p in ARTEFACTS.iterdir() if p.is_dir()):
+            files = sum(1 for f in folder.rglob("*") if f.is_file())
+            terminalreporter.write_line(f"test artefacts: {folder} ({files} files)")
+
+
+@pytest.fixture(scope="session")
+def xs_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One full night (extract to publish) of the XS sample, published; returns the warehouse.
+
+    The night of tests/transform/mart_digests.py, shared by the tests that read a published warehouse (the
+    mart digests, the report in the browser), so a worker builds it once. Read it, never write to it.
+    """
+    from tests.transform.mart_digests import build_sample_night
+
+    return build_sample_night(tmp_path_factory.mktemp("xs_night"))
 
 
 USERS = [

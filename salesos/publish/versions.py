@@ -445,7 +445,7 @@ def rollback(warehouse: Path, data_dir: Path, version_id: str | None = None,
         _copy_file(target.path, staged_wh)
         staged_wh.chmod(stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)  # the live file is writable
         moves.append([str(staged_wh), str(warehouse)])
-        if report_path(warehouse).is_symlink() or report_builder is not None:
+        if report_path(warehouse).is_symlink():  # a warehouse published with its report
             moves += _rollback_report(target, warehouse, data_dir, token, report_builder)
         index = _read_index(vdir) | {"live": target.version_id}
         entry = next(e for e in index["versions"] if e["version_id"] == target.version_id)

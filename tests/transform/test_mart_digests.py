@@ -11,14 +11,14 @@ import json
 import pytest
 
 from salesos.warehouse.digest import differences, warehouse_digests
-from tests.transform.mart_digests import RECORDED, build_sample_night
+from tests.transform.mart_digests import RECORDED
 
 pytestmark = pytest.mark.e2e
 
 
-def test_every_mart_and_forecast_table_is_as_recorded(tmp_path_factory):
+def test_every_mart_and_forecast_table_is_as_recorded(xs_night):
     recorded = json.loads(RECORDED.read_text(encoding="utf-8"))["tables"]
-    current = warehouse_digests(build_sample_night(tmp_path_factory.mktemp("digests")))
+    current = warehouse_digests(xs_night)
     assert any(name.startswith("forecasts.") for name in current)
     diff = differences(recorded, current)
     assert not diff, ("tables differ from tests/transform/mart_digests.json (re-record with `make digests` "

@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 from itertools import count
 from typing import Any, ClassVar
 
@@ -82,7 +83,12 @@ def file_name(key: Any) -> str:
 
 def _v(x: Any) -> Any:
     """A JSON-safe scalar (NaN and NaT to None, dates to ISO strings)."""
-    if x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NaT:
+    kind = type(x)
+    if kind is str or kind is int or kind is bool or x is None:
+        return x
+    if kind is float:
+        return None if math.isnan(x) else x
+    if x is pd.NaT:
         return None
     if isinstance(x, pd.Timestamp):
         return x.date().isoformat()
@@ -90,6 +96,8 @@ def _v(x: Any) -> Any:
         return x.isoformat()
     if hasattr(x, "item"):
         return _v(x.item())
+    if isinstance(x, Decimal):
+        return float(x)
     return x
 
 
@@ -160,8 +168,25 @@ class Builder:
 
     # ------------------------------------------------------------ helpers
 
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        """A query's rows as dicts of plain values (NaN as None, dates as ISO strings): cheap to filter in Python.
+
+        Read with fetchall where the connection has it (DuckDB): a pandas frame per small query cost more
+        than the query itself; other readers (salesos.warehouse.postgres.PgReader) give a frame.
+        """
+        result = self.con.execute(sql, params or [])
+        if hasattr(result, "fetchall") and getattr(result, "description", None):
+            names = [d[0] for d in result.description]
+            return [{n: _v(v) for n, v in zip(names, row, strict=True)} for row in result.fetchall()]
+        return _records(result.df())
+
     def q(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        return self.con.execute(sql, params or []).df()
+        rows = self.rows(sql, params)
+        if rows:
+            return pd.DataFrame(rows)
+        result = self.con.execute(f"select * from ({sql}) as q limit 0", params or [])  # the columns of no rows
+        names = [d[0] for d in result.description] if getattr(result, "description", None) else list(result.df())
+        return pd.DataFrame(columns=names)
 
     def chart(self, page: Page, spec: dict[str, Any], title: str, note: str = "") -> dict[str, Any]:
         chart_id = f"chart-{next(self._ids)}"
@@ -174,10 +199,6 @@ class Builder:
 
     def tile(self, label: str, value: str, sub: str = "") -> dict[str, Any]:
         return {"label": label, "value": value, "sub": sub}
-
-    def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-        """A query's rows as dicts of plain values (NaN as None): cheap to filter in Python, page by page."""
-        return _records(self.q(sql, params))
 
     @property
     def attainment_index(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -197,9 +218,12 @@ class Builder:
 
     def current(self, level: str, period_type: str) -> list[dict[str, Any]]:
         """Every member's row of the fiscal period that holds as_of."""
-        day = self.ctx.as_of.isoformat()
-        return [r for r in self.attainment_index.get((level, period_type), [])
-                if r["period_start"] <= day <= r["period_end"]]
+        cache = self.__dict__.setdefault("_current", {})
+        if (level, period_type) not in cache:
+            day = self.ctx.as_of.isoformat()
+            cache[level, period_type] = [r for r in self.attainment_index.get((level, period_type), [])
+                                         if r["period_start"] <= day <= r["period_end"]]
+        return cache[level, period_type]
 
     @staticmethod
     def period_label(row: dict[str, Any], period_type: str) -> str:
