@@ -155,22 +155,28 @@ def waterfall(values: list[dict[str, Any]], height: int = 300) -> dict[str, Any]
 
 
 def hbars(values: list[dict[str, Any]], y_field: str, x_field: str, x_title: str, *, x_format: str = MONEY_AXIS,
-          label_field: str = "label", height: int | None = None, sort_field: str | None = None) -> dict[str, Any]:
-    """Horizontal bars, each labelled at its end (a funnel, a ranking)."""
+          label_field: str = "label", height: int | None = None, sort_field: str | None = None,
+          rule: tuple[float, str] | None = None) -> dict[str, Any]:
+    """Horizontal bars, each labelled at its end (a funnel, a ranking); `rule`: a dashed line at a value, named."""
     spec = _base(values, height or max(120, 26 * len(values)))
     top = max([float(v.get(x_field) or 0) for v in values] + [0.0])
     x_scale = {"domainMax": top * 1.9} if top > 0 else {}  # room for each bar's label
     y = {"field": y_field, "type": "ordinal", "title": None,
          "sort": {"field": sort_field} if sort_field else None}
-    spec["encoding"] = {"y": y}
     spec["layer"] = [
         {"mark": {"type": "bar", "color": "#4c78a8"},
-         "encoding": {"x": {"field": x_field, "type": "quantitative", "title": x_title, "axis": {"format": x_format},
-                            "scale": x_scale},
+         "encoding": {"y": y, "x": {"field": x_field, "type": "quantitative", "title": x_title,
+                                    "axis": {"format": x_format}, "scale": x_scale},
                       "tooltip": [{"field": y_field, "title": "Name"}, {"field": label_field, "title": x_title}]}},
         {"mark": {"type": "text", "align": "left", "dx": 4, "fontSize": 11},
-         "encoding": {"x": {"field": x_field, "type": "quantitative"}, "text": {"field": label_field}}},
+         "encoding": {"y": y, "x": {"field": x_field, "type": "quantitative"}, "text": {"field": label_field}}},
     ]
+    if rule is not None:
+        spec["layer"] += [
+            {"mark": {"type": "rule", "strokeDash": [6, 3], "color": "#222"}, "encoding": {"x": {"datum": rule[0]}}},
+            {"mark": {"type": "text", "align": "left", "dx": 3, "dy": -4, "baseline": "bottom", "fontSize": 10},
+             "encoding": {"x": {"datum": rule[0]}, "y": {"value": 0}, "text": {"value": rule[1]}}},
+        ]
     return spec
 
 

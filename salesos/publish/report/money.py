@@ -39,6 +39,7 @@ class Money:
         """The amount to the unit: '$1,234,568'."""
         if _missing(value):
             return "–"
+        value = float(value)  # a DECIMAL column reads as Decimal
         prefix, suffix = self.affixes
         sign = "-" if value < 0 else ""
         return f"{sign}{prefix}{abs(value):,.0f}{suffix}"
@@ -47,6 +48,7 @@ class Money:
         """Three significant figures with k/M/B: '$1.23M' (tiles, chart labels)."""
         if _missing(value):
             return "–"
+        value = float(value)
         prefix, suffix = self.affixes
         sign, v = ("-" if value < 0 else ""), abs(value)
         for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):

@@ -675,7 +675,7 @@ class Builder:
         blocks = [block]
         if chart_values:
             blocks.append(self.chart(page, charts.hbars(chart_values, "name", "attainment", "Attainment",
-                                                        x_format=".0%"),
+                                                        x_format=".0%", rule=(1.0, "quota")),
                                      "Attainment this quarter by team", "Each bar labelled with its attainment "
                                                                         "and the team's quota."))
         page.sections.append({"blocks": blocks})
