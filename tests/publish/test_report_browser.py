@@ -132,6 +132,7 @@ def test_the_numbers_shown_are_the_marts(crawl, report, xs_night):
         ).fetchone()
     finally:
         con.close()
+    booked, opened = float(booked), float(opened)  # DECIMAL columns
     money = Money("USD")
     index = (report / "index.html").read_text(encoding="utf-8")
     assert f'<div class="label">Quarter: booked</div><div class="value">{money.short(booked)}</div>' in index

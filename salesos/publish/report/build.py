@@ -115,7 +115,9 @@ def write_report(con: Any, out_dir: Path, ctx: ReportContext, data_docs_href: st
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.with_name(f".{out_dir.name}.building-{os.getpid()}")
     old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    for left in out_dir.parent.glob(f".{out_dir.name}.*-*"):  # what a killed build left (any process's)
+        if left.name.startswith((f".{out_dir.name}.building-", f".{out_dir.name}.old-")):
+            shutil.rmtree(left, ignore_errors=True)
     try:
         pages = Builder(con, ctx).pages(data_docs_href)
         _copy_assets(tmp)
