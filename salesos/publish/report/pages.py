@@ -271,7 +271,10 @@ class Builder:
                                    if pace is not None else "no quota"))
         quarter = rows.get("Quarter")
         if quarter is not None:
-            tiles.append(self.tile("Quarter: pipeline coverage", number(_num(quarter["pipeline_coverage"]), 2) + "x",
+            coverage, remaining = _num(quarter["pipeline_coverage"]), _num(quarter["remaining_quota_amount"])
+            shown = (f"{number(coverage, 2)}x" if coverage is not None
+                     else "quota met" if remaining is not None and remaining <= 0 else "–")
+            tiles.append(self.tile("Quarter: pipeline coverage", shown,
                                    f"{self.money.short(_num(quarter['open_pipeline_amount']))} open, closing this "
                                    f"quarter, against {self.money.short(_num(quarter['remaining_quota_amount']))} "
                                    "quota still to book"))
@@ -320,7 +323,8 @@ class Builder:
             col("Pace", True), col("Gap to quota", True), col("Open pipeline closing in period", True),
             col("Coverage (x)", True)], "rows": rows,
             "note": "Pace = attainment / share of the period elapsed (▼ behind a straight-line path to quota, "
-                    "▲ on or ahead). Coverage = open pipeline closing in the period / quota still to book."}
+                    "▲ on or ahead). Coverage = open pipeline closing in the period / quota still to book (– once "
+                    "the quota is met)."}
 
     def forecast_section(self, page: Page) -> dict[str, Any]:
         series_id = f"{self.company}:{self.company_key}"
