@@ -130,7 +130,6 @@ class Cells:
         v = _num(x)
         cell = {"text": pct(v, digits), "sort": "" if v is None else v, "numeric": True}
         if pace and v is not None:  # below 1: behind a straight-line path (marked by a sign, not only colour)
-            cell["html"] = None
             cell["text"] = ("▼ " if v < 1 else "▲ ") + pct(v, digits)
         return cell
 
