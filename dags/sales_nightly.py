@@ -13,7 +13,7 @@ The nightly sales-operations run: **extract >> validate >> dbt_build >> forecast
 | `forecast.store` | reconciles the chunks, checks them (Great Expectations), appends to `forecasts.fct_forecasts` |
 | `forecast.projection` | this month's and quarter's projection from the open pipeline, `fct_period_projections` |
 | `forecast.marts` | one dbt build of the marts that read tonight's forecasts and projections (their accuracy) |
-| `publish` | swaps the build copy over the published warehouse with one atomic rename |
+| `publish` | builds the nightly report, then publishes warehouse, BI copy, finance exports and report together |
 
 `forecast.projection` projects this month, this fiscal quarter and the next from won-to-date, the open
 pipeline (a deal model trained on the reconstructed daily pipeline) and the deals not yet created, with

@@ -6,8 +6,10 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 DEFAULT_AS_OF = date(2026, 10, 31)
 
@@ -80,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--warehouse", type=Path, required=True)
     ver.add_argument("--data-dir", type=Path, default=None, help="default: beside the warehouse")
 
+    rep = sub.add_parser("report", help="build the nightly report (static HTML pages) of a kept version, read-only")
+    rep.add_argument("--warehouse", type=Path, required=True)
+    rep.add_argument("--data-dir", type=Path, default=None, help="default: beside the warehouse")
+    rep.add_argument("--version", default=None,
+                     help="version number, id or run id, as `salesos versions` lists them (default: the live one)")
+    rep.add_argument("--out", type=Path, default=None,
+                     help="folder to write the pages into (default: the version's run folder, "
+                          "<data>/runs/<run_id>/report)")
+    rep.add_argument("--settings", type=Path, default=None,
+                     help="settings YAML for the currency and the deal flags (default: those the run's report used)")
+
     rb = sub.add_parser("rollback", help="publish an earlier version of the warehouse again")
     rb.add_argument("--warehouse", type=Path, required=True)
     rb.add_argument("--data-dir", type=Path, default=None, help="default: beside the warehouse")
@@ -140,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             return _versions_command(args)
         if args.command == "metrics":
             return _metrics_command(args)
+        if args.command == "report":
+            return _report_command(args)
     except Exception as exc:  # one line on the terminal, the traceback with -v only
         import traceback
 
@@ -253,7 +268,7 @@ def _versions_command(args: argparse.Namespace) -> int:
     if args.command == "rollback":
         try:
             with warehouse_lock(warehouse, "rollback", what="salesos rollback"):
-                v = rollback(warehouse, data_dir, args.version)
+                v = rollback(warehouse, data_dir, args.version, report_builder=_version_report(warehouse, data_dir))
         except (ValueError, RunLocked) as exc:
             print(f"salesos rollback: {exc}", file=sys.stderr)
             return 1
@@ -305,6 +320,42 @@ def _metrics_command(args: argparse.Namespace) -> int:
         print(f"salesos metrics {args.metrics_command}: {exc}", file=sys.stderr)
         return 1
     print(result.render("json" if args.json else "csv" if args.csv else "table"))
+    return 0
+
+
+def _version_report(warehouse: Path, data_dir: Path) -> Callable[[Any, Path], None]:
+    """Builds a kept version's report when its run's is gone (a rollback to it)."""
+    def build(version: Any, out: Path) -> None:
+        from salesos.publish.report.build import report_for_version
+
+        report_for_version(version, warehouse, data_dir, out)
+
+    return build
+
+
+def _report_command(args: argparse.Namespace) -> int:
+    """`salesos report`: the pages of a kept version, from its read-only copy; the published set is not touched."""
+    from salesos.publish.report.build import find_version, report_for_version
+    from salesos.publish.versions import list_versions
+    from salesos.settings import load_settings
+
+    warehouse = args.warehouse.expanduser().resolve()
+    data_dir = (args.data_dir or warehouse.parent).expanduser().resolve()
+    versions = list_versions(warehouse, data_dir)
+    if not versions:
+        print(f"salesos report: no published versions of {warehouse} under {data_dir / 'versions'}", file=sys.stderr)
+        return 1
+    try:
+        version = find_version(versions, args.version)
+    except ValueError as exc:
+        print(f"salesos report: {exc}", file=sys.stderr)
+        return 1
+    out = (args.out or data_dir / "runs" / version.run_id / "report").expanduser().resolve()
+    settings = load_settings(args.settings) if args.settings else None
+    result = report_for_version(version, warehouse, data_dir, out, settings)
+    print(f"report of version {version.version_id} (run {version.run_id}, as of {version.as_of}): "
+          f"{result.pages} pages, {result.charts} charts in {result.seconds:.1f} s")
+    print(f"open {result.index}")
     return 0
 
 

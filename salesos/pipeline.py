@@ -452,6 +452,7 @@ def publish(ctx: RunContext) -> dict[str, Any]:
     is switched by a rename (salesos.publish.versions). A retried publish of a run that a kill interrupted
     after its commit finishes it and returns its summary.
     """
+    from salesos.publish.report import report_path
     from salesos.publish.versions import compat_path, finance_dir, live_version, publish_set, recover
 
     with _lock(ctx, "publish"):
@@ -465,24 +466,54 @@ def publish(ctx: RunContext) -> dict[str, Any]:
         settings = load_settings(ctx.settings_file)
         if settings.bi_compat_copy:
             _rewrite_for_duckdb_1x(ctx.build_warehouse)
-        version = publish_set(
-            ctx.build_warehouse,
-            ctx.warehouse,
-            ctx.data_dir,
-            ctx.run_id,
-            ctx.as_of.isoformat(),
-            keep=settings.keep_versions,
-            bi_copy=settings.bi_compat_copy,
-            finance=settings.finance_exports,
-            audit=audit_staged,
-        )
-        extra: dict[str, Any] = {}
+        report = build_run_report(ctx, settings)
+        try:
+            version = publish_set(
+                ctx.build_warehouse,
+                ctx.warehouse,
+                ctx.data_dir,
+                ctx.run_id,
+                ctx.as_of.isoformat(),
+                keep=settings.keep_versions,
+                bi_copy=settings.bi_compat_copy,
+                finance=settings.finance_exports,
+                audit=audit_staged,
+                report=report.index.parent,
+            )
+        except BaseException:
+            shutil.rmtree(report.index.parent, ignore_errors=True)  # no report of a warehouse never published
+            raise
+        extra: dict[str, Any] = {"report": str(report.index),
+                                 "report_latest": str(report_path(ctx.warehouse) / "index.html")}
         if settings.finance_exports:
             extra["finance_exports"] = str(finance_dir(ctx.data_dir, ctx.as_of.isoformat(), ctx.run_id))
         if settings.bi_compat_copy:
             extra["bi_compat_copy"] = str(compat_path(ctx.warehouse))
         shutil.rmtree(ctx.build_dir, ignore_errors=True)
         return _write_summary(ctx, version.version_id, extra)
+
+
+def build_run_report(ctx: RunContext, settings: Settings) -> Any:
+    """The run's report (`<data>/runs/<run_id>/report/`), read from the marts about to be published.
+
+    Built from the build copy once it is final (on the postgres target from Postgres, where dbt built the
+    marts), so the pages show exactly what the publish makes live; a failure stops the publish.
+    """
+    from salesos.publish.report.build import build_report, context_for_run, write_report
+
+    rctx = context_for_run(ctx.run_dir, as_of=ctx.as_of, run_id=ctx.run_id, version=None, warehouse=ctx.warehouse,
+                           settings=settings)
+    out = ctx.run_dir / "report"
+    if _on_postgres(ctx):
+        con = _read_marts(ctx)
+        try:
+            result = write_report(con, out, rctx, data_docs_href=rctx.data_docs)
+        finally:
+            con.close()
+    else:
+        result = build_report(ctx.build_warehouse, out, rctx)
+    log.info("report: %d pages, %d charts in %.1f s (%s)", result.pages, result.charts, result.seconds, result.index)
+    return result
 
 
 def _rewrite_for_duckdb_1x(build_warehouse: Path) -> None:
@@ -526,6 +557,12 @@ def audit_staged(staged: dict[str, Path]) -> None:
         raise PublishError(f"audit: the kept version {staged['version']} differs in size from {wh}")
     if "bi_copy" in staged and _tables(staged["bi_copy"]) != tables:
         raise PublishError(f"audit: the staged BI copy {staged['bi_copy']} does not hold the warehouse's tables")
+    if "report" in staged:
+        from salesos.publish.report.build import missing_pages
+
+        missing = missing_pages(staged["report"])
+        if missing:
+            raise PublishError(f"audit: the staged report {staged['report']} lacks {', '.join(missing)}")
     if "finance" in staged:
         written = {p.name for p in staged["finance"].iterdir()}
         con = duckdb.connect(str(wh), read_only=True)
@@ -666,6 +703,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"DuckDB 1.x copy: {summary['bi_compat_copy']}")
     if summary.get("finance_exports"):
         lines.append(f"finance exports: {summary['finance_exports']}")
+    if summary.get("report_latest"):
+        lines.append(f"report:         {summary['report_latest']} (this run's: {summary['report']})")
     for name, rule in summary.get("number_formats", {}).items():
         if f"{name}:ambiguous_number" in summary.get("quarantined_by_rule", {}):  # say which rule was assumed
             lines.append(f"note: {name} numbers read with {rule}; set number_decimal_separator to load the rest")

@@ -85,6 +85,10 @@ class Settings:
     bi_compat_copy: bool = setting(True, dbt=False)
     finance_exports: bool = setting(True, dbt=False)
     keep_versions: int = setting(5, dbt=False, minimum=1)
+    # The nightly report (salesos/publish/report): an open deal is stale after this many days without a stage
+    # change, and pushed repeatedly once its close date moved later this many times.
+    report_stale_days: int = setting(30, dbt=False, minimum=1)
+    report_pushed_times: int = setting(2, dbt=False, minimum=1)
     forecast_horizon: int = setting(12, dbt=False, minimum=1)
     forecast_origins: int = setting(6, dbt=False, minimum=1)
     forecast_levels: list[str] = setting(["company", "region", "segment", "team", "rep"], dbt=False)

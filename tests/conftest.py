@@ -38,6 +38,7 @@ LONGEST_FILES_FIRST = (
     "tests/extract/connectors/test_hubspot_equals_salesforce.py",
     "tests/extract/connectors/test_fivetran_salesforce.py",
     "tests/transform/test_mart_digests.py",
+    "tests/publish/test_report_browser.py",
     "tests/extract/connectors/test_fivetran_hubspot.py",
     "tests/test_end_to_end_runs.py",
     "tests/deploy/test_services_native.py",
@@ -80,16 +81,43 @@ def duckdb_1_4(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, list[
     return run
 
 
-@pytest.fixture(scope="session")
-def xs_sample_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One full night of the XS sample (tests/transform/mart_digests.py), published; returns the warehouse.
+# Files tests keep for a person to look at (the report's screenshots): a fixed folder, printed at the end.
+ARTEFACTS = ROOT / "test-artefacts"
 
-    Shared by the tests that only read what a night published (the mart digests, the semantic layer): do not
-    write to it. Built once per test process.
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name the artefact folders this run wrote (under xdist the workers' prints are not shown)."""
+    if ARTEFACTS.is_dir():
+        for folder in sorted(p for p in ARTEFACTS.iterdir() if p.is_dir()):
+            files = sum(1 for f in folder.rglob("*") if f.is_file())
+            terminalreporter.write_line(f"test artefacts: {folder} ({files} files)")
+
+
+@pytest.fixture(scope="session")
+def xs_night(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """One full night (extract to publish) of the XS sample, published; returns the warehouse.
+
+    The night of tests/transform/mart_digests.py, shared by the tests that read a published warehouse (the
+    mart digests, the semantic layer, the report in the browser). Built once per test session: under xdist
+    the first worker to ask builds it in the session's shared temp folder while the others wait on a file
+    lock (a night is minutes of CPU on 2 cores). Read it, never write to it.
     """
+    import fcntl
+
     from tests.transform.mart_digests import build_sample_night
 
-    return build_sample_night(tmp_path_factory.mktemp("xs-night"))
+    if worker_id == "master":
+        return build_sample_night(tmp_path_factory.mktemp("xs_night"))
+    shared = tmp_path_factory.getbasetemp().parent / "xs_night"
+    shared.mkdir(exist_ok=True)
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "warehouse.txt"
+        if done.exists():
+            return Path(done.read_text(encoding="utf-8"))
+        warehouse = build_sample_night(shared / "night")
+        done.write_text(str(warehouse), encoding="utf-8")
+        return warehouse
 
 
 USERS = [

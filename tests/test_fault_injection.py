@@ -181,7 +181,7 @@ def test_killed_at_each_step_and_each_publish_operation_readers_see_old_or_new_a
     # -- killed before each file operation of publish: each output is wholly old or wholly new; after the next
     # command (`salesos versions` recovers) the set is old (killed before the commit) or new (after it)
     outcomes = []
-    for n in range(1, 40):
+    for n in range(1, 120):  # the report's pages are staged file by file: each copy is a kill point too
         world.restore(snap)
         code = _child(f"publish:{n}", "steps", arg, "publish")
         if code == 0:

@@ -1,8 +1,9 @@
 """Publishing every output together, the last N versions kept, and a rollback that restores the same set.
 
 What readers see is a set: the warehouse file, its BI copy (`duckdb-v1.4/<name>`), the finance exports
-(`<data>/exports/as_of=<date>/run=<run_id>/`, named by `<data>/exports/current.json`) and the version record
-(`<data>/versions/<stem>/versions.json`, whose `live` names the version on show). A publish or a rollback
+(`<data>/exports/as_of=<date>/run=<run_id>/`, named by `<data>/exports/current.json`), the nightly report
+(`report/<stem>/`, a symbolic link to the pages of the live version, `report/.<stem>-<version_id>/`) and the
+version record (`<data>/versions/<stem>/versions.json`, whose `live` names the version on show). A publish or a rollback
 switches the set in three phases:
 
 1. **stage**: every new output is written beside its target, under a `.staging-<token>` name on the target's
@@ -27,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import stat
 from collections.abc import Callable
@@ -36,6 +38,7 @@ from typing import Any
 
 from salesos.publish import copies
 from salesos.publish.copies import compat_path
+from salesos.publish.report.paths import report_pages, report_path
 
 log = logging.getLogger(__name__)
 
@@ -157,11 +160,13 @@ def _switch(moves: list[list[str]]) -> None:
     """Do the journal's renames in order; a rename whose source is gone was done before a kill."""
     for src, dst in moves:
         s, d = Path(src), Path(dst)
-        if not s.exists():
+        if not os.path.lexists(s):  # lexists: the report's staged link dangles until it is in place
             continue
-        if s.is_dir() and d.is_dir():
+        if s.is_dir() and not s.is_symlink() and d.is_dir() and not d.is_symlink():
             # a finance folder or a version folder is new by construction; one left by a killed switch is ours
             shutil.rmtree(d)
+        elif s.is_symlink() and d.is_dir() and not d.is_symlink():
+            shutil.rmtree(d)  # a report folder where the link goes (made by hand): the link replaces it
         os.replace(s, d)
         if s.parent.name.startswith(STAGING):  # the emptied staging folder of a file
             shutil.rmtree(s.parent, ignore_errors=True)
@@ -171,7 +176,7 @@ def _staging_debris(warehouse: Path, data_dir: Path) -> list[Path]:
     vdir = versions_dir(warehouse, data_dir)
     found: list[Path] = []
     exports = data_dir / "exports"
-    for folder in (warehouse.parent, compat_path(warehouse).parent, vdir, exports):
+    for folder in (warehouse.parent, compat_path(warehouse).parent, report_path(warehouse).parent, vdir, exports):
         if folder.is_dir():
             found += [p for p in folder.iterdir() if p.name.startswith(_staging_prefix(warehouse))]
     if compat_path(warehouse).parent.is_dir():  # what the BI copy's writer left when killed
@@ -257,11 +262,14 @@ def publish_set(
     bi_copy: bool = False,
     finance: bool = False,
     audit: Audit | None = None,
+    report: Path | None = None,
 ) -> Version:
-    """Publish `build_file` as the warehouse with its BI copy and finance exports, all or nothing.
+    """Publish `build_file` as the warehouse with its BI copy, finance exports and report, all or nothing.
 
-    `audit` is given the staged outputs (keys `warehouse`, `version`, `bi_copy`, `finance`) and raises to
-    stop the publish before anything readers see has changed. Call under the warehouse lock.
+    `report` is the folder of the run's report pages (salesos.publish.report), published as the latest
+    report beside the warehouse. `audit` is given the staged outputs (keys `warehouse`, `version`, `bi_copy`,
+    `finance`, `report`) and raises to stop the publish before anything readers see has changed. Call under
+    the warehouse lock.
     """
     if not build_file.exists():
         raise FileNotFoundError(f"nothing to publish: {build_file} does not exist")
@@ -285,6 +293,8 @@ def publish_set(
         if finance:
             staged["finance"] = out.with_name(out.name + ".staging")
             copies.export_tables(build_file, staged["finance"])
+        if report is not None:
+            staged["report"], staged["report_link"] = _stage_report(report, warehouse, version_id, version_id)
         staged["warehouse"] = _staged(warehouse, warehouse, version_id)
         _write_json(staged["warehouse"].parent / ORIGIN, {"build": str(build_file)})
         _move_in(build_file, staged["warehouse"])
@@ -305,10 +315,15 @@ def publish_set(
     if bi_copy:
         moves.append([str(staged["bi_copy"]), str(compat_path(warehouse))])
     moves.append([str(staged["warehouse"]), str(warehouse)])
+    replaced_report = _live_report_pages(warehouse)
+    if report is not None:
+        moves += _report_moves(staged, warehouse, version_id)
     moves += _pointer_moves(warehouse, data_dir, new_index, entry, version_id)
     _commit_and_switch(vdir, version_id, moves)
     for old in entries[:-keep] if keep > 0 else []:
         shutil.rmtree(vdir / old["version_id"], ignore_errors=True)
+    if report is not None:
+        _prune_report_pages(warehouse, keep={report_pages(warehouse, version_id).name, replaced_report})
     log.info("published %s as version %s", warehouse, version_id)
     return _version(vdir, warehouse, entry, version_id)
 
@@ -330,6 +345,41 @@ def _pointer_moves(warehouse: Path, data_dir: Path, index: dict[str, Any], entry
     return moves
 
 
+def _stage_report(pages: Path, warehouse: Path, version_id: str, token: str) -> tuple[Path, Path]:
+    """A copy of the report's pages and a link to them, both beside the latest report, not yet in place."""
+    if not (pages / "index.html").is_file():
+        raise PublishError(f"{pages}: no index.html; the report was not built")
+    target = report_pages(warehouse, version_id)
+    staged = _staged(target, warehouse, token)
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(pages, staged)
+    link = _staged(report_path(warehouse), warehouse, f"{token}-link")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target.name)  # relative: it resolves once renamed to report/<stem>, beside the pages
+    return staged, link
+
+
+def _report_moves(staged: dict[str, Path], warehouse: Path, version_id: str) -> list[list[str]]:
+    """The pages to their folder (a new name; kept as it is when a rollback publishes them again), then the link."""
+    target = report_pages(warehouse, version_id)
+    moves = [] if target.is_dir() else [[str(staged["report"]), str(target)]]
+    return [*moves, [str(staged["report_link"]), str(report_path(warehouse))]]
+
+
+def _live_report_pages(warehouse: Path) -> str:
+    link = report_path(warehouse)
+    return os.readlink(link) if link.is_symlink() else ""
+
+
+def _prune_report_pages(warehouse: Path, keep: set[str]) -> None:
+    """Drop the pages of versions no longer shown, keeping the one just replaced (a reader may have it open)."""
+    folder = report_path(warehouse).parent
+    pattern = re.compile(rf"\.{re.escape(warehouse.stem)}-\d{{6}}_.+")
+    for p in folder.iterdir() if folder.is_dir() else []:
+        if pattern.fullmatch(p.name) and p.name not in keep and p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def publish_file(
     build_file: Path, warehouse: Path, data_dir: Path, run_id: str, as_of: str, keep: int = DEFAULT_KEEP
 ) -> Version:
@@ -337,11 +387,36 @@ def publish_file(
     return publish_set(build_file, warehouse, data_dir, run_id, as_of, keep=keep)
 
 
-def rollback(warehouse: Path, data_dir: Path, version_id: str | None = None) -> Version:
-    """Publish a kept version again, with its BI copy and finance exports (default: the one before the live one).
+ReportBuilder = Callable[[Version, Path], None]
 
-    Repeated, a plain rollback steps back one version each time; it refuses at the oldest kept version.
-    Call under the warehouse lock.
+
+def _rollback_report(target: Version, warehouse: Path, data_dir: Path, token: str,
+                     report_builder: ReportBuilder | None) -> list[list[str]]:
+    """The moves that show `target`'s report: its pages kept beside the link, its run's, or built afresh."""
+    if report_pages(warehouse, target.version_id).is_dir():
+        link = _staged(report_path(warehouse), warehouse, f"{token}-link")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(report_pages(warehouse, target.version_id).name)
+        return [[str(link), str(report_path(warehouse))]]
+    source = data_dir / "runs" / target.run_id / "report"
+    if not (source / "index.html").is_file():
+        if report_builder is None:
+            log.warning("the report of version %s is gone (%s); the latest report still shows the version "
+                        "rolled back from: rebuild it with `salesos report --version`", target.version_id, source)
+            return []
+        source = _staged(report_pages(warehouse, target.version_id), warehouse, f"{token}-build")
+        report_builder(target, source)
+    staged, link = _stage_report(source, warehouse, target.version_id, token)
+    return _report_moves({"report": staged, "report_link": link}, warehouse, target.version_id)
+
+
+def rollback(warehouse: Path, data_dir: Path, version_id: str | None = None,
+             report_builder: ReportBuilder | None = None) -> Version:
+    """Publish a kept version again, with its BI copy, finance exports and report (default: the one before the live).
+
+    The report is the version's run's own (`<data>/runs/<run_id>/report/`), or, when that is gone, what
+    `report_builder(version, folder)` writes. Repeated, a plain rollback steps back one version each time; it
+    refuses at the oldest kept version. Call under the warehouse lock.
     """
     recover(warehouse, data_dir)
     versions = list_versions(warehouse, data_dir)
@@ -370,12 +445,17 @@ def rollback(warehouse: Path, data_dir: Path, version_id: str | None = None) -> 
         _copy_file(target.path, staged_wh)
         staged_wh.chmod(stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)  # the live file is writable
         moves.append([str(staged_wh), str(warehouse)])
+        if report_path(warehouse).is_symlink():  # a warehouse published with its report
+            moves += _rollback_report(target, warehouse, data_dir, token, report_builder)
         index = _read_index(vdir) | {"live": target.version_id}
         entry = next(e for e in index["versions"] if e["version_id"] == target.version_id)
         moves += _pointer_moves(warehouse, data_dir, index, entry, token)
     except BaseException:
         recover(warehouse, data_dir)
         raise
+    replaced_report = _live_report_pages(warehouse)
     _commit_and_switch(vdir, target.version_id, moves)
+    if any(dst == str(report_path(warehouse)) for _, dst in moves):
+        _prune_report_pages(warehouse, keep={report_pages(warehouse, target.version_id).name, replaced_report})
     log.info("rolled %s back to version %s", warehouse, target.version_id)
     return _version(vdir, warehouse, entry, target.version_id)

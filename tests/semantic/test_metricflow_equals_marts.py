@@ -238,15 +238,15 @@ def check_every_metric_against_its_marts(warehouse: Path) -> tuple[list[str], in
     return problems, compared
 
 
-def test_every_metricflow_metric_equals_the_mart_columns_that_carry_it(xs_sample_night):
-    problems, compared = check_every_metric_against_its_marts(xs_sample_night)
+def test_every_metricflow_metric_equals_the_mart_columns_that_carry_it(xs_night):
+    problems, compared = check_every_metric_against_its_marts(xs_night)
     assert compared > 10_000
     assert problems == [], f"{len(problems)} differences, e.g.:\n" + "\n".join(problems[:25])
 
 
-def test_every_metric_is_carried_by_a_mart_or_feeds_one(xs_sample_night):
+def test_every_metric_is_carried_by_a_mart_or_feeds_one(xs_night):
     """A metric without carried_by is only a numerator or denominator of one that has it."""
-    with SemanticLayer(xs_sample_night) as layer:
+    with SemanticLayer(xs_night) as layer:
         carried = {m for ms in _carriers(layer).values() for _, m in ms}
         inputs = set()
         for m in layer.manifest["metrics"]:

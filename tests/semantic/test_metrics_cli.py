@@ -53,8 +53,8 @@ def test_an_unknown_version_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.e2e
-def test_list_names_every_metric_with_its_dimensions(xs_sample_night, capsys):
-    code, out, _ = _run(capsys, "list", "--warehouse", str(xs_sample_night), "--json")
+def test_list_names_every_metric_with_its_dimensions(xs_night, capsys):
+    code, out, _ = _run(capsys, "list", "--warehouse", str(xs_night), "--json")
     assert code == 0
     listed = {m["name"]: m for m in json.loads(out)}
     for name in ("bookings", "win_rate", "quota_attainment", "pipeline_coverage", "forecast_wape", "meetings"):
@@ -62,19 +62,19 @@ def test_list_names_every_metric_with_its_dimensions(xs_sample_night, capsys):
     dims = set(listed["win_rate"]["dimensions"])
     assert {"metric_time__fiscal_quarter", "metric_time__month", "rep", "rep__team_name", "rep__region",
             "deal__segment"} <= dims
-    code, out, _ = _run(capsys, "list", "--warehouse", str(xs_sample_night))
+    code, out, _ = _run(capsys, "list", "--warehouse", str(xs_night))
     assert code == 0 and "win_rate (ratio): won_deals / closed_deals" in out
 
 
 @pytest.mark.e2e
-def test_query_win_rate_per_team_and_fiscal_quarter_as_csv(xs_sample_night, capsys):
+def test_query_win_rate_per_team_and_fiscal_quarter_as_csv(xs_night, capsys):
     """The rate is recomputed from the counts of the quarter, not averaged over months or reps."""
-    code, out, err = _run(capsys, "query", "--warehouse", str(xs_sample_night), "--metrics", "win_rate,won_deals",
+    code, out, err = _run(capsys, "query", "--warehouse", str(xs_night), "--metrics", "win_rate,won_deals",
                           "--group-by", "deal__team_name,metric_time__fiscal_quarter", "--csv")
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
     assert rows and set(rows[0]) == {"deal__team_name", "metric_time__fiscal_quarter", "win_rate", "won_deals"}
-    con = duckdb.connect(str(xs_sample_night), read_only=True)
+    con = duckdb.connect(str(xs_night), read_only=True)
     try:
         team, quarter = con.execute(
             "select team_name, 'FY' || fiscal_year || '-Q' || fiscal_quarter from marts.mart_win_rates "
@@ -89,8 +89,8 @@ def test_query_win_rate_per_team_and_fiscal_quarter_as_csv(xs_sample_night, caps
 
 
 @pytest.mark.e2e
-def test_query_json_with_where_order_and_limit(xs_sample_night, capsys):
-    wh = str(xs_sample_night)
+def test_query_json_with_where_order_and_limit(xs_night, capsys):
+    wh = str(xs_night)
     code, out, err = _run(capsys, "query", "--warehouse", wh, "--metrics", "bookings,quota,quota_attainment",
                           "--group-by", "rep__region,metric_time__fiscal_year",
                           "--where", "{{ TimeDimension('metric_time', 'day') }} <= '2026-10-31'",
@@ -110,23 +110,23 @@ def test_query_json_with_where_order_and_limit(xs_sample_night, capsys):
     (["--metrics", "bookings", "--group-by", "rep__team"], "did you mean rep__team_id"),
     (["--metrics", "bookings", "--where", "{{ Dimension('rep__nope') }} = 'x'"], "the --where filter names no dimension"),
 ])
-def test_a_query_it_cannot_answer_is_one_line(xs_sample_night, capsys, args, says):
-    code, out, err = _run(capsys, "query", "--warehouse", str(xs_sample_night), *args)
+def test_a_query_it_cannot_answer_is_one_line(xs_night, capsys, args, says):
+    code, out, err = _run(capsys, "query", "--warehouse", str(xs_night), *args)
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and says in err, err
 
 
 @pytest.mark.e2e
-def test_queries_are_read_only_and_a_kept_version_answers_too(xs_sample_night, capsys):
+def test_queries_are_read_only_and_a_kept_version_answers_too(xs_night, capsys):
     """Kept versions are read-only files; the live one is not changed by a query (nor locked: a read-only open)."""
-    before = _sha(xs_sample_night)
-    code, out, err = _run(capsys, "query", "--warehouse", str(xs_sample_night), "--version", "1",
+    before = _sha(xs_night)
+    code, out, err = _run(capsys, "query", "--warehouse", str(xs_night), "--version", "1",
                           "--metrics", "bookings", "--group-by", "metric_time__fiscal_year")
     assert code == 0, err
-    live_code, live_out, _ = _run(capsys, "query", "--warehouse", str(xs_sample_night),
+    live_code, live_out, _ = _run(capsys, "query", "--warehouse", str(xs_night),
                                   "--metrics", "bookings", "--group-by", "metric_time__fiscal_year")
     assert live_code == 0 and live_out == out  # one version published: the kept copy is the live warehouse
-    code, sql, _ = _run(capsys, "query", "--warehouse", str(xs_sample_night), "--metrics", "bookings",
+    code, sql, _ = _run(capsys, "query", "--warehouse", str(xs_night), "--metrics", "bookings",
                         "--explain")
     assert code == 0 and "select" in sql.lower() and "fct_opportunities" in sql
-    assert _sha(xs_sample_night) == before
+    assert _sha(xs_night) == before

@@ -16,9 +16,9 @@ from tests.transform.mart_digests import RECORDED
 pytestmark = pytest.mark.e2e
 
 
-def test_every_mart_and_forecast_table_is_as_recorded(xs_sample_night):
+def test_every_mart_and_forecast_table_is_as_recorded(xs_night):
     recorded = json.loads(RECORDED.read_text(encoding="utf-8"))["tables"]
-    current = warehouse_digests(xs_sample_night)
+    current = warehouse_digests(xs_night)
     assert any(name.startswith("forecasts.") for name in current)
     diff = differences(recorded, current)
     assert not diff, ("tables differ from tests/transform/mart_digests.json (re-record with `make digests` "
