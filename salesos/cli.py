@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="reload every raw table and rebuild every incremental model from scratch (default: only what changed)",
     )
 
+    run.add_argument(
+        "--allow-older",
+        action="store_true",
+        help="publish although the published warehouse is as of a later date (a backfill of a past date "
+        "replaces the newer numbers readers see; default: refused before anything is touched)",
+    )
+
     fc = sub.add_parser("forecast", help="forecasting tools")
     fc_sub = fc.add_subparsers(dest="forecast_command", required=True)
     fc_sub.add_parser(
@@ -155,6 +162,7 @@ def _run(args: argparse.Namespace) -> int:
             allow_exports_after_as_of=args.allow_exports_after_as_of,
             source=args.source,
             full_refresh=args.full_refresh,
+            allow_older=args.allow_older,
         )
     except RunIdError as exc:  # a run id or path that could reach the filesystem or SQL unsafely
         print(f"salesos run failed before it started: {exc}; nothing was changed", file=sys.stderr)

@@ -82,6 +82,36 @@ def refuse_used_run_id(ctx: RunContext) -> None:
         )
 
 
+class OlderThanPublished(RunRefused):
+    """A backfill whose as-of date is before the published warehouse's: it would replace newer numbers."""
+
+
+def refuse_older_than_published(ctx: RunContext) -> str | None:
+    """Refuse a run as of a date before the live version's, unless `ctx.allow_older`; returns that later date.
+
+    Checked when the run starts (nothing is archived or built) and again just before publishing (another run
+    may have published meanwhile). With `allow_older` the run goes on and the summary says what it replaced.
+    """
+    from datetime import date
+
+    from salesos.publish.versions import live_version
+
+    live = live_version(ctx.warehouse, ctx.data_dir)
+    if live is None or date.fromisoformat(live.as_of) <= ctx.as_of:
+        return None
+    if not ctx.allow_older:
+        raise OlderThanPublished(
+            f"run {ctx.run_id} is as of {ctx.as_of.isoformat()}, but the published warehouse {ctx.warehouse} is as "
+            f"of a later date, {live.as_of} (version {live.version_id}, run {live.run_id}): publishing would "
+            "replace its numbers with older ones, so the run was refused and the published warehouse was not "
+            "changed. Pass --allow-older (DAG param allow_older) to publish it anyway; `salesos rollback` "
+            "restores the later version."
+        )
+    log.warning("run %s as of %s will publish over the warehouse as of %s (allowed by --allow-older)",
+                ctx.run_id, ctx.as_of, live.as_of)
+    return live.as_of
+
+
 def _finance_folders(ctx: RunContext, run_id: str) -> list[Path]:
     return list((ctx.data_dir / "exports").glob(f"as_of=*/run={run_id}"))
 
@@ -119,6 +149,7 @@ def _extract(ctx: RunContext) -> dict[str, Any]:
 
     settings = load_settings(ctx.settings_file)  # fail early on a bad settings file
     refuse_used_run_id(ctx)
+    refuse_older_than_published(ctx)
     # a retried extract of the same run (Airflow) replaces its own archive, which no publish has used
     source = ctx.source or settings.source
     archived = archive_source(source, ctx.exports, ctx.archive_dir, settings.connector_tables,
@@ -459,6 +490,7 @@ def publish(ctx: RunContext) -> dict[str, Any]:
             if summary_file.exists():
                 return json.loads(summary_file.read_text(encoding="utf-8"))
             return _write_summary(ctx, live.version_id, {})
+        replaced_later = refuse_older_than_published(ctx)
         settings = load_settings(ctx.settings_file)
         if settings.bi_compat_copy:
             _rewrite_for_duckdb_1x(ctx.build_warehouse)
@@ -474,6 +506,8 @@ def publish(ctx: RunContext) -> dict[str, Any]:
             audit=audit_staged,
         )
         extra: dict[str, Any] = {}
+        if replaced_later:
+            extra["replaced_later_as_of"] = replaced_later
         if settings.finance_exports:
             extra["finance_exports"] = str(finance_dir(ctx.data_dir, ctx.as_of.isoformat(), ctx.run_id))
         if settings.bi_compat_copy:
@@ -663,6 +697,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"DuckDB 1.x copy: {summary['bi_compat_copy']}")
     if summary.get("finance_exports"):
         lines.append(f"finance exports: {summary['finance_exports']}")
+    if summary.get("replaced_later_as_of"):
+        lines.append(f"note: published over a warehouse as of {summary['replaced_later_as_of']}, a later date "
+                     "(--allow-older); `salesos rollback` restores it")
     for name, rule in summary.get("number_formats", {}).items():
         if f"{name}:ambiguous_number" in summary.get("quarantined_by_rule", {}):  # say which rule was assumed
             lines.append(f"note: {name} numbers read with {rule}; set number_decimal_separator to load the rest")
