@@ -25,6 +25,7 @@ AIRBYTE_SALESFORCE = Connector(
         "events": "Event",
         "quotas": "quotas",
         "fx_rates": "fx_rates",
+        "user_assignments": "user_assignments",
     },
     synced_column="_airbyte_extracted_at",
     docs="https://docs.airbyte.com/integrations/sources/salesforce",
