@@ -24,6 +24,7 @@ import duckdb
 from salesos.extract.connectors import archive_source
 from salesos.extract.connectors.translate import read_translations
 from salesos.extract.load import load_raw
+from salesos.progress import Reporter, StepProgress, step_summary
 from salesos.publish.lock import RunLocked, RunRefused, holds_whole_run, relabel, warehouse_lock
 from salesos.run_context import RunContext
 from salesos.settings import Settings, load_settings
@@ -138,13 +139,13 @@ def _write_step(ctx: RunContext, step: str, result: dict[str, Any]) -> dict[str,
     return result
 
 
-def extract(ctx: RunContext) -> dict[str, Any]:
-    """Archive the exports untouched, start the build copy, and load the raw tables."""
+def extract(ctx: RunContext, progress: StepProgress | None = None) -> dict[str, Any]:
+    """Archive the exports untouched, start the build copy, and load the raw tables (progress: each export's rows)."""
     with _lock(ctx, "extract"):
-        return _extract(ctx)
+        return _extract(ctx, progress)
 
 
-def _extract(ctx: RunContext) -> dict[str, Any]:
+def _extract(ctx: RunContext, progress: StepProgress | None = None) -> dict[str, Any]:
     from salesos.warehouse.storage import connect_warehouse, convert_to_compat
 
     settings = load_settings(ctx.settings_file)  # fail early on a bad settings file
@@ -177,7 +178,7 @@ def _extract(ctx: RunContext) -> dict[str, Any]:
         # (read_manifest) would read every byte a third time, 4.5 s at scale M
         result = load_raw(
             con, ctx.archive_dir, archived, ctx.run_id, datetime.now(UTC), full_refresh=ctx.full_refresh,
-            settings=settings, work_dir=ctx.build_dir,
+            settings=settings, work_dir=ctx.build_dir, progress=progress,
         )
         check_no_export_vanished(con, ctx.run_id, previous_run, previous, settings)
         from forecasting.bookings import ensure_forecast_table
@@ -271,8 +272,11 @@ def _read_marts(ctx: RunContext) -> Any:
     return con
 
 
-def build(ctx: RunContext) -> dict[str, Any]:
-    """dbt build (models and data tests) on the build copy, or on Postgres after copying the raw tables there."""
+def build(ctx: RunContext, progress: StepProgress | None = None) -> dict[str, Any]:
+    """dbt build (models and data tests) on the build copy, or on Postgres after copying the raw tables there.
+
+    progress: dbt's nodes as dbt reports each one done.
+    """
     from salesos.transform.dbt_build import NIGHTLY_BUILD, run_dbt
 
     with _lock(ctx, "dbt build"):
@@ -287,6 +291,7 @@ def build(ctx: RunContext) -> dict[str, Any]:
             target=ctx.dbt_target,
             run_id=ctx.run_id,
             full_refresh=ctx.full_refresh,
+            on_line=progress.dbt_line if progress is not None else None,
         )
         return _write_step(ctx, "build", result.to_dict())
 
@@ -720,12 +725,14 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_all(ctx: RunContext, *, fresh_id: bool = False) -> dict[str, Any]:
+def run_all(ctx: RunContext, *, fresh_id: bool = False, reporter: Reporter | None = None) -> dict[str, Any]:
     """All steps in one process, holding the warehouse for the whole run; on failure the build copy is dropped.
 
     fresh_id: the run id is a default (`asof_<date>`) that may be taken: use the first free `.<n>` of it.
     The error carries the step it failed in (`salesos.failures.failed_step`), for the run's message.
+    reporter: told each step's start, progress and end (`salesos run`: bars on a terminal, else a line per step).
     """
+    reporter = reporter or Reporter()
     from salesos.failures import mark_step
 
     with warehouse_lock(ctx.warehouse, ctx.run_id, what="salesos run", whole_run=True):
@@ -740,14 +747,18 @@ def run_all(ctx: RunContext, *, fresh_id: bool = False) -> dict[str, Any]:
         if fresh_id:
             ctx = fresh_run_id(ctx)
             relabel(ctx.warehouse, ctx.run_id)
-        current = "extract"
+        current, progress = "extract", None
         try:
-            for current, step in zip(STEPS, (extract, validate, build, forecast), strict=False):
+            for current, step in zip(STEPS, (extract, validate, build, forecast, publish), strict=True):
                 log.info("step %s", current)
-                step(ctx)
-            current = "publish"
-            return publish(ctx)
+                progress = reporter.start(current)
+                result = step(ctx, progress) if step in (extract, build) else step(ctx)
+                reporter.finished(progress, step_summary(current, result))
+                progress = None
+            return result
         except BaseException as exc:
+            if progress is not None:
+                reporter.finished(progress, "", ok=False)
             discard(ctx)
             mark_step(exc, current)
             raise

@@ -109,7 +109,7 @@ def test_the_cli_flag_sets_the_run_context_not_the_environment(tmp_path, monkeyp
     from salesos import cli, pipeline
 
     seen = []
-    monkeypatch.setattr(pipeline, "run_all", lambda ctx, fresh_id: seen.append(ctx) or {"version": "v1"})
+    monkeypatch.setattr(pipeline, "run_all", lambda ctx, fresh_id, reporter=None: seen.append(ctx) or {"version": "v1"})
     monkeypatch.setattr(pipeline, "format_summary", lambda summary: "ok")
     before = dict(os.environ)
     for flag in ([], ["--full-refresh"]):
