@@ -117,8 +117,7 @@ converted as (
     left join assignments
         on
             with_rate.owner_id = assignments.rep_id
-            and (assignments.valid_from is null or with_rate.attributed_on >= assignments.valid_from)
-            and (assignments.valid_to is null or with_rate.attributed_on < assignments.valid_to)
+            and {{ assignment_in_force('assignments', 'with_rate.attributed_on') }}
     left join accounts
         on with_rate.account_id = accounts.account_id
     left join stages

@@ -2,12 +2,15 @@
 {{ config(materialized='table') }}
 
 -- One row per user and assignment: manager (team), role, division (region) and department from valid_from
--- to valid_to (exclusive; null: still in force). Versions come from the snapshot of each night's User
--- export (snp_crm__users), and for the dates before a user's first snapshot from sales operations'
--- user_assignments.csv. A user's first known assignment also holds for every date before it (valid_from
--- null), so a date has at most one assignment per user; a date in a gap the file leaves (a row's valid_to
--- before the next row) has none, and the models credit it to the current assignment.
+-- to valid_to (exclusive; null: still in force); versions that repeat the one before are one
+-- assignment. Versions come from the snapshot of each night's User export (snp_crm__users), and for
+-- the dates before a user's first snapshot from sales operations' user_assignments.csv (ids and names
+-- are clean strings, never empty, so '' stands for a missing one when versions are compared). A user's
+-- first known assignment also holds for every date before it (valid_from null), so a date has at most
+-- one assignment per user; a date in a gap the file leaves (a row's valid_to before the next row) has
+-- none, and the models credit it to the current assignment.
 {%- set band_names = (var('segment_bands') or []) | map(attribute='name') | map('string') | list %}
+{%- set by_date = "over (partition by user_id order by starts_on)" %}
 {%- set band_list = "'" ~ (band_names | map('replace', "'", "''") | join("', '")) ~ "'" %}
 with snapshot_versions as (
 
@@ -23,7 +26,7 @@ with snapshot_versions as (
         'snapshot' as recorded_in,
         dbt_scd_id as tie_breaker
     from {{ ref('snp_crm__users') }}
-    where dbt_valid_to is null or dbt_valid_to <> dbt_valid_from
+    where coalesce(dbt_valid_to <> dbt_valid_from, true)
 
 ),
 
@@ -82,8 +85,9 @@ one_per_day as (
 
 ),
 
-ordered as (
+bounded as (
 
+    -- each version ends where the next starts, or earlier where the file says so (a gap)
     select
         user_id,
         manager_id,
@@ -91,11 +95,65 @@ ordered as (
         division,
         department,
         starts_on,
-        ends_before,
         recorded_in,
-        row_number() over (partition by user_id order by starts_on) as version_number,
-        lead(starts_on) over (partition by user_id order by starts_on) as next_starts_on
-    from one_per_day
+        case
+            when ends_before is not null and (next_starts_on is null or ends_before < next_starts_on)
+                then ends_before
+            else next_starts_on
+        end as ends_on
+    from (
+        select
+            *,
+            lead(starts_on) over (partition by user_id order by starts_on) as next_starts_on
+        from one_per_day
+    ) as with_next
+
+),
+
+flagged as (
+
+    -- a version that repeats the one before it without a gap (the file's last row and the first night's
+    -- export, or a night that recorded no change) continues it
+    select
+        *,
+        case
+            when lag(starts_on) {{ by_date }} is null then 1
+            when lag(ends_on) {{ by_date }} < starts_on then 1
+            when coalesce(lag(manager_id) {{ by_date }}, '') <> coalesce(manager_id, '') then 1
+            when coalesce(lag(user_role_id) {{ by_date }}, '') <> coalesce(user_role_id, '') then 1
+            when coalesce(lag(division) {{ by_date }}, '') <> coalesce(division, '') then 1
+            when coalesce(lag(department) {{ by_date }}, '') <> coalesce(department, '') then 1
+            else 0
+        end as starts_assignment
+    from bounded
+
+),
+
+numbered as (
+
+    select
+        *,
+        cast(sum(starts_assignment) over (
+            partition by user_id order by starts_on rows between unbounded preceding and current row
+        ) as integer) as assignment_number
+    from flagged
+
+),
+
+ordered as (
+
+    select
+        user_id,
+        assignment_number as version_number,
+        max(manager_id) as manager_id,
+        max(user_role_id) as user_role_id,
+        max(division) as division,
+        max(department) as department,
+        min(starts_on) as starts_on,
+        case when count(*) = count(ends_on) then max(ends_on) end as ends_on,
+        min(case when starts_assignment = 1 then recorded_in end) as recorded_in
+    from numbered
+    group by user_id, assignment_number
 
 ),
 
@@ -117,12 +175,7 @@ final as (
         ordered.user_id as rep_id,
         ordered.version_number,
         case when ordered.version_number > 1 then ordered.starts_on end as valid_from,
-        case
-            when ordered.ends_before is not null
-                and (ordered.next_starts_on is null or ordered.ends_before < ordered.next_starts_on)
-                then ordered.ends_before
-            else ordered.next_starts_on
-        end as valid_to,
+        ordered.ends_on as valid_to,
         ordered.starts_on as recorded_from,
         ordered.recorded_in,
         ordered.manager_id,

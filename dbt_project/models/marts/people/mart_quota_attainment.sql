@@ -70,8 +70,7 @@ owner_periods as (
     left join assignments
         on
             owner_months.owner_id = assignments.rep_id
-            and (assignments.valid_from is null or owner_months.fiscal_month >= assignments.valid_from)
-            and (assignments.valid_to is null or owner_months.fiscal_month < assignments.valid_to)
+            and {{ assignment_in_force('assignments', 'owner_months.fiscal_month') }}
     cross join period_types
 
 ),
