@@ -606,7 +606,8 @@ def _move_reps(org_reps: list[_User], teams: list[tuple[_User, str, _Region]], s
         manager, role_id, region = rng.choice(same_region or others)
         day = as_of_day - rng.randint(*MOVE_DAYS_AGO)
         assert rep.manager is not None
-        rep.move = (day, rep.manager, rep.role_id, rep.division, rep.department, region.name, manager.department)
+        # the rep keeps their own department (the segment of the book they sell: their accounts stay theirs)
+        rep.move = (day, rep.manager, rep.role_id, rep.division, rep.department, region.name, rep.department)
         rep.manager, rep.role_id = manager, role_id
 
 

@@ -680,11 +680,11 @@ XS_SEED_7 = {
     "OpportunityHistory.csv": "75cfa697972d5ff6762507d14e08ccc7d3caadf60ce75367df99f71068d5058f",
     "OpportunityStage.csv": "99eb0e8cbffaf7b704bfe0b6a6267cd98238755d3ec504d9c0e4deca69024a0a",
     "Task.csv": "4e9440211d1ca756770566eca2d7ed2c4d5d37bdf28c8cbbf5cdc13a74487d68",
-    "User.csv": "cb43de1de69a87dbf5d956ff8a64827b26ea6fd264e0234ef46a741e227e1229",
+    "User.csv": "022d09e831e931c23b5661edac045f061987609ca981e79ae75e81e44903d578",
     "UserRole.csv": "a4c27814420f046f24c211571bc0d5d1d7f5f0c4ff392e267102ea2e8f56bf58",
     "fx_rates.csv": "f8bf0d47b8b93229f6309519f57d826a1ccc75e58f285e1c7646be06ccdabcb3",
     "quotas.csv": "c7628e9ae83f26e963b3739d5b379fa81d9d362a8dbc8b901fa4aac023f2b007",
-    "user_assignments.csv": "cbc9efe1d8661f87887f50869cbea6db97c236b41d102d674db1deecca96afbf",
+    "user_assignments.csv": "5b90dc723618e7852824993c7df7c260051b6de3af63bf188a73d4efd564e614",
 }
 
 
