@@ -39,7 +39,9 @@ UTC on 2026-11-01. Configure with the DAG params or the environment variables `S
 whether the landing holds exports or a connector's tables (default: the settings' `source`). A backfill on exports
 pulled more than `max_export_days_after_as_of` days after its date fails in `validate` unless the run's
 param `allow_exports_after_as_of` is true (then the summary warns). The param `full_refresh` reloads
-every raw table, rebuilds every incremental model and fits every forecast series again. A failed task's
+every raw table, rebuilds every incremental model and fits every forecast series again. A backfill of a date
+before the published warehouse's as-of date is refused in `extract` (and again in `publish`) unless the param
+`allow_older` is true: it would replace newer numbers with older ones. A failed task's
 `failure.json` carries the run's one-line `message`; the traceback is appended to the run folder's `run.log`.
 """
 
@@ -101,6 +103,11 @@ def _ctx():
             False, type="boolean",
             description="reload every raw table, rebuild every incremental model and fit every forecast series "
             "again (default: only what changed)",
+        ),
+        "allow_older": Param(
+            False, type="boolean",
+            description="publish although the published warehouse is as of a later date (a backfill of a past "
+            "date then replaces the newer numbers readers see); default: such a run is refused",
         ),
     },
     tags=["salesos"],

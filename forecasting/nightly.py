@@ -82,8 +82,8 @@ def load_series(con: duckdb.DuckDBPyConnection | Any, levels: tuple[str, ...] = 
     reps = meta.loc[meta["level"] == "rep", "series_key"].tolist()
     mapping = con.execute(
         f"""
-        select owner_id as rep, coalesce(cast(team_id as varchar), '{NO_TEAM}') as team,
-               coalesce(region, 'Unassigned') as region
+        select owner_id as rep, coalesce(cast(current_team_id as varchar), '{NO_TEAM}') as team,
+               coalesce(current_region, 'Unassigned') as region
         from marts.fct_opportunities
         where status = 'won'
         group by 1, 2, 3

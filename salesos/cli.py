@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import date
@@ -68,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--full-refresh",
         action="store_true",
         help="reload every raw table and rebuild every incremental model from scratch (default: only what changed)",
+    )
+
+    run.add_argument(
+        "--allow-older",
+        action="store_true",
+        help="publish although the published warehouse is as of a later date (a backfill of a past date "
+        "replaces the newer numbers readers see; default: refused before anything is touched)",
     )
 
     fc = sub.add_parser("forecast", help="forecasting tools")
@@ -198,6 +206,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from salesos.failures import RUN_LOG, failure_text, published_state, reason, run_log
     from salesos.pipeline import format_summary, fresh_run_id, run_all
+    from salesos.progress import reporter_for
     from salesos.run_context import RunContext, RunIdError
 
     try:
@@ -211,6 +220,7 @@ def _run(args: argparse.Namespace) -> int:
             allow_exports_after_as_of=args.allow_exports_after_as_of,
             source=args.source,
             full_refresh=args.full_refresh,
+            allow_older=args.allow_older,
         )
     except RunIdError as exc:  # a run id or path that could reach the filesystem or SQL unsafely
         print(f"salesos run failed before it started: {exc}; nothing was changed", file=sys.stderr)
@@ -229,10 +239,16 @@ def _run(args: argparse.Namespace) -> int:
     log_path = ctx.run_dir / RUN_LOG
     before = published_state(ctx.warehouse)
     log = logging.getLogger("salesos.run")
+    # a bar per step on a terminal; one line per step otherwise (and with -v, whose log lines would break the bars)
+    reporter = reporter_for(sys.stderr, bars=sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+                            and not args.verbose)
     with run_log(log_path) as handler:
         log.info("run %s as of %s: exports %s, warehouse %s", ctx.run_id, ctx.as_of, ctx.exports, ctx.warehouse)
         try:
-            summary = run_all(ctx, fresh_id=args.run_id is None)
+            try:
+                summary = run_all(ctx, fresh_id=args.run_id is None, reporter=reporter)
+            finally:
+                reporter.close()
         except (Exception, KeyboardInterrupt) as exc:
             text = failure_text(exc, run_id=ctx.run_id, warehouse_changed=published_state(ctx.warehouse) != before,
                                 run_log=log_path if handler else None)

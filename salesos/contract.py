@@ -480,6 +480,31 @@ FX_RATES = ExportFile(
     ),
 )
 
+USER_ASSIGNMENTS = ExportFile(
+    "user_assignments",
+    "user_assignments.csv",
+    "user_assignments",
+    required=False,
+    key=None,
+    source="sales_ops",
+    description="Each user's past assignments (manager, role, division, department) and when they held, from "
+    "sales operations: the history before the first night's User export, for crediting past deals and quotas "
+    "to the team of the day.",
+    when_absent="each rep's first recorded User export (the dbt snapshot snp_crm__users) holds for every "
+    "earlier date",
+    fields=(
+        F("user_id", "id", True, description="Id of the user (005...) the assignment is of."),
+        F("valid_from", "date", True, description="First day the assignment held, YYYY-MM-DD."),
+        F("valid_to", "date",
+          description="First day it no longer held, YYYY-MM-DD (exclusive); empty: until the user's next row "
+          "or the first User export the warehouse recorded."),
+        F("manager_id", "id", description="Id of the user's manager then: the rep's team, as User.ManagerId."),
+        F("user_role_id", "id", description="Id of the user's role then (UserRole), as User.UserRoleId."),
+        F("division", description="Division then: the region when region_source is division, as User.Division."),
+        F("department", description="Department then (the rep's segment when it names one), as User.Department."),
+    ),
+)
+
 EXPORTS: tuple[ExportFile, ...] = (
     OPPORTUNITY,
     OPPORTUNITY_HISTORY,
@@ -495,6 +520,7 @@ EXPORTS: tuple[ExportFile, ...] = (
     OPPORTUNITY_LINE_ITEM,
     QUOTAS,
     FX_RATES,
+    USER_ASSIGNMENTS,
 )
 
 # Metadata columns the loader adds to every raw table.
@@ -546,7 +572,8 @@ DBT_SOURCES = {
     ),
     "sales_ops": (
         "sales_ops/_sales_ops__sources.yml",
-        "Files from sales operations (quotas.csv, fx_rates.csv) loaded into the raw schema like the CRM exports.",
+        "Files from sales operations (quotas.csv, fx_rates.csv, user_assignments.csv) loaded into the raw schema "
+        "like the CRM exports.",
     ),
 }
 # The columns the loader adds to every raw table (LOAD_COLUMNS and the row fingerprint), as dbt documents them.

@@ -47,6 +47,8 @@ def context_for_run(run_id: str, logical_date: datetime | date, params: dict[str
         # what the landing location holds (exports or a connector's tables); None: the settings' source
         source=params.get("source") or None,
         full_refresh=bool(params.get("full_refresh") or False),
+        # a backfill that may publish over a warehouse of a later as-of date says so itself
+        allow_older=bool(params.get("allow_older") or False),
     )
 
 

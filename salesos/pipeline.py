@@ -23,6 +23,7 @@ import duckdb
 from salesos.extract.connectors import archive_source
 from salesos.extract.connectors.translate import read_translations
 from salesos.extract.load import load_raw
+from salesos.progress import Reporter, StepProgress, step_summary
 from salesos.publish.lock import RunLocked, RunRefused, holds_whole_run, relabel, warehouse_lock
 from salesos.run_context import RunContext
 from salesos.settings import Settings, load_settings
@@ -81,6 +82,36 @@ def refuse_used_run_id(ctx: RunContext) -> None:
         )
 
 
+class OlderThanPublished(RunRefused):
+    """A backfill whose as-of date is before the published warehouse's: it would replace newer numbers."""
+
+
+def refuse_older_than_published(ctx: RunContext) -> str | None:
+    """Refuse a run as of a date before the live version's, unless `ctx.allow_older`; returns that later date.
+
+    Checked when the run starts (nothing is archived or built) and again just before publishing (another run
+    may have published meanwhile). With `allow_older` the run goes on and the summary says what it replaced.
+    """
+    from datetime import date
+
+    from salesos.publish.versions import live_version
+
+    live = live_version(ctx.warehouse, ctx.data_dir)
+    if live is None or date.fromisoformat(live.as_of) <= ctx.as_of:
+        return None
+    if not ctx.allow_older:
+        raise OlderThanPublished(
+            f"run {ctx.run_id} is as of {ctx.as_of.isoformat()}, but the published warehouse {ctx.warehouse} is as "
+            f"of a later date, {live.as_of} (version {live.version_id}, run {live.run_id}): publishing would "
+            "replace its numbers with older ones, so the run was refused and the published warehouse was not "
+            "changed. Pass --allow-older (DAG param allow_older) to publish it anyway; `salesos rollback` "
+            "restores the later version."
+        )
+    log.warning("run %s as of %s will publish over the warehouse as of %s (allowed by --allow-older)",
+                ctx.run_id, ctx.as_of, live.as_of)
+    return live.as_of
+
+
 def _finance_folders(ctx: RunContext, run_id: str) -> list[Path]:
     return list((ctx.data_dir / "exports").glob(f"as_of=*/run={run_id}"))
 
@@ -107,17 +138,18 @@ def _write_step(ctx: RunContext, step: str, result: dict[str, Any]) -> dict[str,
     return result
 
 
-def extract(ctx: RunContext) -> dict[str, Any]:
-    """Archive the exports untouched, start the build copy, and load the raw tables."""
+def extract(ctx: RunContext, progress: StepProgress | None = None) -> dict[str, Any]:
+    """Archive the exports untouched, start the build copy, and load the raw tables (progress: each export's rows)."""
     with _lock(ctx, "extract"):
-        return _extract(ctx)
+        return _extract(ctx, progress)
 
 
-def _extract(ctx: RunContext) -> dict[str, Any]:
+def _extract(ctx: RunContext, progress: StepProgress | None = None) -> dict[str, Any]:
     from salesos.warehouse.storage import connect_warehouse, convert_to_compat
 
     settings = load_settings(ctx.settings_file)  # fail early on a bad settings file
     refuse_used_run_id(ctx)
+    refuse_older_than_published(ctx)
     # a retried extract of the same run (Airflow) replaces its own archive, which no publish has used
     source = ctx.source or settings.source
     archived = archive_source(source, ctx.exports, ctx.archive_dir, settings.connector_tables,
@@ -146,7 +178,7 @@ def _extract(ctx: RunContext) -> dict[str, Any]:
         # (read_manifest) would read every byte a third time, 4.5 s at scale M
         result = load_raw(
             con, ctx.archive_dir, archived, ctx.run_id, datetime.now(UTC), full_refresh=ctx.full_refresh,
-            settings=settings, work_dir=ctx.build_dir,
+            settings=settings, work_dir=ctx.build_dir, progress=progress,
         )
         check_no_export_vanished(con, ctx.run_id, previous_run, previous, settings)
         from forecasting.bookings import ensure_forecast_table
@@ -240,8 +272,11 @@ def _read_marts(ctx: RunContext) -> Any:
     return con
 
 
-def build(ctx: RunContext) -> dict[str, Any]:
-    """dbt build (models and data tests) on the build copy, or on Postgres after copying the raw tables there."""
+def build(ctx: RunContext, progress: StepProgress | None = None) -> dict[str, Any]:
+    """dbt build (models and data tests) on the build copy, or on Postgres after copying the raw tables there.
+
+    progress: dbt's nodes as dbt reports each one done.
+    """
     from salesos.semantic.manifest import MANIFEST_FILE, store_manifest
     from salesos.transform.dbt_build import NIGHTLY_BUILD, run_dbt
 
@@ -257,6 +292,7 @@ def build(ctx: RunContext) -> dict[str, Any]:
             target=ctx.dbt_target,
             run_id=ctx.run_id,
             full_refresh=ctx.full_refresh,
+            on_line=progress.dbt_line if progress is not None else None,
         )
         # The semantic layer's definitions go into the build copy, so each published version answers
         # `salesos metrics` with the metrics it was built with (salesos/semantic/manifest.py).
@@ -463,6 +499,7 @@ def publish(ctx: RunContext) -> dict[str, Any]:
             if summary_file.exists():
                 return json.loads(summary_file.read_text(encoding="utf-8"))
             return _write_summary(ctx, live.version_id, {})
+        replaced_later = refuse_older_than_published(ctx)
         settings = load_settings(ctx.settings_file)
         if settings.bi_compat_copy:
             _rewrite_for_duckdb_1x(ctx.build_warehouse)
@@ -485,6 +522,8 @@ def publish(ctx: RunContext) -> dict[str, Any]:
             raise
         extra: dict[str, Any] = {"report": str(report.index),
                                  "report_latest": str(report_path(ctx.warehouse) / "index.html")}
+        if replaced_later:
+            extra["replaced_later_as_of"] = replaced_later
         if settings.finance_exports:
             extra["finance_exports"] = str(finance_dir(ctx.data_dir, ctx.as_of.isoformat(), ctx.run_id))
         if settings.bi_compat_copy:
@@ -705,6 +744,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"finance exports: {summary['finance_exports']}")
     if summary.get("report_latest"):
         lines.append(f"report:         {summary['report_latest']} (this run's: {summary['report']})")
+    if summary.get("replaced_later_as_of"):
+        lines.append(f"note: published over a warehouse as of {summary['replaced_later_as_of']}, a later date "
+                     "(--allow-older); `salesos rollback` restores it")
     for name, rule in summary.get("number_formats", {}).items():
         if f"{name}:ambiguous_number" in summary.get("quarantined_by_rule", {}):  # say which rule was assumed
             lines.append(f"note: {name} numbers read with {rule}; set number_decimal_separator to load the rest")
@@ -725,12 +767,14 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_all(ctx: RunContext, *, fresh_id: bool = False) -> dict[str, Any]:
+def run_all(ctx: RunContext, *, fresh_id: bool = False, reporter: Reporter | None = None) -> dict[str, Any]:
     """All steps in one process, holding the warehouse for the whole run; on failure the build copy is dropped.
 
     fresh_id: the run id is a default (`asof_<date>`) that may be taken: use the first free `.<n>` of it.
     The error carries the step it failed in (`salesos.failures.failed_step`), for the run's message.
+    reporter: told each step's start, progress and end (`salesos run`: bars on a terminal, else a line per step).
     """
+    reporter = reporter or Reporter()
     from salesos.failures import mark_step
 
     with warehouse_lock(ctx.warehouse, ctx.run_id, what="salesos run", whole_run=True):
@@ -745,14 +789,18 @@ def run_all(ctx: RunContext, *, fresh_id: bool = False) -> dict[str, Any]:
         if fresh_id:
             ctx = fresh_run_id(ctx)
             relabel(ctx.warehouse, ctx.run_id)
-        current = "extract"
+        current, progress = "extract", None
         try:
-            for current, step in zip(STEPS, (extract, validate, build, forecast), strict=False):
+            for current, step in zip(STEPS, (extract, validate, build, forecast, publish), strict=True):
                 log.info("step %s", current)
-                step(ctx)
-            current = "publish"
-            return publish(ctx)
+                progress = reporter.start(current)
+                result = step(ctx, progress) if step in (extract, build) else step(ctx)
+                reporter.finished(progress, step_summary(current, result))
+                progress = None
+            return result
         except BaseException as exc:
+            if progress is not None:
+                reporter.finished(progress, "", ok=False)
             discard(ctx)
             mark_step(exc, current)
             raise

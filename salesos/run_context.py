@@ -33,6 +33,8 @@ class RunContext:
     source: str | None = None
     # reload every raw table, rebuild every incremental dbt model and fit every forecast series again
     full_refresh: bool = False
+    # publish although the published warehouse is of a later as-of date (a backfill replacing newer numbers)
+    allow_older: bool = False
 
     def __post_init__(self) -> None:
         """Every context, however made (the CLI, Airflow, XCom), is checked before a path is built from it."""
@@ -63,6 +65,7 @@ class RunContext:
         allow_exports_after_as_of: bool = False,
         source: str | None = None,
         full_refresh: bool = False,
+        allow_older: bool = False,
     ) -> RunContext:
         """Build a context with absolute paths; the run id defaults to the as-of date."""
         warehouse = Path(warehouse).expanduser().resolve()
@@ -80,6 +83,7 @@ class RunContext:
             allow_exports_after_as_of=bool(allow_exports_after_as_of),
             source=source or None,
             full_refresh=bool(full_refresh),
+            allow_older=bool(allow_older),
         )
 
     @property
@@ -120,6 +124,7 @@ class RunContext:
             allow_exports_after_as_of=bool(d.get("allow_exports_after_as_of", False)),
             source=d.get("source") or None,
             full_refresh=bool(d.get("full_refresh", False)),
+            allow_older=bool(d.get("allow_older", False)),
         )
 
 

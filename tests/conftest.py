@@ -43,6 +43,7 @@ LONGEST_FILES_FIRST = (
     "tests/test_end_to_end_runs.py",
     "tests/deploy/test_services_native.py",
     "tests/test_incremental.py",
+    "tests/transform/test_team_of_the_day.py",
     "tests/test_lint.py",
     "tests/validate/test_chunked.py",
     "tests/forecasting/test_nightly.py",

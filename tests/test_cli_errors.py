@@ -66,7 +66,7 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_goes_to_the_run_log(t
 def test_an_os_error_names_its_path(tiny_exports, tmp_path, capsys, monkeypatch):
     wh = _warehouse(tmp_path)
 
-    def cross_device(ctx):
+    def cross_device(ctx, progress=None):
         raise OSError(18, "Invalid cross-device link", str(ctx.build_warehouse), None, str(ctx.warehouse))
 
     monkeypatch.setattr(pipeline, "build", cross_device)
@@ -96,7 +96,9 @@ def test_failing_checks_are_listed_below_the_line(tiny_exports, tmp_path, capsys
     err = capsys.readouterr().err
     assert _only_line(err).startswith("salesos run asof_2020-01-01 failed in step validate: 2 failing check(s); the "
                                       "published warehouse was not changed; run log: ")
-    details = err.splitlines()[1:]
+    lines = err.splitlines()
+    assert lines[0].startswith("extract   done in ")  # the step that finished (no terminal: one line each)
+    details = lines[lines.index(_only_line(err)) + 1:]
     assert details[0].startswith("  - Opportunity.csv: no opportunity was created on or before the as-of date")
     assert details[1].startswith("  - Opportunity.csv: the newest LastModifiedDate is 2026-10-30 10:00:00")
     assert details[2].startswith("  Data Docs: ")
@@ -105,7 +107,7 @@ def test_failing_checks_are_listed_below_the_line(tiny_exports, tmp_path, capsys
 def test_ctrl_c_is_a_clean_message(tiny_exports, tmp_path, capsys, monkeypatch):
     wh = _warehouse(tmp_path)
 
-    def interrupted(ctx):
+    def interrupted(ctx, progress=None):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(pipeline, "validate", lambda ctx: {})
@@ -139,7 +141,7 @@ def test_a_failure_after_the_swap_does_not_claim_the_warehouse_unchanged(tiny_ex
         raise PermissionError(13, "Permission denied", str(ctx.run_dir / "summary.json"))
 
     for step in ("validate", "build", "forecast"):
-        monkeypatch.setattr(pipeline, step, lambda ctx: {})
+        monkeypatch.setattr(pipeline, step, lambda ctx, progress=None: {})
     monkeypatch.setattr(pipeline, "publish", swapped_then_failed)
     assert _run(tiny_exports, wh) == 1
     line = _only_line(capsys.readouterr().err)
@@ -148,7 +150,7 @@ def test_a_failure_after_the_swap_does_not_claim_the_warehouse_unchanged(tiny_ex
 
 
 def test_a_run_that_succeeds_has_a_run_log_too(tmp_path, capsys, monkeypatch):
-    def fake_run_all(ctx, fresh_id=False):
+    def fake_run_all(ctx, fresh_id=False, reporter=None):
         logging.getLogger("salesos.pipeline").info("step %s", "extract")
         return {"run_id": ctx.run_id, "version": "000001"}
 

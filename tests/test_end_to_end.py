@@ -333,7 +333,7 @@ def test_a_reader_holding_the_warehouse_sees_one_version_while_a_run_publishes(s
     assert f"{now['n'].iloc[0]} {now['s'].iloc[0]}" != first  # a new connection sees the new version
 
 
-def test_a_run_killed_in_the_middle_of_dbt_is_recovered_by_the_next_run(sample, published, tmp_path):
+def test_a_run_killed_in_the_middle_of_dbt_is_recovered_by_the_next_run(sample, published, tmp_path, capsys):
     import os
     import signal
     import time
@@ -355,6 +355,12 @@ def test_a_run_killed_in_the_middle_of_dbt_is_recovered_by_the_next_run(sample, 
     proc.wait(timeout=30)
     assert _sha(ctx.warehouse) == before  # the killed run published nothing
     assert (ctx.data_dir / "build" / "killed").exists()  # and left its half-built copy behind
+    capsys.readouterr()
     assert cli_main([*args, "--run-id", "next"]) == 0
     assert not (ctx.data_dir / "build" / "killed").exists()
     assert _table(ctx.warehouse, "select count(*) n from marts.fct_opportunities")["n"].iloc[0] > 10_000
+    # no terminal (pytest captures stderr): one line per step as it ends, rows/s for the load, dbt's nodes
+    steps = [line for line in capsys.readouterr().err.splitlines() if " done in " in line]
+    assert [line.split()[0] for line in steps] == ["extract", "validate", "build", "forecast", "publish"]
+    assert "rows read from" in steps[0] and "rows/s" in steps[0]
+    assert "models built" in steps[2] and " models" in steps[2].split(";")[-1] and " tests" in steps[2]

@@ -140,7 +140,7 @@ def test_the_cli_flag_sets_the_run_context_not_the_environment(tmp_path, monkeyp
     from salesos import cli, pipeline
 
     seen = []
-    monkeypatch.setattr(pipeline, "run_all", lambda ctx, fresh_id: seen.append(ctx) or {"version": "v1"})
+    monkeypatch.setattr(pipeline, "run_all", lambda ctx, fresh_id, reporter=None: seen.append(ctx) or {"version": "v1"})
     monkeypatch.setattr(pipeline, "format_summary", lambda summary: "ok")
     before = dict(os.environ)
     for flag in ([], ["--full-refresh"]):
@@ -148,3 +148,55 @@ def test_the_cli_flag_sets_the_run_context_not_the_environment(tmp_path, monkeyp
                          "--as-of", "2026-10-31", *flag]) == 0
     assert [ctx.full_refresh for ctx in seen] == [False, True]
     assert dict(os.environ) == before
+
+
+def _publish_as_of(wh, as_of: str, run_id: str) -> None:
+    """A live version of `wh` as of `as_of` (a one-table file published as a run would)."""
+    from salesos.publish.versions import publish_file
+
+    build = wh.parent / "build" / wh.name
+    build.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(build))
+    con.execute("create schema marts; create table marts.x as select 1 as x")
+    con.close()
+    publish_file(build, wh, wh.parent, run_id, as_of)
+
+
+def test_a_backfill_is_refused_over_a_later_warehouse_unless_allowed(tiny_exports, tmp_path):
+    from salesos.pipeline import OlderThanPublished, refuse_older_than_published
+
+    wh = tmp_path / "wh" / "salesos.duckdb"
+    wh.parent.mkdir()
+    _publish_as_of(wh, "2026-11-30", "asof_2026-11-30")
+    ctx = RunContext.create(as_of=AS_OF, exports=tiny_exports, warehouse=wh)
+    with pytest.raises(OlderThanPublished) as refused:
+        extract(ctx)
+    message = str(refused.value)
+    assert "as of 2026-10-31" in message and "later date, 2026-11-30" in message and "--allow-older" in message
+    assert not ctx.archive_dir.exists() and not ctx.build_dir.exists()  # refused before anything was touched
+    # the same date and a later one are no backfill over newer numbers
+    assert refuse_older_than_published(RunContext.create(as_of=date(2026, 11, 30), exports=tiny_exports,
+                                                         warehouse=wh)) is None
+    allowed = RunContext.create(as_of=AS_OF, exports=tiny_exports, warehouse=wh, allow_older=True)
+    assert refuse_older_than_published(allowed) == "2026-11-30"
+    extract(allowed)
+    assert _count(allowed.build_warehouse, "select count(*) from raw.opportunities") == 4
+
+
+def test_allow_older_is_a_run_option_of_the_cli_the_dag_and_the_context(tiny_exports, tmp_path, capsys):
+    from salesos import cli
+    from salesos.orchestrate import context_for_run
+
+    wh = tmp_path / "wh" / "salesos.duckdb"
+    wh.parent.mkdir()
+    _publish_as_of(wh, "2026-11-30", "asof_2026-11-30")
+    code = cli.main(["run", "--exports", str(tiny_exports), "--warehouse", str(wh), "--as-of", "2026-10-31"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "failed in step extract" in err and "later date, 2026-11-30" in err and "--allow-older" in err
+    assert "the published warehouse was not changed" in err
+    ctx = context_for_run("manual__2026-10-31", date(2026, 10, 31), {"warehouse": str(wh), "allow_older": True})
+    assert ctx.allow_older and RunContext.from_dict(ctx.to_dict()).allow_older
+    assert not context_for_run("r", date(2026, 10, 31), {"warehouse": str(wh)}).allow_older
+    assert "allow_older" in cli.build_parser().parse_args(
+        ["run", "--exports", "e", "--warehouse", "w", "--as-of", "2026-10-31", "--allow-older"]).__dict__

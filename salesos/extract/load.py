@@ -42,6 +42,7 @@ import duckdb
 from salesos.contract import EXPORTS, ExportFile, Field, map_headers
 from salesos.extract.connectors.translate import PROVENANCE_COLUMNS
 from salesos.extract.landing import ArchivedFile, ExportError
+from salesos.progress import StepProgress
 from salesos.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -1009,6 +1010,7 @@ def load_raw(
     full_refresh: bool = False,
     settings: Settings | None = None,
     work_dir: Path | None = None,
+    progress: StepProgress | None = None,
 ) -> LoadResult:
     """Make the raw and quarantine tables hold this run's files, applying only the difference when it can.
 
@@ -1016,12 +1018,13 @@ def load_raw(
     inserted, updated or deleted is listed in `raw._changes` (which keeps the latest load only), so the
     dbt models can rebuild just those. settings: the number and encoding rules and `load_scratch_bytes`
     (default: the defaults). work_dir: where UTF-8 copies of files in other encodings are written while loading
-    (a temporary folder by default; removed afterwards either way).
+    (a temporary folder by default; removed afterwards either way). progress: told the number of exports,
+    then each export's rows as it is loaded (what `salesos run` shows).
     """
     con.execute("set TimeZone = 'UTC'")
     scratch_dir = Path(tempfile.mkdtemp(prefix="salesos-load-", dir=work_dir))
     try:
-        return _load_raw(con, archive_dir, files, run_id, loaded_at, full_refresh, settings, scratch_dir)
+        return _load_raw(con, archive_dir, files, run_id, loaded_at, full_refresh, settings, scratch_dir, progress)
     finally:
         shutil.rmtree(scratch_dir, ignore_errors=True)
 
@@ -1035,8 +1038,11 @@ def _load_raw(
     full_refresh: bool,
     settings: Settings | None,
     scratch_dir: Path,
+    progress: StepProgress | None = None,
 ) -> LoadResult:
     plans = plan_loads(con, archive_dir, files, settings, scratch_dir)
+    if progress is not None:
+        progress.set_total(len(plans), "exports")
     sha = {f.table: f for f in files}
     result = LoadResult()
     for schema in (RAW_SCHEMA, QUARANTINE_SCHEMA):
@@ -1072,6 +1078,8 @@ def _load_raw(
             result.read[name] = loaded + quarantined
             result.mode[name] = t.mode
             result.changes[name] = {"inserted": t.inserted, "updated": t.updated, "deleted": t.deleted}
+            if progress is not None:
+                progress.advance(1, rows=loaded + quarantined)
             if t.mode == "incremental":
                 log.info("%s: +%d ~%d -%d row(s)", name, t.inserted, t.updated, t.deleted)
             if plan.path is None:

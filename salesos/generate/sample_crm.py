@@ -38,6 +38,7 @@ from salesos.contract import (
     PRODUCT,
     TASK,
     USER,
+    USER_ASSIGNMENTS,
     USER_ROLE,
 )
 
@@ -535,6 +536,7 @@ class _User:
         "leave_day",
         "leave_sec",
         "manager",
+        "move",
         "name",
         "offset",
         "region",
@@ -564,6 +566,9 @@ class _User:
         self.created = 0.0
         self.skill = 1.0
         self.team = -1
+        # a move between teams: (day, earlier manager, role id, division, department, then the exported
+        # division and department now); the simulation keeps selling from the original region and segment
+        self.move: tuple[int, _User, str, str, str, str, str] | None = None
 
     def owner_at(self, sec: float) -> _User:
         """Who owns this rep's book at `sec`: the rep, or after they left, their successor (and so on)."""
@@ -578,6 +583,35 @@ class _Org:
     users: list[_User]  # in id order
     roles: list[tuple[str, str, str]]  # (Id, Name, ParentRoleId)
     reps: list[_User]  # in simulation order
+
+
+# Share of the reps still selling who moved to another team during the last months (at least one when the
+# org has two teams): the User export names their new manager, user_assignments.csv when they moved.
+MOVED_REP_SHARE = 0.06
+MOVE_DAYS_AGO = (60, 300)
+
+
+def _move_reps(org_reps: list[_User], teams: list[tuple[_User, str, _Region]], seed: int, scale: Scale,
+               as_of_day: int) -> None:
+    """Move a few long-serving reps to another team (same region when it has one), months before as_of.
+
+    Their own RNG, drawn after the org is built, so every other file stays as it was; the simulation sells
+    from the rep's original region (the accounts stay where they were), only the exports see the move.
+    """
+    if len(teams) < 2:
+        return
+    rng = random.Random(f"salesos-moves/{seed}/{scale.name}")
+    candidates = [r for r in org_reps if r.leave_day is None and r.hire_day < as_of_day - 540]
+    n = min(len(candidates), max(1, round(len(candidates) * MOVED_REP_SHARE)))
+    for rep in rng.sample(candidates, n):
+        others = [t for t in teams if t[0] is not rep.manager]
+        same_region = [t for t in others if t[2] is rep.region]
+        manager, role_id, region = rng.choice(same_region or others)
+        day = as_of_day - rng.randint(*MOVE_DAYS_AGO)
+        assert rep.manager is not None
+        # the rep keeps their own department (the segment of the book they sell: their accounts stay theirs)
+        rep.move = (day, rep.manager, rep.role_id, rep.division, rep.department, region.name, rep.department)
+        rep.manager, rep.role_id = manager, role_id
 
 
 def _allocate(n: int, weights: tuple[float, ...], minimum: int) -> list[int]:
@@ -623,6 +657,7 @@ def _build_org(seed: int, scale: Scale, hist_start: int, as_of_day: int) -> _Org
     region_counts = _allocate(scale.teams, tuple(r.weight for r in REGIONS), 1)
     directors: list[_User] = []
     managers: list[_User] = []
+    teams: list[tuple[_User, str, _Region]] = []  # (manager, the team's rep role id, region)
     reps: list[_User] = []
     span = as_of_day - hist_start
     team_no = 0
@@ -648,6 +683,7 @@ def _build_org(seed: int, scale: Scale, hist_start: int, as_of_day: int) -> _Org
                 rep_role = role_ids.new("00E")
                 roles.append((rep_role, f"{label} Sales Rep", manager.role_id))
                 managers.append(manager)
+                teams.append((manager, rep_role, region))
                 team: list[_User] = []
                 seats = rng.randint(6, 10)
                 initial = max(3, round(seats * rng.uniform(0.52, 0.66)))
@@ -686,6 +722,7 @@ def _build_org(seed: int, scale: Scale, hist_start: int, as_of_day: int) -> _Org
                 reps.extend(team)
                 team_no += 1
 
+    _move_reps(reps, teams, seed, scale, as_of_day)
     users = [*others, vp, *directors, *managers, *reps]
     for u in users:
         u.created = u.hire_day * DAY + (9 - u.offset) * 3600 + rng.randrange(0, 4 * 3600)
@@ -907,13 +944,36 @@ class _Generator:
                     u.email,
                     u.manager.id if u.manager else "",
                     u.role_id,
-                    u.division,
-                    u.department,
+                    u.move[5] if u.move else u.division,
+                    u.move[6] if u.move else u.department,
                     _bool(active),
                     self.fmt.dt(u.created),
                 ]
             )
             self.n[USER.filename] += 1
+        self._write_assignments(org)
+
+    def _write_assignments(self, org: _Org) -> None:
+        """user_assignments.csv: every rep's assignments since hire, two rows for a rep who moved."""
+        path = self.out / USER_ASSIGNMENTS.filename
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, **CSV_FORMAT)
+            w.writerow(_header(USER_ASSIGNMENTS))
+            n = 0
+            for u in org.users:
+                if u.kind != "rep" or u.manager is None:
+                    continue
+                hired = date.fromordinal(u.hire_day).isoformat()
+                if u.move:
+                    day, before, role_before, division_before, department_before, division, department = u.move
+                    moved = date.fromordinal(day).isoformat()
+                    w.writerow([u.id, hired, moved, before.id, role_before, division_before, department_before])
+                    w.writerow([u.id, moved, "", u.manager.id, u.role_id, division, department])
+                    n += 2
+                else:
+                    w.writerow([u.id, hired, "", u.manager.id, u.role_id, u.division, u.department])
+                    n += 1
+        self.n[USER_ASSIGNMENTS.filename] = n
 
     # -- time -----------------------------------------------------------------------------------
 

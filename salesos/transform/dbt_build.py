@@ -12,6 +12,7 @@ import logging
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,11 +80,13 @@ def run_dbt(
     target: str = "duckdb",
     run_id: str | None = None,
     full_refresh: bool = False,
+    on_line: Callable[[str], None] | None = None,
 ) -> DbtResult:
     """Run a dbt command (e.g. ["build"]) with the run's vars; parse run_results.json.
 
     The incremental models rebuild only what the latest raw load changed; full_refresh=True rebuilds
     them from scratch (the run's `RunContext.full_refresh`: `salesos run --full-refresh`, the DAG param).
+    on_line gets each line dbt prints as it prints it (the progress of `salesos run` counts the nodes done).
     """
     target_path = run_dir / "dbt_target"
     log_path = run_dir / "dbt_logs"
@@ -116,6 +119,8 @@ def run_dbt(
     assert proc.stdout is not None
     for line in proc.stdout:
         log.info("dbt | %s", line.rstrip())
+        if on_line is not None:
+            on_line(line)
     code = proc.wait()
     result = parse_run_results(target_path / "run_results.json")
     if code != 0 or result.failures:

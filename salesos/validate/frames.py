@@ -34,6 +34,8 @@ REFERENCES = {
     ("leads", "converted_opportunity_id"): "opportunities",
     ("tasks", "owner_id"): "users",
     ("events", "owner_id"): "users",
+    ("user_assignments", "user_id"): "users",
+    ("user_assignments", "manager_id"): "users",
 }
 
 
@@ -83,6 +85,10 @@ def frame_columns(con: duckdb.DuckDBPyConnection, table: str, raw_schema: str = 
     if table == "quotas":
         columns["period_start__first_of_month"] = "coalesce(day(try_cast(period_start as date)) = 1, false)"
         columns["owner_key"] = "coalesce(nullif(trim(owner_id), ''), lower(trim(owner_email)))"
+    if table == "user_assignments":
+        columns["valid_to__after_valid_from"] = (
+            "coalesce(try_cast(valid_to as date) > try_cast(valid_from as date), nullif(trim(valid_to), '') is null)"
+        )
     return columns
 
 

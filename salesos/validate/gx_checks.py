@@ -48,6 +48,7 @@ RAW_SUITES = (
     "raw_events",
     "raw_quotas",
     "raw_fx_rates",
+    "raw_user_assignments",
 )
 
 

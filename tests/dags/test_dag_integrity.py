@@ -163,3 +163,20 @@ def test_the_source_param_names_every_source_the_cli_takes(dagbag):
                if a.dest == "source")
     for name in SOURCES:
         assert name in param.description and name in run.help
+
+
+def test_every_yes_no_run_option_is_a_dag_param_and_a_cli_flag(dagbag):
+    """A RunContext switch (full_refresh, allow_older, ...) is a DAG param (default off) and a `salesos run` flag."""
+    import dataclasses
+
+    from salesos.cli import build_parser
+    from salesos.run_context import RunContext
+
+    switches = [f.name for f in dataclasses.fields(RunContext) if f.type in ("bool", bool)]
+    assert {"full_refresh", "allow_exports_after_as_of", "allow_older"} <= set(switches)
+    params = dagbag.dags["sales_nightly"].params
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    flags = {a.dest: a for a in run._actions}
+    for name in switches:
+        assert params.get_param(name).value is False, name
+        assert flags[name].option_strings == [f"--{name.replace('_', '-')}"] and flags[name].default is False, name

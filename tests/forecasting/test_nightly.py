@@ -35,6 +35,10 @@ def con():
     c.execute("create table marts.fct_opportunities (opportunity_id varchar, owner_id varchar, team_id varchar, "
               "region varchar, segment varchar, status varchar, close_date date, amount double)")
     c.executemany("insert into marts.fct_opportunities values (?, ?, ?, ?, ?, ?, ?, ?)", deals)
+    # the forecast tree takes each rep's current team and region (no rep moved in this fixture)
+    c.execute("alter table marts.fct_opportunities add column current_team_id varchar")
+    c.execute("alter table marts.fct_opportunities add column current_region varchar")
+    c.execute("update marts.fct_opportunities set current_team_id = team_id, current_region = region")
     # the bookings series as the dbt model defines them (dense months, every level)
     c.execute("""
         create table marts.fct_bookings_monthly as

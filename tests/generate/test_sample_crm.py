@@ -672,6 +672,7 @@ def test_faults_are_injected_where_faults_json_says(tmp_path):
 # sha256 of every file of `generate(scale="XS", seed=7, as_of=2026-10-31)`, recorded before _Generator._opp was
 # split into named steps (issue 20); Account.csv re-recorded when accounts in use stopped going to the recycle bin
 # and Product2/OpportunityLineItem/Contact added (issue 18). A change here means the sample changed: if on purpose, record the new digests.
+# Issue 19: one rep moved to another team (User.csv names the new manager; user_assignments.csv is new).
 XS_SEED_7 = {
     "Account.csv": "f72d5701feaa1c5794b27229ef788d393cff30098ea0bad3980eab7d8e7f4da6",
     "Contact.csv": "3581194675f322a94f46aa027d5fcfb7630649ee4b9acd309329ecd045a1fca5",
@@ -683,10 +684,11 @@ XS_SEED_7 = {
     "OpportunityStage.csv": "99eb0e8cbffaf7b704bfe0b6a6267cd98238755d3ec504d9c0e4deca69024a0a",
     "Product2.csv": "1fc31af032bd6c4313ba3d29aa88bfe20122f8f5f39d3f73613a5be4c5913eff",
     "Task.csv": "4e9440211d1ca756770566eca2d7ed2c4d5d37bdf28c8cbbf5cdc13a74487d68",
-    "User.csv": "0fe71f59d8947058ff1102fe6acccbebaefb946b023d3a83a37ef73b016161de",
+    "User.csv": "022d09e831e931c23b5661edac045f061987609ca981e79ae75e81e44903d578",
     "UserRole.csv": "a4c27814420f046f24c211571bc0d5d1d7f5f0c4ff392e267102ea2e8f56bf58",
     "fx_rates.csv": "f8bf0d47b8b93229f6309519f57d826a1ccc75e58f285e1c7646be06ccdabcb3",
     "quotas.csv": "c7628e9ae83f26e963b3739d5b379fa81d9d362a8dbc8b901fa4aac023f2b007",
+    "user_assignments.csv": "5b90dc723618e7852824993c7df7c260051b6de3af63bf188a73d4efd564e614",
 }
 
 
@@ -694,3 +696,26 @@ def test_the_xs_sample_of_a_seed_is_byte_for_byte_the_recorded_one(tmp_path):
     generate(tmp_path, scale="XS", seed=7, as_of=date(2026, 10, 31))
     written = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(tmp_path.iterdir())}
     assert written == XS_SEED_7
+
+
+def test_a_few_reps_move_team_and_the_assignment_history_says_when(tmp_path):
+    """user_assignments.csv: every rep from hire; a moved rep's last row is the User export's team, the one before
+    it ends the day the new one starts."""
+    generate(tmp_path, scale="S", seed=42, as_of=date(2026, 10, 31))
+    with (tmp_path / "User.csv").open(newline="", encoding="utf-8") as fh:
+        users = {r["Id"]: r for r in csv.DictReader(fh)}
+    with (tmp_path / "user_assignments.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    by_user: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_user.setdefault(r["user_id"], []).append(r)
+    moved = {u: rs for u, rs in by_user.items() if len(rs) > 1}
+    assert 1 <= len(moved) <= 0.1 * len(by_user)
+    for user_id, rs in by_user.items():
+        last = rs[-1]
+        assert last["valid_to"] == "" and last["manager_id"] == users[user_id]["ManagerId"]
+        assert last["division"] == users[user_id]["Division"]
+    for rs in moved.values():
+        before, after = rs
+        assert before["valid_to"] == after["valid_from"] and before["manager_id"] != after["manager_id"]
+        assert date(2026, 1, 1) <= date.fromisoformat(after["valid_from"]) < date(2026, 10, 31)

@@ -4,7 +4,9 @@
 
 -- One row per live opportunity (not deleted, created on or before as_of) with its amount in the
 -- reporting currency, its status, its probability as a fraction, and the owner's and account's
--- attributes resolved.
+-- attributes resolved. Team and region are the owner's on the deal's attribution date (a closed deal's
+-- close date, else as_of: int_users__assignment_history), so a rep's move does not carry past deals to the
+-- new team; current_team_id, current_team_name and current_region are the owner's assignment today.
 with opportunities as (
 
     select * from {{ ref('stg_crm__opportunities') }}
@@ -26,6 +28,12 @@ accounts as (
 
 ),
 
+assignments as (
+
+    select * from {{ ref('int_users__assignment_history') }}
+
+),
+
 fx_rates as (
 
     select * from {{ ref('int_fx_rates__valid_periods') }}
@@ -43,7 +51,11 @@ with_rate as (
     select
         opportunities.*,
         coalesce(opportunities.currency_iso_code, {{ reporting_currency() }}) as deal_currency,
-        {{ fx_rate('opportunities.currency_iso_code', 'fx_rates.rate') }} as fx_rate
+        {{ fx_rate('opportunities.currency_iso_code', 'fx_rates.rate') }} as fx_rate,
+        case
+            when opportunities.is_closed and opportunities.close_date <= {{ as_of() }} then opportunities.close_date
+            else {{ as_of() }}
+        end as attributed_on
     from opportunities
     left join fx_rates
         on {{ fx_rate_in_force('fx_rates', 'opportunities.currency_iso_code', 'opportunities.close_date') }}
@@ -59,9 +71,20 @@ converted as (
         owners.user_name as owner_name,
         owners.user_id is not null as is_owner_known,
         coalesce(owners.is_active, false) as is_owner_active,
-        owners.team_id,
-        coalesce(owners.team_name, {{ no_team_name() }}) as team_name,
-        coalesce(owners.region, {{ unassigned_region() }}) as region,
+        -- the assignment of the day; a day no assignment covers (a gap in user_assignments.csv): today's
+        case when assignments.rep_id is null then owners.team_id else assignments.team_id end as team_id,
+        coalesce(
+            case when assignments.rep_id is null then owners.team_name else assignments.team_name end,
+            {{ no_team_name() }}
+        ) as team_name,
+        coalesce(
+            case when assignments.rep_id is null then owners.region else assignments.region end,
+            {{ unassigned_region() }}
+        ) as region,
+        with_rate.attributed_on,
+        owners.team_id as current_team_id,
+        coalesce(owners.team_name, {{ no_team_name() }}) as current_team_name,
+        coalesce(owners.region, {{ unassigned_region() }}) as current_region,
         with_rate.account_id,
         accounts.account_name,
         accounts.number_of_employees as account_employees,
@@ -91,6 +114,10 @@ converted as (
     from with_rate
     left join owners
         on with_rate.owner_id = owners.user_id
+    left join assignments
+        on
+            with_rate.owner_id = assignments.rep_id
+            and {{ assignment_in_force('assignments', 'with_rate.attributed_on') }}
     left join accounts
         on with_rate.account_id = accounts.account_id
     left join stages

@@ -1,5 +1,7 @@
 -- One row per live opportunity: not deleted, created on or before as_of. Amounts in the reporting
--- currency; owner, team, region and segment as they are at export time. History columns (first_stage_date
+-- currency; owner as at export time, team and region the owner's on the attribution date (a closed deal's
+-- close date, else as_of; current_team_id, current_team_name, current_region: the owner's today), segment
+-- the account's. History columns (first_stage_date
 -- ... stage_skip_count) come from OpportunityHistory via int_opportunity_history__summary.
 with {{ import_ctes(converted='int_opportunities__converted', history='int_opportunity_history__summary') }},
 
@@ -29,6 +31,10 @@ select
     team_id,
     team_name,
     region,
+    attributed_on,
+    current_team_id,
+    current_team_name,
+    current_region,
     account_id,
     account_name,
     segment,

@@ -1,10 +1,11 @@
 -- fct_bookings_monthly: reps' bookings summed within a team equal the team's, teams summed equal the
 -- company's, regions and segments summed equal the company's, month by month. Rows returned = mismatches.
+-- The series' teams are the reps' current ones (int_forecast__bookings_by_series): one team per rep.
 with opportunities as (
 
     select distinct
         coalesce(cast(owner_id as varchar), {{ hierarchy_missing_member() }}) as owner_key,
-        coalesce(cast(team_id as varchar), {{ hierarchy_missing_member() }}) as team_key
+        coalesce(cast(current_team_id as varchar), {{ hierarchy_missing_member() }}) as team_key
     from {{ ref('fct_opportunities') }}
     where status = 'won'
 

@@ -28,6 +28,7 @@ AIRBYTE_SALESFORCE = Connector(
         "opportunity_line_items": "OpportunityLineItem",
         "quotas": "quotas",
         "fx_rates": "fx_rates",
+        "user_assignments": "user_assignments",
     },
     synced_column="_airbyte_extracted_at",
     docs="https://docs.airbyte.com/integrations/sources/salesforce",

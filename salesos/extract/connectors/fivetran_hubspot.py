@@ -19,7 +19,7 @@ each contract file with SQL over the landed tables, and the export loader loads 
   manager or role hierarchy, so ManagerId and UserRoleId stay empty), Account from `company`, Task from
   `engagement_call` / `engagement_email` / `engagement_task`, Event from `engagement_meeting` (deal from
   `engagement_deal`, owner from `property_hubspot_owner_id` or `engagement.owner_id`);
-- `quotas` and `fx_rates` are sales operations' own files, landed beside the connector's tables.
+- `quotas`, `fx_rates` and `user_assignments` are sales operations' own files, landed beside the connector's tables.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ TABLES = {
     "line_item_deal": "line_item_deal",
     "quotas": "quotas",
     "fx_rates": "fx_rates",
+    "user_assignments": "user_assignments",
 }
 REQUIRED = ("deal", "deal_pipeline_stage", "owner", "company", "quotas")
 # which contract object each landed table feeds (the docs' Sources table is checked against it)
@@ -90,6 +91,7 @@ FEEDS = {
     "line_item_deal": "OpportunityLineItem",
     "quotas": "quotas",
     "fx_rates": "fx_rates",
+    "user_assignments": "user_assignments",
 }
 TASK_TABLES = {"engagement_call": "Call", "engagement_email": "Email", "engagement_task": "Task"}
 
@@ -617,7 +619,7 @@ def _line_item_sql(h: _Landed) -> str | None:
 
 
 def _own_file_sql(h: _Landed, key: str) -> str | None:
-    """quotas and fx_rates: sales operations' own files, every column as landed."""
+    """quotas, fx_rates and user_assignments: sales operations' own files, every column as landed."""
     if not h.has(key):
         return None
     cols = ", ".join(f"cast({t._q(c)} as varchar) as {t._q(c)}" for c in h.cols[key].names)
@@ -639,6 +641,7 @@ BUILDERS: dict[str, Callable[[_Landed], str | None]] = {
     "events": _event_sql,
     "quotas": lambda h: _own_file_sql(h, "quotas"),
     "fx_rates": lambda h: _own_file_sql(h, "fx_rates"),
+    "user_assignments": lambda h: _own_file_sql(h, "user_assignments"),
 }
 
 

@@ -33,6 +33,7 @@ FIVETRAN_SALESFORCE = Connector(
         # sales operations' own files, landed beside the connector's tables
         "quotas": "quotas",
         "fx_rates": "fx_rates",
+        "user_assignments": "user_assignments",
     },
     synced_column="_fivetran_synced",
     deleted_column="_fivetran_deleted",

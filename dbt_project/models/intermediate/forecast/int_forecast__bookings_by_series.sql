@@ -1,14 +1,16 @@
 -- One row per series (level x series_key) and calendar month with at least one won deal: won amount
 -- (status = 'won') by month of close_date, close dates on or before as_of. Levels: every level of var
 -- hierarchy (company 'all', region, segment, team_id, owner_id). Sparse; fct_bookings_monthly makes it dense.
+-- Team and region are the owner's current ones (fct_opportunities' current_*), not the team of the day:
+-- a forecast is of what a team's reps will book, and each rep sits under one team in the reconciled tree.
 with won as (
 
     select
         {{ month_start('close_date') }} as month_start,
-        region,
+        current_region as region,
         segment,
-        team_id,
-        team_name,
+        current_team_id as team_id,
+        current_team_name as team_name,
         owner_id,
         owner_name,
         amount

@@ -31,8 +31,9 @@ open_deals as (
         call_dates.call_date,
         horizons.horizon,
         {{ add_months('call_dates.call_date', 'horizons.horizon - 1') }} as target_month,
-        opportunities.region,
-        opportunities.team_id,
+        -- the owner's current team and region, as the forecast series have them
+        opportunities.current_region as region,
+        opportunities.current_team_id as team_id,
         opportunities.owner_id,
         snapshots.forecast_category,
         snapshots.close_date,

@@ -73,8 +73,9 @@ won_deals as (
     select
         close_date,
         amount,
-        region,
-        team_id,
+        -- the owner's current team and region, as the forecast series have them
+        current_region as region,
+        current_team_id as team_id,
         owner_id
     from {{ ref('fct_opportunities') }}
     where status = 'won' and close_date <= {{ as_of() }}

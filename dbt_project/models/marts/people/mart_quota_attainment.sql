@@ -1,8 +1,13 @@
 -- One row per level (owner, team, region, company), level_id, period_type (month, quarter, year) and
 -- period_start, for every fiscal period that has started by as_of and in which the level has a
--- quota, a booking or open pipeline. Team and region are the owner's current ones.
-{%- set grain = ['level', 'level_id', 'owner_id', 'team_id', 'team_name', 'region', 'period_type', 'period_start'] %}
-with {{ import_ctes(owner_months='int_people__owner_months', owners='int_users__enriched') }},
+-- quota, a booking or open pipeline. Each owner-month (its quota and its bookings) counts in the team and
+-- region the owner was in on the month's first day (int_users__assignment_history: the team of the day),
+-- so a rep who moved keeps earlier months in the earlier team. A rep's row names the team and region of
+-- the period's last month with a row, and the rep's team and region today as current_*.
+{%- set grain = ['level', 'level_id', 'period_type', 'period_start'] %}
+{%- set dimensions = ['owner_id', 'team_id', 'team_name', 'region'] %}
+with {{ import_ctes(owner_months='int_people__owner_months', owners='int_users__enriched',
+                    assignments='int_users__assignment_history') }},
 
 period_types as (
 
@@ -19,9 +24,20 @@ owner_periods as (
     -- Each owner-month counts in its month, its fiscal quarter and its fiscal year.
     select
         owner_months.owner_id,
-        coalesce(owners.team_id, {{ hierarchy_missing_member() }}) as team_id,
-        coalesce(owners.team_name, {{ no_team_name() }}) as team_name,
-        coalesce(owners.region, {{ unassigned_region() }}) as region,
+        owner_months.fiscal_month,
+        -- the assignment on the month's first day; a day no assignment covers: today's
+        coalesce(
+            case when assignments.rep_id is null then owners.team_id else assignments.team_id end,
+            {{ hierarchy_missing_member() }}
+        ) as team_id,
+        coalesce(
+            case when assignments.rep_id is null then owners.team_name else assignments.team_name end,
+            {{ no_team_name() }}
+        ) as team_name,
+        coalesce(
+            case when assignments.rep_id is null then owners.region else assignments.region end,
+            {{ unassigned_region() }}
+        ) as region,
         period_types.period_type,
         case period_types.period_type
             when 'month' then owner_months.fiscal_month
@@ -36,6 +52,10 @@ owner_periods as (
     from owner_months
     left join owners
         on owner_months.owner_id = owners.user_id
+    left join assignments
+        on
+            owner_months.owner_id = assignments.rep_id
+            and {{ assignment_in_force('assignments', 'owner_months.fiscal_month') }}
     cross join period_types
 
 ),
@@ -43,13 +63,29 @@ owner_periods as (
 levels as (
     {{ fan_out_levels(
         'owner_periods',
-        ['period_type', 'period_start', 'quota_amount', 'booked_amount', 'won_count', 'open_pipeline_amount',
-         'open_pipeline_count'],
+        ['fiscal_month', 'period_type', 'period_start', 'quota_amount', 'booked_amount', 'won_count',
+         'open_pipeline_amount', 'open_pipeline_count'],
         levels=['company', 'region', 'team', 'rep'],
         level_as='level',
         key_as='level_id',
-        dimensions=['owner_id', 'team_id', 'team_name', 'region']
+        dimensions=dimensions
     ) }}
+),
+
+dated as (
+
+    -- a member's team and region in a period: those of its last month there (a rep who moved mid-quarter
+    -- is one row, named by the later team; the team and region levels have one value per member anyway)
+    select
+        *,
+        {%- for column in dimensions %}
+            first_value({{ column }}) over periods as period_{{ column }},
+        {%- endfor %}
+        1 as period_rows
+    from levels
+    where period_start <= {{ as_of() }}
+    window periods as (partition by {{ grain | join(', ') }} order by fiscal_month desc)
+
 ),
 
 aggregated as (
@@ -58,14 +94,22 @@ aggregated as (
         {%- for column in grain %}
             {{ column }},
         {%- endfor %}
+        {%- for column in dimensions %}
+            period_{{ column }} as {{ column }},
+        {%- endfor %}
         cast(sum(quota_amount) as {{ numeric_type() }}) as quota_amount,
         cast(sum(booked_amount) as {{ numeric_type() }}) as booked_amount,
         cast(sum(won_count) as integer) as won_count,
         cast(sum(open_pipeline_amount) as {{ numeric_type() }}) as open_pipeline_amount,
         cast(sum(open_pipeline_count) as integer) as open_pipeline_count
-    from levels
-    where period_start <= {{ as_of() }}
-    group by {{ grain | join(', ') }}
+    from dated
+    group by
+        {%- for column in grain %}
+            {{ column }},
+        {%- endfor %}
+        {%- for column in dimensions %}
+            period_{{ column }}{% if not loop.last %},{% endif %}
+        {%- endfor %}
 
 ),
 
@@ -100,27 +144,40 @@ measured as (
 )
 
 select
-    level,
-    level_id,
-    owner_id,
-    team_id,
-    team_name,
-    region,
-    period_type,
-    period_start,
-    period_end,
-    {{ fiscal_quarter('period_start') }} as fiscal_quarter,
-    {{ fiscal_year('period_start') }} as fiscal_year,
-    period_end < {{ as_of() }} as is_closed_period,
-    quota_amount,
-    booked_amount,
-    won_count,
-    {{ ratio('booked_amount', 'quota_amount') }} as attainment,
-    {{ ratio('elapsed_days', 'period_days') }} as elapsed_share,
-    {{ ratio(ratio('booked_amount', 'quota_amount'), ratio('elapsed_days', 'period_days')) }} as pace,
-    cast(quota_amount - booked_amount as {{ numeric_type() }}) as gap_to_quota,
-    remaining_quota_amount,
-    open_pipeline_amount,
-    open_pipeline_count,
-    {{ ratio('open_pipeline_amount', 'remaining_quota_amount') }} as pipeline_coverage
+    measured.level,
+    measured.level_id,
+    measured.owner_id,
+    measured.team_id,
+    measured.team_name,
+    measured.region,
+    -- the rep's team and region today (rep rows only)
+    owners.team_id as current_team_id,
+    case when owners.user_id is not null then coalesce(owners.team_name, {{ no_team_name() }}) end
+        as current_team_name,
+    case when owners.user_id is not null then coalesce(owners.region, {{ unassigned_region() }}) end
+        as current_region,
+    measured.period_type,
+    measured.period_start,
+    measured.period_end,
+    {{ fiscal_quarter('measured.period_start') }} as fiscal_quarter,
+    {{ fiscal_year('measured.period_start') }} as fiscal_year,
+    measured.period_end < {{ as_of() }} as is_closed_period,
+    measured.quota_amount,
+    measured.booked_amount,
+    measured.won_count,
+    {{ ratio('measured.booked_amount', 'measured.quota_amount') }} as attainment,
+    {{ ratio('measured.elapsed_days', 'measured.period_days') }} as elapsed_share,
+    {{ ratio(
+        ratio('measured.booked_amount', 'measured.quota_amount'),
+        ratio('measured.elapsed_days', 'measured.period_days')
+    ) }} as pace,
+    cast(measured.quota_amount - measured.booked_amount as {{ numeric_type() }}) as gap_to_quota,
+    measured.remaining_quota_amount,
+    measured.open_pipeline_amount,
+    measured.open_pipeline_count,
+    {{ ratio('measured.open_pipeline_amount', 'measured.remaining_quota_amount') }} as pipeline_coverage
 from measured
+left join owners
+    on
+        measured.level = {{ hierarchy_level('rep') }}
+        and measured.owner_id = owners.user_id

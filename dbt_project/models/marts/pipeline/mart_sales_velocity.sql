@@ -12,9 +12,10 @@ deals as (
         opportunities.opportunity_id,
         opportunities.owner_id,
         opportunities.owner_name,
-        opportunities.team_id,
-        opportunities.team_name,
-        opportunities.region,
+        -- one row per owner and month: the owner's current team and region
+        opportunities.current_team_id as team_id,
+        opportunities.current_team_name as team_name,
+        opportunities.current_region as region,
         opportunities.is_closed,
         opportunities.is_won,
         opportunities.close_date,

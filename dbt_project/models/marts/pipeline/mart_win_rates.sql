@@ -1,9 +1,11 @@
 -- One row per fiscal month, owner, segment, lead source and deal type with at least one deal closed
--- in the month (close date in the month and on or before as_of). Team and region are the owner's
--- current ones; segment is the account's. Counts and amounts are additive: roll up by summing them and
--- recompute the rates.
-{%- set grain = ['fiscal_month', 'owner_id', 'owner_name', 'team_id', 'team_name', 'region', 'segment',
-                 'lead_source', 'opportunity_type'] %}
+-- in the month (close date in the month and on or before as_of). Team and region are the owner's on
+-- the close date (fct_opportunities.team_id, the team of the day); current_team_id, current_team_name
+-- and current_region the owner's today; segment is the account's. Counts and amounts are additive:
+-- roll up by summing them and recompute the rates.
+{%- set grain = ['fiscal_month', 'owner_id', 'owner_name', 'team_id', 'team_name', 'region',
+                 'current_team_id', 'current_team_name', 'current_region', 'segment', 'lead_source',
+                 'opportunity_type'] %}
 with closed_deals as (
 
     select
@@ -13,6 +15,9 @@ with closed_deals as (
         team_id,
         team_name,
         region,
+        current_team_id,
+        current_team_name,
+        current_region,
         segment,
         is_won,
         amount,
@@ -45,6 +50,9 @@ select
     {{ fiscal_quarter('fiscal_month') }} as fiscal_quarter,
     {{ fiscal_year('fiscal_month') }} as fiscal_year,
     {{ rep_attribute_columns() }},
+    current_team_id,
+    current_team_name,
+    current_region,
     segment,
     lead_source,
     opportunity_type,
