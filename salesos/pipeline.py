@@ -227,6 +227,37 @@ def _copy_to_postgres(ctx: RunContext, schemas: tuple[str, ...]) -> dict[str, in
     return copy_raw_to_postgres(ctx.build_warehouse, pg_dsn_from_env(), schemas)
 
 
+def _on_spark(ctx: RunContext) -> bool:
+    return ctx.dbt_target == "spark"
+
+
+def _spark_place(ctx: RunContext) -> dict[str, Any]:
+    """run_dbt's arguments for where a Spark night builds: the local metastore folder and the night's schemas."""
+    if not _on_spark(ctx):
+        return {}
+    from salesos.warehouse.spark import night_prefix, spark_root
+
+    return {"spark_dir": spark_root(ctx.data_dir), "schema_prefix": night_prefix(ctx.run_id)}
+
+
+def _to_spark(ctx: RunContext, schemas: tuple[str, ...], *, marts_back: bool = False) -> dict[str, int]:
+    """On the spark target: register the build copy's `schemas` as the night's Spark tables (Parquet), and with
+    marts_back copy the marts Spark built back into the build copy first (salesos.warehouse.spark)."""
+    from salesos.warehouse.spark import copy_from_spark, copy_to_spark, local_session, night_prefix, spark_root
+
+    root, prefix = spark_root(ctx.data_dir), night_prefix(ctx.run_id)
+    with local_session(root) as spark:
+        copied = copy_from_spark(spark, ctx.build_warehouse, root / "files" / prefix, prefix) if marts_back else {}
+        if schemas:
+            copied |= copy_to_spark(spark, ctx.build_warehouse, root / "files" / prefix, prefix, schemas)
+    return copied
+
+
+def _marts_from_spark(ctx: RunContext) -> dict[str, int]:
+    """The marts dbt just built on Spark, copied into the build copy: every later reader of the night reads them."""
+    return _to_spark(ctx, (), marts_back=True)
+
+
 def _read_marts(ctx: RunContext) -> Any:
     """A read-only connection to wherever dbt built the marts: the build copy, or Postgres."""
     if _on_postgres(ctx):
@@ -247,6 +278,8 @@ def build(ctx: RunContext) -> dict[str, Any]:
     with _lock(ctx, "dbt build"):
         if _on_postgres(ctx):
             _copy_to_postgres(ctx, ("raw", "quarantine", "forecasts"))
+        if _on_spark(ctx):
+            _to_spark(ctx, ("raw", "quarantine", "forecasts"))
         result = run_dbt(
             NIGHTLY_BUILD,
             warehouse=ctx.build_warehouse,
@@ -256,7 +289,10 @@ def build(ctx: RunContext) -> dict[str, Any]:
             target=ctx.dbt_target,
             run_id=ctx.run_id,
             full_refresh=ctx.full_refresh,
+            **_spark_place(ctx),
         )
+        if _on_spark(ctx):
+            _marts_from_spark(ctx)
         return _write_step(ctx, "build", result.to_dict())
 
 
@@ -330,6 +366,8 @@ def _forecast_store(ctx: RunContext) -> dict[str, Any]:
         con.close()
     if _on_postgres(ctx):
         _copy_to_postgres(ctx, ("forecasts",))
+    if _on_spark(ctx) and new_track:  # the accuracy marts are rebuilt on Spark from tonight's rows
+        _to_spark(ctx, ("forecasts",))
     scores = _score_track_record(ctx) if new_track else None
     cache_dir, _ = _forecast_cache(ctx, load_settings(ctx.settings_file))
     if cache_dir is not None:
@@ -382,7 +420,9 @@ def _score_track_record(ctx: RunContext) -> dict[str, Any]:
 
     result = run_dbt(SCORE_MODELS, warehouse=ctx.build_warehouse, run_dir=ctx.run_dir / "forecast_scores",
                      settings=load_settings(ctx.settings_file), as_of=ctx.as_of.isoformat(),
-                     target=ctx.dbt_target, run_id=ctx.run_id)
+                     target=ctx.dbt_target, run_id=ctx.run_id, **_spark_place(ctx))
+    if _on_spark(ctx):
+        _marts_from_spark(ctx)
     return result.to_dict()
 
 
@@ -433,10 +473,14 @@ def _projection(ctx: RunContext, full_refresh: bool) -> dict[str, Any]:
         write.close()
     if _on_postgres(ctx):
         _copy_to_postgres(ctx, ("forecasts",))
+    if _on_spark(ctx):
+        _to_spark(ctx, ("forecasts",))
     started = time.perf_counter()
     built = run_dbt(PROJECTION_MARTS, warehouse=ctx.build_warehouse, run_dir=ctx.run_dir / "projection_dbt",
                     settings=settings, as_of=ctx.as_of.isoformat(), target=ctx.dbt_target, run_id=ctx.run_id,
-                    full_refresh=False)
+                    full_refresh=False, **_spark_place(ctx))
+    if _on_spark(ctx):
+        _marts_from_spark(ctx)
     result["marts_built"] = built.models
     result["marts_seconds"] = round(time.perf_counter() - started, 1)
     return _write_step(ctx, "projection", result)

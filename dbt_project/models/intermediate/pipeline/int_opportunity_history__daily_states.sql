@@ -1,12 +1,12 @@
 {{
     config(
-        materialized='incremental',
+        materialized=incremental_materialization(),
         incremental_strategy='delete+insert',
         unique_key=['snapshot_date', 'opportunity_id'],
         pre_hook=["{{ stage_rules_hook('create') }}", "{{ stage_rules_hook('reset') }}"],
         post_hook=[
-            "delete from {{ this }} where snapshot_date < {{ pipeline_snapshot_window_start() }} or snapshot_date > {{ as_of() }}",
-            "delete from {{ this }} where opportunity_id not in (select opportunity_id from {{ ref('int_opportunity_history__changes') }})",
+            "{% if can_delete_rows() %}delete from {{ this }} where snapshot_date < {{ pipeline_snapshot_window_start() }} or snapshot_date > {{ as_of() }}{% endif %}",
+            "{% if can_delete_rows() %}delete from {{ this }} where opportunity_id not in (select opportunity_id from {{ ref('int_opportunity_history__changes') }}){% endif %}",
             "{{ stage_rules_hook('clear') }}",
             "{{ stage_rules_hook('record') }}"
         ]

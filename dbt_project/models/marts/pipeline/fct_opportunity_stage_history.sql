@@ -1,11 +1,11 @@
 {{
     config(
-        materialized='incremental',
+        materialized=incremental_materialization(),
         incremental_strategy='delete+insert',
         unique_key='opportunity_id',
         pre_hook=["{{ stage_rules_hook('create') }}", "{{ stage_rules_hook('reset') }}"],
         post_hook=[
-            "delete from {{ this }} where opportunity_id not in (select opportunity_id from {{ ref('int_opportunity_history__changes') }})",
+            "{% if can_delete_rows() %}delete from {{ this }} where opportunity_id not in (select opportunity_id from {{ ref('int_opportunity_history__changes') }}){% endif %}",
             "{{ stage_rules_hook('clear') }}",
             "{{ stage_rules_hook('record') }}"
         ]
@@ -118,7 +118,7 @@ with_next as (
 )
 
 select
-    opportunity_id || '-' || cast(interval_number as varchar) as stage_interval_id,
+    opportunity_id || '-' || cast(interval_number as {{ string_type() }}) as stage_interval_id,
     opportunity_id,
     cast(interval_number as integer) as interval_number,
     stage_name,

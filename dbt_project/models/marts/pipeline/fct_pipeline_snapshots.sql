@@ -1,11 +1,11 @@
 {{
     config(
-        materialized='incremental',
+        materialized=incremental_materialization(),
         incremental_strategy='delete+insert',
         unique_key=['snapshot_date', 'opportunity_id'],
         pre_hook=["{{ stage_rules_hook('create') }}", "{{ stage_rules_hook('reset') }}"],
         post_hook=[
-            "delete from {{ this }} as kept where not exists (
+            "{% if can_delete_rows() %}delete from {{ this }} as kept where not exists (
                 select 1
                 from {{ ref('int_opportunity_history__daily_states') }} as states
                 inner join {{ ref('int_opportunities__converted') }} as opportunities
@@ -14,7 +14,7 @@
                     states.snapshot_date = kept.snapshot_date
                     and states.opportunity_id = kept.opportunity_id
                     and (opportunities.created_date is null or opportunities.created_date <= states.snapshot_date)
-            )",
+            ){% endif %}",
             "{{ stage_rules_hook('clear') }}",
             "{{ stage_rules_hook('record') }}"
         ]
