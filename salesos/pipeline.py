@@ -434,9 +434,17 @@ def forecast(ctx: RunContext) -> dict[str, Any]:
     if chunks:
         settings = load_settings(ctx.settings_file)
         cache_dir, reuse = _forecast_cache(ctx, settings)
-        forecast_chunks(_forecast_work(ctx), chunks, horizon=settings.forecast_horizon,
-                        origins=settings.forecast_origins, models_dir=_models_dir(ctx),
-                        prophet_grid=settings.forecast_prophet_grid, cache_dir=cache_dir, reuse=reuse)
+        options = {"horizon": settings.forecast_horizon, "origins": settings.forecast_origins,
+                   "models_dir": _models_dir(ctx), "prophet_grid": settings.forecast_prophet_grid,
+                   "cache_dir": cache_dir, "reuse": reuse}
+        if settings.forecast_executor == "spark":
+            from forecasting.spark_executor import forecast_chunks_on_spark
+            from salesos.warehouse.spark import local_session, spark_root
+
+            with local_session(spark_root(ctx.data_dir)) as spark:
+                forecast_chunks_on_spark(spark, _forecast_work(ctx), chunks, **options)
+        else:
+            forecast_chunks(_forecast_work(ctx), chunks, **options)
     result = forecast_store(ctx)
     projection(ctx, full_refresh=ctx.full_refresh)
     return result
@@ -518,12 +526,55 @@ def publish(ctx: RunContext) -> dict[str, Any]:
             audit=audit_staged,
         )
         extra: dict[str, Any] = {}
+        if _on_spark(ctx):
+            extra["spark_views"] = _publish_on_spark(ctx)
         if settings.finance_exports:
             extra["finance_exports"] = str(finance_dir(ctx.data_dir, ctx.as_of.isoformat(), ctx.run_id))
         if settings.bi_compat_copy:
             extra["bi_compat_copy"] = str(compat_path(ctx.warehouse))
         shutil.rmtree(ctx.build_dir, ignore_errors=True)
         return _write_summary(ctx, version.version_id, extra)
+
+
+def _publish_on_spark(ctx: RunContext) -> int:
+    """Switch Spark's published views (`marts.*`, `forecasts.*`) to tonight's tables; drop nights no kept
+    version names (salesos.warehouse.spark). Runs after the version set is committed; readers of the views see
+    the last good night until then."""
+    from salesos.publish.versions import list_versions
+    from salesos.warehouse.spark import (
+        drop_night,
+        local_session,
+        night_prefix,
+        night_prefixes,
+        publish_views,
+        spark_root,
+    )
+
+    root, prefix = spark_root(ctx.data_dir), night_prefix(ctx.run_id)
+    kept = {night_prefix(v.run_id) for v in list_versions(ctx.warehouse, ctx.data_dir)} | {prefix}
+    with local_session(root) as spark:
+        switched = publish_views(spark, prefix)
+        for old in night_prefixes(spark):
+            if old not in kept:
+                drop_night(spark, old)
+                shutil.rmtree(root / "files" / old, ignore_errors=True)
+    return len(switched)
+
+
+def _discard_on_spark(ctx: RunContext) -> None:
+    """A failed Spark night's schemas and files go; the published views never pointed at them."""
+    from salesos.publish.versions import live_version
+    from salesos.warehouse.spark import drop_night, local_session, night_prefix, spark_root
+
+    live = live_version(ctx.warehouse, ctx.data_dir)
+    if live is not None and live.run_id == ctx.run_id:
+        return  # the night was published (a failure after its commit): it is what readers see
+    root, prefix = spark_root(ctx.data_dir), night_prefix(ctx.run_id)
+    if not (root / "metastore_db").exists():
+        return
+    with local_session(root) as spark:
+        drop_night(spark, prefix)
+    shutil.rmtree(root / "files" / prefix, ignore_errors=True)
 
 
 def _rewrite_for_duckdb_1x(build_warehouse: Path) -> None:
@@ -615,8 +666,13 @@ def remove_stale_builds(ctx: RunContext) -> list[Path]:
 
 
 def discard(ctx: RunContext) -> None:
-    """Drop a failed run's build copy; the published warehouse is untouched."""
+    """Drop a failed run's build copy (on Spark, its night's schemas too); the published warehouse is untouched."""
     shutil.rmtree(ctx.build_dir, ignore_errors=True)
+    if _on_spark(ctx):
+        try:
+            _discard_on_spark(ctx)
+        except Exception:  # the failure being reported matters more; the next publish drops the night anyway
+            log.exception("could not drop the failed night's Spark schemas")
 
 
 def summarize(ctx: RunContext) -> dict[str, Any]:

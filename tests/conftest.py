@@ -30,6 +30,7 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 # worker sat idle. The files below take minutes each (`pytest --durations`), so they go first, longest first,
 # and the many short files fill in behind them. A file missing from the list still runs, in its usual place.
 LONGEST_FILES_FIRST = (
+    "tests/warehouse/test_spark.py",
     "tests/test_end_to_end.py",
     "tests/test_renamed_stages.py",
     "tests/warehouse/test_postgres.py",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,6 +94,9 @@ def local_session(root: Path) -> Iterator[Any]:
     builder = SparkSession.builder.appName("salesos").enableHiveSupport()
     for key, value in spark_conf(root).items():
         builder = builder.config(key, value)
+    # Python workers (applyInPandas) run the pipeline's own interpreter, with its packages (pyspark reads it
+    # from the environment when the context starts: a write, not a read)
+    os.environ["PYSPARK_PYTHON"] = sys.executable
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     try:
