@@ -92,7 +92,7 @@ def test_spark_night_marts_and_forecasts_equal_the_duckdb_night(spark_night):
 @pytest.mark.e2e
 @pytest.mark.spark
 def test_finance_exports_hold_every_table_spark_built(spark_night):
-    ctx, summary = spark_night
+    ctx, _ = spark_night
     folder = ctx.data_dir / "exports" / f"as_of={AS_OF.isoformat()}" / f"run={ctx.run_id}"
     con = duckdb.connect(str(ctx.warehouse), read_only=True)
     try:
