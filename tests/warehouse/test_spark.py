@@ -155,3 +155,30 @@ def test_a_failed_spark_night_leaves_the_published_night(spark_night, monkeypatc
         assert n == con.execute("select count(*) from marts.fct_opportunities").fetchall()[0][0]
     finally:
         con.close()
+
+
+@pytest.mark.e2e
+@pytest.mark.spark
+def test_forecast_chunk_on_spark_gives_the_rows_of_a_one_process_run(spark_night, tmp_path):
+    import pandas as pd
+
+    from forecasting.nightly import forecast_chunks, plan_forecast
+    from forecasting.spark_executor import forecast_chunks_on_spark
+
+    ctx, _ = spark_night
+    local, on_spark = tmp_path / "local", tmp_path / "spark"
+    con = duckdb.connect(str(ctx.warehouse), read_only=True)
+    try:
+        chunks = plan_forecast(con, local, ("company",))
+        assert plan_forecast(con, on_spark, ("company",)) == chunks == ["company"]
+    finally:
+        con.close()
+    options = {"horizon": 12, "origins": 2, "prophet_grid": "primary"}
+    forecast_chunks(local, chunks, processes=1, **options)
+    with _spark(ctx) as spark:
+        reports = forecast_chunks_on_spark(spark, on_spark, chunks, **options)
+    assert [r["chunk"] for r in reports] == chunks and reports[0]["series"] > 0
+    expected = pd.read_parquet(local / "chunks" / "company.parquet")
+    got = pd.read_parquet(on_spark / "chunks" / "company.parquet")
+    assert len(expected) > 0
+    pd.testing.assert_frame_equal(got, expected)
