@@ -138,13 +138,14 @@ def test_a_failed_spark_night_leaves_the_published_night(spark_night, monkeypatc
     ctx, _ = spark_night
     before = live_version(ctx.warehouse, ctx.data_dir)
 
-    def fail(_ctx):
-        raise RuntimeError("injected: the forecast step failed")
+    def fail(*args, **kwargs):
+        raise RuntimeError("injected: dbt failed")
 
-    monkeypatch.setattr(pipeline, "forecast", fail)
+    # dbt fails once the night's raw tables are on Spark (its schemas exist): cheaper than a whole second build
+    monkeypatch.setattr("salesos.transform.dbt_build.run_dbt", fail)
     again = dataclasses.replace(ctx)
     with pytest.raises(RuntimeError, match="injected"):
-        pipeline.run_all(again, fresh_id=True)  # a new night: asof_<date>.2, built on Spark up to its marts
+        pipeline.run_all(again, fresh_id=True)  # a new night: asof_<date>.2
     assert live_version(ctx.warehouse, ctx.data_dir) == before
     with _spark(ctx) as spark:
         assert published_prefix(spark) == night_prefix(ctx.run_id)
