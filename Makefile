@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # runs spend much of their time waiting on subprocesses (dbt, Airflow), so two overlap well on 2 cores.
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-fast lint digests bench clean
+.PHONY: demo test test-fast test-spark lint digests bench clean
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools/uv "uv==$(UV_VERSION)"
@@ -32,6 +32,10 @@ test: $(VENV)/.synced
 
 test-fast: $(VENV)/.synced
 	$(VENV)/bin/pytest -m "not e2e" $(PYTEST_ARGS)
+
+# The whole-night tests on a local Spark (tests/warehouse/test_spark.py; about 40 min on 2 cores, so not in `make test`).
+test-spark: $(VENV)/.synced
+	$(VENV)/bin/pytest -m spark --run-spark-nights tests/warehouse/test_spark.py $(PYTEST_ARGS)
 
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check .

@@ -86,7 +86,7 @@ def _ctx():
         "warehouse": Param(None, type=["null", "string"], description="published DuckDB file"),
         "data_dir": Param(None, type=["null", "string"], description="archive/build/runs folder"),
         "settings": Param(None, type=["null", "string"], description="settings YAML"),
-        "dbt_target": Param(None, type=["null", "string"], description="dbt target (duckdb or postgres)"),
+        "dbt_target": Param(None, type=["null", "string"], description="dbt target (duckdb, postgres or spark)"),
         "source": Param(
             None, type=["null", "string"],
             description="what `exports` holds: exports, fivetran-salesforce, airbyte-salesforce, fivetran-hubspot "

@@ -259,6 +259,37 @@ def _copy_to_postgres(ctx: RunContext, schemas: tuple[str, ...]) -> dict[str, in
     return copy_raw_to_postgres(ctx.build_warehouse, pg_dsn_from_env(), schemas)
 
 
+def _on_spark(ctx: RunContext) -> bool:
+    return ctx.dbt_target == "spark"
+
+
+def _spark_place(ctx: RunContext) -> dict[str, Any]:
+    """run_dbt's arguments for where a Spark night builds: the local metastore folder and the night's schemas."""
+    if not _on_spark(ctx):
+        return {}
+    from salesos.warehouse.spark import night_prefix, spark_root
+
+    return {"spark_dir": spark_root(ctx.data_dir), "schema_prefix": night_prefix(ctx.run_id)}
+
+
+def _to_spark(ctx: RunContext, schemas: tuple[str, ...], *, marts_back: bool = False) -> dict[str, int]:
+    """On the spark target: register the build copy's `schemas` as the night's Spark tables (Parquet), and with
+    marts_back copy the marts Spark built back into the build copy first (salesos.warehouse.spark)."""
+    from salesos.warehouse.spark import copy_from_spark, copy_to_spark, local_session, night_prefix, spark_root
+
+    root, prefix = spark_root(ctx.data_dir), night_prefix(ctx.run_id)
+    with local_session(root) as spark:
+        copied = copy_from_spark(spark, ctx.build_warehouse, root / "files" / prefix, prefix) if marts_back else {}
+        if schemas:
+            copied |= copy_to_spark(spark, ctx.build_warehouse, root / "files" / prefix, prefix, schemas)
+    return copied
+
+
+def _marts_from_spark(ctx: RunContext) -> dict[str, int]:
+    """The marts dbt just built on Spark, copied into the build copy: every later reader of the night reads them."""
+    return _to_spark(ctx, (), marts_back=True)
+
+
 def _read_marts(ctx: RunContext) -> Any:
     """A read-only connection to wherever dbt built the marts: the build copy, or Postgres."""
     if _on_postgres(ctx):
@@ -283,6 +314,8 @@ def build(ctx: RunContext, progress: StepProgress | None = None) -> dict[str, An
     with _lock(ctx, "dbt build"):
         if _on_postgres(ctx):
             _copy_to_postgres(ctx, ("raw", "quarantine", "forecasts"))
+        if _on_spark(ctx):
+            _to_spark(ctx, ("raw", "quarantine", "forecasts"))
         result = run_dbt(
             NIGHTLY_BUILD,
             warehouse=ctx.build_warehouse,
@@ -293,7 +326,10 @@ def build(ctx: RunContext, progress: StepProgress | None = None) -> dict[str, An
             run_id=ctx.run_id,
             full_refresh=ctx.full_refresh,
             on_line=progress.dbt_line if progress is not None else None,
+            **_spark_place(ctx),
         )
+        if _on_spark(ctx):
+            _marts_from_spark(ctx)
         # The semantic layer's definitions go into the build copy, so each published version answers
         # `salesos metrics` with the metrics it was built with (salesos/semantic/manifest.py).
         metrics = store_manifest(ctx.build_warehouse, ctx.run_dir / "dbt_target" / MANIFEST_FILE,
@@ -415,9 +451,17 @@ def forecast(ctx: RunContext) -> dict[str, Any]:
     if chunks:
         settings = load_settings(ctx.settings_file)
         cache_dir, reuse = _forecast_cache(ctx, settings)
-        forecast_chunks(_forecast_work(ctx), chunks, horizon=settings.forecast_horizon,
-                        origins=settings.forecast_origins, models_dir=_models_dir(ctx),
-                        prophet_grid=settings.forecast_prophet_grid, cache_dir=cache_dir, reuse=reuse)
+        options = {"horizon": settings.forecast_horizon, "origins": settings.forecast_origins,
+                   "models_dir": _models_dir(ctx), "prophet_grid": settings.forecast_prophet_grid,
+                   "cache_dir": cache_dir, "reuse": reuse}
+        if settings.forecast_executor == "spark":
+            from forecasting.spark_executor import forecast_chunks_on_spark
+            from salesos.warehouse.spark import local_session, spark_root
+
+            with local_session(spark_root(ctx.data_dir)) as spark:
+                forecast_chunks_on_spark(spark, _forecast_work(ctx), chunks, **options)
+        else:
+            forecast_chunks(_forecast_work(ctx), chunks, **options)
     result = forecast_store(ctx)
     projection(ctx, full_refresh=ctx.full_refresh)
     forecast_marts(ctx, rescore=bool(result.get("backtest_rows_new")))
@@ -475,9 +519,14 @@ def forecast_marts(ctx: RunContext, *, rescore: bool) -> dict[str, Any]:
     from salesos.transform.dbt_build import run_dbt
 
     with _lock(ctx, "forecast marts"):
+        if _on_spark(ctx):  # tonight's forecast and projection rows, for the marts Spark builds from them
+            _to_spark(ctx, ("forecasts",))
         built = run_dbt(forecast_marts_build(rescore), warehouse=ctx.build_warehouse,
                         run_dir=ctx.run_dir / "forecast_marts", settings=load_settings(ctx.settings_file),
-                        as_of=ctx.as_of.isoformat(), target=ctx.dbt_target, run_id=ctx.run_id)
+                        as_of=ctx.as_of.isoformat(), target=ctx.dbt_target, run_id=ctx.run_id,
+                        **_spark_place(ctx))
+        if _on_spark(ctx):
+            _marts_from_spark(ctx)
     return _write_step(ctx, "forecast_marts", {"accuracy_rebuilt": rescore, **built.to_dict()})
 
 
@@ -524,6 +573,8 @@ def publish(ctx: RunContext) -> dict[str, Any]:
                                  "report_latest": str(report_path(ctx.warehouse) / "index.html")}
         if replaced_later:
             extra["replaced_later_as_of"] = replaced_later
+        if _on_spark(ctx):
+            extra["spark_views"] = _publish_on_spark(ctx)
         if settings.finance_exports:
             extra["finance_exports"] = str(finance_dir(ctx.data_dir, ctx.as_of.isoformat(), ctx.run_id))
         if settings.bi_compat_copy:
@@ -553,6 +604,47 @@ def build_run_report(ctx: RunContext, settings: Settings) -> Any:
         result = build_report(ctx.build_warehouse, out, rctx)
     log.info("report: %d pages, %d charts in %.1f s (%s)", result.pages, result.charts, result.seconds, result.index)
     return result
+
+
+def _publish_on_spark(ctx: RunContext) -> int:
+    """Switch Spark's published views (`marts.*`, `forecasts.*`) to tonight's tables; drop nights no kept
+    version names (salesos.warehouse.spark). Runs after the version set is committed; readers of the views see
+    the last good night until then."""
+    from salesos.publish.versions import list_versions
+    from salesos.warehouse.spark import (
+        drop_night,
+        local_session,
+        night_prefix,
+        night_prefixes,
+        publish_views,
+        spark_root,
+    )
+
+    root, prefix = spark_root(ctx.data_dir), night_prefix(ctx.run_id)
+    kept = {night_prefix(v.run_id) for v in list_versions(ctx.warehouse, ctx.data_dir)} | {prefix}
+    with local_session(root) as spark:
+        switched = publish_views(spark, prefix)
+        for old in night_prefixes(spark):
+            if old not in kept:
+                drop_night(spark, old)
+                shutil.rmtree(root / "files" / old, ignore_errors=True)
+    return len(switched)
+
+
+def _discard_on_spark(ctx: RunContext) -> None:
+    """A failed Spark night's schemas and files go; the published views never pointed at them."""
+    from salesos.publish.versions import live_version
+    from salesos.warehouse.spark import drop_night, local_session, night_prefix, spark_root
+
+    live = live_version(ctx.warehouse, ctx.data_dir)
+    if live is not None and live.run_id == ctx.run_id:
+        return  # the night was published (a failure after its commit): it is what readers see
+    root, prefix = spark_root(ctx.data_dir), night_prefix(ctx.run_id)
+    if not (root / "metastore_db").exists():
+        return
+    with local_session(root) as spark:
+        drop_night(spark, prefix)
+    shutil.rmtree(root / "files" / prefix, ignore_errors=True)
 
 
 def _rewrite_for_duckdb_1x(build_warehouse: Path) -> None:
@@ -650,8 +742,13 @@ def remove_stale_builds(ctx: RunContext) -> list[Path]:
 
 
 def discard(ctx: RunContext) -> None:
-    """Drop a failed run's build copy; the published warehouse is untouched."""
+    """Drop a failed run's build copy (on Spark, its night's schemas too); the published warehouse is untouched."""
     shutil.rmtree(ctx.build_dir, ignore_errors=True)
+    if _on_spark(ctx):
+        try:
+            _discard_on_spark(ctx)
+        except Exception:  # the failure being reported matters more; the next publish drops the night anyway
+            log.exception("could not drop the failed night's Spark schemas")
 
 
 def summarize(ctx: RunContext) -> dict[str, Any]:

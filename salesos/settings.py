@@ -94,6 +94,7 @@ class Settings:
     forecast_levels: list[str] = setting(["company", "region", "segment", "team", "rep"], dbt=False)
     forecast_prophet_grid: str = setting("primary", dbt=False, choices=("full", "primary"))
     forecast_reuse_unchanged: bool = setting(True, dbt=False)
+    forecast_executor: str = setting("local", dbt=False, choices=("local", "spark"))
     number_decimal_separator: str = setting("auto", dbt=False)
     number_thousands_separator: str = setting("auto", dbt=False)
     export_encoding: str = setting("auto", dbt=False)

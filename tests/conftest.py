@@ -30,6 +30,7 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 # worker sat idle. The files below take minutes each (`pytest --durations`), so they go first, longest first,
 # and the many short files fill in behind them. A file missing from the list still runs, in its usual place.
 LONGEST_FILES_FIRST = (
+    "tests/warehouse/test_spark.py",
     "tests/test_end_to_end.py",
     "tests/test_renamed_stages.py",
     "tests/warehouse/test_postgres.py",
@@ -52,8 +53,22 @@ LONGEST_FILES_FIRST = (
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-spark-nights", action="store_true", default=False,
+                     help="also run the whole-night tests on a local Spark (about 40 min on 2 cores; `make test-spark`)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Reorder the collected tests so the longest files start first (a stable sort: the rest keep their order)."""
+    """Reorder the collected tests so the longest files start first (a stable sort: the rest keep their order).
+
+    The whole-night tests on Spark (marked e2e and spark) take about 40 minutes on 2 cores, twice the CI budget:
+    they run with --run-spark-nights (`make test-spark`), not in `make test`.
+    """
+    if not config.getoption("--run-spark-nights"):
+        skip = pytest.mark.skip(reason="a whole night on local Spark (about 40 min): run with `make test-spark`")
+        for item in items:
+            if "spark" in item.keywords and "e2e" in item.keywords:
+                item.add_marker(skip)
     rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
 
     def key(item: pytest.Item) -> int:

@@ -30,6 +30,7 @@ ENVIRONMENT_LAYERS = {
     "salesos/warehouse/duckdb_limits.py": "connection config: SALESOS_DUCKDB_MEMORY_LIMIT, as profiles.yml",
     "salesos/warehouse/postgres.py": "connection config: the SALESOS_PG_* of profiles.yml",
     "salesos/warehouse/dbt_profile.py": "connection config: the environment dbt's profiles.yml reads",
+    "salesos/warehouse/spark.py": "connection config: the SALESOS_SPARK_* of profiles.yml",
 }
 SCANNED = ("salesos", "forecasting", "dags")
 

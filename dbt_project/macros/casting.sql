@@ -48,6 +48,13 @@
     try_cast(left(trim({{ column }}), 10) as date)
 {%- endmacro %}
 
+{% macro spark__to_date(column) -%}
+    case
+        when trim({{ column }}) rlike '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([T ].*)?$'
+            then cast(left(trim({{ column }}), 10) as date)
+    end
+{%- endmacro %}
+
 {% macro default__to_date(column) -%}
     case
         when trim({{ column }}) ~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([T ].*)?$'
@@ -71,6 +78,21 @@
         when regexp_matches(trim({{ column }}), '[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)? ?[+-][0-9]{2}(:?[0-9]{2})?$')
             then make_timestamp(epoch_us(try_cast(trim({{ column }}) as timestamptz)))
         else try_cast(trim({{ column }}) as timestamp)
+    end
+{%- endmacro %}
+
+{# Spark: the session runs in UTC (salesos.warehouse.spark.spark_conf), so a value without an offset is read as
+   UTC; Spark's cast reads an ISO offset (`+02:00`) and converts to it; `+0200`, `+02` and a space before the
+   offset are written as `+02:00` first. #}
+{% macro spark__to_timestamp(column) -%}
+    {%- set day = "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])" -%}
+    {%- set time = "[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]+)?)?" -%}
+    case
+        when trim({{ column }}) rlike '^{{ day }}({{ time }})?Z?$'
+            then cast(trim({{ column }}) as timestamp)
+        when trim({{ column }}) rlike '^{{ day }}{{ time }} ?[+-][0-9]{2}(:?[0-9]{2})?$'
+            then cast(regexp_replace(regexp_replace(trim({{ column }}), ' ?([+-][0-9]{2})$', '$1:00'),
+                ' ?([+-][0-9]{2}):?([0-9]{2})$', '$1:$2') as timestamp)
     end
 {%- endmacro %}
 
@@ -100,6 +122,13 @@
     end
 {%- endmacro %}
 
+{% macro spark__to_number(column, scale=6) -%}
+    case
+        when trim({{ column }}) rlike '^[+-]?([0-9]{1,{{ 28 - scale }}}\\.?[0-9]*|\\.[0-9]+)$'
+            then cast(trim({{ column }}) as decimal(28, {{ scale }}))
+    end
+{%- endmacro %}
+
 {% macro default__to_number(column, scale=6) -%}
     case
         when trim({{ column }}) ~ '^[+-]?([0-9]{1,{{ 28 - scale }}}\.?[0-9]*|\.[0-9]+)$'
@@ -117,6 +146,13 @@
     case
         when regexp_full_match(trim({{ column }}), '[+-]?[0-9]+(\.0*)?')
             then try_cast(try_cast(trim({{ column }}) as numeric(38, 6)) as bigint)
+    end
+{%- endmacro %}
+
+{% macro spark__to_integer(column) -%}
+    case
+        when trim({{ column }}) rlike '^[+-]?[0-9]{1,18}(\\.0*)?$'
+            then cast(cast(trim({{ column }}) as decimal(38, 6)) as bigint)
     end
 {%- endmacro %}
 
@@ -140,7 +176,29 @@
 {%- endmacro %}
 
 
+{# Text, for casts (`varchar`; Spark's `string`: it takes varchar only with a length). #}
+{% macro string_type() -%}
+    {{ return(adapter.dispatch('string_type', 'salesos')()) }}
+{%- endmacro %}
+
+{% macro default__string_type() -%}
+    varchar
+{%- endmacro %}
+
+{% macro spark__string_type() -%}
+    string
+{%- endmacro %}
+
+
 {# Double precision, for ratios (win rate, attainment). #}
 {% macro float_type() -%}
+    {{ return(adapter.dispatch('float_type', 'salesos')()) }}
+{%- endmacro %}
+
+{% macro default__float_type() -%}
     double precision
+{%- endmacro %}
+
+{% macro spark__float_type() -%}
+    double
 {%- endmacro %}

@@ -37,7 +37,16 @@
 
 {# Calendar parts as integers (extract returns numeric on PostgreSQL). #}
 {% macro date_part_int(part, date_expr) -%}
+    {{ return(adapter.dispatch('date_part_int', 'salesos')(part, date_expr)) }}
+{%- endmacro %}
+
+{% macro default__date_part_int(part, date_expr) -%}
     cast(extract({{ part }} from {{ date_expr }}) as integer)
+{%- endmacro %}
+
+{# Spark names the ISO day of the week (Monday = 1) dayofweek_iso. #}
+{% macro spark__date_part_int(part, date_expr) -%}
+    cast(extract({{ {'isodow': 'dayofweek_iso'}.get(part, part) }} from {{ date_expr }}) as integer)
 {%- endmacro %}
 
 
@@ -85,6 +94,19 @@
     {%- if datepart not in ('day', 'month') -%}
         {{ exceptions.raise_compiler_error("date_series: datepart must be day or month, got " ~ datepart) }}
     {%- endif -%}
+    {{ return(adapter.dispatch('date_series', 'salesos')(start_date, end_date, datepart)) }}
+{%- endmacro %}
+
+{# Spark has no recursive CTE: sequence() of the dates, one row each (none when end is before start). #}
+{% macro spark__date_series(start_date, end_date, datepart='day') -%}
+    (
+        select explode(sequence(cast({{ start_date }} as date), cast({{ end_date }} as date),
+            interval 1 {{ datepart }})) as date_{{ datepart }}
+        where cast({{ start_date }} as date) <= cast({{ end_date }} as date)
+    )
+{%- endmacro %}
+
+{% macro default__date_series(start_date, end_date, datepart='day') -%}
     (
         with recursive salesos__date_series (d) as (
             select cast({{ start_date }} as date)

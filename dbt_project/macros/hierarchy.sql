@@ -52,13 +52,13 @@
     select
         {{ salesos.sql_string(entry['level']) }} as {{ level_as }},
         {%- if entry.get('key_column') %}
-        coalesce(cast({{ entry['key_column'] }} as varchar), {{ missing }}) as {{ key_as }},
+        coalesce(cast({{ entry['key_column'] }} as {{ salesos.string_type() }}), {{ missing }}) as {{ key_as }},
         {%- else %}
         {{ salesos.hierarchy_company_key() }} as {{ key_as }},
         {%- endif %}
         {%- if name_as %}
         {%- if entry.get('key_column') %}
-        coalesce(cast({{ entry.get('name_column') or entry['key_column'] }} as varchar), cast({{ entry['key_column'] }} as varchar), {{ missing }}) as {{ name_as }},
+        coalesce(cast({{ entry.get('name_column') or entry['key_column'] }} as {{ salesos.string_type() }}), cast({{ entry['key_column'] }} as {{ salesos.string_type() }}), {{ missing }}) as {{ name_as }},
         {%- else %}
         {{ salesos.sql_string(var('hierarchy')['company_name']) }} as {{ name_as }},
         {%- endif %}
@@ -67,7 +67,7 @@
         {%- if dim in [entry.get('key_column'), entry.get('name_column')] or is_finest %}
         {{ dim }},
         {%- else %}
-        cast(null as varchar) as {{ dim }},
+        cast(null as {{ salesos.string_type() }}) as {{ dim }},
         {%- endif %}
         {%- endfor %}
         {%- for column in columns %}

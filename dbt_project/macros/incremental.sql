@@ -66,3 +66,34 @@
     ) -%}
     {{ return(result.rows[0][0] > 0) }}
 {%- endmacro %}
+
+{#
+    How the incremental models are materialized: incremental (delete+insert, with pruning post-hooks) where
+    the adapter can delete rows. Spark's local tables are Parquet, which takes no DELETE (Delta or Iceberg
+    would, but their jars do not ship with pyspark): there those models are tables rebuilt whole each night,
+    and the pruning post-hooks (`can_delete_rows()`) have nothing to prune.
+#}
+{% macro incremental_materialization() -%}
+    {{ return(adapter.dispatch('incremental_materialization', 'salesos')()) }}
+{%- endmacro %}
+
+{% macro default__incremental_materialization() -%}
+    {{ return('incremental') }}
+{%- endmacro %}
+
+{% macro spark__incremental_materialization() -%}
+    {{ return('table') }}
+{%- endmacro %}
+
+{# Whether the incremental models' pruning hooks (delete from {{ this }} ...) run: see incremental_materialization. #}
+{% macro can_delete_rows() -%}
+    {{ return(adapter.dispatch('can_delete_rows', 'salesos')()) }}
+{%- endmacro %}
+
+{% macro default__can_delete_rows() -%}
+    {{ return(true) }}
+{%- endmacro %}
+
+{% macro spark__can_delete_rows() -%}
+    {{ return(false) }}
+{%- endmacro %}

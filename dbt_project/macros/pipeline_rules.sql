@@ -26,7 +26,7 @@
         {%- if stage not in seen %}
         {%- do seen.append(stage) %}
         select
-            cast({{ salesos.sql_string(stage) }} as varchar) as stage_name,
+            cast({{ salesos.sql_string(stage) }} as {{ salesos.string_type() }}) as stage_name,
             {{ (order.index(stage) + 1) if stage in order else 'cast(null as integer)' }} as settings_position,
             {{ 'true' if (stage in won or stage in lost) else 'false' }} as is_closed,
             {{ 'true' if stage in won else 'false' }} as is_won
@@ -34,7 +34,7 @@
         {%- endif %}
         {%- endfor %}
         select
-            cast(null as varchar) as stage_name,
+            cast(null as {{ salesos.string_type() }}) as stage_name,
             cast(null as integer) as settings_position,
             cast(null as boolean) as is_closed,
             cast(null as boolean) as is_won
@@ -110,14 +110,14 @@
     reset (pre-hooks), clear and record (post-hooks).
 #}
 {% macro stage_rules_table() -%}
-    {{ api.Relation.create(database=this.database, schema='intermediate', identifier='_stage_rules__' ~ this.identifier) }}
+    {{ api.Relation.create(database=this.database, schema=var('schema_prefix', '') ~ 'intermediate', identifier='_stage_rules__' ~ this.identifier) }}
 {%- endmacro %}
 
 {% macro stage_rules_fingerprint() -%}
     (
         select md5(coalesce(string_agg(
-            stages.stage_name || '|' || coalesce(cast(stages.is_closed as varchar), '?') || '|'
-            || coalesce(cast(stages.is_won as varchar), '?') || '|' || cast(stages.stage_rank as varchar),
+            stages.stage_name || '|' || coalesce(cast(stages.is_closed as {{ salesos.string_type() }}), '?') || '|'
+            || coalesce(cast(stages.is_won as {{ salesos.string_type() }}), '?') || '|' || cast(stages.stage_rank as {{ salesos.string_type() }}),
             ';' order by stages.stage_name
         ), ''))
         from {{ ref('int_stages__resolved') }} as stages
@@ -125,6 +125,16 @@
 {%- endmacro %}
 
 {% macro stage_rules_hook(step) -%}
+    {{ return(adapter.dispatch('stage_rules_hook', 'salesos')(step)) }}
+{%- endmacro %}
+
+{# Spark: these models are tables rebuilt whole every night (macro incremental_materialization), so no
+   rule change can leave rows of an earlier build behind and there is nothing to record. #}
+{% macro spark__stage_rules_hook(step) -%}
+    select 1 as nothing_to_reset
+{%- endmacro %}
+
+{% macro default__stage_rules_hook(step) -%}
     {%- set table = salesos.stage_rules_table() -%}
     {%- if step == 'create' -%}
         create table if not exists {{ table }} (fingerprint varchar)
@@ -142,17 +152,23 @@
 
 
 {#
-    The config of those three incremental models, written once: delete+insert on unique_key, the stage
+    The config of those three incremental models, written once: delete+insert on unique_key (a table rebuilt
+    whole where the target cannot delete rows: incremental_materialization, can_delete_rows), the stage
     rules' pre-hooks (create, reset), then the model's own post-hooks `prune` (the deletes that keep the
     table equal to a full build) and the stage rules' post-hooks (clear, record). Hooks are SQL strings
     with Jinja, rendered when the model runs.
 #}
 {% macro stage_rules_incremental(unique_key, prune=[]) -%}
+    {#- A target that cannot delete rows (Spark's Parquet tables) rebuilds these models whole: no prune. -#}
+    {%- set guarded = [] -%}
+    {%- for hook in prune -%}
+        {%- do guarded.append("{% if can_delete_rows() %}" ~ hook ~ "{% endif %}") -%}
+    {%- endfor %}
     {{ config(
-        materialized='incremental',
+        materialized=incremental_materialization(),
         incremental_strategy='delete+insert',
         unique_key=unique_key,
         pre_hook=["{{ stage_rules_hook('create') }}", "{{ stage_rules_hook('reset') }}"],
-        post_hook=prune + ["{{ stage_rules_hook('clear') }}", "{{ stage_rules_hook('record') }}"]
+        post_hook=guarded + ["{{ stage_rules_hook('clear') }}", "{{ stage_rules_hook('record') }}"]
     ) }}
 {%- endmacro %}

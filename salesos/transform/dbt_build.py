@@ -51,12 +51,15 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
-def dbt_vars(settings: Settings, as_of: str, run_id: str | None = None) -> dict[str, Any]:
+def dbt_vars(settings: Settings, as_of: str, run_id: str | None = None, schema_prefix: str = "") -> dict[str, Any]:
     """The team's settings, the as-of date and, when known, the run whose raw load the models catch up with.
 
-    Without run_id the incremental models use the latest load recorded in raw._loads.
+    Without run_id the incremental models use the latest load recorded in raw._loads. schema_prefix puts the
+    night's schemas apart (the spark target: `n_<run>_raw`, ..., `n_<run>_marts`; salesos.warehouse.spark).
     """
-    return {**settings.dbt_vars(), "as_of": as_of} | ({"run_id": run_id} if run_id else {})
+    night = ({"schema_prefix": schema_prefix, "raw_schema": f"{schema_prefix}raw",
+              "forecasts_schema": f"{schema_prefix}forecasts"} if schema_prefix else {})
+    return {**settings.dbt_vars(), "as_of": as_of} | ({"run_id": run_id} if run_id else {}) | night
 
 
 # The nightly build: models, seeds and data tests. dbt's unit tests check the SQL against fixed fixtures,
@@ -81,12 +84,15 @@ def run_dbt(
     run_id: str | None = None,
     full_refresh: bool = False,
     on_line: Callable[[str], None] | None = None,
+    spark_dir: Path | None = None,
+    schema_prefix: str = "",
 ) -> DbtResult:
     """Run a dbt command (e.g. ["build"]) with the run's vars; parse run_results.json.
 
     The incremental models rebuild only what the latest raw load changed; full_refresh=True rebuilds
     them from scratch (the run's `RunContext.full_refresh`: `salesos run --full-refresh`, the DAG param).
     on_line gets each line dbt prints as it prints it (the progress of `salesos run` counts the nodes done).
+    On the spark target, spark_dir holds the local warehouse and metastore and schema_prefix names the night.
     """
     target_path = run_dir / "dbt_target"
     log_path = run_dir / "dbt_logs"
@@ -104,14 +110,14 @@ def run_dbt(
         "--log-path",
         str(log_path),
         "--vars",
-        json.dumps(dbt_vars(settings, as_of, run_id)),
+        json.dumps(dbt_vars(settings, as_of, run_id, schema_prefix)),
     ]
     run_dir.mkdir(parents=True, exist_ok=True)
     log.info("running: %s", " ".join(args[:2]))
     proc = subprocess.Popen(
         args,
         cwd=DBT_PROJECT_DIR,
-        env=dbt_env(warehouse, target),
+        env=dbt_env(warehouse, target, spark_dir),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

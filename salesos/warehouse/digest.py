@@ -60,14 +60,24 @@ def _json_text(value: str, digits: int) -> str:
     return json.dumps(walk(doc), sort_keys=True)
 
 
+# Integer types by family: another engine's sum of integers is a BIGINT where DuckDB's is a HUGEINT, and its
+# rank() an INTEGER where DuckDB's is a BIGINT; the numbers are the same (salesos.warehouse.spark).
+_INTEGER_FAMILY = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
+
+
 def table_digest(con: duckdb.DuckDBPyConnection, schema: str, table: str,
-                 digits: int = SIGNIFICANT_DIGITS) -> str:
-    """sha256 of one table's columns and sorted rows (floats to `digits` significant digits)."""
+                 digits: int = SIGNIFICANT_DIGITS, integer_family: bool = False) -> str:
+    """sha256 of one table's columns and sorted rows (floats to `digits` significant digits).
+
+    integer_family: signed integer columns count as one type (to compare the marts another engine built).
+    """
     columns = con.execute(
         "select column_name, data_type from information_schema.columns "
-        "where table_schema = ? and table_name = ? order by ordinal_position",
+        "where table_catalog = current_database() and table_schema = ? and table_name = ? order by ordinal_position",
         [schema, table],
     ).fetchall()
+    if integer_family:
+        columns = [(name, "INTEGER" if kind in _INTEGER_FAMILY else kind) for name, kind in columns]
     h = hashlib.sha256()
     h.update(json.dumps(columns).encode())
     rows = con.execute(f'select * from "{schema}"."{table}"').fetchall()
@@ -78,7 +88,7 @@ def table_digest(con: duckdb.DuckDBPyConnection, schema: str, table: str,
 
 
 def warehouse_digests(path: Path, schemas: Iterable[str] = SCHEMAS,
-                      digits: int = SIGNIFICANT_DIGITS) -> dict[str, str]:
+                      digits: int = SIGNIFICANT_DIGITS, integer_family: bool = False) -> dict[str, str]:
     """`schema.table` -> digest for every table of the given schemas of a DuckDB warehouse file."""
     schemas = tuple(schemas)
     con = duckdb.connect(str(path), read_only=True)
@@ -89,7 +99,7 @@ def warehouse_digests(path: Path, schemas: Iterable[str] = SCHEMAS,
             "order by 1, 2",
             list(schemas),
         ).fetchall()
-        return {f"{s}.{t}": table_digest(con, s, t, digits) for s, t in tables}
+        return {f"{s}.{t}": table_digest(con, s, t, digits, integer_family) for s, t in tables}
     finally:
         con.close()
 

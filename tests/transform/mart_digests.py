@@ -36,21 +36,27 @@ def build_sample_night(work: Path) -> Path:
     return ctx.warehouse
 
 
-def record(digests: dict[str, str]) -> None:
-    """Write the digests with what they were built from."""
+def record(digests: dict[str, str], by_family: dict[str, str] | None = None) -> None:
+    """Write the digests with what they were built from.
+
+    by_family: the same tables with integer types by family (`integer_family`), what the spark night is compared
+    with (tests/warehouse/test_spark.py): Spark's sums are BIGINT where DuckDB's are HUGEINT.
+    """
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     doc = {"built_from": {"scale": SCALE, "seed": SEED, "as_of": AS_OF.isoformat(), "settings": SETTINGS.name,
                           "significant_digits": SIGNIFICANT_DIGITS, "recorded_on_top_of_commit": commit},
-           "tables": digests}
+           "tables": digests} | ({"tables_integer_family": by_family} if by_family else {})
     RECORDED.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="salesos-digests-") as tmp:
-        digests = warehouse_digests(build_sample_night(Path(tmp)))
+        warehouse = build_sample_night(Path(tmp))
+        digests = warehouse_digests(warehouse)
+        by_family = warehouse_digests(warehouse, integer_family=True)
     old = json.loads(RECORDED.read_text(encoding="utf-8"))["tables"] if RECORDED.exists() else {}
-    record(digests)
+    record(digests, by_family)
     changed = sorted(k for k in set(old) | set(digests) if old.get(k) != digests.get(k))
     print(f"recorded {len(digests)} tables in {RECORDED.relative_to(ROOT)}; changed: {', '.join(changed) or 'none'}")
     return 0

@@ -4,8 +4,8 @@
 with opportunities as (
 
     select distinct
-        coalesce(cast(owner_id as varchar), {{ hierarchy_missing_member() }}) as owner_key,
-        coalesce(cast(current_team_id as varchar), {{ hierarchy_missing_member() }}) as team_key
+        coalesce(cast(owner_id as {{ string_type() }}), {{ hierarchy_missing_member() }}) as owner_key,
+        coalesce(cast(current_team_id as {{ string_type() }}), {{ hierarchy_missing_member() }}) as team_key
     from {{ ref('fct_opportunities') }}
     where status = 'won'
 

@@ -113,7 +113,7 @@ with_next as (
 )
 
 select
-    opportunity_id || '-' || cast(interval_number as varchar) as stage_interval_id,
+    opportunity_id || '-' || cast(interval_number as {{ string_type() }}) as stage_interval_id,
     opportunity_id,
     cast(interval_number as integer) as interval_number,
     stage_name,

@@ -11,10 +11,10 @@ renamed as (
 
     select
         cast(as_of_date as date) as as_of_date,
-        cast(run_id as varchar) as run_id,
-        cast(series_id as varchar) as series_id,
-        cast(level as varchar) as series_level,
-        cast(series_key as varchar) as series_key,
+        cast(run_id as {{ string_type() }}) as run_id,
+        cast(series_id as {{ string_type() }}) as series_id,
+        cast(level as {{ string_type() }}) as series_level,
+        cast(series_key as {{ string_type() }}) as series_key,
         cast(period_start as date) as period_start,
         cast(horizon as integer) as horizon,
         cast(yhat as {{ float_type() }}) as forecast,
@@ -22,11 +22,11 @@ renamed as (
         cast(yhat_upper_80 as {{ float_type() }}) as upper_80,
         cast(yhat_lower_95 as {{ float_type() }}) as lower_95,
         cast(yhat_upper_95 as {{ float_type() }}) as upper_95,
-        cast(model as varchar) as model,
-        cast(model_params as varchar) as model_params,
+        cast(model as {{ string_type() }}) as model,
+        cast(model_params as {{ string_type() }}) as model_params,
         cast(training_start as date) as training_start,
         cast(training_end as date) as training_end,
-        cast(code_version as varchar) as code_version,
+        cast(code_version as {{ string_type() }}) as code_version,
         cast(is_selected as boolean) as is_selected,
         cast(is_backtest as boolean) as is_backtest
     from source

@@ -10,11 +10,11 @@ renamed as (
 
     select
         cast(as_of_date as date) as as_of_date,
-        cast(run_id as varchar) as run_id,
-        cast(level as varchar) as series_level,
-        cast(series_id as varchar) as series_id,
-        cast(series_key as varchar) as series_key,
-        cast(period_type as varchar) as period_type,
+        cast(run_id as {{ string_type() }}) as run_id,
+        cast(level as {{ string_type() }}) as series_level,
+        cast(series_id as {{ string_type() }}) as series_id,
+        cast(series_key as {{ string_type() }}) as series_key,
+        cast(period_type as {{ string_type() }}) as period_type,
         cast(period_start as date) as period_start,
         cast(period_end as date) as period_end,
         cast(days_into_period as integer) as days_into_period,
@@ -33,7 +33,7 @@ renamed as (
         cast(open_deals as integer) as open_deals,
         cast(model_trained_on as date) as model_trained_on,
         cast(is_replay as boolean) as is_replay,
-        cast(code_version as varchar) as code_version
+        cast(code_version as {{ string_type() }}) as code_version
     from source
 
 )
