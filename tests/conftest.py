@@ -64,7 +64,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     The whole-night tests on Spark (marked e2e and spark) take about 40 minutes on 2 cores, twice the CI budget:
     they run with --run-spark-nights (`make test-spark`), not in `make test`.
     """
-    if not config.getoption("--run-spark-nights"):
+    if config is not None and not config.getoption("--run-spark-nights"):
         skip = pytest.mark.skip(reason="a whole night on local Spark (about 40 min): run with `make test-spark`")
         for item in items:
             if "spark" in item.keywords and "e2e" in item.keywords:

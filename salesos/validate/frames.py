@@ -36,6 +36,10 @@ REFERENCES = {
     ("events", "owner_id"): "users",
     ("user_assignments", "user_id"): "users",
     ("user_assignments", "manager_id"): "users",
+    ("contacts", "account_id"): "accounts",
+    ("contacts", "owner_id"): "users",
+    ("opportunity_line_items", "opportunity_id"): "opportunities",
+    ("opportunity_line_items", "product2_id"): "products",
 }
 
 

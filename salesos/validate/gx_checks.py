@@ -49,6 +49,9 @@ RAW_SUITES = (
     "raw_quotas",
     "raw_fx_rates",
     "raw_user_assignments",
+    "raw_contacts",
+    "raw_products",
+    "raw_opportunity_line_items",
 )
 
 
