@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.intervals import INTERVAL_COLUMNS, add_intervals, interval_errors
-from forecasting.methods import COMBINATIONS, Candidate, combination, load_methods, with_seasonal_naive
+from forecasting.methods import COMBINATIONS, Candidate, combination, kept_forms, load_methods, with_seasonal_naive
 from forecasting.metrics import mase_scale
 from forecasting.prophet_fit import brief_error, collect_prophet_fits
 from forecasting.series import MIN_TRAIN, future_months, validate_history
@@ -118,24 +118,25 @@ def select_model(history: pd.DataFrame, horizon: int, origins: int,
     errors: dict[str, np.ndarray] = {}
     predictions: dict[str, np.ndarray] = {}
     caches: dict[int, dict[str, Any]] = {cut: {} for cut in cuts}  # combinations reuse their members
-    for cand in cands:
-        rows, mases, preds = [], [], []
-        try:
-            for cut in cuts:
-                fc = cand.predict_values(hist.iloc[:cut], steps, caches[cut])
-                actual = y[cut : cut + steps]
-                scale = mase_scale(y[:cut])
-                rows.append((actual - fc) / scale)
-                mases.append(float(np.mean(np.abs(actual - fc))) / scale)
-                preds.append(fc)
-        except Exception as exc:  # one candidate failing (e.g. LBFGS) must not stop the series
-            log.info("candidate %s failed on a backtest origin: %s", cand.name, brief_error(exc))
-            scores[cand.name] = float("inf")
-            continue
-        if cuts:
-            scores[cand.name] = float(np.mean(mases))
-            errors[cand.name] = np.vstack(rows)
-            predictions[cand.name] = np.vstack(preds)
+    with kept_forms():  # an automatic statsforecast model keeps the form it chose at the first origin
+        for cand in cands:
+            rows, mases, preds = [], [], []
+            try:
+                for cut in cuts:
+                    fc = cand.predict_values(hist.iloc[:cut], steps, caches[cut])
+                    actual = y[cut : cut + steps]
+                    scale = mase_scale(y[:cut])
+                    rows.append((actual - fc) / scale)
+                    mases.append(float(np.mean(np.abs(actual - fc))) / scale)
+                    preds.append(fc)
+            except Exception as exc:  # one candidate failing (e.g. LBFGS) must not stop the series
+                log.info("candidate %s failed on a backtest origin: %s", cand.name, brief_error(exc))
+                scores[cand.name] = float("inf")
+                continue
+            if cuts:
+                scores[cand.name] = float(np.mean(mases))
+                errors[cand.name] = np.vstack(rows)
+                predictions[cand.name] = np.vstack(preds)
     ranked = sorted((c for c in cands if math.isfinite(scores.get(c.name, float("inf")))),
                     key=lambda c: (scores[c.name], cands.index(c)))
     if not ranked:

@@ -7,7 +7,7 @@ import pytest
 
 from forecasting.methods import default_candidates, load_methods, seasonal_naive, theta
 from forecasting.prophet_fit import prophet_values
-from tests.forecasting.synthetic import monthly
+from tests.forecasting.synthetic import monthly, trending_seasonal
 
 
 def test_seasonal_naive_repeats_last_year_exactly():
@@ -39,3 +39,27 @@ def test_the_primary_prophet_grid_keeps_one_prophet_and_every_other_candidate():
     assert {n for n, k in full.items() if k != "prophet"} == {n for n, k in primary.items() if k != "prophet"}
     with pytest.raises(ValueError, match="prophet_grid"):
         default_candidates(prophet_grid="huge")
+
+
+@pytest.mark.parametrize("model", ["AutoETS", "AutoTheta", "AutoCES"])
+def test_within_one_backtest_an_automatic_model_keeps_its_first_origins_form(model):
+    """The first window chooses (as statsforecast alone would); a later window fits that form, not a new choice."""
+    from statsforecast import models as sf_models
+
+    from forecasting.methods import _chosen_form, kept_forms, statsforecast_values
+
+    hist = trending_seasonal(40, seed=4)
+    first, later = hist.iloc[:30], hist.iloc[:34]
+    cls = getattr(sf_models, model)
+    with kept_forms():
+        got_first = statsforecast_values(first, 6, model=model)
+        got_later = statsforecast_values(later, 6, model=model)
+    plain_first = np.clip(cls(season_length=12).forecast(y=first["y"].to_numpy(), h=6)["mean"], 0, None)
+    np.testing.assert_array_equal(got_first, plain_first)
+    form = _chosen_form(model, cls(season_length=12).fit(first["y"].to_numpy()))
+    assert form is not None
+    kept = np.clip(cls(season_length=12, **form).forecast(y=later["y"].to_numpy(), h=6)["mean"], 0, None)
+    np.testing.assert_array_equal(got_later, kept)
+    # outside a backtest every fit chooses afresh
+    fresh = np.clip(cls(season_length=12).forecast(y=later["y"].to_numpy(), h=6)["mean"], 0, None)
+    np.testing.assert_array_equal(statsforecast_values(later, 6, model=model), fresh)
