@@ -46,6 +46,45 @@ def _child(ctx_json: str) -> None:
                                                    "backtest_rows_new")}))
 
 
+def _fit_child(warehouse: str, every: int) -> None:
+    """Only the fitting: every `every`-th series of the plan (sorted ids), `forecast_many` over all cores."""
+    import duckdb
+
+    from forecasting.nightly import load_series
+
+    try:
+        from forecasting.pool import forecast_many
+    except ImportError:  # the code before the library was split (forecasting/models.py)
+        from forecasting.models import forecast_many
+    con = duckdb.connect(warehouse, read_only=True)
+    try:
+        s = load_series(con)
+    finally:
+        con.close()
+    ids = sorted(s.series)[::every]
+    levels = s.meta.set_index("series_id").loc[ids, "level"].value_counts().to_dict()
+    start = time.perf_counter()
+    out = forecast_many({sid: s.series[sid] for sid in ids}, horizon=12, origins=6, prophet_grid="primary")
+    wall = time.perf_counter() - start
+    models = {}
+    for res in out.values():
+        models[res.selection.model] = models.get(res.selection.model, 0) + 1
+    print(json.dumps({"fit_s": round(wall, 1), "series": len(ids), "of": len(s.series), "levels": levels,
+                      "distinct_models": len(models)}))
+
+
+def fit_once(warehouse: Path, code: Path, every: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    load_before = os.getloadavg()[0]
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--fit-child", str(warehouse), str(every)],
+                          cwd=code, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"fit failed:\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"code": str(code), "load_1min_before": round(load_before, 1),
+            "load_1min_after": round(os.getloadavg()[0], 1), **out}
+
+
 def run_once(warehouse: Path, scratch: Path, code: Path, as_of: date) -> dict:
     from salesos.run_context import RunContext
 
@@ -76,13 +115,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout whose code runs the step")
     parser.add_argument("--as-of", type=date.fromisoformat, default=AS_OF)
     parser.add_argument("--out", type=Path, default=None, help="write the results (JSON) here")
+    parser.add_argument("--fit-only-every", type=int, default=0, metavar="K",
+                        help="time only the fitting of every K-th series, alternating --code and --against")
+    parser.add_argument("--against", type=Path, default=None, help="with --fit-only-every: the other checkout")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--fit-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         _child(args.child)
         return 0
+    if args.fit_child:
+        _fit_child(args.fit_child[0], int(args.fit_child[1]))
+        return 0
     if args.warehouse is None or not args.warehouse.exists():
         parser.error(f"--warehouse {args.warehouse}: no built warehouse there")
+    if args.fit_only_every:
+        codes = [args.code.resolve()] + ([args.against.resolve()] if args.against else [])
+        runs = []
+        for _ in range(args.repeats):  # alternating, so both see the same drift of the machine's load
+            for code in codes:
+                runs.append(fit_once(args.warehouse, code, args.fit_only_every))
+                print(json.dumps(runs[-1]), flush=True)
+        result = {"runs": runs, "median_fit_s": {str(c): statistics.median(r["fit_s"] for r in runs
+                                                                           if r["code"] == str(c)) for c in codes},
+                  "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        print(json.dumps(result, indent=1))
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+        return 0
     runs = []
     for i in range(args.repeats):
         runs.append(run_once(args.warehouse, args.scratch / f"r{i}", args.code.resolve(), args.as_of))
