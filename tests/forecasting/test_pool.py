@@ -10,12 +10,15 @@ from forecasting.pool import forecast_many
 from tests.forecasting.synthetic import monthly, trending_seasonal
 
 
-def test_forecast_many_same_results_with_one_and_two_processes():
+def test_forecast_many_same_results_with_one_and_two_processes(tmp_path, monkeypatch):
     series = {
         "rep_a": trending_seasonal(20, seed=1),
         "rep_b": monthly(np.random.default_rng(2).uniform(0, 50, 8)),
         "team_x": trending_seasonal(26, seed=3),
     }
+    # a temp folder of this test's own: another process's forecast (a shared machine) makes its own in /tmp
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
     def temp_roots():
         return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("salesos-forecast-")}
 
