@@ -68,7 +68,9 @@ def load_series(per_type: int, length: int, seed: int = 11) -> list[tuple[str, s
 
 
 def _one(task: tuple[str, str, np.ndarray, int]) -> dict:
-    from forecasting.models import default_candidates, mase_scale, select_model
+    from forecasting.methods import default_candidates
+    from forecasting.metrics import mase_scale
+    from forecasting.select import select_model
 
     sn, typ, y, horizon = task
     every = default_candidates(prophet_grid="all")
@@ -151,7 +153,7 @@ def _members_old(o: dict) -> list[str]:
 
 
 def _score(o: dict, members: list[str], with_errors: bool = True, combine: str = "mean") -> dict | None:
-    from forecasting.models import add_intervals
+    from forecasting.intervals import add_intervals
 
     members = [m for m in members if m in o["forecasts"]]
     if not members:

@@ -86,7 +86,7 @@ def step_seconds(wh: Path, work: Path, replay: bool) -> str:
 
 def time_series_quarters(con: duckdb.DuckDBPyConnection, starts: list[date], series: list[str]) -> pd.DataFrame:
     """The nightly forecaster's forecast of each quarter, made on the complete months before it started."""
-    from forecasting.models import forecast
+    from forecasting.select import forecast
 
     monthly = con.execute("select series_id, month_start as ds, bookings as y from marts.fct_bookings_monthly "
                           "where series_id in (select unnest(?))", [series]).df()

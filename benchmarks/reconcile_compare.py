@@ -50,8 +50,9 @@ def base_forecasts(warehouse: Path, horizon: int, origins: int, processes: int |
     """Every tree series' chosen-method backtest forecasts: long rows level, node, origin, step, ds, yhat, y, scale."""
     import duckdb
 
-    from forecasting.models import forecast_many, mase_scale
+    from forecasting.metrics import mase_scale
     from forecasting.nightly import TREE, load_series
+    from forecasting.pool import forecast_many
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:

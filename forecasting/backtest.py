@@ -27,21 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting.models import (
-    DEFAULT_QUARTER_END_MONTHS,
-    MIN_TRAIN,
-    Candidate,
-    add_intervals,
-    brief_error,
-    default_candidates,
-    future_months,
-    interval_errors,
-    mase_scale,
-    refit_order,
-    select_model,
-    validate_history,
-    with_seasonal_naive,
-)
+from forecasting.intervals import add_intervals, interval_errors
+from forecasting.methods import Candidate, default_candidates, with_seasonal_naive
+from forecasting.metrics import mase_scale
+from forecasting.prophet_fit import DEFAULT_QUARTER_END_MONTHS, brief_error
+from forecasting.select import refit_order, select_model
+from forecasting.series import MIN_TRAIN, future_months, validate_history
 
 RESULT_COLUMNS = ["model", "mase", "wape", "coverage_80", "coverage_95"]
 SELECTED = "selected"

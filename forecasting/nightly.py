@@ -1,17 +1,18 @@
-"""The nightly forecast: every level of the sales hierarchy, selected per series, reconciled, stored.
+"""The nightly forecast step, in one place: plan, run the chunks, cache, store, chart.
 
-Series come from `marts.fct_bookings_monthly` (won bookings per month at company, region, segment, team
-and rep level: the one definition the accuracy mart scores against). Each series gets the method its own
-rolling-origin backtest picks (`forecasting.models.forecast`), fitted in a process pool. Rep, team, region
-and company forecasts are then reconciled (`forecasting.reconcile`, wls_struct) so they add up; segments
-are a second split of the same company total and are reconciled to it proportionally.
+Series come from `marts.fct_bookings_monthly` (won bookings per month at every level of the sales hierarchy:
+the one definition the accuracy mart scores against). Each series gets the method its own rolling-origin
+backtest picks (the library: `forecasting.select.forecast`), fitted in a process pool (`forecasting.pool`).
+Rep, team, region and company forecasts are then reconciled (`forecasting.reconcile`) so they add up;
+segments are a second split of the same company total and are reconciled to it proportionally.
 
-The work is split so Airflow can spread it over workers: `plan_forecast` reads the series from the marts
-once and writes them with a chunk plan (one chunk per region, the company and segments in one more);
-`forecast_chunk` forecasts one chunk without touching the warehouse (mapped tasks); `assemble_forecasts`
-reconciles the chunks' rows. `forecast_all` runs the three in one process (`salesos run`). Every run's rows
-are appended to `forecasts.fct_forecasts` with the model, its parameters and scores, and the training
-window; charts of actuals against forecasts are written for the report.
+The work is split so Airflow can spread it over workers: `plan` reads the series from the marts once and
+writes them with a chunk plan (one chunk per region, the company and segments in one more); `run_chunks`
+forecasts chunks without touching the warehouse (mapped tasks), taking unchanged series from the cache;
+`store` reconciles the chunks' rows, checks them and appends them to `forecasts.fct_forecasts` (whose table
+this module declares: `ensure_forecast_table`, called by the extract step so dbt sees the source); `charts`
+draws actuals against forecasts for the report. `ForecastStep` holds the run's folders, settings and cache
+policy; `forecast_all` runs plan, chunks and assembly in one process (benchmarks, tests).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import date
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +35,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from forecasting.bookings import FORECAST_COLUMNS, code_version
-from forecasting.models import METHODS_FILE
-from salesos.hierarchy import level_names
+from forecasting.methods import METHODS_FILE
+from salesos.hierarchy import hierarchy, level_names
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,116 @@ HORIZON = 12
 ORIGINS = 6
 BOUNDS = ("yhat_lower_95", "yhat_lower_80", "yhat_upper_80", "yhat_upper_95")
 ACTIVE_MONTHS = 12  # a rep with no booking in this many months (a leaver) is not forecast
-NO_TEAM = "unknown"  # the key fct_bookings_monthly gives a missing team
+NO_TEAM = hierarchy().missing_member  # the key fct_bookings_monthly gives a missing team
 
+
+# ---------------------------------------------------------------------- the table: forecasts.fct_forecasts
+
+FORECAST_SCHEMA = "forecasts"
+FORECAST_TABLE = f"{FORECAST_SCHEMA}.fct_forecasts"
+
+FORECAST_DDL = f"""
+create table if not exists {FORECAST_TABLE} (
+    as_of_date date not null,
+    run_id varchar not null,
+    series_id varchar not null,
+    level varchar not null,
+    series_key varchar not null,
+    period_start date not null,
+    horizon integer not null,
+    yhat double not null,
+    yhat_lower_80 double not null,
+    yhat_upper_80 double not null,
+    yhat_lower_95 double not null,
+    yhat_upper_95 double not null,
+    model varchar not null,
+    model_params varchar not null,
+    training_start date not null,
+    training_end date not null,
+    code_version varchar not null,
+    is_selected boolean not null default true,
+    is_backtest boolean not null default false
+)
+"""
+# The columns in table order (the rows `forecasting.nightly.assemble_forecasts` returns).
+FORECAST_COLUMNS = tuple(line.split()[0] for line in FORECAST_DDL.split("(", 1)[1].rsplit(")", 1)[0].splitlines()
+                         if line.strip())
+
+
+def code_version() -> str:
+    try:
+        return version("salesos")
+    except PackageNotFoundError:  # running from a source tree without install
+        return "unknown"
+
+
+def ensure_forecast_table(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the (append-only) forecast table if this warehouse has none yet: dbt reads it as a source.
+
+    A warehouse written by an earlier version gets the columns added since (its past forecasts are kept:
+    they are what the accuracy mart scores). Rows from before `series_key` existed were company forecasts.
+    """
+    con.execute(f"create schema if not exists {FORECAST_SCHEMA}")
+    con.execute(FORECAST_DDL)
+    have = {
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+            [FORECAST_SCHEMA, FORECAST_TABLE.split(".")[1]],
+        ).fetchall()
+    }
+    if "series_key" not in have:
+        con.execute(f"alter table {FORECAST_TABLE} add column series_key varchar default 'all'")
+        con.execute(f"update {FORECAST_TABLE} set series_id = 'company:all' where series_id = 'company'")
+    # rows from before Prophet's own forecast and the backtest track record were stored: published, live
+    for column, default in (("is_selected", "true"), ("is_backtest", "false")):
+        if column not in have:
+            con.execute(f"alter table {FORECAST_TABLE} add column {column} boolean default {default}")
+
+
+def store_forecasts(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> int:
+    """Append a run's forecasts; returns how many rows were written.
+
+    Live rows (`is_backtest` false) of a re-run as-of date replace that date's rows of the series, backtest rows
+    included (a forecast made on the day replaces one reconstructed for it). Backtest rows (one set per origin
+    as-of date) are written only for an (as_of_date, series_id) that has no row yet: re-running a night, a
+    full refresh or a later night never duplicates the track record, and never puts a second forecast beside
+    the one a run already stored for that date.
+    """
+    ensure_forecast_table(con)
+    if "is_backtest" not in rows.columns:
+        rows = rows.assign(is_backtest=False)
+    if "is_selected" not in rows.columns:
+        rows = rows.assign(is_selected=True)
+    live = rows[~rows["is_backtest"].astype(bool)]
+    con.execute("begin transaction")
+    try:
+        for (as_of, series_id), _ in live.groupby(["as_of_date", "series_id"]):
+            con.execute(f"delete from {FORECAST_TABLE} where as_of_date = ? and series_id = ?", [as_of, series_id])
+        con.register("_forecast_rows", rows)
+        cols = ", ".join(rows.columns)
+        before = con.execute(f"select count(*) from {FORECAST_TABLE}").fetchall()[0][0]
+        con.execute(f"insert into {FORECAST_TABLE} ({cols}) select {cols} from _forecast_rows "
+                    "where not is_backtest").fetchall()
+        con.execute(
+            f"""
+            insert into {FORECAST_TABLE} ({cols})
+            select {", ".join(f"r.{c}" for c in rows.columns)} from _forecast_rows as r
+            where r.is_backtest
+              and not exists (select 1 from {FORECAST_TABLE} as t
+                              where t.as_of_date = r.as_of_date and t.series_id = r.series_id)
+            """
+        ).fetchall()
+        written = con.execute(f"select count(*) from {FORECAST_TABLE}").fetchall()[0][0] - before
+        con.unregister("_forecast_rows")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return int(written)
+
+
+# ------------------------------------------------------------------------------------------------ the plan
 
 @dataclass
 class SeriesSet:
@@ -55,11 +164,11 @@ class SeriesSet:
     mapping: pd.DataFrame  # rep, team, region (one row per forecast rep)
 
 
-LEVELS = level_names()  # the hierarchy levels of dbt_project.yml (var hierarchy), top to bottom
+HIERARCHY_LEVELS = level_names()  # the sales hierarchy (dbt var `hierarchy`), top to bottom
 TREE = ("company", "region", "team", "rep")
 
 
-def load_series(con: duckdb.DuckDBPyConnection | Any, levels: tuple[str, ...] = LEVELS) -> SeriesSet:
+def load_series(con: duckdb.DuckDBPyConnection | Any, levels: tuple[str, ...] = HIERARCHY_LEVELS) -> SeriesSet:
     """Complete months of every series; reps without a booking in the last ACTIVE_MONTHS months are left out."""
     df = con.execute(
         """
@@ -215,7 +324,7 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_=" else "_" for c in name)
 
 
-def plan_forecast(con: duckdb.DuckDBPyConnection | Any, work_dir: Path, levels: tuple[str, ...] = LEVELS,
+def plan_forecast(con: duckdb.DuckDBPyConnection | Any, work_dir: Path, levels: tuple[str, ...] = HIERARCHY_LEVELS,
                   max_series: int = MAX_CHUNK_SERIES) -> list[str]:
     """Read every series from the marts once and write them with the chunk plan to `work_dir`.
 
@@ -270,13 +379,13 @@ def forecast_chunk(work_dir: Path, chunk: str, horizon: int = HORIZON, origins: 
 
 
 CACHE_COLUMNS_DATES = ("period_start", "training_start", "training_end", "as_of_date")
-_FIT_CODE = ("models.py", "backtest.py")  # the modules whose code decides a series' forecast
+_FIT_CODE = ("series.py", "metrics.py", "prophet_fit.py", "methods.py", "intervals.py", "select.py", "pool.py",
+             "backtest.py")  # the modules whose code decides a series' forecast
 _FIT_LIBRARIES = ("prophet", "cmdstanpy", "statsforecast", "coreforecast", "statsmodels", "numpy", "pandas", "scipy")
 
 
 def _fit_environment() -> bytes:
     """What besides a series' own history decides its forecast: our fitting code and the libraries' versions."""
-    from importlib.metadata import PackageNotFoundError, version
 
     h = hashlib.sha256()
     here = Path(__file__).resolve().parent
@@ -377,7 +486,7 @@ def forecast_chunks(work_dir: Path, chunks: list[str], horizon: int = HORIZON, o
     series and refreshes the cache. The keys each chunk used are written beside its rows, so the run can
     prune what no series needs any more (`prune_forecast_cache`).
     """
-    from forecasting.models import forecast_many
+    from forecasting.pool import forecast_many
 
     plan, s = _read_plan(work_dir)
     missing = [c for c in chunks if c not in plan["chunks"]]
@@ -489,7 +598,7 @@ def assemble_forecasts(work_dir: Path, as_of: date, run_id: str) -> pd.DataFrame
     rows["yhat_lower_95"] = np.minimum(rows["yhat_lower_95"], rows["yhat_lower_80"])
     rows["yhat_upper_80"] = np.maximum(rows["yhat_upper_80"], rows["yhat"])
     rows["yhat_upper_95"] = np.maximum(rows["yhat_upper_95"], rows["yhat_upper_80"])
-    reconciled = rows["_reconciled"] & rows["level"].isin(LEVELS) & (method is not None)
+    reconciled = rows["_reconciled"] & rows["level"].isin(HIERARCHY_LEVELS) & (method is not None)
     rows["model_params"] = [
         json.dumps({"selection": json.loads(sel), "reconciliation": method if rec else None}, sort_keys=True)
         for sel, rec in zip(rows["_selection"], reconciled, strict=True)
@@ -510,7 +619,7 @@ def forecast_all(
     horizon: int = HORIZON,
     origins: int = ORIGINS,
     processes: int | None = None,
-    levels: tuple[str, ...] = LEVELS,
+    levels: tuple[str, ...] = HIERARCHY_LEVELS,
     work_dir: Path | None = None,
     models_dir: Path | None = None,
     prophet_grid: str = "full",
@@ -561,7 +670,7 @@ def write_charts(con: duckdb.DuckDBPyConnection | Any, rows: pd.DataFrame, out_d
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    from forecasting.models import _main_script_hidden
+    from forecasting.pool import main_script_hidden
 
     out_dir.mkdir(parents=True, exist_ok=True)
     if "is_selected" in rows.columns:  # the published forecast only: not Prophet's own, not the track record
@@ -581,5 +690,124 @@ def write_charts(con: duckdb.DuckDBPyConnection | Any, rows: pd.DataFrame, out_d
     n_proc = max(1, min(n_proc, len(tasks) // CHARTS_PER_PROCESS))
     if n_proc == 1:
         return [Path(_draw_chart(t)) for t in tasks]
-    with _main_script_hidden(), ProcessPoolExecutor(max_workers=n_proc, mp_context=get_context("spawn")) as pool:
+    with main_script_hidden(), ProcessPoolExecutor(max_workers=n_proc, mp_context=get_context("spawn")) as pool:
         return [Path(p) for p in pool.map(_draw_chart, tasks, chunksize=max(1, len(tasks) // (n_proc * 4)))]
+
+
+# ------------------------------------------------------------------------------------------ the nightly step
+
+
+@dataclass(frozen=True)
+class ForecastStep:
+    """Where one run's forecast step works and what it runs with: what the pipeline's forecast tasks share.
+
+    `work_dir` (in the run's build folder) holds the plan and the chunks' rows; `models_dir` and `charts_dir`
+    (in the run folder) the kept Prophet JSON and the charts; `cache_dir` (beside the warehouse, where every
+    forecast worker sees it) the unchanged series' forecasts between nights, None when the settings turn
+    reuse off; `reuse` is False on a full refresh, which fits every series again and rewrites the cache.
+    """
+
+    work_dir: Path
+    models_dir: Path
+    charts_dir: Path
+    cache_dir: Path | None
+    reuse: bool
+    horizon: int = HORIZON
+    origins: int = ORIGINS
+    prophet_grid: str = "primary"
+    levels: tuple[str, ...] = HIERARCHY_LEVELS
+
+    @classmethod
+    def for_run(cls, settings: Any, build_dir: Path, run_dir: Path, data_dir: Path, *,
+                full_refresh: bool) -> ForecastStep:
+        """The step of one run: its folders, the settings' horizon, origins, grid and levels, the cache policy."""
+        cache = data_dir / "forecast_cache" if settings.forecast_reuse_unchanged else None
+        return cls(work_dir=build_dir / "forecast", models_dir=run_dir / "forecast_models",
+                   charts_dir=run_dir / "forecast_charts", cache_dir=cache,
+                   reuse=cache is not None and not full_refresh, horizon=settings.forecast_horizon,
+                   origins=settings.forecast_origins, prophet_grid=settings.forecast_prophet_grid,
+                   levels=tuple(settings.forecast_levels))
+
+    def chunk_options(self) -> dict[str, Any]:
+        """The keyword arguments of `forecast_chunk` for this step (what a worker elsewhere, a Spark task, needs)."""
+        return {"horizon": self.horizon, "origins": self.origins, "models_dir": self.models_dir,
+                "prophet_grid": self.prophet_grid, "cache_dir": self.cache_dir, "reuse": self.reuse}
+
+
+def plan(con: duckdb.DuckDBPyConnection | Any, step: ForecastStep) -> list[str]:
+    """Read the series from the marts and write the chunk plan; a retried plan keeps no model of an earlier try."""
+    chunks = plan_forecast(con, step.work_dir, step.levels)
+    shutil.rmtree(step.models_dir, ignore_errors=True)
+    return chunks
+
+
+def run_chunks(step: ForecastStep, chunks: list[str], processes: int | None = None) -> list[dict]:
+    """Forecast `chunks` of the plan in one process pool, reusing the cached series the policy allows."""
+    return forecast_chunks(step.work_dir, chunks, step.horizon, step.origins, processes, step.models_dir,
+                           step.prophet_grid, step.cache_dir, step.reuse)
+
+
+@dataclass
+class Stored:
+    """What `store` wrote: the run's rows (empty when nothing closed yet) and the track record it added."""
+
+    rows: pd.DataFrame
+    written: int = 0
+    new_track: int = 0
+    checks: int = 0
+
+
+def _backtest_rows(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute(f"select count(*) from {FORECAST_TABLE} where is_backtest").fetchall()[0][0])
+
+
+def store(con: duckdb.DuckDBPyConnection, step: ForecastStep, as_of: date, run_id: str,
+          check: Any = None) -> Stored:
+    """Reconcile the chunks' rows, check them (`check(rows)`, e.g. the GX suite; it raises on a failure), append
+    them to the forecast table, and prune the cache entries no series of this run used."""
+    rows = assemble_forecasts(step.work_dir, as_of, run_id)
+    if rows.empty:
+        return Stored(rows)
+    checks = check(rows).expectations if check is not None else 0
+    track_before = _backtest_rows(con) if _has_table(con) else 0
+    written = store_forecasts(con, rows)
+    new_track = _backtest_rows(con) - track_before
+    if step.cache_dir is not None:
+        prune_forecast_cache(step.work_dir, step.cache_dir)
+    return Stored(rows, written, new_track, checks)
+
+
+def _has_table(con: duckdb.DuckDBPyConnection) -> bool:
+    schema, table = FORECAST_TABLE.split(".")
+    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and "
+                            "table_name = ?", [schema, table]).fetchall()[0][0])
+
+
+def charts(con: duckdb.DuckDBPyConnection | Any, step: ForecastStep, rows: pd.DataFrame) -> list[Path]:
+    """The report's charts of tonight's published forecasts (company, regions, teams)."""
+    published = rows["is_selected"] & ~rows["is_backtest"]
+    return write_charts(con, rows[published], step.charts_dir)
+
+
+def summary(step: ForecastStep, stored: Stored, drawn: list[Path]) -> dict[str, Any]:
+    """The step's result record (forecast.json): series, rows, models, what was fitted and reused."""
+    rows = stored.rows
+    if rows.empty:
+        return {"series": 0, "rows": 0, "checks": 0, "models": {}}
+    published = rows["is_selected"] & ~rows["is_backtest"]
+    return {
+        "series": int(rows["series_id"].nunique()),
+        # series fitted tonight, and series whose inputs had not changed, taken from the cache
+        **fitted_and_reused(step.work_dir),
+        "rows": stored.written,
+        # tonight's published forecasts, Prophet's own beside them, and the backtest track record kept
+        "selected_rows": int(published.sum()),
+        "prophet_rows": int((~rows["is_selected"] & ~rows["is_backtest"]).sum()),
+        "backtest_rows": int(rows["is_backtest"].sum()),
+        "backtest_rows_new": int(stored.new_track),  # origins no earlier night had stored: forecast_marts rescores
+        "checks": stored.checks,
+        "series_per_level": rows[published].groupby("level")["series_id"].nunique().to_dict(),
+        "models": rows[published].groupby("model")["series_id"].nunique().to_dict(),
+        "charts": str(step.charts_dir) if drawn else None,
+        "prophet_models": str(step.models_dir) if step.models_dir.exists() else None,
+    }

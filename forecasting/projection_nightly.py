@@ -22,7 +22,7 @@ import joblib
 import pandas as pd
 
 from forecasting import projection as pj
-from forecasting.bookings import FORECAST_SCHEMA, code_version
+from forecasting.nightly import FORECAST_SCHEMA, code_version
 from salesos.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Make rep, team, region and company forecasts add up (forecast reconciliation).
 
 Each node of the sales hierarchy (company = all reps; regions; teams; reps) gets its own base forecast from
-`forecasting.models`, so rep forecasts do not add up to their team's, nor teams to the company's. `reconcile`
+`forecasting.select`, so rep forecasts do not add up to their team's, nor teams to the company's. `reconcile`
 returns coherent forecasts: every parent equals the sum of its children, per month.
 
 Methods (all linear projections ỹ = S P ŷ with S the summing matrix; numpy only):

@@ -181,7 +181,7 @@ def _extract(ctx: RunContext, progress: StepProgress | None = None) -> dict[str,
             settings=settings, work_dir=ctx.build_dir, progress=progress,
         )
         check_no_export_vanished(con, ctx.run_id, previous_run, previous, settings)
-        from forecasting.bookings import ensure_forecast_table
+        from forecasting.nightly import ensure_forecast_table
         from forecasting.projection_nightly import ensure_projection_table
 
         ensure_forecast_table(con)
@@ -337,49 +337,31 @@ def build(ctx: RunContext, progress: StepProgress | None = None) -> dict[str, An
         return _write_step(ctx, "build", result.to_dict() | {"semantic_metrics": metrics})
 
 
-def _forecast_work(ctx: RunContext) -> Path:
-    return ctx.build_dir / "forecast"
+def _forecast_step(ctx: RunContext, settings: Settings) -> Any:
+    """The run's forecast step (forecasting.nightly.ForecastStep): its folders, settings and cache policy."""
+    from forecasting.nightly import ForecastStep
 
-
-def _models_dir(ctx: RunContext) -> Path:
-    return ctx.run_dir / "forecast_models"
-
-
-def _forecast_cache(ctx: RunContext, settings: Settings) -> tuple[Path | None, bool]:
-    """Where unchanged series' forecasts are kept between nights, and whether this run may reuse them.
-
-    The cache sits beside the warehouse (on a filesystem every forecast worker sees, as the run folders do);
-    a full refresh (`ctx.full_refresh`) fits every series again and rewrites it.
-    """
-    if not settings.forecast_reuse_unchanged:
-        return None, False
-    return ctx.data_dir / "forecast_cache", not ctx.full_refresh
+    return ForecastStep.for_run(settings, ctx.build_dir, ctx.run_dir, ctx.data_dir, full_refresh=ctx.full_refresh)
 
 
 def forecast_plan(ctx: RunContext) -> list[str]:
     """Read the bookings series from the built marts once; return the chunks (one per region) to forecast."""
-    from forecasting.nightly import plan_forecast
+    from forecasting.nightly import plan
 
-    settings = load_settings(ctx.settings_file)
+    step = _forecast_step(ctx, load_settings(ctx.settings_file))
     with _lock(ctx, "forecast plan"):
         con = _read_marts(ctx)
         try:
-            chunks = plan_forecast(con, _forecast_work(ctx), tuple(settings.forecast_levels))
+            return plan(con, step)
         finally:
             con.close()
-        shutil.rmtree(_models_dir(ctx), ignore_errors=True)  # a retried plan keeps no model of an earlier attempt
-    return chunks
 
 
 def forecast_chunk(ctx: RunContext, chunk: str) -> dict[str, Any]:
     """Forecast one chunk of series; touches no warehouse, so chunks run in parallel on any worker."""
-    from forecasting.nightly import forecast_chunk as run_chunk
+    from forecasting.nightly import run_chunks
 
-    settings = load_settings(ctx.settings_file)
-    cache_dir, reuse = _forecast_cache(ctx, settings)
-    return run_chunk(_forecast_work(ctx), chunk, horizon=settings.forecast_horizon,
-                     origins=settings.forecast_origins, models_dir=_models_dir(ctx),
-                     prophet_grid=settings.forecast_prophet_grid, cache_dir=cache_dir, reuse=reuse)
+    return run_chunks(_forecast_step(ctx, load_settings(ctx.settings_file)), [chunk])[0]
 
 
 def forecast_store(ctx: RunContext) -> dict[str, Any]:
@@ -389,79 +371,46 @@ def forecast_store(ctx: RunContext) -> dict[str, Any]:
 
 
 def _forecast_store(ctx: RunContext) -> dict[str, Any]:
-    from forecasting.bookings import store_forecasts
-    from forecasting.nightly import assemble_forecasts, fitted_and_reused, prune_forecast_cache, write_charts
+    from forecasting.nightly import charts, store, summary
     from salesos.validate.gx_checks import validate_forecasts
 
-    rows = assemble_forecasts(_forecast_work(ctx), ctx.as_of, ctx.run_id)
-    if rows.empty:
-        log.warning("no closed bookings before %s: no forecast written", ctx.as_of)
-        return _write_step(ctx, "forecast", {"series": 0, "rows": 0, "checks": 0, "models": {}})
-    report = validate_forecasts(rows)
+    step = _forecast_step(ctx, load_settings(ctx.settings_file))
     con = _connect(ctx.build_warehouse)
     try:
-        track_before = _backtest_rows(con)
-        written = store_forecasts(con, rows)
-        new_track = _backtest_rows(con) - track_before
+        stored = store(con, step, ctx.as_of, ctx.run_id, check=validate_forecasts)
     finally:
         con.close()
+    if stored.rows.empty:
+        log.warning("no closed bookings before %s: no forecast written", ctx.as_of)
+        return _write_step(ctx, "forecast", summary(step, stored, []))
     if _on_postgres(ctx):
         _copy_to_postgres(ctx, ("forecasts",))
-    cache_dir, _ = _forecast_cache(ctx, load_settings(ctx.settings_file))
-    if cache_dir is not None:
-        prune_forecast_cache(_forecast_work(ctx), cache_dir)
-    published = rows["is_selected"] & ~rows["is_backtest"]
     con = _read_marts(ctx)
     try:
-        charts = write_charts(con, rows[published], ctx.run_dir / "forecast_charts")
+        drawn = charts(con, step, stored.rows)
     finally:
         con.close()
-    return _write_step(
-        ctx,
-        "forecast",
-        {
-            "series": int(rows["series_id"].nunique()),
-            # series fitted tonight, and series whose inputs had not changed, taken from the cache
-            **fitted_and_reused(_forecast_work(ctx)),
-            "rows": written,
-            # tonight's published forecasts, Prophet's own beside them, and the backtest track record kept
-            "selected_rows": int(published.sum()),
-            "prophet_rows": int((~rows["is_selected"] & ~rows["is_backtest"]).sum()),
-            "backtest_rows": int(rows["is_backtest"].sum()),
-            "backtest_rows_new": int(new_track),  # origins no earlier night had stored: forecast_marts rescores
-            "checks": report.expectations,
-            "series_per_level": rows[published].groupby("level")["series_id"].nunique().to_dict(),
-            "models": rows[published].groupby("model")["series_id"].nunique().to_dict(),
-            "charts": str(ctx.run_dir / "forecast_charts") if charts else None,
-            "prophet_models": str(_models_dir(ctx)) if _models_dir(ctx).exists() else None,
-        },
-    )
-
-
-def _backtest_rows(con: duckdb.DuckDBPyConnection) -> int:
-    return int(con.execute("select count(*) from forecasts.fct_forecasts where is_backtest").fetchall()[0][0])
+    return _write_step(ctx, "forecast", summary(step, stored, drawn))
 
 
 def forecast(ctx: RunContext) -> dict[str, Any]:
-    """Forecast bookings at every level from the marts (plan, every chunk in one process pool, store), project the
-    periods, then build the marts that read both (forecast_marts)."""
-    from forecasting.nightly import forecast_chunks
+    """Forecast bookings at every level from the marts (plan, every chunk in one process pool or, with
+    `forecast_executor: spark`, as Spark tasks; store), project the periods, then build the marts that read
+    both (forecast_marts)."""
+    from forecasting.nightly import run_chunks
 
     chunks = forecast_plan(ctx)
     if chunks:
         settings = load_settings(ctx.settings_file)
-        cache_dir, reuse = _forecast_cache(ctx, settings)
-        options = {"horizon": settings.forecast_horizon, "origins": settings.forecast_origins,
-                   "models_dir": _models_dir(ctx), "prophet_grid": settings.forecast_prophet_grid,
-                   "cache_dir": cache_dir, "reuse": reuse}
+        step = _forecast_step(ctx, settings)
         if settings.forecast_executor == "spark":
             from forecasting.spark_executor import forecast_chunks_on_spark
             from salesos.warehouse.spark import local_session, spark_root
 
             with local_session(spark_root(ctx.data_dir)) as spark:
-                forecast_chunks_on_spark(spark, _forecast_work(ctx), chunks, **options)
+                forecast_chunks_on_spark(spark, step.work_dir, chunks, **step.chunk_options())
         else:
-            forecast_chunks(_forecast_work(ctx), chunks, **options)
+            run_chunks(step, chunks)
     result = forecast_store(ctx)
     projection(ctx, full_refresh=ctx.full_refresh)
     forecast_marts(ctx, rescore=bool(result.get("backtest_rows_new")))

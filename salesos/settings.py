@@ -48,6 +48,8 @@ def setting(
     tests/test_settings.py). `expected` words the type in the error message when the default wording is vague.
     """
     meta = {"dbt": dbt, "choices": choices, "minimum": minimum, "maximum": maximum, "expected": expected}
+    if callable(default):  # a default read from where the thing is defined (e.g. the hierarchy's levels)
+        return field(default_factory=default, metadata=meta)
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -91,7 +93,8 @@ class Settings:
     report_pushed_times: int = setting(2, dbt=False, minimum=1)
     forecast_horizon: int = setting(12, dbt=False, minimum=1)
     forecast_origins: int = setting(6, dbt=False, minimum=1)
-    forecast_levels: list[str] = setting(["company", "region", "segment", "team", "rep"], dbt=False)
+    # every level of the sales hierarchy (dbt var `hierarchy`, read through salesos/hierarchy.py)
+    forecast_levels: list[str] = setting(lambda: list(level_names()), dbt=False)
     forecast_prophet_grid: str = setting("primary", dbt=False, choices=("full", "primary"))
     forecast_reuse_unchanged: bool = setting(True, dbt=False)
     forecast_executor: str = setting("local", dbt=False, choices=("local", "spark"))

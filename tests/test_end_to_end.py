@@ -93,7 +93,7 @@ def test_the_first_night_replays_the_projection_and_scores_it(published):
 def test_the_first_night_has_a_track_record_and_prophet_beside_every_choice(published):
     """One night on an empty warehouse: the accuracy marts already score a year of backtest forecasts, of the
     published choice and of Prophet, and finance's view has one forecast per series and month."""
-    from forecasting.models import primary_prophet_name
+    from forecasting.methods import primary_prophet_name
 
     ctx, summary = published
     acc = _table(ctx.warehouse, "select * from marts.mart_forecast_accuracy where is_scored")

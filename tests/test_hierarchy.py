@@ -32,7 +32,7 @@ def test_the_project_declares_the_levels_top_to_bottom():
 def test_python_settings_and_model_tests_read_the_same_levels():
     from forecasting import nightly
 
-    assert nightly.LEVELS == level_names()
+    assert nightly.HIERARCHY_LEVELS == level_names()
     assert nightly.NO_TEAM == hierarchy().missing_member  # the key fct_bookings_monthly gives a missing team
     assert Settings().forecast_levels == list(level_names())
     assert yaml.safe_load(DEFAULT_SETTINGS_FILE.read_text(encoding="utf-8"))["forecast_levels"] == list(level_names())

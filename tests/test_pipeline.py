@@ -103,8 +103,8 @@ def test_run_options_reach_every_step_that_needs_them(tiny_exports, tmp_path, mo
     monkeypatch.setattr(dbt_build, "run_dbt", run_dbt)
     pipeline.build(ctx)
     assert seen["dbt"] is full_refresh
-    cache, reuse = pipeline._forecast_cache(ctx, load_settings(settings))
-    assert cache == ctx.data_dir / "forecast_cache" and reuse is not full_refresh
+    step = pipeline._forecast_step(ctx, load_settings(settings))
+    assert step.cache_dir == ctx.data_dir / "forecast_cache" and step.reuse is not full_refresh
 
 
 @pytest.mark.parametrize("new_track", [0, 36])

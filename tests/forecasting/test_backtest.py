@@ -6,7 +6,8 @@ import pytest
 
 import forecasting.backtest as bt
 from forecasting.backtest import RESULT_COLUMNS, backtest, build_parser, main, read_series_csv
-from forecasting.models import Candidate, default_candidates, load_methods, select_model
+from forecasting.methods import Candidate, default_candidates, load_methods
+from forecasting.select import select_model
 
 NAIVE = [Candidate("seasonal_naive", "seasonal_naive")]
 

@@ -6,16 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.models import (
-    METHODS_FILE,
-    Candidate,
-    default_candidates,
-    forecast,
-    load_methods,
-    select_model,
-    statsforecast_values,
-)
+from forecasting.methods import METHODS_FILE, Candidate, default_candidates, load_methods, statsforecast_values
 from forecasting.nightly import fit_fingerprint
+from forecasting.select import forecast, select_model
 
 
 def monthly(values) -> pd.DataFrame:
@@ -113,7 +106,7 @@ def _line_plus(history: pd.DataFrame, horizon: int, offset: float = 0.0) -> np.n
 
 
 def _lines(monkeypatch) -> list[Candidate]:
-    from forecasting import models
+    from forecasting import methods as models
 
     monkeypatch.setitem(models.METHOD_KINDS, "line", _line_plus)
     return [Candidate("seasonal_naive", "seasonal_naive"), Candidate("high", "line", {"offset": 5.0}),
@@ -173,7 +166,7 @@ def test_cli_refuses_negative_values_in_one_line(tmp_path, capsys):
 
 def test_a_mean_is_calibrated_on_its_members_widths_not_on_its_averaged_errors():
     """Members whose errors cancel would give the mean a near-zero interval; it gets their average width."""
-    from forecasting.models import add_intervals, interval_multipliers
+    from forecasting.intervals import add_intervals, interval_multipliers
 
     rng = np.random.default_rng(5)
     e = rng.normal(0, 1, (6, 4))
@@ -199,7 +192,7 @@ def test_the_nightly_default_set_is_one_prophet_with_autoets_and_autotheta():
 def test_intervals_are_split_conformal_at_each_step():
     """Each step's width is its own conformal rank of the backtest |errors| (no pooling across steps, no
     global widening): the old pooled quantile x 1.15 gave step 1 here a width far above its errors."""
-    from forecasting.models import interval_multipliers
+    from forecasting.intervals import interval_multipliers
 
     e = np.array([[0.1, 4.0, -1.0]] * 3 + [[-0.2, -5.0, 1.0]] * 3)  # 6 origins: 80% rank 6 = the largest
     w = interval_multipliers(e, horizon=4)

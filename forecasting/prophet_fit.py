@@ -1,0 +1,222 @@
+"""Prophet as a forecast method: the MAP fit by LBFGS and the Stan plumbing around it.
+
+Prophet (the primary model) is always fitted with `algorithm="LBFGS"` (Newton takes 7-16 s per short series),
+no Newton fallback, no weekly/daily seasonality and no predictive sampling (intervals come from backtest
+errors, `forecasting.intervals`). Yearly Fourier order shrinks with the training length (off under 18
+months); under 6 months Prophet gives the naive mean. cmdstanpy's per-fit files are removed as fits end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecasting.series import future_months, naive_values
+
+log = logging.getLogger(__name__)
+
+PROPHET_MIN_MONTHS = 6  # under this Prophet's trend interpolates the data (noise -> 0) and LBFGS fails: naive
+DEFAULT_QUARTER_END_MONTHS: tuple[int, ...] = (1, 4, 7, 10)  # fiscal year starting in February: Apr, Jul, Oct, Jan
+
+# While set (by `forecast` for its final refit only), every successful Prophet fit appends
+# (its settings, its model as Prophet's JSON) here: the fitted models are kept, never pickled.
+_FITTED_PROPHETS: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "fitted_prophets", default=None)
+
+
+@contextlib.contextmanager
+def collect_prophet_fits() -> Iterator[list[dict[str, Any]]]:
+    """Within the block, every successful Prophet fit appends its settings and Prophet JSON to the list yielded."""
+    fitted: list[dict[str, Any]] = []
+    token = _FITTED_PROPHETS.set(fitted)
+    try:
+        yield fitted
+    finally:
+        _FITTED_PROPHETS.reset(token)
+
+
+def yearly_fourier_order(n_months: int) -> int:
+    """Prophet yearly Fourier order for a training length: 0 (off) under 18 months, 2 under 24, else 4.
+
+    With under two years each seasonal coefficient is fitted from one or two observations: low order or none.
+    Quarter-end spikes (a 3-month period, order 4) are the regressor's job, not the Fourier terms'.
+    """
+    if n_months < 18:
+        return 0
+    return 2 if n_months < 24 else 4
+
+
+def quiet_stan() -> None:
+    """Silence cmdstanpy's per-fit INFO lines and Prophet's chatter (hundreds of fits per series)."""
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)  # "Importing plotly failed": plots are unused
+    import prophet  # noqa: F401  (its import sets the "prophet" logger to INFO: set levels after it)
+    from cmdstanpy.utils import get_logger  # get_logger adds cmdstanpy's handler once: set the level after it
+
+    get_logger().setLevel(logging.CRITICAL)
+    logging.getLogger("prophet").setLevel(logging.ERROR)  # e.g. "yearly seasonality with < 2 years": intended
+
+
+def brief_error(exc: BaseException | None) -> str:
+    """The last informative line of an error (cmdstan errors embed the whole console log)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] if exc is not None else []
+    return lines[-1][:200] if lines else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _stan_scratch() -> Iterator[None]:
+    """Delete the output folders cmdstanpy leaves per fit, failed fits included (kept until exit otherwise).
+
+    Removes what appeared in cmdstanpy's temp folder during the block: use processes, not threads, to run
+    fits in parallel (forecast_many does).
+    """
+    import cmdstanpy
+
+    root = cmdstanpy._TMPDIR
+    before = set(os.listdir(root)) if os.path.isdir(root) else set()
+    try:
+        yield
+    finally:
+        if os.path.isdir(root):
+            for name in set(os.listdir(root)) - before:
+                if name.startswith("prophet_model"):
+                    shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+_COMPONENT_MATRICES: dict[tuple, tuple[pd.DataFrame, dict[str, list[str]]]] = {}
+_PROPHET_CLASS: type | None = None
+
+
+def _component_key(model: Any, seasonal_features: pd.DataFrame, modes: Mapping[str, list[str]]) -> tuple:
+    """Everything Prophet's `regressor_column_matrix` reads: feature names, modes, holidays, regressors."""
+    train = model.train_component_cols
+    return (
+        tuple(seasonal_features.columns),
+        tuple((mode, tuple(names)) for mode, names in sorted(modes.items())),
+        None if model.train_holiday_names is None else tuple(model.train_holiday_names),
+        tuple((name, props["mode"]) for name, props in model.extra_regressors.items()),
+        model.holidays_mode,
+        None if train is None else (tuple(train.columns), tuple(train.index), train.to_numpy().tobytes()),
+    )
+
+
+def prophet_class() -> type:
+    """Prophet, with the matrix of which feature belongs to which component built once per layout.
+
+    Prophet rebuilds that small matrix with `pd.crosstab` on every fit and every predict: a third of a
+    monthly fit's time in a profile at scale M, though it depends only on the feature names and the
+    seasonality and regressor settings (the key above). Fits and forecasts are unchanged (tested).
+    """
+    global _PROPHET_CLASS
+    if _PROPHET_CLASS is None:
+        import copy
+
+        from prophet import Prophet
+
+        class _Prophet(Prophet):
+            def regressor_column_matrix(self, seasonal_features: pd.DataFrame,
+                                        modes: dict[str, list[str]]) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+                key = _component_key(self, seasonal_features, modes)
+                hit = _COMPONENT_MATRICES.get(key)
+                if hit is None:
+                    hit = super().regressor_column_matrix(seasonal_features, copy.deepcopy(modes))
+                    _COMPONENT_MATRICES[key] = hit
+                matrix, combined = hit
+                modes.clear()  # Prophet's own adds the combination components to the caller's modes
+                modes.update(copy.deepcopy(combined))
+                return matrix.copy(), modes
+
+        _PROPHET_CLASS = _Prophet
+    return _PROPHET_CLASS
+
+
+def _prophet_model(n_months: int, seasonality_mode: str, changepoint_prior_scale: float,
+                   n_changepoints: int, quarter_end: bool) -> Any:
+    order = yearly_fourier_order(n_months)
+    model = prophet_class()(
+        growth="linear",
+        yearly_seasonality=order if order else False,
+        weekly_seasonality=False,
+        daily_seasonality=False,
+        seasonality_mode=seasonality_mode,
+        changepoint_prior_scale=changepoint_prior_scale,
+        n_changepoints=n_changepoints,
+        uncertainty_samples=0,
+    )
+    model.stan_backend.set_options(newton_fallback=False)
+    if quarter_end:
+        model.add_regressor("quarter_end", standardize=False)
+    return model
+
+
+def prophet_values(history: pd.DataFrame, horizon: int, seasonality_mode: str = "additive",
+                   changepoint_prior_scale: float = 0.1, quarter_end: bool = True,
+                   quarter_end_months: Sequence[int] = DEFAULT_QUARTER_END_MONTHS) -> np.ndarray:
+    """Prophet point forecast (MAP by LBFGS, no sampling), clipped at 0; the naive mean under 6 months.
+
+    LBFGS often stops at its first step on Prophet's Laplace changepoint prior (all changepoint deltas start
+    exactly at the prior's kink; with a stiff prior, 0.01, about half of monthly fits fail). A failed fit is
+    retried from changepoint deltas of half the prior scale, then with fewer changepoints and without the
+    quarter-end regressor (on short windows it can pin three points exactly); only then does it raise
+    RuntimeError (Newton fallback is off: it costs seconds per series). Iterations are capped (deterministic)
+    and a 30 s timeout guards against a runaway line search (only that guard depends on machine load; no fit
+    came near it in the evaluation).
+    """
+    y = history["y"].to_numpy(dtype=float)
+    n = len(y)
+    if n < PROPHET_MIN_MONTHS:
+        return np.clip(naive_values(y, horizon), 0, None)
+    quiet_stan()
+    train = history[["ds", "y"]].reset_index(drop=True)
+    future = pd.DataFrame({"ds": future_months(history, horizon)})
+    qe_months = set(quarter_end_months)
+    use_qe = False
+    if quarter_end:
+        flag = train["ds"].dt.month.isin(qe_months)
+        # a regressor seen in under 3 months (or missing from under 3) just interpolates those months
+        if 3 <= int(flag.sum()) <= n - 3:
+            use_qe = True
+            train = train.assign(quarter_end=flag.astype(float))
+            future["quarter_end"] = future["ds"].dt.month.isin(qe_months).astype(float)
+    n_cp = 25 if n >= 12 else 2
+    attempts = [(n_cp, False, use_qe), (n_cp, True, use_qe), (max(1, n // 4), True, False)]
+    last_error: Exception | None = None
+    np.random.seed(0)
+    for n_changepoints, custom_init, with_qe in attempts:
+        train_i = train if with_qe or not use_qe else train.drop(columns="quarter_end")
+        model = _prophet_model(n, seasonality_mode, changepoint_prior_scale, n_changepoints, with_qe)
+        kwargs: dict[str, Any] = {"algorithm": "LBFGS", "iter": 3000, "timeout": 30}
+        if custom_init:  # Prophet's own initial values, changepoint deltas moved off the kink
+            inputs = model.preprocess(train_i.copy())
+            init = model.calculate_initial_params(inputs.K)
+            kwargs["init"] = {"k": init.k, "m": init.m, "beta": np.asarray(init.beta), "sigma_obs": init.sigma_obs,
+                              "delta": np.full(len(init.delta), changepoint_prior_scale / 2)}
+            model = _prophet_model(n, seasonality_mode, changepoint_prior_scale, n_changepoints, with_qe)
+        try:
+            with _stan_scratch():
+                model.fit(train_i, **kwargs)
+            yhat = model.predict(future)["yhat"].to_numpy(dtype=float)
+        except (RuntimeError, TimeoutError, ValueError) as exc:
+            last_error = exc
+            continue
+        if np.all(np.isfinite(yhat)):
+            sink = _FITTED_PROPHETS.get()
+            if sink is not None:
+                from prophet.serialize import model_to_json
+
+                sink.append({"seasonality_mode": seasonality_mode, "changepoint_prior_scale": changepoint_prior_scale,
+                             "quarter_end": with_qe, "n_changepoints": n_changepoints,
+                             "model_json": model_to_json(model)})
+            return np.clip(yhat, 0, None)
+        last_error = RuntimeError("Prophet returned a non-finite forecast")
+    raise RuntimeError(f"Prophet LBFGS failed after {len(attempts)} attempts: {brief_error(last_error)}")
+
+
+# How the chosen methods' forecasts combine, step by step. Both commute with `actual - forecast`, so a

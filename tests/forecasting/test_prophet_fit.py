@@ -1,0 +1,52 @@
+"""Prophet's LBFGS fit and its Stan plumbing (forecasting/prophet_fit.py)."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting.prophet_fit import prophet_values
+from tests.forecasting.synthetic import monthly, trending_seasonal
+
+
+def test_prophet_fits_leave_no_stan_files_behind():
+    import cmdstanpy
+
+    before = set(os.listdir(cmdstanpy._TMPDIR))  # other code (bookings.prophet_forecast) may leave its own
+    prophet_values(trending_seasonal(30), 3)
+    prophet_values(monthly([5.0, 0.0, 0.0, 7.0, 0.0, 0.0, 9.0]), 3, changepoint_prior_scale=0.5)  # may fail/retry
+    assert set(os.listdir(cmdstanpy._TMPDIR)) - before == set()
+
+
+@pytest.mark.parametrize("n", [14, 40])
+@pytest.mark.parametrize(("mode", "quarter_end"), [("additive", True), ("multiplicative", True), ("additive", False)])
+def test_prophet_with_the_memoised_component_matrix_forecasts_exactly_as_prophet(monkeypatch, n, mode, quarter_end):
+    """The component matrix is built once per layout; every forecast equals plain Prophet's, bit for bit."""
+    from prophet import Prophet
+
+    import forecasting.prophet_fit as models
+
+    hist = trending_seasonal(n, seed=3)
+    ours = [prophet_values(hist, 6, mode, 0.1, quarter_end) for _ in range(2)]  # the second from the memo
+    assert any(key[0] for key in models._COMPONENT_MATRICES)
+    monkeypatch.setattr(models, "_PROPHET_CLASS", Prophet)
+    plain = prophet_values(hist, 6, mode, 0.1, quarter_end)
+    for values in ours:
+        np.testing.assert_array_equal(values, plain)
+
+
+def test_the_memoised_component_matrix_is_prophets_own_and_not_shared_between_models():
+    import forecasting.prophet_fit as models
+
+    hist = trending_seasonal(30, seed=5).assign(quarter_end=lambda d: d["ds"].dt.month.isin([1, 4, 7, 10]) * 1.0)
+    first, second = (models._prophet_model(30, "multiplicative", 0.1, 25, True) for _ in range(2))
+    first.fit(hist, algorithm="LBFGS")
+    second.fit(hist, algorithm="LBFGS")
+    pd.testing.assert_frame_equal(first.train_component_cols, second.train_component_cols)
+    assert first.component_modes == second.component_modes
+    assert first.train_component_cols is not second.train_component_cols
+    second.train_component_cols.iloc[0, 0] = 99  # a model changing its own copy leaves the memo alone
+    third = models._prophet_model(30, "multiplicative", 0.1, 25, True)
+    third.fit(hist, algorithm="LBFGS")
+    assert int(third.train_component_cols.iloc[0, 0]) != 99
