@@ -12,6 +12,16 @@
 {%- endmacro %}
 
 {#
+    A group's win rates by count and by amount, from its won_/lost_ counts and amounts: the one definition
+    of the win rate (won over closed = won + lost; open deals never count).
+#}
+{% macro win_rates(won_count='won_count', lost_count='lost_count', won_amount='won_amount',
+                   lost_amount='lost_amount') -%}
+    {{ salesos.ratio(won_count, won_count ~ ' + ' ~ lost_count) }} as win_rate,
+    {{ salesos.ratio(won_amount, won_amount ~ ' + ' ~ lost_amount) }} as win_rate_amount
+{%- endmacro %}
+
+{#
     The accuracy of a forecast over scored rows, one definition for the machine forecasts and the reps'
     calls (aggregates; use in a grouped select): WAPE = sum |error| / sum |actual|; MAPE = mean absolute
     percentage error over rows with actual > 0; bias = sum(forecast - actual) / sum(actual) (positive =

@@ -17,10 +17,21 @@ def test_every_rate_goes_through_ratio():
     """A guarded division (`case when d > 0 then n / d end`) is the ratio() macro's rule written again."""
     guarded = re.compile(r"when\s+[^\n]*(?:>|<>|!=)\s*0\s+then\s+[^\n]*\S\s*/\s*\S", re.IGNORECASE)
     assert [name for name, sql in _models().items() if guarded.search(sql)] == []
-    users = sorted(name.rsplit("/", 1)[-1] for name, sql in _models().items() if "ratio(" in sql)
+    # win_rates() is ratio() of won over won + lost, by count and by amount (macros/metrics.sql)
+    users = sorted(name.rsplit("/", 1)[-1] for name, sql in _models().items()
+                   if "ratio(" in sql or "win_rates(" in sql)
     for mart in ("mart_rep_performance.sql", "mart_win_rates.sql", "mart_sales_velocity.sql",
                  "mart_quota_attainment.sql", "mart_stage_conversion.sql", "mart_forecast_accuracy.sql"):
         assert mart in users
+
+
+def test_the_win_rates_are_ratio_of_won_over_closed():
+    macro = (ROOT / "dbt_project" / "macros" / "metrics.sql").read_text(encoding="utf-8")
+    body = macro[macro.index("macro win_rates("):]
+    body = body[:body.index("endmacro")]
+    assert "salesos.ratio(won_count, won_count ~ ' + ' ~ lost_count)" in body
+    assert "salesos.ratio(won_amount, won_amount ~ ' + ' ~ lost_amount)" in body
+    assert [n for n, sql in _models().items() if "won_amount + lost_amount')" in sql] == []  # not by hand again
 
 
 def test_the_ratio_rule_is_null_unless_the_denominator_is_positive():

@@ -72,15 +72,9 @@ converted as (
         owners.user_id is not null as is_owner_known,
         coalesce(owners.is_active, false) as is_owner_active,
         -- the assignment of the day; a day no assignment covers (a gap in user_assignments.csv): today's
-        case when assignments.rep_id is null then owners.team_id else assignments.team_id end as team_id,
-        coalesce(
-            case when assignments.rep_id is null then owners.team_name else assignments.team_name end,
-            {{ no_team_name() }}
-        ) as team_name,
-        coalesce(
-            case when assignments.rep_id is null then owners.region else assignments.region end,
-            {{ unassigned_region() }}
-        ) as region,
+        {{ team_of_the_day('team_id') }} as team_id,
+        coalesce({{ team_of_the_day('team_name') }}, {{ no_team_name() }}) as team_name,
+        coalesce({{ team_of_the_day('region') }}, {{ unassigned_region() }}) as region,
         with_rate.attributed_on,
         owners.team_id as current_team_id,
         coalesce(owners.team_name, {{ no_team_name() }}) as current_team_name,
@@ -112,12 +106,7 @@ converted as (
         with_rate.probability_pct,
         with_rate.last_modified_at
     from with_rate
-    left join owners
-        on with_rate.owner_id = owners.user_id
-    left join assignments
-        on
-            with_rate.owner_id = assignments.rep_id
-            and {{ assignment_in_force('assignments', 'with_rate.attributed_on') }}
+    {{ join_owner_and_assignment('with_rate', 'with_rate.attributed_on') }}
     left join accounts
         on with_rate.account_id = accounts.account_id
     left join stages

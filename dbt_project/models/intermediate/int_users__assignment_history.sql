@@ -11,16 +11,15 @@
 -- none, and the models credit it to the current assignment.
 {%- set band_names = (var('segment_bands') or []) | map(attribute='name') | map('string') | list %}
 {%- set by_date = "over (partition by user_id order by starts_on)" %}
+{#- what an assignment is made of: a change of any of them starts a new one #}
+{%- set attributes = ['manager_id', 'user_role_id', 'division', 'department'] %}
 {%- set band_list = "'" ~ (band_names | map('replace', "'", "''") | join("', '")) ~ "'" %}
 with snapshot_versions as (
 
     -- a version closed on the day it was recorded was superseded by a re-run of that date: the re-run wins
     select
         user_id,
-        manager_id,
-        user_role_id,
-        division,
-        department,
+        {{ attributes | join(',\n        ') }},
         cast(dbt_valid_from as date) as starts_on,
         cast(null as date) as ends_before,
         'snapshot' as recorded_in,
@@ -90,10 +89,7 @@ bounded as (
     -- each version ends where the next starts, or earlier where the file says so (a gap)
     select
         user_id,
-        manager_id,
-        user_role_id,
-        division,
-        department,
+        {{ attributes | join(',\n        ') }},
         starts_on,
         recorded_in,
         case

@@ -131,8 +131,7 @@ select
     lost_count,
     won_amount,
     lost_amount,
-    {{ ratio('won_count', 'won_count + lost_count') }} as win_rate,
-    {{ ratio('won_amount', 'won_amount + lost_amount') }} as win_rate_amount,
+    {{ win_rates() }},
     quota_amount,
     {{ ratio('won_amount', 'quota_amount') }} as attainment
 from joined

@@ -26,18 +26,9 @@ owner_periods as (
         owner_months.owner_id,
         owner_months.fiscal_month,
         -- the assignment on the month's first day; a day no assignment covers: today's
-        coalesce(
-            case when assignments.rep_id is null then owners.team_id else assignments.team_id end,
-            {{ hierarchy_missing_member() }}
-        ) as team_id,
-        coalesce(
-            case when assignments.rep_id is null then owners.team_name else assignments.team_name end,
-            {{ no_team_name() }}
-        ) as team_name,
-        coalesce(
-            case when assignments.rep_id is null then owners.region else assignments.region end,
-            {{ unassigned_region() }}
-        ) as region,
+        coalesce({{ team_of_the_day('team_id') }}, {{ hierarchy_missing_member() }}) as team_id,
+        coalesce({{ team_of_the_day('team_name') }}, {{ no_team_name() }}) as team_name,
+        coalesce({{ team_of_the_day('region') }}, {{ unassigned_region() }}) as region,
         period_types.period_type,
         case period_types.period_type
             when 'month' then owner_months.fiscal_month
@@ -50,12 +41,7 @@ owner_periods as (
         owner_months.open_pipeline_amount,
         owner_months.open_pipeline_count
     from owner_months
-    left join owners
-        on owner_months.owner_id = owners.user_id
-    left join assignments
-        on
-            owner_months.owner_id = assignments.rep_id
-            and {{ assignment_in_force('assignments', 'owner_months.fiscal_month') }}
+    {{ join_owner_and_assignment('owner_months', 'owner_months.fiscal_month') }}
     cross join period_types
 
 ),

@@ -44,8 +44,7 @@ final as (
         won_amount,
         lost_amount,
         won_amount + lost_amount as closed_amount,
-        {{ ratio('won_count', 'won_count + lost_count') }} as win_rate,
-        {{ ratio('won_amount', 'won_amount + lost_amount') }} as win_rate_amount
+        {{ win_rates() }}
     from grouped
 
 )
