@@ -505,10 +505,11 @@ class Builder:
         cohort_from = (pd.Timestamp(self.ctx.as_of) - pd.DateOffset(months=12)).date()
         funnel = self.q("select stage_rank, stage_name, sum(reached_count) as reached, sum(advanced_count) as "
                         "advanced, sum(won_count) as won from marts.mart_stage_conversion where cohort_month > ? "
-                        "group by all order by stage_rank", [cohort_from])
+                        "group by stage_rank, stage_name order by stage_rank", [cohort_from])
         open_now = self.q("select s.stage_rank, o.stage_name, count(*) as deals, sum(o.amount) as amount "
                           "from marts.fct_opportunities as o left join marts.dim_stages as s using (stage_name) "
-                          "where o.status = 'open' group by all order by s.stage_rank nulls last")
+                          "where o.status = 'open' group by s.stage_rank, o.stage_name "
+                          "order by s.stage_rank nulls last")
         blocks: list[dict[str, Any]] = []
         if funnel.empty:
             blocks.append(self.empty(title, "No deals were created in the last 12 months."))
@@ -851,7 +852,7 @@ class Builder:
             return [self.empty("Quarantined rows", "No quarantine tables in this warehouse.")]
         union = " union all ".join(parts)
         by_rule = self.q(f"select table_name, _source_file, _reason, _field, count(*) as n from ({union}) "
-                         "group by all order by n desc")
+                         "group by table_name, _source_file, _reason, _field order by n desc")
         sample = self.q(f"select * from ({union}) order by table_name, _row_number limit 200")
         rule_rows = [[c.text_cell(r["_source_file"]), c.text_cell(r["_reason"]), c.text_cell(r["_field"]),
                       c.num_cell(r["n"])] for r in by_rule.to_dict("records")]
