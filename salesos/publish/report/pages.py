@@ -851,9 +851,10 @@ class Builder:
         if not parts:
             return [self.empty("Quarantined rows", "No quarantine tables in this warehouse.")]
         union = " union all ".join(parts)
-        by_rule = self.q(f"select table_name, _source_file, _reason, _field, count(*) as n from ({union}) "
+        by_rule = self.q(f"select table_name, _source_file, _reason, _field, count(*) as n "
+                         f"from ({union}) as quarantined "
                          "group by table_name, _source_file, _reason, _field order by n desc")
-        sample = self.q(f"select * from ({union}) order by table_name, _row_number limit 200")
+        sample = self.q(f"select * from ({union}) as quarantined order by table_name, _row_number limit 200")
         rule_rows = [[c.text_cell(r["_source_file"]), c.text_cell(r["_reason"]), c.text_cell(r["_field"]),
                       c.num_cell(r["n"])] for r in by_rule.to_dict("records")]
         sample_rows = [[c.text_cell(r["_source_file"]), c.num_cell(r["_row_number"]), c.text_cell(r["_reason"]),
