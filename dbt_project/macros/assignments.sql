@@ -2,7 +2,10 @@
     The team of the day: the row of int_users__assignment_history (`assignments`) in force on `on_date`.
     An assignment holds from valid_from (null: since before any record) to valid_to (exclusive; null: still
     in force), and a user's rows never overlap, so a left join on this condition finds at most one row.
-    Used by int_opportunities__converted (a deal's close date) and mart_quota_attainment (a quota month).
+    Which date is the fact's is each model's (docs/metrics.md, "Credited to the team of the day"): a closed
+    deal's close date (int_opportunities__converted), a quota's month (int_quotas__resolved), a rep-month's
+    first day (mart_rep_performance, mart_sales_velocity, mart_lead_funnel), a pipeline snapshot's date
+    (int_forecast__call_pipeline).
 #}
 {% macro assignment_in_force(assignments, on_date) -%}
     ({{ assignments }}.valid_from is null or {{ on_date }} >= {{ assignments }}.valid_from)
@@ -28,4 +31,21 @@
 #}
 {% macro team_of_the_day(attribute) -%}
     case when assignments.rep_id is null then owners.{{ attribute }} else assignments.{{ attribute }} end
+{%- endmacro %}
+
+{#
+    The attribution columns of a fact, after join_owner_and_assignment: team_id, team_name and region of the
+    team of the day (the one rule: a fact counts in the team its owner was in on the fact's date), then
+    current_team_id, current_team_name and current_region (the owner's today, for a reader who wants today's
+    tree; current=false leaves them out). Missing names read as the marts' 'No team' and 'Unassigned'.
+#}
+{% macro attribution_columns(current=true) -%}
+    {{ team_of_the_day('team_id') }} as team_id,
+    coalesce({{ team_of_the_day('team_name') }}, {{ no_team_name() }}) as team_name,
+    coalesce({{ team_of_the_day('region') }}, {{ unassigned_region() }}) as region
+    {%- if current %},
+    owners.team_id as current_team_id,
+    coalesce(owners.team_name, {{ no_team_name() }}) as current_team_name,
+    coalesce(owners.region, {{ unassigned_region() }}) as current_region
+    {%- endif %}
 {%- endmacro %}

@@ -2,7 +2,9 @@
 -- comes first) up to the month of as_of, for every owner with a quota or a closed deal; for a rep who
 -- left (User.IsActive false) only up to their last quota month or last closed deal (whichever comes
 -- last), so no zero months are densified after a departure. Deals count in the month of their close
--- date, and only when they closed on or before as_of.
+-- date, and only when they closed on or before as_of. A rep-month's date is its first day: team_id,
+-- team_name and region are the rep's team of the day then (as a quota month's, int_quotas__resolved),
+-- current_team_id, current_team_name and current_region the rep's today.
 {%- set owner_month = ['owner_id', 'fiscal_month'] %}
 with closed_deals as (
 
@@ -77,6 +79,12 @@ owners as (
 
 ),
 
+assignments as (
+
+    select * from {{ ref('int_users__assignment_history') }}
+
+),
+
 owner_months as (
 
     select
@@ -101,9 +109,7 @@ joined as (
     select
         owner_months.owner_id,
         owners.user_name as owner_name,
-        owners.team_id,
-        coalesce(owners.team_name, {{ no_team_name() }}) as team_name,
-        coalesce(owners.region, {{ unassigned_region() }}) as region,
+        {{ attribution_columns() }},
         owner_months.fiscal_month,
         {{ fiscal_quarter('owner_months.fiscal_month') }} as fiscal_quarter,
         {{ fiscal_year('owner_months.fiscal_month') }} as fiscal_year,
@@ -117,13 +123,15 @@ joined as (
         on {{ equal_keys('owner_months', 'deals_by_month', owner_month) }}
     left join quotas
         on {{ equal_keys('owner_months', 'quotas', owner_month) }}
-    left join owners
-        on owner_months.owner_id = owners.user_id
+    {{ join_owner_and_assignment('owner_months', 'owner_months.fiscal_month') }}
 
 )
 
 select
     {{ rep_attribute_columns() }},
+    current_team_id,
+    current_team_name,
+    current_region,
     fiscal_month,
     fiscal_quarter,
     fiscal_year,

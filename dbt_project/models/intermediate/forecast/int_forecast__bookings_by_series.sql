@@ -1,16 +1,17 @@
 -- One row per series (level x series_key) and calendar month with at least one won deal: won amount
 -- (status = 'won') by month of close_date, close dates on or before as_of. Levels: every level of var
 -- hierarchy (company 'all', region, segment, team_id, owner_id). Sparse; fct_bookings_monthly makes it dense.
--- Team and region are the owner's current ones (fct_opportunities' current_*), not the team of the day:
--- a forecast is of what a team's reps will book, and each rep sits under one team in the reconciled tree.
+-- Team and region are the team of the day (fct_opportunities' team_id, region: the owner's on the close
+-- date): a team's series is what the team booked, the same number the marts and the semantic layer give,
+-- so a forecast is trained on and scored against one series (docs/metrics.md, "Forecasts by team").
 with won as (
 
     select
         {{ month_start('close_date') }} as month_start,
-        current_region as region,
+        region,
         segment,
-        current_team_id as team_id,
-        current_team_name as team_name,
+        team_id,
+        team_name,
         owner_id,
         owner_name,
         amount

@@ -2,9 +2,10 @@
 -- the reps' own call as it stood when the month started, from the pipeline snapshot at the end of the
 -- day before the call date (fct_pipeline_snapshots at snapshot_date = call_date - 1). Target months: the
 -- call date's month (horizon 1) and the next month (horizon 2). Open amounts by forecast category of deals
--- closing in the target month; team, region and owner of a deal as in fct_opportunities (as
--- fct_bookings_monthly).
-with {{ import_ctes(snapshots='fct_pipeline_snapshots', opportunities='fct_opportunities') }},
+-- closing in the target month, owner as in fct_opportunities; an open deal counts in the team its owner was
+-- in on the snapshot date (the team of the day, as fct_bookings_monthly credits a won deal on its close date).
+with {{ import_ctes(snapshots='fct_pipeline_snapshots', opportunities='fct_opportunities',
+                    owners='int_users__enriched', assignments='int_users__assignment_history') }},
 
 call_dates as (
 
@@ -31,9 +32,7 @@ open_deals as (
         call_dates.call_date,
         horizons.horizon,
         {{ add_months('call_dates.call_date', 'horizons.horizon - 1') }} as target_month,
-        -- the owner's current team and region, as the forecast series have them
-        opportunities.current_region as region,
-        opportunities.current_team_id as team_id,
+        {{ attribution_columns(current=false) }},
         opportunities.owner_id,
         snapshots.forecast_category,
         snapshots.close_date,
@@ -44,6 +43,7 @@ open_deals as (
         on call_dates.snapshot_date = snapshots.snapshot_date
     inner join opportunities
         on snapshots.opportunity_id = opportunities.opportunity_id
+    {{ join_owner_and_assignment('opportunities', 'call_dates.snapshot_date') }}
     where snapshots.forecast_category in ('Commit', 'Best Case')
 
 ),

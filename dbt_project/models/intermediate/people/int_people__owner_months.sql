@@ -1,11 +1,19 @@
--- One row per owner and calendar (fiscal) month with a quota, a deal won on or before as_of, or an
--- open deal whose close date falls in the month. Deals count for their current owner (a deal moved
--- between reps counts in full for the rep who owns it at export time).
+-- One row per owner, calendar (fiscal) month and team of the day with a quota, a deal won on or before
+-- as_of, or an open deal whose close date falls in the month. Deals count for their current owner (a deal
+-- moved between reps counts in full for the rep who owns it at export time). Each fact counts in the team
+-- of its own date (team_id, team_name, region): a quota in the owner's team on the month's first day
+-- (int_quotas__resolved), a won deal in the team on its close date, open pipeline in today's team
+-- (fct_opportunities); so a rep who moved mid-month has a row for each team. attributed_on: the latest
+-- date among the row's facts (what names a rep's team in a period, mart_quota_attainment).
 with quotas as (
 
     select
         owner_id,
         quota_month as fiscal_month,
+        team_id,
+        team_name,
+        region,
+        quota_month as attributed_on,
         quota_amount,
         cast(0 as {{ numeric_type() }}) as booked_amount,
         0 as won_count,
@@ -20,6 +28,10 @@ won as (
     select
         owner_id,
         close_fiscal_month as fiscal_month,
+        team_id,
+        team_name,
+        region,
+        attributed_on,
         cast(0 as {{ numeric_type() }}) as quota_amount,
         amount as booked_amount,
         1 as won_count,
@@ -37,6 +49,10 @@ open_pipeline as (
     select
         owner_id,
         close_fiscal_month as fiscal_month,
+        team_id,
+        team_name,
+        region,
+        attributed_on,
         cast(0 as {{ numeric_type() }}) as quota_amount,
         cast(0 as {{ numeric_type() }}) as booked_amount,
         0 as won_count,
@@ -62,6 +78,10 @@ unioned as (
 select
     owner_id,
     fiscal_month,
+    team_id,
+    team_name,
+    region,
+    max(attributed_on) as attributed_on,
     cast(sum(quota_amount) as {{ numeric_type() }}) as quota_amount,
     cast(coalesce(sum(booked_amount), 0) as {{ numeric_type() }}) as booked_amount,
     cast(sum(won_count) as integer) as won_count,
@@ -69,4 +89,4 @@ select
     cast(sum(open_pipeline_count) as integer) as open_pipeline_count
 from unioned
 where owner_id is not null
-group by owner_id, fiscal_month
+group by owner_id, fiscal_month, team_id, team_name, region

@@ -73,9 +73,9 @@ won_deals as (
     select
         close_date,
         amount,
-        -- the owner's current team and region, as the forecast series have them
-        current_region as region,
-        current_team_id as team_id,
+        -- the team of the day (the close date's), as the forecast series have it
+        region,
+        team_id,
         owner_id
     from {{ ref('fct_opportunities') }}
     where status = 'won' and close_date <= {{ as_of() }}

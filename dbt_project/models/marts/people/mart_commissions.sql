@@ -45,8 +45,11 @@ joined as (
     select
         rep_months.owner_id,
         rep_months.owner_name,
+        rep_months.team_id,
         rep_months.team_name,
         rep_months.region,
+        rep_months.current_team_name,
+        rep_months.current_region,
         rep_months.fiscal_month,
         rep_months.fiscal_quarter,
         rep_months.fiscal_year,
@@ -92,8 +95,11 @@ capped as (
 select
     owner_id,
     owner_name,
+    team_id,
     team_name,
     region,
+    current_team_name,
+    current_region,
     fiscal_month,
     fiscal_quarter,
     fiscal_year,

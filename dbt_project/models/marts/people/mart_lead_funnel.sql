@@ -1,6 +1,9 @@
 -- One row per lead month (month of the lead's creation), lead source and lead owner, for every
--- combination with at least one lead that is not deleted and was created on or before as_of.
-with {{ import_ctes(leads='int_people__lead_responses', owners='int_users__enriched') }},
+-- combination with at least one lead that is not deleted and was created on or before as_of. Team and
+-- region are the owner's on the lead month's first day (the team of the day); current_team_name and
+-- current_region the owner's today.
+with {{ import_ctes(leads='int_people__lead_responses', owners='int_users__enriched',
+                    assignments='int_users__assignment_history') }},
 
 aggregated as (
 
@@ -26,8 +29,7 @@ select
     aggregated.lead_source,
     aggregated.owner_id,
     owners.user_name as owner_name,
-    coalesce(owners.team_name, {{ no_team_name() }}) as team_name,
-    coalesce(owners.region, {{ unassigned_region() }}) as region,
+    {{ attribution_columns() }},
     aggregated.lead_count,
     aggregated.contacted_count,
     {{ ratio('aggregated.contacted_count', 'aggregated.lead_count') }} as contact_rate,
@@ -37,5 +39,4 @@ select
     {{ ratio('aggregated.converted_count', 'aggregated.lead_count') }} as conversion_rate,
     aggregated.avg_days_to_convert
 from aggregated
-left join owners
-    on aggregated.owner_id = owners.user_id
+{{ join_owner_and_assignment('aggregated', 'aggregated.lead_month') }}

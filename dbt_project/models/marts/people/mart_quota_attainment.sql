@@ -1,13 +1,13 @@
 -- One row per level (owner, team, region, company), level_id, period_type (month, quarter, year) and
 -- period_start, for every fiscal period that has started by as_of and in which the level has a
--- quota, a booking or open pipeline. Each owner-month (its quota and its bookings) counts in the team and
--- region the owner was in on the month's first day (int_users__assignment_history: the team of the day),
--- so a rep who moved keeps earlier months in the earlier team. A rep's row names the team and region of
--- the period's last month with a row, and the rep's team and region today as current_*.
+-- quota, a booking or open pipeline. Each fact counts in the team and region of its own date
+-- (int_people__owner_months: a quota in the owner's team on the quota month's first day, a booking in the
+-- team on its close date, open pipeline in today's team), so a rep who moved keeps earlier quotas and
+-- bookings in the earlier team. A rep's row names the team and region of the rep's latest fact in the
+-- period, and the rep's team and region today as current_*.
 {%- set grain = ['level', 'level_id', 'period_type', 'period_start'] %}
 {%- set dimensions = ['owner_id', 'team_id', 'team_name', 'region'] %}
-with {{ import_ctes(owner_months='int_people__owner_months', owners='int_users__enriched',
-                    assignments='int_users__assignment_history') }},
+with {{ import_ctes(owner_months='int_people__owner_months', owners='int_users__enriched') }},
 
 period_types as (
 
@@ -25,10 +25,10 @@ owner_periods as (
     select
         owner_months.owner_id,
         owner_months.fiscal_month,
-        -- the assignment on the month's first day; a day no assignment covers: today's
-        coalesce({{ team_of_the_day('team_id') }}, {{ hierarchy_missing_member() }}) as team_id,
-        coalesce({{ team_of_the_day('team_name') }}, {{ no_team_name() }}) as team_name,
-        coalesce({{ team_of_the_day('region') }}, {{ unassigned_region() }}) as region,
+        owner_months.attributed_on,
+        coalesce(owner_months.team_id, {{ hierarchy_missing_member() }}) as team_id,
+        owner_months.team_name,
+        owner_months.region,
         period_types.period_type,
         case period_types.period_type
             when 'month' then owner_months.fiscal_month
@@ -41,7 +41,6 @@ owner_periods as (
         owner_months.open_pipeline_amount,
         owner_months.open_pipeline_count
     from owner_months
-    {{ join_owner_and_assignment('owner_months', 'owner_months.fiscal_month') }}
     cross join period_types
 
 ),
@@ -49,7 +48,7 @@ owner_periods as (
 levels as (
     {{ fan_out_levels(
         'owner_periods',
-        ['fiscal_month', 'period_type', 'period_start', 'quota_amount', 'booked_amount', 'won_count',
+        ['fiscal_month', 'attributed_on', 'period_type', 'period_start', 'quota_amount', 'booked_amount', 'won_count',
          'open_pipeline_amount', 'open_pipeline_count'],
         levels=['company', 'region', 'team', 'rep'],
         level_as='level',
@@ -60,7 +59,7 @@ levels as (
 
 dated as (
 
-    -- a member's team and region in a period: those of its last month there (a rep who moved mid-quarter
+    -- a member's team and region in a period: those of its latest fact there (a rep who moved mid-quarter
     -- is one row, named by the later team; the team and region levels have one value per member anyway)
     select
         *,
@@ -70,7 +69,9 @@ dated as (
         1 as period_rows
     from levels
     where period_start <= {{ as_of() }}
-    window periods as (partition by {{ grain | join(', ') }} order by fiscal_month desc)
+    window periods as (
+        partition by {{ grain | join(', ') }} order by attributed_on desc, fiscal_month desc, team_id asc
+    )
 
 ),
 

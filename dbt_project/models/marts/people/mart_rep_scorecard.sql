@@ -1,7 +1,8 @@
 -- One row per owner and fiscal month of mart_rep_performance (owners with a quota or a closed deal,
 -- from their first such month up to the month of as_of): the rep's score card. Metrics are defined
 -- where they are computed (mart_rep_performance, mart_quota_attainment, mart_lead_funnel,
--- mart_activity) or below for the deal averages.
+-- mart_activity) or below for the deal averages. Team and region are the rep's on the month's first day
+-- (as mart_rep_performance), so the ranks in team and region are among the reps of the team of the day.
 {%- set owner_month = ['owner_id', 'fiscal_month'] %}
 with rep_months as (
 
@@ -70,6 +71,9 @@ joined as (
         rep_months.team_id,
         rep_months.team_name,
         rep_months.region,
+        rep_months.current_team_id,
+        rep_months.current_team_name,
+        rep_months.current_region,
         rep_months.fiscal_month,
         rep_months.fiscal_quarter,
         rep_months.fiscal_year,
@@ -103,6 +107,9 @@ joined as (
 
 select
     {{ rep_attribute_columns() }},
+    current_team_id,
+    current_team_name,
+    current_region,
     fiscal_month,
     fiscal_quarter,
     fiscal_year,

@@ -2,9 +2,12 @@
 -- as_of) in the month. A deal is qualified once it reaches an open stage of stage_rank >= var
 -- pipeline_qualified_stage_rank (2 = Qualification), or is won; it counts as qualified in the month it
 -- first did (a won deal that never showed a qualified stage: its close month). Team and region are the
--- owner's current ones. The count and sum columns are additive (roll up to team by summing them).
+-- owner's on the month's first day (the team of the day, as mart_rep_performance); current_team_id,
+-- current_team_name and current_region the owner's today. The count and sum columns are additive (roll up
+-- to team by summing them).
 {%- set owner_month = ['owner_id', 'fiscal_month'] %}
-with {{ import_ctes(opportunities='fct_opportunities', history='int_opportunity_history__summary') }},
+with {{ import_ctes(opportunities='fct_opportunities', history='int_opportunity_history__summary',
+                    owners='int_users__enriched', assignments='int_users__assignment_history') }},
 
 deals as (
 
@@ -12,10 +15,6 @@ deals as (
         opportunities.opportunity_id,
         opportunities.owner_id,
         opportunities.owner_name,
-        -- one row per owner and month: the owner's current team and region
-        opportunities.current_team_id as team_id,
-        opportunities.current_team_name as team_name,
-        opportunities.current_region as region,
         opportunities.is_closed,
         opportunities.is_won,
         opportunities.close_date,
@@ -79,14 +78,11 @@ keys as (
 
 ),
 
-owners as (
+owner_names as (
 
     select distinct
         owner_id,
-        owner_name,
-        team_id,
-        team_name,
-        region
+        owner_name
     from deals
 
 ),
@@ -96,10 +92,9 @@ joined as (
     select
         keys.fiscal_month,
         keys.owner_id,
-        owners.owner_name,
-        owners.team_id,
-        owners.team_name,
-        owners.region,
+        owner_names.owner_name,
+        -- one row per owner and month: the owner's team of the month's first day
+        {{ attribution_columns() }},
         coalesce(qualified.qualified_count, 0) as qualified_count,
         coalesce(closed.won_count, 0) as won_count,
         coalesce(closed.lost_count, 0) as lost_count,
@@ -112,8 +107,9 @@ joined as (
         on {{ equal_keys('keys', 'qualified', owner_month) }}
     left join closed
         on {{ equal_keys('keys', 'closed', owner_month) }}
-    left join owners
-        on keys.owner_id = owners.owner_id
+    left join owner_names
+        on keys.owner_id = owner_names.owner_id
+    {{ join_owner_and_assignment('keys', 'keys.fiscal_month') }}
 
 ),
 
@@ -133,6 +129,9 @@ select
     {{ fiscal_quarter('fiscal_month') }} as fiscal_quarter,
     {{ fiscal_year('fiscal_month') }} as fiscal_year,
     {{ rep_attribute_columns() }},
+    current_team_id,
+    current_team_name,
+    current_region,
     qualified_count,
     won_count,
     lost_count,
