@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = [
     ("bookings by fiscal quarter and team", ["bookings", "quota", "quota_attainment", "win_rate"],
-     ["metric_time__fiscal_quarter", "rep__team_name"]),
+     ["metric_time__fiscal_quarter", "team__team_name"]),
     ("win rate per rep and month", ["win_rate", "win_rate_by_amount"], ["rep", "metric_time__month"]),
-    ("coverage per region and fiscal year", ["pipeline_coverage"], ["rep__region", "metric_time__fiscal_year"]),
+    ("coverage per region and fiscal year", ["pipeline_coverage"], ["region", "metric_time__fiscal_year"]),
     ("lead response per rep and month", ["lead_response_hours_median"], ["rep", "metric_time__month"]),
     ("forecast error per level and model", ["forecast_wape", "forecast_bias"],
      ["forecast_score__level", "forecast_score__model"]),

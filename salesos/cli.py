@@ -121,9 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     mt_list.add_argument("--json", action="store_true", help="print JSON")
     mt_query.add_argument("--metrics", required=True, help="comma-separated metric names (`salesos metrics list`)")
     mt_query.add_argument("--group-by", default="",
-                          help="comma-separated dimensions, e.g. metric_time__fiscal_quarter,rep__team_name")
+                          help="comma-separated dimensions, e.g. metric_time__fiscal_quarter,team__team_name")
     mt_query.add_argument("--where", action="append", default=[],
-                          help="a MetricFlow filter, e.g. \"{{ Dimension('rep__region') }} = 'EMEA'\" (repeatable)")
+                          help="a MetricFlow filter, e.g. \"{{ Entity('region') }} = 'EMEA'\" (repeatable)")
     mt_query.add_argument("--order", default="",
                           help="comma-separated metrics or dimensions; '-' first: descending (--order=-bookings)")
     mt_query.add_argument("--limit", type=int, default=None)

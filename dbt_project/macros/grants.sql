@@ -2,8 +2,9 @@
     Read-only access for BI tools, on the postgres target (a no-op on DuckDB, which has no roles).
 
     grant_bi_read_only() creates the role var('bi_role') (default salesos_bi) as NOLOGIN when it is
-    missing, and grants it USAGE on the schemas BI reads (marts, and forecasts when it exists) and SELECT
-    on every table and view in them. Nothing is granted on raw, quarantine, staging, intermediate or any
+    missing, and grants it USAGE on the schemas BI reads (marts, and forecasts and semantic when they
+    exist: the semantic layer's time spine and manifest, which `salesos metrics` queries beside the marts)
+    and SELECT on every table and view in them. Nothing is granted on raw, quarantine, staging, intermediate or any
     other schema. Give people access with a login role that is a member:
         create role alice login password '...' in role salesos_bi;
 
@@ -23,7 +24,7 @@
     {%- if not role -%}
         {{ exceptions.raise_compiler_error("var bi_role must be a role name") }}
     {%- endif -%}
-    {%- set bi_schemas = ['marts', 'forecasts'] -%}
+    {%- set bi_schemas = ['marts', 'forecasts', 'semantic'] -%}
     {%- set existing = run_query(
         "select schema_name from information_schema.schemata where schema_name in ('"
         ~ bi_schemas | join("', '") ~ "')"

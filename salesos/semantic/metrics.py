@@ -206,7 +206,7 @@ class SemanticLayer:
 
     def query(self, metrics: Sequence[str], group_by: Sequence[str] = (), *, where: Sequence[str] = (),
               order: Sequence[str] = (), limit: int | None = None) -> MetricResult:
-        """Metrics grouped by dimensions (`metric_time__month`, `rep__team_name`, ...), as MetricFlow computes them."""
+        """Metrics grouped by dimensions (`metric_time__month`, `team__team_name`, ...), as MetricFlow computes them."""
         sql = self.explain(metrics, group_by, where=where, order=order, limit=limit)
         try:
             columns, rows = self._con.run(sql)

@@ -60,8 +60,8 @@ def test_list_names_every_metric_with_its_dimensions(xs_night, capsys):
     for name in ("bookings", "win_rate", "quota_attainment", "pipeline_coverage", "forecast_wape", "meetings"):
         assert name in listed
     dims = set(listed["win_rate"]["dimensions"])
-    assert {"metric_time__fiscal_quarter", "metric_time__month", "rep", "rep__team_name", "rep__region",
-            "deal__segment"} <= dims
+    assert {"metric_time__fiscal_quarter", "metric_time__month", "rep", "team", "team__team_name", "region",
+            "rep__current_team_name", "rep__current_region", "deal__current_team_name", "deal__segment"} <= dims
     code, out, _ = _run(capsys, "list", "--warehouse", str(xs_night))
     assert code == 0 and "win_rate (ratio): won_deals / closed_deals" in out
 
@@ -92,7 +92,7 @@ def test_query_win_rate_per_team_and_fiscal_quarter_as_csv(xs_night, capsys):
 def test_query_json_with_where_order_and_limit(xs_night, capsys):
     wh = str(xs_night)
     code, out, err = _run(capsys, "query", "--warehouse", wh, "--metrics", "bookings,quota,quota_attainment",
-                          "--group-by", "rep__region,metric_time__fiscal_year",
+                          "--group-by", "region,metric_time__fiscal_year",
                           "--where", "{{ TimeDimension('metric_time', 'day') }} <= '2026-10-31'",
                           "--order=-bookings", "--limit", "3", "--json")
     assert code == 0, err
@@ -107,7 +107,7 @@ def test_query_json_with_where_order_and_limit(xs_night, capsys):
 @pytest.mark.parametrize(("args", "says"), [
     (["--metrics", "bookingz"], "unknown metric 'bookingz'; did you mean bookings?"),
     (["--metrics", "quota", "--group-by", "deal__segment"], "'deal__segment' is not a dimension of metric 'quota'"),
-    (["--metrics", "bookings", "--group-by", "rep__team"], "did you mean rep__team_id"),
+    (["--metrics", "bookings", "--group-by", "rep__team"], "deal__team_id, rep__current_team_id"),
     (["--metrics", "bookings", "--where", "{{ Dimension('rep__nope') }} = 'x'"], "the --where filter names no dimension"),
 ])
 def test_a_query_it_cannot_answer_is_one_line(xs_night, capsys, args, says):

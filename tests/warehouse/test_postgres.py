@@ -356,7 +356,7 @@ def test_metricflow_answers_the_same_on_postgres_and_duckdb(duckdb_run, pg_wareh
         dims = {m["name"]: set(m["dimensions"]) for m in duck.list_metrics()}
         compared = 0
         for metric in duck.metric_names():
-            for group_by in (("metric_time__fiscal_quarter",), ("rep__team_id", "metric_time__fiscal_year")):
+            for group_by in (("metric_time__fiscal_quarter",), ("team", "metric_time__fiscal_year")):
                 if not set(group_by) <= dims[metric]:
                     continue
                 d, p = duck.query([metric], group_by), pg.query([metric], group_by)
@@ -409,6 +409,8 @@ def test_bi_role_reads_marts_and_nothing_else(pg_warehouse):
                 assert cur.fetchone()[0] >= 0
             cur.execute("select count(*) from marts.fct_opportunities")
             assert cur.fetchone()[0] > 1000
+            cur.execute("select count(*) from semantic.time_spine_days")  # what MetricFlow joins for metric_time
+            assert cur.fetchone()[0] > 365
 
             for schema, table in hidden:
                 with pytest.raises(pg_errors.InsufficientPrivilege, match="permission denied"):
@@ -432,6 +434,35 @@ def test_bi_role_reads_marts_and_nothing_else(pg_warehouse):
                     cur.execute(statement)
     finally:
         bi.close()
+
+
+@pytest.mark.e2e
+def test_the_bi_role_answers_metric_queries(duckdb_run, pg_warehouse):
+    """`salesos metrics --target postgres` as a member of the BI role (not the owner): the semantic layer reads the
+    marts and the semantic schema's time spine (the fiscal calendar), and answers as the owner does."""
+    from salesos.semantic import SemanticLayer
+
+    roles, dsn = pg_warehouse["roles"], pg_warehouse["dsn"]
+    pg_warehouse["dbt"](["run-operation", "grant_bi_read_only", "--args", f"{{role: {roles['bi']}}}"], "grant_mf")
+    reader = f"{roles['login']}_mf"
+    admin = psycopg2.connect(dsn)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'create role "{reader}" login in role "{roles["bi"]}"')
+        reader_dsn = make_dsn(dsn, user=reader, password=None)
+        queries = [(["bookings", "quota", "quota_attainment"], ("team", "metric_time__fiscal_year")),
+                   (["win_rate", "pipeline_coverage"], ("metric_time__fiscal_quarter",)),
+                   (["sales_velocity"], ("region", "metric_time__fiscal_year"))]
+        with SemanticLayer(duckdb_run.warehouse, target="postgres", pg_dsn=dsn) as owner, \
+                SemanticLayer(duckdb_run.warehouse, target="postgres", pg_dsn=reader_dsn) as bi:
+            for metrics, group_by in queries:
+                want, got = owner.query(metrics, group_by), bi.query(metrics, group_by)
+                assert got.rows and sorted(map(str, got.rows)) == sorted(map(str, want.rows)), (metrics, group_by)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'drop role if exists "{reader}"')
+        admin.close()
 
 
 @pytest.mark.e2e
