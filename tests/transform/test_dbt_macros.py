@@ -48,3 +48,18 @@ def test_the_currency_rule_is_written_once():
     assert models["intermediate/int_opportunities__converted.sql"].count("fx_rate(") == 1
     snapshots = models["marts/pipeline/fct_pipeline_snapshots.sql"]
     assert snapshots.count("fx_rate(") == 2 and snapshots.count("fx_rate_in_force(") == 2
+
+
+def test_the_team_of_the_day_is_joined_by_the_assignment_macros_only():
+    """The join on int_users__assignment_history and the team-of-the-day columns are macros/assignments.sql's;
+    a model that wrote the date range again could credit a number to a different team than the others."""
+    by_hand = re.compile(r"assignments\.(valid_from|valid_to|rep_id)\b", re.IGNORECASE)
+    models = _models()
+    source = "intermediate/int_users__assignment_history.sql"  # builds the history (its input is `assignments`)
+    assert [name for name, sql in models.items() if name != source and by_hand.search(sql)] == []
+    joined = sorted(name.rsplit("/", 1)[-1] for name, sql in models.items() if "join_owner_and_assignment(" in sql)
+    assert joined == sorted(["int_opportunities__converted.sql", "int_quotas__resolved.sql",
+                             "int_forecast__call_pipeline.sql", "mart_rep_performance.sql",
+                             "mart_sales_velocity.sql", "mart_lead_funnel.sql"])
+    for name in joined:
+        assert "attribution_columns(" in models[next(k for k in models if k.endswith(name))], name

@@ -1,13 +1,21 @@
 -- fct_bookings_monthly: reps' bookings summed within a team equal the team's, teams summed equal the
 -- company's, regions and segments summed equal the company's, month by month. Rows returned = mismatches.
--- The series' teams are the reps' current ones (int_forecast__bookings_by_series): one team per rep.
-with opportunities as (
+-- The series' teams are the team of the day (int_forecast__bookings_by_series: the owner's team on the close
+-- date), so a rep who moved mid-month books in two teams that month: each rep-month is split by the teams of
+-- its deals (fct_opportunities), and the split must add up to the rep's series as well as to each team's.
+with won as (
 
-    select distinct
+    select
         coalesce(cast(owner_id as {{ string_type() }}), {{ hierarchy_missing_member() }}) as owner_key,
-        coalesce(cast(current_team_id as {{ string_type() }}), {{ hierarchy_missing_member() }}) as team_key
+        coalesce(cast(team_id as {{ string_type() }}), {{ hierarchy_missing_member() }}) as team_key,
+        {{ month_start('close_date') }} as month_start,
+        sum(coalesce(amount, 0)) as won_amount
     from {{ ref('fct_opportunities') }}
-    where status = 'won'
+    where status = 'won' and close_date is not null and close_date <= {{ as_of() }}
+    group by
+        coalesce(cast(owner_id as {{ string_type() }}), {{ hierarchy_missing_member() }}),
+        coalesce(cast(team_id as {{ string_type() }}), {{ hierarchy_missing_member() }}),
+        {{ month_start('close_date') }}
 
 ),
 
@@ -17,17 +25,37 @@ bookings as (
 
 ),
 
+rep_check as (
+
+    -- each rep series' month against the sum of its deals over the teams they count in
+    select
+        'rep vs its teams' as check_name,
+        coalesce(rep.series_key, split.owner_key) as series_key,
+        coalesce(rep.month_start, split.month_start) as month_start,
+        coalesce(rep.bookings, 0) as expected,
+        coalesce(split.won_amount, 0) as actual
+    from (select * from bookings where level = {{ hierarchy_level('rep') }}) as rep
+    full outer join (
+        select
+            owner_key,
+            month_start,
+            sum(won_amount) as won_amount
+        from won
+        group by owner_key, month_start
+    ) as split
+        on rep.series_key = split.owner_key and rep.month_start = split.month_start
+
+),
+
 reps_by_team as (
 
+    -- the reps' deals of a month summed by the team of the day they count in
     select
-        opportunities.team_key,
-        bookings.month_start,
-        sum(bookings.bookings) as rep_bookings
-    from bookings
-    inner join opportunities
-        on bookings.series_key = opportunities.owner_key
-    where bookings.level = {{ hierarchy_level('rep') }}
-    group by opportunities.team_key, bookings.month_start
+        team_key,
+        month_start,
+        sum(won_amount) as rep_bookings
+    from won
+    group by team_key, month_start
 
 ),
 
@@ -71,6 +99,9 @@ company_check as (
 
 )
 
+select * from rep_check
+where abs(expected - actual) > 0.01
+union all
 select * from team_check
 where abs(expected - actual) > 0.01
 union all
