@@ -69,8 +69,9 @@ def _snapshot_night(exports: Path, warehouse: Path, as_of: date) -> None:
 
     ctx = RunContext.create(as_of=as_of, exports=exports, warehouse=warehouse, settings_file=SETTINGS)
     pipeline.extract(ctx)
-    run_dbt(["build", "--select", "+snp_crm__users"], warehouse=ctx.build_warehouse, run_dir=ctx.run_dir,
-            settings=load_settings(SETTINGS), as_of=as_of.isoformat())
+    run_dbt(["build", "--select", "+snp_crm__users", "--resource-type", "model", "--resource-type", "snapshot"],
+            warehouse=ctx.build_warehouse, run_dir=ctx.run_dir, settings=load_settings(SETTINGS),
+            as_of=as_of.isoformat())
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ctx.build_warehouse, warehouse)
 
