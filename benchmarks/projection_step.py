@@ -1,0 +1,139 @@
+"""The projection step's own time at a scale (issue 17: "adds under 30 s to an S night, under 90 s to an M night").
+
+    .venv/bin/python benchmarks/nightly.py --scales S M --steps extract validate build --no-floor \\
+        --data-dir /tmp/aud-bench                                   # the built warehouses, once
+    .venv/bin/python benchmarks/projection_step.py S=/tmp/aud-bench/run_S/build/bench/salesos.duckdb \\
+        M=/tmp/aud-bench/run_M/build/bench/salesos.duckdb --repeats 3 [--out FILE]
+
+What the projection adds to a night is two things the forecast task does after the forecast's own work
+(`salesos.pipeline.forecast`): `projection()` (read the marts, project, store, model card) and, in
+`forecast_marts`, the dbt build of the models downstream of its table (`PROJECTION_MODELS`). Each is timed
+on a fresh copy of a warehouse built by the nightly benchmark (the copy is not timed), with the shipped
+settings (`config/salesos.yml`: 4 replayed quarters, 1,000 simulations, retraining every 28 days):
+
+- `first night`: the table is empty, so every day of the last four fiscal quarters is replayed (what a
+  first night or a `--full-refresh` costs);
+- `next night`: the table holds the replay of every day but as_of, so only as_of is projected (what every
+  later night costs);
+- `dbt`: `dbt build --select stg_forecasts__period_projections+` (models and their data tests) after a replay.
+
+The scales are measured in turn, run after run (S, M, S, M, ...), so both see the same shared load; the
+median of the runs is reported with the load average (1 min) before each run, wall and CPU seconds of the
+step's process (`projection()`; dbt's own process for the build).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+AS_OF = date(2026, 10, 31)  # the nightly benchmark's as-of
+
+
+def _copy(warehouse: Path, work: Path, name: str) -> Path:
+    out = work / name / "salesos.duckdb"
+    shutil.rmtree(out.parent, ignore_errors=True)
+    out.parent.mkdir(parents=True)
+    shutil.copyfile(warehouse, out)
+    return out
+
+
+def time_projection(wh: Path, work: Path, *, keep_replay: bool) -> dict:
+    """projection() on `wh` (in place), wall and CPU; with keep_replay the table's rows but as_of's stay."""
+    import duckdb
+
+    from forecasting.projection_nightly import PROJECTION_TABLE, ProjectionOptions, ensure_projection_table, project
+    from salesos.settings import load_settings
+
+    con = duckdb.connect(str(wh))
+    ensure_projection_table(con)
+    if keep_replay:
+        con.execute(f"delete from {PROJECTION_TABLE} where as_of_date = ?", [AS_OF])
+    else:
+        con.execute(f"delete from {PROJECTION_TABLE}")
+    load = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = project(con, con, as_of=AS_OF, run_id="bench", model_dir=work / "model", full_refresh=False,
+                     options=ProjectionOptions.from_settings(load_settings(None)))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    con.close()
+    return {"wall": wall, "cpu": cpu, "load": load, "days": result["days"], "rows": result["rows"]}
+
+
+def time_dbt(wh: Path, work: Path) -> dict:
+    """The forecast_marts build of the projection's models (PROJECTION_MODELS) on `wh`, wall and dbt's CPU."""
+    from salesos.pipeline import PROJECTION_MODELS
+    from salesos.settings import load_settings
+    from salesos.transform.dbt_build import run_dbt
+
+    load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0, c0 = time.perf_counter(), time.process_time()
+    run_dbt(["build", "--select", PROJECTION_MODELS, "--exclude-resource-type", "unit_test"], warehouse=wh,
+            run_dir=work / "dbt", settings=load_settings(None), as_of=AS_OF.isoformat(), run_id="bench")
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (time.process_time() - c0) + (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall": wall, "cpu": cpu, "load": load}
+
+
+def median_row(runs: list[dict]) -> str:
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    walls = ", ".join(f"{r['wall']:.1f}" for r in runs)
+    loads = ", ".join(f"{r['load']:.1f}" for r in runs)
+    return f"{med('wall'):.1f} s | {med('cpu'):.1f} s | {walls} | {loads}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("warehouses", nargs="+", help="SCALE=PATH of a built warehouse (benchmarks/nightly.py)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--parts", nargs="+", default=["first", "next", "dbt"], choices=["first", "next", "dbt"])
+    ap.add_argument("--out", type=Path, default=None, help="append the markdown table here")
+    args = ap.parse_args(argv)
+    scales = dict(w.split("=", 1) for w in args.warehouses)
+    work = Path(tempfile.mkdtemp(prefix="projection_step_"))
+    runs: dict[tuple[str, str], list[dict]] = {}
+    try:
+        for i in range(args.repeats):
+            for scale, path in scales.items():
+                wh = _copy(Path(path), work, scale)
+                if "first" in args.parts or "next" in args.parts or "dbt" in args.parts:
+                    r = time_projection(wh, work / scale, keep_replay=False)
+                    if "first" in args.parts:
+                        runs.setdefault((scale, "first night (replay)"), []).append(r)
+                    print(f"run {i + 1} {scale} first night: {r}", flush=True)
+                if "next" in args.parts:
+                    r = time_projection(wh, work / scale, keep_replay=True)
+                    runs.setdefault((scale, "next night (one day)"), []).append(r)
+                    print(f"run {i + 1} {scale} next night: {r}", flush=True)
+                if "dbt" in args.parts:
+                    r = time_dbt(wh, work / scale)
+                    runs.setdefault((scale, "dbt build of its models"), []).append(r)
+                    print(f"run {i + 1} {scale} dbt: {r}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {args.repeats} runs per row, "
+             f"scales alternated; {os.cpu_count()} cores.", "",
+             "| scale | part | median wall | median CPU | walls | load avg (1 min) before each |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {scale} | {part} | {median_row(r)} |" for (scale, part), r in runs.items()]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        with args.out.open("a", encoding="utf-8") as f:
+            f.write("\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
