@@ -15,7 +15,10 @@ settings (`config/salesos.yml`: 4 replayed quarters, 1,000 simulations, retraini
   first night or a `--full-refresh` costs);
 - `next night`: the table holds the replay of every day but as_of, so only as_of is projected (what every
   later night costs);
-- `dbt`: `dbt build --select stg_forecasts__period_projections+` (models and their data tests) after a replay.
+- `dbt`: `dbt build --select stg_forecasts__period_projections+` (models and their data tests) after a
+  replay, given the build step's parse as the night now gives it (`salesos.pipeline.seed_partial_parse`; it
+  runs at the built warehouse's path, which is moved aside to `.orig` meanwhile); `dbt-full-parse`: the
+  same build parsing the whole project, as before.
 
 The scales are measured in turn, run after run (S, M, S, M, ...), so both see the same shared load; the
 median of the runs is reported with the load average (1 min) before each run, wall and CPU seconds of the
@@ -67,12 +70,15 @@ def time_projection(wh: Path, work: Path, *, keep_replay: bool) -> dict:
     return {"wall": wall, "cpu": cpu, "load": load, "days": result["days"], "rows": result["rows"]}
 
 
-def time_dbt(wh: Path, work: Path) -> dict:
-    """The forecast_marts build of the projection's models (PROJECTION_MODELS) on `wh`, wall and dbt's CPU."""
-    from salesos.pipeline import PROJECTION_MODELS
+def time_dbt(wh: Path, work: Path, build_run_dir: Path | None) -> dict:
+    """The forecast_marts build of the projection's models (PROJECTION_MODELS) on `wh`, wall and dbt's CPU;
+    with `build_run_dir`, seeded with the build step's parse as the night does (pipeline.seed_partial_parse)."""
+    from salesos.pipeline import PROJECTION_MODELS, seed_partial_parse
     from salesos.settings import load_settings
     from salesos.transform.dbt_build import run_dbt
 
+    shutil.rmtree(work / "dbt", ignore_errors=True)
+    seeded = build_run_dir is not None and seed_partial_parse(build_run_dir, work / "dbt")
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -81,7 +87,20 @@ def time_dbt(wh: Path, work: Path) -> dict:
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (time.process_time() - c0) + (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall": wall, "cpu": cpu, "load": load}
+    return {"wall": wall, "cpu": cpu, "load": load, "seeded": seeded}
+
+
+def _at_build_path(wh: Path, build: Path) -> tuple[Path, Path]:
+    """The replayed copy placed where the build step's warehouse was (moved aside to `.orig` by main): dbt's
+    profile names the warehouse file, and a parse is reused only under the same profile, as in the night."""
+    shutil.copyfile(wh, build)
+    return build, wh.parent
+
+
+def build_run_dir(warehouse: Path) -> Path:
+    """The nightly benchmark's run folder beside its build copy (<data>/run_S/build/bench/salesos.duckdb ->
+    <data>/run_S/runs/bench), where the build step's dbt target is."""
+    return warehouse.parent.parent.parent / "runs" / warehouse.parent.name
 
 
 def median_row(runs: list[dict]) -> str:
@@ -97,17 +116,24 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("warehouses", nargs="+", help="SCALE=PATH of a built warehouse (benchmarks/nightly.py)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--parts", nargs="+", default=["first", "next", "dbt"], choices=["first", "next", "dbt"])
+    parts = ["first", "next", "dbt", "dbt-full-parse"]
+    ap.add_argument("--parts", nargs="+", default=parts, choices=parts,
+                    help="dbt: seeded with the build's parse, as the night does; dbt-full-parse: without (before)")
     ap.add_argument("--out", type=Path, default=None, help="append the markdown table here")
     args = ap.parse_args(argv)
     scales = dict(w.split("=", 1) for w in args.warehouses)
     work = Path(tempfile.mkdtemp(prefix="projection_step_"))
     runs: dict[tuple[str, str], list[dict]] = {}
+    # the built warehouses are moved aside and put back at the end (a seeded dbt build runs at their path)
+    originals = {scale: Path(path).with_name(Path(path).name + ".orig") for scale, path in scales.items()}
+    for scale, path in scales.items():
+        if not originals[scale].exists():
+            os.replace(path, originals[scale])
     try:
         for i in range(args.repeats):
             for scale, path in scales.items():
-                wh = _copy(Path(path), work, scale)
-                if "first" in args.parts or "next" in args.parts or "dbt" in args.parts:
+                wh = _copy(originals[scale], work, scale)
+                if args.parts:  # every part needs a replayed table
                     r = time_projection(wh, work / scale, keep_replay=False)
                     if "first" in args.parts:
                         runs.setdefault((scale, "first night (replay)"), []).append(r)
@@ -116,12 +142,17 @@ def main(argv: list[str] | None = None) -> int:
                     r = time_projection(wh, work / scale, keep_replay=True)
                     runs.setdefault((scale, "next night (one day)"), []).append(r)
                     print(f"run {i + 1} {scale} next night: {r}", flush=True)
-                if "dbt" in args.parts:
-                    r = time_dbt(wh, work / scale)
-                    runs.setdefault((scale, "dbt build of its models"), []).append(r)
-                    print(f"run {i + 1} {scale} dbt: {r}", flush=True)
+                for part in ("dbt", "dbt-full-parse"):
+                    if part in args.parts:
+                        seed = build_run_dir(Path(path)) if part == "dbt" else None
+                        r = time_dbt(*_at_build_path(wh, Path(path)) if seed else (wh, work / scale), seed)
+                        label = "dbt build of its models" + (", build's parse" if r["seeded"] else ", full parse")
+                        runs.setdefault((scale, label), []).append(r)
+                        print(f"run {i + 1} {scale} {part}: {r}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        for scale, path in scales.items():
+            os.replace(originals[scale], path)
     lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {args.repeats} runs per row, "
              f"scales alternated; {os.cpu_count()} cores.", "",
              "| scale | part | median wall | median CPU | walls | load avg (1 min) before each |",
