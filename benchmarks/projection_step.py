@@ -36,6 +36,10 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 AS_OF = date(2026, 10, 31)  # the nightly benchmark's as-of
 
@@ -103,6 +107,21 @@ def build_run_dir(warehouse: Path) -> Path:
     return warehouse.parent.parent.parent / "runs" / warehouse.parent.name
 
 
+def coverage(wh: Path) -> pd.DataFrame:
+    """80% and 95% interval coverage of the replayed quarters by level (marts.mart_projection_accuracy, every
+    scored day of a closed fiscal quarter), as benchmarks/projection.py reports it."""
+    import duckdb
+
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        return con.execute(
+            "select level, count(*) as series_days, round(avg(is_in_80::int), 3) as covered_80, "
+            "round(avg(is_in_95::int), 3) as covered_95 from marts.mart_projection_accuracy "
+            "where period_type = 'quarter' and days_into_period >= 1 group by level order by covered_80").df()
+    finally:
+        con.close()
+
+
 def median_row(runs: list[dict]) -> str:
     def med(key: str) -> float:
         return statistics.median(r[key] for r in runs)
@@ -119,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = ["first", "next", "dbt", "dbt-full-parse"]
     ap.add_argument("--parts", nargs="+", default=parts, choices=parts,
                     help="dbt: seeded with the build's parse, as the night does; dbt-full-parse: without (before)")
+    ap.add_argument("--coverage", action="store_true",
+                    help="after the first run's dbt build, print the 80%%/95%% interval coverage by level")
     ap.add_argument("--out", type=Path, default=None, help="append the markdown table here")
     args = ap.parse_args(argv)
     scales = dict(w.split("=", 1) for w in args.warehouses)
@@ -126,13 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[tuple[str, str], list[dict]] = {}
     # the built warehouses are moved aside and put back at the end (a seeded dbt build runs at their path)
     originals = {scale: Path(path).with_name(Path(path).name + ".orig") for scale, path in scales.items()}
-    for scale, path in scales.items():
-        if not originals[scale].exists():
-            os.replace(path, originals[scale])
+    moved = [scale for scale, path in scales.items() if "dbt" in args.parts and not originals[scale].exists()]
+    for scale in moved:
+        os.replace(scales[scale], originals[scale])
     try:
         for i in range(args.repeats):
             for scale, path in scales.items():
-                wh = _copy(originals[scale], work, scale)
+                wh = _copy(originals[scale] if originals[scale].exists() else Path(path), work, scale)
                 if args.parts:  # every part needs a replayed table
                     r = time_projection(wh, work / scale, keep_replay=False)
                     if "first" in args.parts:
@@ -149,10 +170,13 @@ def main(argv: list[str] | None = None) -> int:
                         label = "dbt build of its models" + (", build's parse" if r["seeded"] else ", full parse")
                         runs.setdefault((scale, label), []).append(r)
                         print(f"run {i + 1} {scale} {part}: {r}", flush=True)
+                if args.coverage and i == 0 and ("dbt" in args.parts or "dbt-full-parse" in args.parts):
+                    built = Path(path) if "dbt" in args.parts else wh
+                    print(f"{scale} coverage of the replayed quarters:\n{coverage(built).to_string()}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        for scale, path in scales.items():
-            os.replace(originals[scale], path)
+        for scale in moved:
+            os.replace(originals[scale], scales[scale])
     lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {args.repeats} runs per row, "
              f"scales alternated; {os.cpu_count()} cores.", "",
              "| scale | part | median wall | median CPU | walls | load avg (1 min) before each |",
