@@ -39,7 +39,7 @@ class SeriesForecast:
 def _init_worker(temp_root: str) -> None:
     """Give each worker its own temp folder (cmdstanpy's files go there) and silence Stan logging."""
     folder = tempfile.mkdtemp(prefix=f"worker-{os.getpid()}-", dir=temp_root)
-    os.environ["TMPDIR"] = folder
+    os.environ["TMPDIR"] = folder  # this worker process's own start-up (tests/test_lint.py: ENVIRONMENT_WRITES)
     tempfile.tempdir = folder
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     logging.getLogger("cmdstanpy").setLevel(logging.CRITICAL)

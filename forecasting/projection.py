@@ -45,9 +45,16 @@ from scipy import sparse
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import ThreadpoolController
 
-LEVELS = ("company", "region", "segment", "team", "rep")  # as forecasting.nightly.LEVELS
-LEAF = ("region", "segment", "team", "rep")  # a deal's place in every level; company is their sum
-UNKNOWN = "unknown"  # the key fct_bookings_monthly gives a missing region, segment, team or owner
+from salesos.hierarchy import hierarchy
+
+# The sales hierarchy is the dbt project's (var `hierarchy`, read by salesos.hierarchy), not written here:
+# its levels top to bottom, the deal's columns that give its member at each level below the top (a deal's
+# place in every level: its leaf; the top level is their sum), the top member's key and a missing member's.
+_HIERARCHY = hierarchy()
+LEVELS = _HIERARCHY.names
+LEAF = tuple(lv.key_column for lv in _HIERARCHY.levels[1:])
+COMPANY_KEY = _HIERARCHY.company_key
+UNKNOWN = _HIERARCHY.missing_member  # the key fct_bookings_monthly gives a missing region, segment, team or owner
 PERIOD_TYPES = ("month", "quarter", "next_quarter")  # next_quarter rows are written as period_type 'quarter'
 CATEGORY_CODES = {"Pipeline": 0.0, "Best Case": 1.0, "Commit": 2.0}  # forecast categories of open deals
 COMMIT, BEST_CASE = "Commit", "Best Case"
@@ -90,8 +97,8 @@ class Inputs:
 
     snapshots: marts.fct_pipeline_snapshots (snapshot_date, opportunity_id, stage_name, stage_rank,
       forecast_category, close_date, amount, probability, created_date, opportunity_type, segment).
-    deals: marts.fct_opportunities (opportunity_id, owner_id, team_id, region, segment, created_date,
-      close_date, status, amount).
+    deals: marts.fct_opportunities (opportunity_id, owner_id, the key column of each level below the top
+      (LEAF: region, segment, team_id, owner_id), created_date, close_date, status, amount).
     quarter_starts: first day of every fiscal quarter (marts.dim_dates), sorted.
     open_stages: stage names the stage rules call open (marts.dim_stages).
     """
@@ -166,10 +173,9 @@ def prepare(inputs: Inputs) -> Prepared:
     if missing:
         raise ProjectionError(f"marts.fct_pipeline_snapshots: missing column(s) {sorted(missing)}")
     deals = inputs.deals.copy()
-    for col in ("region", "segment", "team_id", "owner_id"):
+    for col in LEAF:
         deals[col] = deals[col].astype("string").fillna(UNKNOWN)
-    deals["leaf_key"] = deals["region"] + "\x1f" + deals["segment"] + "\x1f" + deals["team_id"] + "\x1f" \
-        + deals["owner_id"]
+    deals["leaf_key"] = deals[LEAF[0]].str.cat([deals[col] for col in LEAF[1:]], sep="\x1f")
     keys = sorted(deals["leaf_key"].unique())
     leaf_of = {k: i for i, k in enumerate(keys)}
     deals["leaf"] = deals["leaf_key"].map(leaf_of).astype("int64")
@@ -524,12 +530,13 @@ def _new_deal_history(p: Prepared, d: date, period: Period) -> np.ndarray:
 
 
 def _level_matrix(leaves: pd.DataFrame) -> tuple[sparse.csr_matrix, pd.DataFrame]:
-    """A 0/1 matrix from leaves to every series of every level (company 'all' first), and the series."""
+    """A 0/1 matrix from leaves to every series of every level (the top level's one member first), and the series."""
     rows, cols, meta = [], [], []
     n = 0
-    for level in LEVELS:
-        keys = pd.Series(["all"] * len(leaves)) if level == "company" else \
-            leaves["team" if level == "team" else level].astype(str).reset_index(drop=True)
+    for lv in _HIERARCHY.levels:
+        level = lv.level
+        keys = pd.Series([COMPANY_KEY] * len(leaves)) if lv.key_column is None else \
+            leaves[lv.key_column].astype(str).reset_index(drop=True)
         for key, idx in keys.groupby(keys).groups.items():
             meta.append((level, f"{level}:{key}", key))
             rows += [n] * len(idx)

@@ -86,9 +86,9 @@ def read_inputs(con: Any) -> pj.Inputs:
         "select snapshot_date, opportunity_id, owner_id, segment, opportunity_type, created_date, stage_name, "
         "stage_rank, forecast_category, close_date, amount, probability from marts.fct_pipeline_snapshots"
     ).df()
+    leaf = ", ".join(dict.fromkeys(("owner_id", *pj.LEAF)))  # the owner (win rates) and each level's key
     deals = con.execute(
-        "select opportunity_id, owner_id, team_id, region, segment, created_date, close_date, status, amount "
-        "from marts.fct_opportunities"
+        f"select opportunity_id, {leaf}, created_date, close_date, status, amount from marts.fct_opportunities"
     ).df()
     quarters = con.execute("select min(date_day) as quarter_start from marts.dim_dates "
                            "group by fiscal_year, fiscal_quarter order by 1").df()["quarter_start"]

@@ -75,3 +75,37 @@ def test_a_malformed_hierarchy_is_a_one_line_error_naming_the_file(bad, message)
     with pytest.raises(ValueError, match=message) as err:
         parse(bad, DBT_PROJECT_FILE)
     assert str(DBT_PROJECT_FILE) in str(err.value) and "\n" not in str(err.value)
+
+
+def hierarchy_literals(path: Path, names: tuple[str, ...]) -> list[str]:
+    """Literal tuples, lists or sets in a module that list every level, or every level below the top: a second
+    definition of the hierarchy (a subset, such as the reconciliation tree without segment, is a choice of levels)."""
+    import ast
+
+    whole, below = set(names), set(names[1:])
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            listed = {e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+            if whole <= listed or below <= listed:
+                found.append(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name}:{node.lineno}")
+    return found
+
+
+def test_no_python_module_writes_the_levels_by_hand():
+    """Python reads the levels from salesos.hierarchy; a module's own ("company", "region", ...) is a second copy."""
+    files = sorted(p for top in ("salesos", "forecasting", "dags") for p in (ROOT / top).rglob("*.py"))
+    assert [hit for p in files for hit in hierarchy_literals(p, level_names())] == []
+    from forecasting import projection
+
+    assert projection.LEVELS == level_names()
+    assert projection.LEAF == tuple(lv.key_column for lv in hierarchy().levels[1:])
+    assert (projection.COMPANY_KEY, projection.UNKNOWN) == (hierarchy().company_key, hierarchy().missing_member)
+
+
+def test_the_check_finds_a_hand_written_hierarchy(tmp_path):
+    code = tmp_path / "m.py"
+    code.write_text('LEVELS = ("company", "region", "segment", "team", "rep")\n'
+                    'LEAF = ["region", "segment", "team", "rep"]\n'
+                    'TREE = ("company", "region", "team", "rep")\n', encoding="utf-8")
+    assert hierarchy_literals(code, level_names()) == ["m.py:1", "m.py:2"]

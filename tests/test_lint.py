@@ -61,6 +61,36 @@ def test_no_environment_reads_outside_the_settings_and_cli_layers():
     assert used <= set(ENVIRONMENT_LAYERS), used
 
 
+# Writes of the process environment (`os.environ[...] = ...`, `del os.environ[...]`) outside those layers, and
+# why: each sets up a process this one starts or is, never a way to pass a run option.
+ENVIRONMENT_WRITES = {
+    "forecasting/pool.py": "process start-up of a forecast worker: its own TMPDIR, where cmdstanpy writes",
+}
+
+
+def environment_writes(path: Path) -> list[str]:
+    """`os.environ[...]` as an assignment or del target."""
+    import ast
+
+    return [f"{path.relative_to(ROOT)}:{n.lineno}: os.environ[...]" for n in ast.walk(ast.parse(path.read_text("utf-8")))
+            if isinstance(n, ast.Subscript) and isinstance(n.ctx, (ast.Store, ast.Del))
+            and isinstance(n.value, ast.Attribute) and n.value.attr == "environ"
+            and isinstance(n.value.value, ast.Name) and n.value.value.id == "os"]
+
+
+def test_environment_writes_outside_those_layers_are_the_listed_ones():
+    files = sorted(p for top in SCANNED for p in (ROOT / top).rglob("*.py"))
+    writers = {str(p.relative_to(ROOT)) for p in files if environment_writes(p)} - set(ENVIRONMENT_LAYERS)
+    assert writers == set(ENVIRONMENT_WRITES), "a process's environment is set at its start-up, and listed here"
+
+
+def test_the_check_finds_an_environment_write(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    code = tmp_path / "m.py"
+    code.write_text("import os\nos.environ['W'] = '1'\ndel os.environ['W']\nx = os.environ.get('R')\n", encoding="utf-8")
+    assert environment_writes(code) == ["m.py:2: os.environ[...]", "m.py:3: os.environ[...]"]
+
+
 def test_the_check_finds_every_form_of_an_environment_read(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     code = tmp_path / "m.py"

@@ -134,6 +134,29 @@ def test_one_dbt_build_follows_the_forecast_and_the_projection(tmp_path, monkeyp
     assert step["accuracy_rebuilt"] is bool(new_track) and step["models"] == 3
 
 
+def test_the_forecast_marts_build_starts_from_the_build_steps_parse(tmp_path, monkeypatch):
+    """dbt parses the whole project unless its target holds a parse: the night's later build gets the build
+    step's (benchmarks/projection.md: most of what the projection's models cost); never over its own."""
+    from salesos import pipeline
+    from salesos.transform import dbt_build
+
+    ctx = RunContext.create(as_of=AS_OF, exports=tmp_path / "exports", warehouse=tmp_path / "wh" / "salesos.duckdb")
+    build_parse = ctx.run_dir / "dbt_target" / "partial_parse.msgpack"
+    build_parse.parent.mkdir(parents=True)
+    build_parse.write_bytes(b"the build step's parse")
+    seen = []
+
+    def run_dbt(command, run_dir, **kwargs):
+        seen.append((run_dir / "dbt_target" / "partial_parse.msgpack").read_bytes())
+        return dbt_build.DbtResult(models=3)
+
+    monkeypatch.setattr(dbt_build, "run_dbt", run_dbt)
+    pipeline.forecast_marts(ctx, rescore=False)
+    assert seen == [b"the build step's parse"]
+    assert pipeline.seed_partial_parse(ctx.run_dir, ctx.run_dir / "forecast_marts") is False  # has its own
+    assert pipeline.seed_partial_parse(tmp_path / "no_build", tmp_path / "later") is False
+
+
 def test_the_cli_flag_sets_the_run_context_not_the_environment(tmp_path, monkeypatch):
     import os
 

@@ -89,3 +89,24 @@ def test_a_rerun_of_the_same_night_replaces_its_rows(con, tmp_path):
     runs = con.execute(f"select run_id, count(*) from {PROJECTION_TABLE} where as_of_date = ? group by 1",
                        [AS_OF]).fetchall()
     assert [r[0] for r in runs] == ["b"]
+
+
+def test_the_step_counts_each_input_rule_for_the_run_summary(con, tmp_path):
+    """A deal with no amount, one whose close date has passed and one in a stage the stage rules do not know,
+    in the marts on as_of: the step's result (what the run summary prints) counts each; none is dropped."""
+    ids = [r[0] for r in con.execute("select opportunity_id from marts.fct_pipeline_snapshots where snapshot_date = ? "
+                                     "order by opportunity_id limit 3", [AS_OF]).fetchall()]
+    con.execute("update marts.fct_pipeline_snapshots set amount = null where snapshot_date = ? and opportunity_id = ?",
+                [AS_OF, ids[0]])
+    con.execute("update marts.fct_pipeline_snapshots set close_date = ? where snapshot_date = ? and opportunity_id = ?",
+                [AS_OF - timedelta(days=40), AS_OF, ids[1]])
+    con.execute("update marts.fct_pipeline_snapshots set stage_name = 'Legal Review' where snapshot_date = ? "
+                "and opportunity_id = ?", [AS_OF, ids[2]])
+    base = project(con, con, as_of=AS_OF, run_id="n", model_dir=tmp_path / "m", full_refresh=True, options=OPTIONS)
+    rules = base["rules"]
+    assert rules["missing_amount"] >= 1 and rules["unknown_stage"] >= 1 and rules["close_date_in_past"] >= 1
+    open_today = con.execute("select count(*) from marts.fct_pipeline_snapshots where snapshot_date = ?",
+                             [AS_OF]).fetchone()[0]
+    stored = con.execute(f"select open_deals from {PROJECTION_TABLE} where as_of_date = ? and level = 'company' "
+                         "and period_type = 'month'", [AS_OF]).fetchone()[0]
+    assert stored == open_today  # scored by its rule, not dropped
