@@ -4,9 +4,10 @@ The XS sample is written as Salesforce's data export and, from the same records,
 (`salesos generate --format hubspot`: deals with stages and owners by label and name, the pipeline's stages,
 the deals' property history, users with teams, leads, calls, emails, meetings, products, line items, contacts,
 and sales operations' user_assignments.csv keyed by the HubSpot owner, with each past assignment's team). The
-Salesforce side is the shared `xs_night` (the same sample, seed and settings: a whole night, built once per test
-session for the mart digests and the semantic layer); the HubSpot side is built here with the steps the marts
-need (extract, validate, dbt build: no forecast, projection or publish). Every table of the marts schema is
+Salesforce side is the shared `xs_night` (the same sample, seed and settings, from a local folder: a whole night,
+built once per test session for the mart digests and the semantic layer); the HubSpot side is read from an S3
+bucket (moto's server on loopback: the object-storage landing, its archive kept in the bucket) and built here
+with the steps the marts need (extract, validate, dbt build: no forecast, projection or publish). Every table of the marts schema is
 compared with the digests of salesos/warehouse/digest.py, except the marts the forecast step rebuilds from the
 forecasts and projections it stores (found in dbt's manifest: the models downstream of the `forecasts`
 source), which the HubSpot build leaves empty and which are a function of the marts compared here.
@@ -29,9 +30,11 @@ import pytest
 import yaml
 
 from salesos import pipeline
+from salesos.extract.landing import kept_archive_exists
 from salesos.generate import generate_hubspot
 from salesos.run_context import RunContext
 from salesos.warehouse.digest import table_digest
+from tests.extract.object_storage import upload
 from tests.transform.mart_digests import AS_OF, SCALE, SEED, SETTINGS
 
 pytestmark = pytest.mark.e2e
@@ -81,7 +84,7 @@ def _close(a: tuple, b: tuple) -> bool:
 
 
 def test_the_same_crm_exported_by_hubspot_gives_the_marts_of_salesforce(
-        tmp_path: Path, request: pytest.FixtureRequest) -> None:
+        tmp_path: Path, request: pytest.FixtureRequest, s3_bucket: str) -> None:
     counts = generate_hubspot(tmp_path / "hubspot", scale=SCALE, seed=SEED, as_of=AS_OF)
     with (tmp_path / "hubspot" / "user_assignments.csv").open(newline="", encoding="utf-8") as fh:
         assignments = list(csv.DictReader(fh))
@@ -92,9 +95,13 @@ def test_the_same_crm_exported_by_hubspot_gives_the_marts_of_salesforce(
     assert sample["team_regions"] and sample["team_segments"]  # the hierarchy travels as teams
     settings.write_text(yaml.safe_dump(yaml.safe_load(SETTINGS.read_text(encoding="utf-8")) | sample),
                         encoding="utf-8")
-    ctx = RunContext.create(as_of=AS_OF, exports=tmp_path / "hubspot", warehouse=tmp_path / "hs" / "wh.duckdb",
+    # HubSpot's exports as a team lands them in a bucket: read from S3 (a local S3 server), archived there too
+    exports = f"s3://{s3_bucket}/crm/hubspot"
+    upload(tmp_path / "hubspot", exports)
+    ctx = RunContext.create(as_of=AS_OF, exports=exports, warehouse=tmp_path / "hs" / "wh.duckdb",
                             settings_file=settings)
     hubspot = _build(ctx)
+    assert kept_archive_exists(f"{exports}/_archive", ctx.run_id)
     # the Salesforce night last: under xdist another worker may be building it meanwhile
     salesforce = request.getfixturevalue("xs_night")
     sf, hs = duckdb.connect(str(salesforce), read_only=True), duckdb.connect(str(hubspot), read_only=True)
