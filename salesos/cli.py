@@ -42,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "(run it with --source hubspot-exports --settings OUT/settings.yml)")
 
     run = sub.add_parser("run", help="run extract, validate, build, forecast and publish on a folder of exports")
-    run.add_argument("--exports", required=True, help="folder (or fsspec URL) holding the export CSV files")
+    run.add_argument("--exports", required=True,
+                     help="folder or fsspec URL (s3://bucket/prefix, gs://bucket/prefix) holding the export files")
+    run.add_argument("--archive", default=None,
+                     help="folder or fsspec URL where each night's archive is also kept, never overwritten "
+                          "(<archive>/<run_id>/; default: <exports>/_archive for an s3:// or gs:// landing)")
     run.add_argument("--warehouse", type=Path, required=True, help="the DuckDB file to publish")
     run.add_argument("--as-of", type=_date, required=True, help="the date the run reports as of (YYYY-MM-DD)")
     run.add_argument("--settings", type=Path, default=None, help="settings YAML (defaults: config/salesos.yml)")
@@ -221,6 +225,7 @@ def _run(args: argparse.Namespace) -> int:
             source=args.source,
             full_refresh=args.full_refresh,
             allow_older=args.allow_older,
+            archive=args.archive,
         )
     except RunIdError as exc:  # a run id or path that could reach the filesystem or SQL unsafely
         print(f"salesos run failed before it started: {exc}; nothing was changed", file=sys.stderr)

@@ -119,14 +119,17 @@ def _finance_folders(ctx: RunContext, run_id: str) -> list[Path]:
 def fresh_run_id(ctx: RunContext) -> RunContext:
     """The context with the first run id not used before: `asof_<date>`, then `asof_<date>.2`, `.3`, ...
 
-    Used: published, or with an archive or finance exports folder; so a re-run of a date never replaces
-    an earlier run's archive or exports.
+    Used: published, or with an archive (local, or kept in object storage) or finance exports folder; so a
+    re-run of a date never replaces an earlier run's archive or exports.
     """
+    from salesos.extract.landing import kept_archive_exists
     from salesos.publish.versions import run_was_published
 
     base, n, run_id = ctx.run_id, 1, ctx.run_id
+    kept = ctx.kept_archive_root
     while (run_was_published(ctx.warehouse, ctx.data_dir, run_id) or _finance_folders(ctx, run_id)
-           or (ctx.data_dir / "archive" / run_id).exists()):
+           or (ctx.data_dir / "archive" / run_id).exists()
+           or (kept is not None and kept_archive_exists(kept, run_id))):
         n += 1
         run_id = f"{base}.{n}"
     return dataclasses.replace(ctx, run_id=run_id)
@@ -155,6 +158,11 @@ def _extract(ctx: RunContext, progress: StepProgress | None = None) -> dict[str,
     archived = archive_source(source, ctx.exports, ctx.archive_dir, settings.connector_tables,
                               settings.connector_schema,
                               {"team_regions": settings.team_regions, "team_segments": settings.team_segments})
+    kept = ctx.kept_archive_root
+    if kept is not None:  # before anything is built: a run id whose archive is kept with other files stops here
+        from salesos.extract.landing import keep_archive
+
+        kept = keep_archive(ctx.archive_dir, kept)
     remove_stale_builds(ctx)
     ctx.build_dir.mkdir(parents=True)
     owner = {"run_id": ctx.run_id, "warehouse": str(ctx.warehouse),
@@ -203,6 +211,7 @@ def _extract(ctx: RunContext, progress: StepProgress | None = None) -> dict[str,
             "load_mode": result.mode,
             "rows_changed": result.changes,
             "archive": str(ctx.archive_dir),
+            "archive_kept_in": kept,
             "source": source,
             # a connector source: what was left out of each landed table and why (salesos.extract.connectors)
             "translation": read_translations(ctx.archive_dir).get("translation", {}),

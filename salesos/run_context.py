@@ -35,12 +35,16 @@ class RunContext:
     full_refresh: bool = False
     # publish although the published warehouse is of a later as-of date (a backfill replacing newer numbers)
     allow_older: bool = False
+    # where the night's archive is also kept, write-once (a folder or fsspec URL, `<archive>/<run_id>/`);
+    # None: beside a landing in object storage (salesos.extract.landing.archive_location), else only locally
+    archive: str | None = None
 
     def __post_init__(self) -> None:
         """Every context, however made (the CLI, Airflow, XCom), is checked before a path is built from it."""
         check_run_id(self.run_id)
         for label, path in (("warehouse", self.warehouse), ("data dir", self.data_dir),
-                            ("settings file", self.settings_file), ("exports", self.exports)):
+                            ("settings file", self.settings_file), ("exports", self.exports),
+                            ("archive", self.archive)):
             if path is not None:
                 check_path(str(path), label)
         if self.source is not None:
@@ -66,6 +70,7 @@ class RunContext:
         source: str | None = None,
         full_refresh: bool = False,
         allow_older: bool = False,
+        archive: str | None = None,
     ) -> RunContext:
         """Build a context with absolute paths; the run id defaults to the as-of date."""
         warehouse = Path(warehouse).expanduser().resolve()
@@ -84,11 +89,19 @@ class RunContext:
             source=source or None,
             full_refresh=bool(full_refresh),
             allow_older=bool(allow_older),
+            archive=str(archive) if archive else None,
         )
 
     @property
     def archive_dir(self) -> Path:
         return self.data_dir / "archive" / self.run_id
+
+    @property
+    def kept_archive_root(self) -> str | None:
+        """Where this night's archive is kept beyond the local one (`<root>/<run_id>/`), or None."""
+        from salesos.extract.landing import archive_location
+
+        return archive_location(self.exports, self.archive)
 
     @property
     def build_dir(self) -> Path:
@@ -125,6 +138,7 @@ class RunContext:
             source=d.get("source") or None,
             full_refresh=bool(d.get("full_refresh", False)),
             allow_older=bool(d.get("allow_older", False)),
+            archive=d.get("archive") or None,
         )
 
 

@@ -12,6 +12,9 @@ What HubSpot has no field for is carried as HubSpot carries it:
   a child team per region and segment (`<region> <segment>`), a team per department without a region; the
   settings `team_regions` and `team_segments` (written to `settings.yml` beside the files) map them back;
 - the role hierarchy becomes each user's role by name (HubSpot's roles have no parent);
+- sales operations' `user_assignments.csv` (a rep's past managers, roles and teams) is written keyed by the
+  owner, its manager and role by name and its division and department as the team they make, as a HubSpot
+  team would keep it beside the exports;
 - records in Salesforce's recycle bin (IsDeleted) are not in the HubSpot files: HubSpot's export leaves
   deleted records out.
 """
@@ -42,6 +45,7 @@ from salesos.contract import (
     QUOTAS,
     TASK,
     USER,
+    USER_ASSIGNMENTS,
     USER_ROLE,
 )
 from salesos.extract.connectors.hubspot_exports import FILES_BY_NAME, HUBSPOT_EXPORTS
@@ -138,6 +142,17 @@ def convert(sf: Path, out: Path) -> dict[str, int]:
                "is_active": u["IsActive"], "created_at": u["CreatedDate"], "manager_id": names.get(u["ManagerId"], ""),
                "role_id": roles.get(u["UserRoleId"], ""), "primary_team": team_of(u)})
     counts["users.csv"] = w.close()
+    if (sf / USER_ASSIGNMENTS.filename).is_file():
+        # sales operations' assignment history, as a HubSpot team keeps it: by owner, manager by name, role by
+        # name, the team the division and department make (HubSpot has no assignment history of its own)
+        w = _Writer(out, "user_assignments", ["user_id", "valid_from", "valid_to", "manager_id", "user_role_id",
+                                              "team"])
+        for a in _rows(sf / USER_ASSIGNMENTS.filename):
+            w.row({"user_id": a["user_id"], "valid_from": a["valid_from"], "valid_to": a["valid_to"],
+                   "manager_id": names.get(a["manager_id"], a["manager_id"]),
+                   "user_role_id": roles.get(a["user_role_id"], a["user_role_id"]),
+                   "team": team_of({"Division": a["division"], "Department": a["department"]})})
+        counts["user_assignments.csv"] = w.close()
     w = _Writer(out, "teams", ["team_id", "name", "parent_team"])
     ids = {name: str(1000 + k) for k, name in enumerate(teams)}
     for name, parent in teams.items():

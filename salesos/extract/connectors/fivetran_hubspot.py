@@ -19,7 +19,9 @@ each contract file with SQL over the landed tables, and the export loader loads 
   manager or role hierarchy, so ManagerId and UserRoleId stay empty), Account from `company`, Task from
   `engagement_call` / `engagement_email` / `engagement_task`, Event from `engagement_meeting` (deal from
   `engagement_deal`, owner from `property_hubspot_owner_id` or `engagement.owner_id`);
-- `quotas`, `fx_rates` and `user_assignments` are sales operations' own files, landed beside the connector's tables.
+- `quotas`, `fx_rates` and `user_assignments` are sales operations' own files, landed beside the connector's tables;
+  a `user_assignments` that names each past assignment's HubSpot team (`team`) gets its Division and Department
+  from the team as an owner's primary team does (HubSpot keeps no assignment history of its own).
 """
 
 from __future__ import annotations
@@ -380,6 +382,29 @@ def _mapped(h: _Landed, setting: str, teams: str) -> str | None:
     )
 
 
+def _teams(h: _Landed) -> str:
+    """A select of (team_id, team_name, parent_id) of the landed `team` table."""
+    return (f"select {h.col('team', 'id', 'team_id', required='User.Department')} as team_id, "
+            f"{h.col('team', 'name', required='User.Department')} as team_name, "
+            f"{h.col('team', 'parent_team_id')} as parent_id from {h.view('team')}")
+
+
+def _placed(h: _Landed, teams: str, alias: str) -> tuple[str, str, str]:
+    """(joins, Division, Department) of the team a joined relation `alias` holds (`team_id`, `team_name`):
+    Department and Division from the settings team_segments and team_regions (the team's own entry, else its
+    nearest parent's); without team_segments, Department is the team's name. One rule for a user's primary
+    team and for the team of a past assignment (user_assignments)."""
+    joins, department, division = "", f"{alias}.team_name", "null::varchar"
+    segments, regions = _mapped(h, "team_segments", teams), _mapped(h, "team_regions", teams)
+    if segments is not None:
+        joins += f" left join ({segments}) as {alias}_segments on {alias}_segments.team_id = {alias}.team_id"
+        department = f"{alias}_segments.value"
+    if regions is not None:
+        joins += f" left join ({regions}) as {alias}_regions on {alias}_regions.team_id = {alias}.team_id"
+        division = f"{alias}_regions.value"
+    return joins, division, department
+
+
 def _user_sql(h: _Landed) -> str:
     o = "o"
     first, last = h.col("owner", "first_name", alias=o), h.col("owner", "last_name", alias=o)
@@ -387,28 +412,18 @@ def _user_sql(h: _Landed) -> str:
     active = h.flag("owner", "is_active", alias=o)
     department, division, joins = "null::varchar", "null::varchar", ""
     if h.has("owner_team") and h.has("team"):
-        # the owner's primary team (else its lowest team id); Department and Division from the settings
-        # team_segments and team_regions (the team's own entry, else its nearest parent's); without
-        # team_segments, Department is the team's name
+        # the owner's primary team (else its lowest team id), placed by _placed
         ot, tm = "ot", "tm"
         team_id = h.col("owner_team", "team_id", required="User.Department", alias=ot)
-        teams = (f"select {h.col('team', 'id', 'team_id', required='User.Department')} as team_id, "
-                 f"{h.col('team', 'name', required='User.Department')} as team_name, "
-                 f"{h.col('team', 'parent_team_id')} as parent_id from {h.view('team')}")
+        teams = _teams(h)
         pick = (f"select {h.col('owner_team', 'owner_id', required='User.Department', alias=ot)} as owner_id, "
                 f"{team_id} as team_id, {tm}.team_name "
                 f"from {h.view('owner_team')} as {ot} join ({teams}) as {tm} on {tm}.team_id = {team_id} "
                 f"qualify row_number() over (partition by owner_id order by "
                 f"({h.flag('owner_team', 'is_team_primary', alias=ot)} = 'true') desc nulls last, {team_id}) = 1")
         joins = f" left join ({pick}) as teams on teams.owner_id = {h.col('owner', 'owner_id', alias=o)}"
-        segments, regions = _mapped(h, "team_segments", teams), _mapped(h, "team_regions", teams)
-        department = "teams.team_name"
-        if segments is not None:
-            joins += f" left join ({segments}) as segments on segments.team_id = teams.team_id"
-            department = "segments.value"
-        if regions is not None:
-            joins += f" left join ({regions}) as regions on regions.team_id = teams.team_id"
-            division = "regions.value"
+        placed, division, department = _placed(h, teams, "teams")
+        joins += placed
     return (
         f"select {h.col('owner', 'owner_id', required='User.Id', alias=o)} as \"Id\", "
         f"coalesce(nullif(trim(concat_ws(' ', {first}, {last})), ''), {email}, "
@@ -420,6 +435,50 @@ def _user_sql(h: _Landed) -> str:
         f"{h.col('owner', 'created_at', alias=o)} as \"CreatedDate\", {department} as \"Department\", "
         f"{h.provenance('owner', alias=o)} from {h.view('owner')} as {o}{joins} order by landed_row"
     )
+
+
+# the columns of user_assignments that name a HubSpot team (by id or name), the first one present is read
+ASSIGNMENT_TEAM_COLUMNS = ("team", "team_id", "team_name", "primary_team")
+
+
+def _user_assignment_sql(h: _Landed) -> str | None:
+    """user_assignments: sales operations' file of each owner's past assignments (HubSpot keeps no history).
+
+    Keyed by the HubSpot owner id; `manager_id` an owner id, `user_role_id` the role as the owners carry it.
+    Where the file names a HubSpot team (`team`, by id or name) rather than a Division and Department, the
+    team is placed as an owner's primary team is (`_placed`: the settings team_regions and team_segments), so a
+    past assignment and tonight's owner row agree on the same team. Without a team column the file is read as
+    the contract's, every column as landed."""
+    key, a = "user_assignments", "a"
+    if not h.has(key):
+        return None
+    if h.cols[key].find(*ASSIGNMENT_TEAM_COLUMNS) is None:
+        return _own_file_sql(h, key)
+    team = h.col(key, *ASSIGNMENT_TEAM_COLUMNS, alias=a)
+    if h.has("team"):
+        teams = _teams(h)
+    else:  # no team tree: a team is known by the name the file gives
+        plain = h.col(key, *ASSIGNMENT_TEAM_COLUMNS)
+        teams = (f"select distinct {plain} as team_id, {plain} as team_name, null::varchar as parent_id "
+                 f"from {h.view(key)} where {plain} is not null")
+    # a team by its id, else by its name (case ignored); a name two teams share is not resolved
+    refs = (f"select ref, min(team_id) as team_id from (select lower(team_id) as ref, team_id from ({teams}) "
+            f"union all select lower(team_name), team_id from ({teams})) where ref is not null group by ref "
+            f"having count(distinct team_id) = 1")
+    joins = (f" left join ({refs}) as team_ref on team_ref.ref = lower({team})"
+             f" left join ({teams}) as assigned_team on assigned_team.team_id = team_ref.team_id")
+    placed, division, department = _placed(h, teams, "assigned_team")
+    if department == "assigned_team.team_name":  # no team_segments: the name (as written when not in the tree)
+        department = f"coalesce(assigned_team.team_name, {team})"
+    cols = [f"{h.col(key, 'user_id', required='user_assignments.user_id', alias=a)} as user_id",
+            f"{h.col(key, 'valid_from', required='user_assignments.valid_from', alias=a)} as valid_from",
+            f"{h.col(key, 'valid_to', alias=a)} as valid_to",
+            f"{h.col(key, 'manager_id', alias=a)} as manager_id",
+            f"{h.col(key, 'user_role_id', 'role_id', 'role_name', alias=a)} as user_role_id",
+            f"coalesce({h.col(key, 'division', alias=a)}, {division}) as division",
+            f"coalesce({h.col(key, 'department', alias=a)}, {department}) as department"]
+    return (f"select {', '.join(cols)}, {h.provenance(key, alias=a)} from {h.view(key)} as {a}{joins}{placed} "
+            "order by landed_row")
 
 
 def _user_role_sql(h: _Landed) -> str | None:
@@ -641,7 +700,7 @@ BUILDERS: dict[str, Callable[[_Landed], str | None]] = {
     "events": _event_sql,
     "quotas": lambda h: _own_file_sql(h, "quotas"),
     "fx_rates": lambda h: _own_file_sql(h, "fx_rates"),
-    "user_assignments": lambda h: _own_file_sql(h, "user_assignments"),
+    "user_assignments": _user_assignment_sql,
 }
 
 

@@ -12,7 +12,9 @@ same Opportunity, OpportunityHistory, OpportunityStage, Account, User, Lead, Tas
 HubSpot's export has no pipeline settings, so the pipelines and stages with their flags come as a
 `pipelines.csv` (Settings > Objects > Deals > Pipelines, or the pipelines API), and the deal property
 history as `deal_history.csv` (the property history HubSpot keeps per deal: one row per change of
-`dealstage`, `amount`, `closedate`, `hs_deal_stage_probability` or `hs_forecast_category`).
+`dealstage`, `amount`, `closedate`, `hs_deal_stage_probability` or `hs_forecast_category`). HubSpot keeps
+no history of a user's teams either: sales operations' `user_assignments.csv` (optional, as for Salesforce)
+gives each owner's past teams, managers and roles, its team placed as users.csv's primary team is.
 """
 
 from __future__ import annotations
@@ -221,6 +223,18 @@ FILES: tuple[ExportFile, ...] = (
         {"associated_deal_ids": ("line_item_deal", "deal_id")}),
     ExportFile("quotas", "quotas", True, (), "sales operations' quota file, as the contract's quotas.csv"),
     ExportFile("fx_rates", "fx_rates", False, (), "sales operations' rates, as the contract's fx_rates.csv"),
+    ExportFile("user_assignments", "user_assignments", False, (
+        C("user_id", "User ID", "Owner ID", required=True, kind="owner"),
+        C("valid_from", "Valid From", required=True),
+        C("valid_to", "Valid To"),
+        C("manager_id", "Manager", "Manager ID", kind="owner"),
+        C("user_role_id", "Role", "User Role ID"),
+        C("team", "Primary Team", "Team"),
+        C("division", "Division"),
+        C("department", "Department"),
+    ), "sales operations' record of each user's past teams, managers and roles (HubSpot keeps no assignment "
+        "history), for the team of the day; one row per user and assignment, keyed by the HubSpot owner; "
+        "\"Primary Team\" is placed as users.csv's is (or give Division and Department)"),
 )
 FILES_BY_NAME = {f.name: f for f in FILES}
 # the activity files and the Fivetran table each becomes
@@ -436,6 +450,8 @@ def _relations(f: _Files) -> tuple[dict[str, str], dict[str, t.LandedTable], dic
         having = [n for n in activities if column in f.headers[n]]
         if having:
             add(key, having[0], _association(f, having, column, "engagement_id", target), "Task")
+    if f.has("user_assignments"):
+        add("user_assignments", "user_assignments", _renamed(f, "user_assignments"))
     for n in OWN_FILES:
         if f.has(n):
             cols = ", ".join(f"cast({t._q(c)} as varchar) as {t._q(c)}" for c in _file_columns(f, n))

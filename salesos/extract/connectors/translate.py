@@ -36,11 +36,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import duckdb
-import fsspec
 
 from salesos.contract import EXPORTS, ExportFile, header_key
 from salesos.extract.connectors.spec import Connector
-from salesos.extract.landing import MANIFEST, ArchivedFile, ExportError
+from salesos.extract.landing import MANIFEST, ArchivedFile, ExportError, is_folder, open_location
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +188,8 @@ def read_translations(archive_dir: Path) -> dict[str, Any]:
 
 
 def _archive_files(connector: Connector, location: str, dest: Path, overrides: dict[str, str]) -> list[LandedTable]:
-    fs, root = fsspec.core.url_to_fs(location)
-    if not fs.isdir(root):
+    fs, root = open_location(location, f"{connector.title} tables: location")
+    if not is_folder(fs, root, location, f"{connector.title} tables: location"):
         raise ExportError(f"{connector.title} tables: location not found or not a folder: {location}")
     entries: dict[str, list[str]] = {}
     for entry in sorted(fs.ls(root, detail=False)):

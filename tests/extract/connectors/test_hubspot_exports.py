@@ -146,6 +146,54 @@ def test_activities_point_at_their_deal_else_their_company(tmp_path: Path):
     assert (event["WhatId"], event["Type"], event["DurationInMinutes"]) == ("d1", "Demo", "45")
 
 
+ASSIGNMENTS = [
+    # keyed by the HubSpot owner (id, email or name), manager by name or email, the team by name or Team ID
+    {"User ID": "u1", "Valid From": "2025-01-06", "Valid To": "2026-03-02", "Manager": "Bo Ng", "Role": "Sales Rep",
+     "Primary Team": "EMEA"},
+    {"User ID": "ann@example.com", "Valid From": "2026-03-02", "Valid To": "", "Manager": "bo@example.com",
+     "Role": "Sales Rep", "Primary Team": "2"},
+    {"User ID": "u3", "Valid From": "2024-05-01", "Valid To": "", "Manager": "Ann Lee", "Role": "",
+     "Primary Team": "Partners"},
+]
+
+
+def _assignments(archive: Path) -> list[tuple[str, ...]]:
+    with (archive / "user_assignments.csv").open(newline="", encoding="utf-8") as fh:
+        return [(r["user_id"], r["valid_from"], r["valid_to"], r["manager_id"], r["user_role_id"], r["division"],
+                 r["department"]) for r in csv.DictReader(fh)]
+
+
+def test_user_assignments_are_keyed_by_owner_and_their_teams_placed_as_the_users_are(tmp_path: Path):
+    archive = tmp_path / "archive"
+    archive_source(SOURCE, _folder(tmp_path, user_assignments=ASSIGNMENTS), archive, options=OPTIONS)
+    assert _assignments(archive) == [
+        ("u1", "2025-01-06", "2026-03-02", "u2", "Sales Rep", "Europe", ""),  # EMEA: a region, no segment
+        ("u1", "2026-03-02", "", "u2", "Sales Rep", "Europe", "Enterprise"),  # team 2, EMEA Enterprise
+        ("u3", "2024-05-01", "", "u1", "", "", ""),  # a team the tree and the settings do not know
+    ]
+    # the current assignment agrees with the user's own row, as the team of the day compares them
+    user = _read(archive, "User.csv")["u1"]
+    assert (user["ManagerId"], user["UserRoleId"], user["Division"], user["Department"]) == _assignments(archive)[1][3:]
+
+
+def test_user_assignments_without_team_settings_name_the_team_and_may_give_division_and_department(tmp_path: Path):
+    rows = [*({**a, "Division": "", "Department": ""} for a in ASSIGNMENTS), {"User ID": "u2", "Valid From": "2024-01-01", "Valid To": "", "Manager": "",
+                           "Role": "Sales Manager", "Primary Team": "", "Division": "Americas",
+                           "Department": "SMB"}]
+    archive = tmp_path / "archive"
+    archive_source(SOURCE, _folder(tmp_path, user_assignments=rows), archive)
+    assert [(a[0], a[5], a[6]) for a in _assignments(archive)] == [
+        ("u1", "", "EMEA"), ("u1", "", "EMEA Enterprise"), ("u3", "", "Partners"), ("u2", "Americas", "SMB")]
+
+
+def test_user_assignments_without_a_valid_from_column_stop_with_the_file_and_column(tmp_path: Path):
+    rows = [{k: v for k, v in a.items() if k != "Valid From"} for a in ASSIGNMENTS]
+    with pytest.raises(ConnectorTableError) as err:
+        archive_source(SOURCE, _folder(tmp_path, user_assignments=rows), tmp_path / "archive")
+    assert "\n" not in str(err.value)
+    assert 'user_assignments.csv: required column "Valid From" (user_assignments) is missing' in str(err.value)
+
+
 def test_columns_not_read_are_archived_and_named(tmp_path: Path):
     archive = tmp_path / "archive"
     archive_source(SOURCE, _folder(tmp_path), archive)
