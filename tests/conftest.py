@@ -38,12 +38,12 @@ LONGEST_FILES_FIRST = (
     "tests/extract/connectors/test_same_content.py",
     "tests/extract/connectors/test_hubspot_equals_salesforce.py",
     "tests/extract/connectors/test_fivetran_salesforce.py",
-    "tests/transform/test_mart_digests.py",
-    "tests/publish/test_report_browser.py",
+    "tests/transform/test_mart_digests.py",  # builds the shared xs_night ...
     "tests/extract/connectors/test_fivetran_hubspot.py",
     "tests/test_end_to_end_runs.py",
     "tests/deploy/test_services_native.py",
     "tests/test_incremental.py",
+    "tests/publish/test_report_browser.py",  # ... which this one reads: a few long files later, not waiting on it
     "tests/transform/test_team_of_the_day.py",
     "tests/test_lint.py",
     "tests/validate/test_chunked.py",
