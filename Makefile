@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # runs spend much of their time waiting on subprocesses (dbt, Airflow), so two overlap well on 2 cores.
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-fast test-spark lint digests bench clean
+.PHONY: demo test test-fast test-slow test-spark lint digests bench clean
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools/uv "uv==$(UV_VERSION)"
@@ -32,6 +32,11 @@ test: $(VENV)/.synced
 
 test-fast: $(VENV)/.synced
 	$(VENV)/bin/pytest -m "not e2e" $(PYTEST_ARGS)
+
+# The exhaustive forms of tests whose `make test` run checks a fixed representative part (marked slow), e.g.
+# the kill before every file operation of a publish (tests/test_fault_injection.py), not the first and last of each kind.
+test-slow: $(VENV)/.synced
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile -m slow --run-slow $(PYTEST_ARGS)
 
 # The whole-night tests on a local Spark (tests/warehouse/test_spark.py; about 40 min on 2 cores, so not in `make test`).
 test-spark: $(VENV)/.synced

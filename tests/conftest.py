@@ -38,12 +38,12 @@ LONGEST_FILES_FIRST = (
     "tests/extract/connectors/test_same_content.py",
     "tests/extract/connectors/test_hubspot_equals_salesforce.py",
     "tests/extract/connectors/test_fivetran_salesforce.py",
-    "tests/transform/test_mart_digests.py",
-    "tests/publish/test_report_browser.py",
+    "tests/transform/test_mart_digests.py",  # builds the shared xs_night ...
     "tests/extract/connectors/test_fivetran_hubspot.py",
     "tests/test_end_to_end_runs.py",
     "tests/deploy/test_services_native.py",
     "tests/test_incremental.py",
+    "tests/publish/test_report_browser.py",  # ... which this one reads: a few long files later, not waiting on it
     "tests/transform/test_team_of_the_day.py",
     "tests/test_lint.py",
     "tests/validate/test_chunked.py",
@@ -56,19 +56,36 @@ ROOT = Path(__file__).resolve().parents[1]
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-spark-nights", action="store_true", default=False,
                      help="also run the whole-night tests on a local Spark (about 40 min on 2 cores; `make test-spark`)")
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the tests marked slow: the exhaustive forms of tests whose default run checks "
+                          "a fixed representative part (`make test-slow`)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the order below under `--dist loadfile`: xdist otherwise re-sorts the files by their number of tests
+    (`--loadscope-reorder`, its default), which sent the longest files, with one or a few tests each, last."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Reorder the collected tests so the longest files start first (a stable sort: the rest keep their order).
 
     The whole-night tests on Spark (marked e2e and spark) take about 40 minutes on 2 cores, twice the CI budget:
-    they run with --run-spark-nights (`make test-spark`), not in `make test`.
+    they run with --run-spark-nights (`make test-spark`), not in `make test`. Tests marked slow run with
+    --run-slow (`make test-slow`).
     """
     if config is not None and not config.getoption("--run-spark-nights"):
         skip = pytest.mark.skip(reason="a whole night on local Spark (about 40 min): run with `make test-spark`")
         for item in items:
             if "spark" in item.keywords and "e2e" in item.keywords:
                 item.add_marker(skip)
+    if config is not None and not config.getoption("--run-slow"):
+        skip_slow = pytest.mark.skip(reason="slow: the exhaustive form of a test whose default run checks a fixed "
+                                            "representative part; run with `make test-slow`")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(skip_slow)
     rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
 
     def key(item: pytest.Item) -> int:

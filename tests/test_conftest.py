@@ -23,3 +23,13 @@ def test_the_longest_files_go_first_and_the_rest_keep_their_order():
         ("tests/dags/test_dag_integrity.py", 0),
         ("tests/extract/test_load.py", 2),
     ]
+
+
+def test_xdist_keeps_the_order_under_loadfile():
+    # xdist's default `--loadscope-reorder` re-sorts the files by their number of tests, so the longest files
+    # (one or a few tests each) went last; the hook turns it off
+    from tests.conftest import pytest_configure
+
+    config = SimpleNamespace(option=SimpleNamespace(loadscopereorder=True))
+    pytest_configure(config)
+    assert config.option.loadscopereorder is False
