@@ -13,7 +13,8 @@ import dataclasses
 import json
 import logging
 import shutil
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -285,6 +286,19 @@ def _to_spark(ctx: RunContext, schemas: tuple[str, ...], *, marts_back: bool = F
     return copied
 
 
+@contextmanager
+def _spark_step(ctx: RunContext) -> Iterator[None]:
+    """On the spark target: one SparkSession (one JVM) for all the Spark work of a step, dbt's included (it runs
+    in the process and dbt-spark's session method takes this session); elsewhere nothing."""
+    if not _on_spark(ctx):
+        yield
+        return
+    from salesos.warehouse.spark import local_session, spark_root
+
+    with local_session(spark_root(ctx.data_dir)):
+        yield
+
+
 def _marts_from_spark(ctx: RunContext) -> dict[str, int]:
     """The marts dbt just built on Spark, copied into the build copy: every later reader of the night reads them."""
     return _to_spark(ctx, (), marts_back=True)
@@ -311,7 +325,7 @@ def build(ctx: RunContext, progress: StepProgress | None = None) -> dict[str, An
     from salesos.semantic.manifest import MANIFEST_FILE, store_manifest
     from salesos.transform.dbt_build import NIGHTLY_BUILD, run_dbt
 
-    with _lock(ctx, "dbt build"):
+    with _lock(ctx, "dbt build"), _spark_step(ctx):
         if _on_postgres(ctx):
             _copy_to_postgres(ctx, ("raw", "quarantine", "forecasts"))
         if _on_spark(ctx):
@@ -326,6 +340,7 @@ def build(ctx: RunContext, progress: StepProgress | None = None) -> dict[str, An
             run_id=ctx.run_id,
             full_refresh=ctx.full_refresh,
             on_line=progress.dbt_line if progress is not None else None,
+            in_process=_on_spark(ctx),
             **_spark_place(ctx),
         )
         if _on_spark(ctx):
@@ -397,6 +412,12 @@ def forecast(ctx: RunContext) -> dict[str, Any]:
     """Forecast bookings at every level from the marts (plan, every chunk in one process pool or, with
     `forecast_executor: spark`, as Spark tasks; store), project the periods, then build the marts that read
     both (forecast_marts)."""
+    with _spark_step(ctx):  # on Spark: one JVM for the chunks and forecast_marts' copies and dbt build
+        return _forecast(ctx)
+
+
+def _forecast(ctx: RunContext) -> dict[str, Any]:
+    """The forecast step's work (see forecast), inside its Spark session when there is one."""
     from forecasting.nightly import run_chunks
 
     chunks = forecast_plan(ctx)
@@ -467,13 +488,13 @@ def forecast_marts(ctx: RunContext, *, rescore: bool) -> dict[str, Any]:
     """
     from salesos.transform.dbt_build import run_dbt
 
-    with _lock(ctx, "forecast marts"):
+    with _lock(ctx, "forecast marts"), _spark_step(ctx):
         if _on_spark(ctx):  # tonight's forecast and projection rows, for the marts Spark builds from them
             _to_spark(ctx, ("forecasts",))
         built = run_dbt(forecast_marts_build(rescore), warehouse=ctx.build_warehouse,
                         run_dir=ctx.run_dir / "forecast_marts", settings=load_settings(ctx.settings_file),
                         as_of=ctx.as_of.isoformat(), target=ctx.dbt_target, run_id=ctx.run_id,
-                        **_spark_place(ctx))
+                        in_process=_on_spark(ctx), **_spark_place(ctx))
         if _on_spark(ctx):
             _marts_from_spark(ctx)
     return _write_step(ctx, "forecast_marts", {"accuracy_rebuilt": rescore, **built.to_dict()})
