@@ -106,6 +106,17 @@ def night(work: Path, exports: Path, as_of: date, settings: Path) -> dict:
             "loadavg_after": _loadavg(), "parts": t.as_dict()}
 
 
+def differing_tables(warehouse: Path) -> list[str]:
+    """The marts and forecasts tables whose digest differs from the DuckDB night's recorded one (integer types by
+    family, as tests/warehouse/test_spark.py compares them)."""
+    from salesos.warehouse.digest import warehouse_digests
+    from tests.transform.mart_digests import RECORDED
+
+    recorded = json.loads(RECORDED.read_text(encoding="utf-8"))["tables_integer_family"]
+    current = warehouse_digests(warehouse, integer_family=True)
+    return sorted(t for t in recorded.keys() | current.keys() if recorded.get(t) != current.get(t))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -128,6 +139,7 @@ def main() -> None:
     with settings.open("a", encoding="utf-8") as fh:
         fh.write("\nforecast_executor: spark\n")
     result = {"nights": [night(work, work / "exports", AS_OF, settings)]}
+    result["tables_differing_from_the_duckdb_night"] = differing_tables(work / "wh" / "salesos.duckdb")
     args.out.write_text(json.dumps(result, indent=2), encoding="utf-8")
     if args.second_night:
         from tests.test_incremental import next_day_exports
