@@ -114,6 +114,10 @@ def local_session(root: Path) -> Iterator[Any]:
     os.environ["PYSPARK_PYTHON"] = sys.executable
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    # dbt-spark's session method asks the builder for the session before every statement, with the profile's
+    # settings: Spark warns each time that an existing session takes only the runtime ones (they are the same)
+    log4j = spark._jvm.org.apache.logging.log4j
+    log4j.core.config.Configurator.setLevel("org.apache.spark.sql.SparkSession", log4j.Level.ERROR)
     _session_roots[id(spark)] = root.resolve()
     try:
         yield spark
