@@ -304,6 +304,25 @@ def _marts_from_spark(ctx: RunContext) -> dict[str, int]:
     return _to_spark(ctx, (), marts_back=True)
 
 
+# Spark's Parquet tables take no dbt snapshot (dbt-spark's wants Delta, Iceberg or Hudi), and a Spark night's
+# schemas start empty. So on the spark target the snapshots (and the staging views they read) are taken on the
+# build copy, a byte copy of the published warehouse that holds every earlier night's versions, exactly as on
+# DuckDB; the `snapshots` schema is then registered on Spark with the raw tables, and Spark's build leaves
+# the snapshots out. The published DuckDB warehouse carries the history to the next night.
+SNAPSHOTS_ON_BUILD_COPY = ["build", "--select", "+resource_type:snapshot",
+                           "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
+SPARK_BUILD_EXCLUDES = ["--exclude-resource-type", "snapshot"]
+
+
+def _snapshots_on_build_copy(ctx: RunContext) -> dict[str, Any]:
+    """The night's dbt snapshots on the build copy (DuckDB), for the spark target (see SNAPSHOTS_ON_BUILD_COPY)."""
+    from salesos.transform.dbt_build import run_dbt
+
+    return run_dbt(SNAPSHOTS_ON_BUILD_COPY, warehouse=ctx.build_warehouse, run_dir=ctx.run_dir / "snapshots",
+                   settings=load_settings(ctx.settings_file), as_of=ctx.as_of.isoformat(), target="duckdb",
+                   run_id=ctx.run_id).to_dict()
+
+
 def _read_marts(ctx: RunContext) -> Any:
     """A read-only connection to wherever dbt built the marts: the build copy, or Postgres."""
     if _on_postgres(ctx):
@@ -329,9 +348,10 @@ def build(ctx: RunContext, progress: StepProgress | None = None) -> dict[str, An
         if _on_postgres(ctx):
             _copy_to_postgres(ctx, ("raw", "quarantine", "forecasts"))
         if _on_spark(ctx):
-            _to_spark(ctx, ("raw", "quarantine", "forecasts"))
+            _snapshots_on_build_copy(ctx)
+            _to_spark(ctx, ("raw", "quarantine", "forecasts", "snapshots"))
         result = run_dbt(
-            NIGHTLY_BUILD,
+            [*NIGHTLY_BUILD, *SPARK_BUILD_EXCLUDES] if _on_spark(ctx) else NIGHTLY_BUILD,
             warehouse=ctx.build_warehouse,
             run_dir=ctx.run_dir,
             settings=load_settings(ctx.settings_file),

