@@ -290,10 +290,17 @@ def _versions_command(args: argparse.Namespace) -> int:
         try:
             with warehouse_lock(warehouse, "rollback", what="salesos rollback"):
                 v = rollback(warehouse, data_dir, args.version, report_builder=_version_report(warehouse, data_dir))
+                print(f"{warehouse} is now version {v.version_id} (run {v.run_id}, as of {v.as_of})")
+                try:
+                    views = _spark_views_after_rollback(data_dir, v.run_id)
+                except RuntimeError as exc:
+                    print(f"salesos rollback: {exc}", file=sys.stderr)
+                    return 1
         except (ValueError, RunLocked) as exc:
             print(f"salesos rollback: {exc}", file=sys.stderr)
             return 1
-        print(f"{warehouse} is now version {v.version_id} (run {v.run_id}, as of {v.as_of})")
+        if views is not None:
+            print(f"Spark's published views ({len(views)}) read that night again")
         return 0
     try:
         with warehouse_lock(warehouse, "versions", what="salesos versions"):
@@ -303,6 +310,15 @@ def _versions_command(args: argparse.Namespace) -> int:
     for v in list_versions(warehouse, data_dir):
         print(f"{v.version_id}  as of {v.as_of}  run {v.run_id}{' (live)' if v.live else ''}")
     return 0
+
+
+def _spark_views_after_rollback(data_dir: Path, run_id: str) -> list[str] | None:
+    """On a warehouse built on Spark, its published views follow the rollback (salesos.warehouse.spark)."""
+    from salesos.warehouse.spark import spark_root, views_after_rollback
+
+    if not (spark_root(data_dir) / "metastore_db").exists():
+        return None  # no Spark here: no JVM to start
+    return views_after_rollback(data_dir, run_id)
 
 
 def _split(value: str) -> list[str]:

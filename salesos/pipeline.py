@@ -13,7 +13,8 @@ import dataclasses
 import json
 import logging
 import shutil
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -294,9 +295,41 @@ def _to_spark(ctx: RunContext, schemas: tuple[str, ...], *, marts_back: bool = F
     return copied
 
 
+@contextmanager
+def _spark_step(ctx: RunContext) -> Iterator[None]:
+    """On the spark target: one SparkSession (one JVM) for all the Spark work of a step, dbt's included (it runs
+    in the process and dbt-spark's session method takes this session); elsewhere nothing."""
+    if not _on_spark(ctx):
+        yield
+        return
+    from salesos.warehouse.spark import local_session, spark_root
+
+    with local_session(spark_root(ctx.data_dir)):
+        yield
+
+
 def _marts_from_spark(ctx: RunContext) -> dict[str, int]:
     """The marts dbt just built on Spark, copied into the build copy: every later reader of the night reads them."""
     return _to_spark(ctx, (), marts_back=True)
+
+
+# Spark's Parquet tables take no dbt snapshot (dbt-spark's wants Delta, Iceberg or Hudi), and a Spark night's
+# schemas start empty. So on the spark target the snapshots (and the staging views they read) are taken on the
+# build copy, a byte copy of the published warehouse that holds every earlier night's versions, exactly as on
+# DuckDB; the `snapshots` schema is then registered on Spark with the raw tables, and Spark's build leaves
+# the snapshots out. The published DuckDB warehouse carries the history to the next night.
+SNAPSHOTS_ON_BUILD_COPY = ["build", "--select", "+resource_type:snapshot",
+                           "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
+SPARK_BUILD_EXCLUDES = ["--exclude-resource-type", "snapshot"]
+
+
+def _snapshots_on_build_copy(ctx: RunContext) -> dict[str, Any]:
+    """The night's dbt snapshots on the build copy (DuckDB), for the spark target (see SNAPSHOTS_ON_BUILD_COPY)."""
+    from salesos.transform.dbt_build import run_dbt
+
+    return run_dbt(SNAPSHOTS_ON_BUILD_COPY, warehouse=ctx.build_warehouse, run_dir=ctx.run_dir / "snapshots",
+                   settings=load_settings(ctx.settings_file), as_of=ctx.as_of.isoformat(), target="duckdb",
+                   run_id=ctx.run_id).to_dict()
 
 
 def _read_marts(ctx: RunContext) -> Any:
@@ -320,13 +353,14 @@ def build(ctx: RunContext, progress: StepProgress | None = None) -> dict[str, An
     from salesos.semantic.manifest import MANIFEST_FILE, store_manifest
     from salesos.transform.dbt_build import NIGHTLY_BUILD, run_dbt
 
-    with _lock(ctx, "dbt build"):
+    with _lock(ctx, "dbt build"), _spark_step(ctx):
         if _on_postgres(ctx):
             _copy_to_postgres(ctx, ("raw", "quarantine", "forecasts"))
         if _on_spark(ctx):
-            _to_spark(ctx, ("raw", "quarantine", "forecasts"))
+            _snapshots_on_build_copy(ctx)
+            _to_spark(ctx, ("raw", "quarantine", "forecasts", "snapshots"))
         result = run_dbt(
-            NIGHTLY_BUILD,
+            [*NIGHTLY_BUILD, *SPARK_BUILD_EXCLUDES] if _on_spark(ctx) else NIGHTLY_BUILD,
             warehouse=ctx.build_warehouse,
             run_dir=ctx.run_dir,
             settings=load_settings(ctx.settings_file),
@@ -335,6 +369,7 @@ def build(ctx: RunContext, progress: StepProgress | None = None) -> dict[str, An
             run_id=ctx.run_id,
             full_refresh=ctx.full_refresh,
             on_line=progress.dbt_line if progress is not None else None,
+            in_process=_on_spark(ctx),
             **_spark_place(ctx),
         )
         if _on_spark(ctx):
@@ -406,6 +441,12 @@ def forecast(ctx: RunContext) -> dict[str, Any]:
     """Forecast bookings at every level from the marts (plan, every chunk in one process pool or, with
     `forecast_executor: spark`, as Spark tasks; store), project the periods, then build the marts that read
     both (forecast_marts)."""
+    with _spark_step(ctx):  # on Spark: one JVM for the chunks and forecast_marts' copies and dbt build
+        return _forecast(ctx)
+
+
+def _forecast(ctx: RunContext) -> dict[str, Any]:
+    """The forecast step's work (see forecast), inside its Spark session when there is one."""
     from forecasting.nightly import run_chunks
 
     chunks = forecast_plan(ctx)
@@ -492,14 +533,14 @@ def forecast_marts(ctx: RunContext, *, rescore: bool) -> dict[str, Any]:
     """
     from salesos.transform.dbt_build import run_dbt
 
-    with _lock(ctx, "forecast marts"):
+    with _lock(ctx, "forecast marts"), _spark_step(ctx):
         if _on_spark(ctx):  # tonight's forecast and projection rows, for the marts Spark builds from them
             _to_spark(ctx, ("forecasts",))
         seed_partial_parse(ctx.run_dir, ctx.run_dir / "forecast_marts")
         built = run_dbt(forecast_marts_build(rescore), warehouse=ctx.build_warehouse,
                         run_dir=ctx.run_dir / "forecast_marts", settings=load_settings(ctx.settings_file),
                         as_of=ctx.as_of.isoformat(), target=ctx.dbt_target, run_id=ctx.run_id,
-                        **_spark_place(ctx))
+                        in_process=_on_spark(ctx), **_spark_place(ctx))
         if _on_spark(ctx):
             _marts_from_spark(ctx)
     return _write_step(ctx, "forecast_marts", {"accuracy_rebuilt": rescore, **built.to_dict()})

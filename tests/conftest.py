@@ -71,9 +71,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Reorder the collected tests so the longest files start first (a stable sort: the rest keep their order).
 
-    The whole-night tests on Spark (marked e2e and spark) take about 40 minutes on 2 cores, twice the CI budget:
-    they run with --run-spark-nights (`make test-spark`), not in `make test`. Tests marked slow run with
-    --run-slow (`make test-slow`).
+    The end-to-end tests on Spark (marked e2e and spark: the whole night, 40-60 minutes on 2 cores at the load
+    measured in benchmarks/results.md, and the rollback test's JVM starts) are far over the CI budget: they run
+    with --run-spark-nights (`make test-spark`), not in `make test`. Tests marked slow run
+    with --run-slow (`make test-slow`).
     """
     if config is not None and not config.getoption("--run-spark-nights"):
         skip = pytest.mark.skip(reason="a whole night on local Spark (about 40 min): run with `make test-spark`")

@@ -86,6 +86,7 @@ def run_dbt(
     on_line: Callable[[str], None] | None = None,
     spark_dir: Path | None = None,
     schema_prefix: str = "",
+    in_process: bool = False,
 ) -> DbtResult:
     """Run a dbt command (e.g. ["build"]) with the run's vars; parse run_results.json.
 
@@ -93,6 +94,9 @@ def run_dbt(
     them from scratch (the run's `RunContext.full_refresh`: `salesos run --full-refresh`, the DAG param).
     on_line gets each line dbt prints as it prints it (the progress of `salesos run` counts the nodes done).
     On the spark target, spark_dir holds the local warehouse and metastore and schema_prefix names the night.
+    in_process: run dbt in this process (dbt's `dbtRunner`) rather than as a child. The spark target's pipeline
+    steps do, so that dbt-spark's session method takes the step's own SparkSession (one JVM and one metastore
+    connection for the step, not one per process: salesos.warehouse.spark.local_session).
     """
     target_path = run_dir / "dbt_target"
     log_path = run_dir / "dbt_logs"
@@ -113,26 +117,48 @@ def run_dbt(
         json.dumps(dbt_vars(settings, as_of, run_id, schema_prefix)),
     ]
     run_dir.mkdir(parents=True, exist_ok=True)
-    log.info("running: %s", " ".join(args[:2]))
-    proc = subprocess.Popen(
-        args,
-        cwd=DBT_PROJECT_DIR,
-        env=dbt_env(warehouse, target, spark_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        log.info("dbt | %s", line.rstrip())
-        if on_line is not None:
-            on_line(line)
-    code = proc.wait()
+    log.info("running: %s%s", " ".join(args[:2]), " (in this process)" if in_process else "")
+    env = dbt_env(warehouse, target, spark_dir)
+    code = _run_in_process(args[1:], env, on_line) if in_process else _run_child(args, env, on_line)
     result = parse_run_results(target_path / "run_results.json")
     if code != 0 or result.failures:
         detail = "\n".join(f"  - {f}" for f in result.failures) or f"  dbt exited with code {code}"
         raise DbtBuildFailed(f"dbt {' '.join(command)} failed (logs: {log_path}):\n{detail}")
     return result
+
+
+def _run_child(args: list[str], env: dict[str, str], on_line: Callable[[str], None] | None) -> int:
+    """dbt as a child process; its output streams into the log line by line. Returns its exit code."""
+    proc = subprocess.Popen(args, cwd=DBT_PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        log.info("dbt | %s", line.rstrip())
+        if on_line is not None:
+            on_line(line)
+    return proc.wait()
+
+
+def _run_in_process(args: list[str], env: dict[str, str], on_line: Callable[[str], None] | None) -> int:
+    """dbt in this process (dbtRunner), with the environment a child would get; its messages go to the log
+    (and on_line) as a child's lines do. Returns 0 on success, 1 on a failed node, 2 when dbt itself failed."""
+    from dbt.cli.main import dbtRunner
+
+    from salesos.warehouse.dbt_profile import dbt_environment
+
+    def line(event: Any) -> None:
+        if event.info.level in ("info", "warn", "error") and event.info.msg:
+            log.info("dbt | %s", event.info.msg)
+            if on_line is not None:
+                on_line(event.info.msg)
+
+    # --quiet: dbt's own stdout printer stays silent, the callback logs every message once (without colours)
+    with dbt_environment(env):
+        outcome = dbtRunner(callbacks=[line]).invoke(["--quiet", "--no-use-colors", *args])
+    if outcome.exception is not None:
+        log.error("dbt failed: %s", outcome.exception)
+        return 2
+    return 0 if outcome.success else 1
 
 
 def parse_run_results(path: Path) -> DbtResult:

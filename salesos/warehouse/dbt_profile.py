@@ -10,6 +10,8 @@ This is connection configuration, one of the layers allowed to touch `os.environ
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -22,3 +24,17 @@ def dbt_env(warehouse: Path, target: str, spark_dir: Path | None = None) -> dict
     env["SALESOS_DBT_TARGET"] = target
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     return env
+
+
+@contextmanager
+def dbt_environment(env: dict[str, str]) -> Iterator[None]:
+    """The process environment set to `env` while dbt runs in this process (dbt reads profiles.yml's
+    `env_var()` from os.environ), then restored as it was."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

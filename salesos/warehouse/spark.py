@@ -42,6 +42,7 @@ SPARK_ENV_DEFAULTS = {
     "master": ("SALESOS_SPARK_MASTER", "local[2]"),
     "driver_memory": ("SALESOS_SPARK_DRIVER_MEMORY", "2g"),
     "shuffle_partitions": ("SALESOS_SPARK_SHUFFLE_PARTITIONS", "4"),
+    "threads": ("SALESOS_SPARK_THREADS", "2"),  # dbt's threads (profiles.yml), not a Spark setting
 }
 SPARK_DIR_VAR = "SALESOS_SPARK_DIR"
 
@@ -76,6 +77,9 @@ def spark_conf(root: Path, env: dict[str, str] | None = None) -> dict[str, str]:
     }
 
 
+# the folder each open local_session serves (by session), for the re-entrant case
+_session_roots: dict[int, Path] = {}
+
 _NIGHT = re.compile(r"[^a-z0-9]+")
 
 
@@ -86,10 +90,21 @@ def night_prefix(run_id: str) -> str:
 
 @contextmanager
 def local_session(root: Path) -> Iterator[Any]:
-    """A SparkSession on the night's metastore; its JVM is stopped on exit, freeing the metastore for dbt."""
+    """A SparkSession on the night's metastore; its JVM is stopped on exit, freeing the metastore for another
+    process.
+
+    Re-entrant: inside an open `local_session` of the same folder it yields that session and leaves it running
+    (the outer one stops it), so a pipeline step opens one JVM for all its Spark work, dbt's included when dbt
+    runs in the process (salesos.transform.dbt_build.run_dbt(in_process=True): dbt-spark's session method
+    takes the active session).
+    """
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
+    active = SparkSession._instantiatedSession if SparkContext._active_spark_context is not None else None
+    if active is not None and root.resolve() == _session_roots.get(id(active)):
+        yield active
+        return
     root.mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder.appName("salesos").enableHiveSupport()
     for key, value in spark_conf(root).items():
@@ -99,9 +114,15 @@ def local_session(root: Path) -> Iterator[Any]:
     os.environ["PYSPARK_PYTHON"] = sys.executable
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    # dbt-spark's session method asks the builder for the session before every statement, with the profile's
+    # settings: Spark warns each time that an existing session takes only the runtime ones (they are the same)
+    log4j = spark._jvm.org.apache.logging.log4j
+    log4j.core.config.Configurator.setLevel("org.apache.spark.sql.SparkSession", log4j.Level.ERROR)
+    _session_roots[id(spark)] = root.resolve()
     try:
         yield spark
     finally:
+        _session_roots.pop(id(spark), None)
         spark.stop()
         gateway = SparkContext._gateway
         if gateway is not None:
@@ -162,13 +183,25 @@ def copy_to_spark(spark: Any, duckdb_file: Path, files_dir: Path, prefix: str,
         spark.sql(f"drop table if exists {name}")
         location = (files_dir / schema / table).resolve().as_uri()
         spark.sql(f"create table {name} using parquet location '{location}'")
-        n = spark.table(name).count()
+    # every table's rows as Spark reads them, in one query (one job) rather than one count per table
+    counts = _row_counts(spark, [f"{quote(prefix + s)}.{quote(t)}" for s, t in tables])
+    for (schema, table), n in zip(tables, counts, strict=True):
+        name = f"{prefix}{schema}.{table}"
         if n != expected[(schema, table)]:
             raise RuntimeError(f"Spark table {name} has {n} rows, {duckdb_file} {schema}.{table} has "
                                f"{expected[(schema, table)]}")
         copied[f"{schema}.{table}"] = n
         log.info("registered %s on Spark: %d rows", name, n)
     return copied
+
+
+def _row_counts(spark: Any, names: Sequence[str]) -> list[int]:
+    """The rows of each table, by one `union all` query (Spark answers a bare count from the Parquet footers)."""
+    if not names:
+        return []
+    query = " union all ".join(f"select {i} as i, count(*) as n from {name}" for i, name in enumerate(names))
+    found = {row["i"]: row["n"] for row in spark.sql(query).collect()}
+    return [found[i] for i in range(len(names))]
 
 
 def copy_from_spark(spark: Any, duckdb_file: Path, files_dir: Path, prefix: str,
@@ -328,3 +361,27 @@ def _literal(value: Any) -> str:
     if isinstance(value, dt.date):
         return f"date'{value.isoformat()}'"
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def views_after_rollback(data_dir: Path, run_id: str) -> list[str] | None:
+    """After `salesos rollback` to the version of run `run_id`: point Spark's published views at that night.
+
+    The DuckDB version set is restored first (salesos.publish.versions.rollback); readers of Spark's `marts.*`
+    and `forecasts.*` views then see the same night. The kept versions' nights stay in the metastore
+    (`drop_old_nights` in the pipeline keeps them), so this is one `publish_views`. Returns the views switched,
+    or None when the data dir has no Spark warehouse with published views (a DuckDB or Postgres warehouse).
+    Raises when Spark publishes here but the version's night is not in the metastore (a version built on
+    another target): the views are left as they were and the error says which night they read.
+    """
+    root = spark_root(data_dir)
+    if not (root / "metastore_db").exists():
+        return None
+    prefix = night_prefix(run_id)
+    with local_session(root) as spark:
+        current = published_prefix(spark)
+        if current is None:
+            return None
+        if prefix not in night_prefixes(spark):
+            raise RuntimeError(f"Spark has no night {prefix}* for run {run_id} (a version built on another "
+                               f"target?): its published views still read {current}*")
+        return publish_views(spark, prefix)

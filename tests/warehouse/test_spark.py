@@ -16,7 +16,7 @@ import duckdb
 import pytest
 import yaml
 
-from salesos.warehouse.spark import _literal, night_prefix, spark_conf, spark_root
+from salesos.warehouse.spark import SPARK_ENV_DEFAULTS, _literal, night_prefix, spark_conf, spark_root
 from tests.transform.mart_digests import AS_OF, RECORDED, ROOT, SCALE, SEED, SETTINGS
 
 
@@ -39,6 +39,8 @@ def test_profile_and_pipeline_session_use_the_same_spark_configuration(tmp_path)
     conf = spark_conf(root, env={})
     rendered = {k: render(v) for k, v in params.items()}
     assert rendered == conf
+    var, default = SPARK_ENV_DEFAULTS["threads"]
+    assert profile["salesos"]["outputs"]["spark"]["threads"] == f"{{{{ env_var('{var}', '{default}') | as_number }}}}"
 
 
 def test_reader_literals_are_quoted():
@@ -202,3 +204,51 @@ def test_forecast_chunk_on_spark_gives_the_rows_of_a_one_process_run(spark_night
     got = pd.read_parquet(on_spark / "chunks" / "company.parquet")
     assert len(expected) > 0
     pd.testing.assert_frame_equal(got, expected)
+
+
+@pytest.mark.e2e
+@pytest.mark.spark
+@pytest.mark.xfail(strict=True, run=False, reason="open: its one run (2026-12-07, load about 23) did not finish in "
+                   "15 min; hang or slowness of the three JVM starts not diagnosed")
+def test_rollback_points_the_published_views_back_at_the_kept_night(tmp_path, capsys):
+    """`salesos rollback` restores the DuckDB version and Spark's views with it; a version Spark never built
+    is refused for the views (which keep reading the night they read), after the DuckDB rollback is done."""
+    from salesos.cli import main as cli_main
+    from salesos.publish.versions import list_versions, live_version, publish_file
+    from salesos.warehouse.spark import local_session, night_prefix, publish_views, published_prefix
+
+    warehouse, root = tmp_path / "wh.duckdb", spark_root(tmp_path)
+
+    def version(run_id: str) -> None:
+        build = tmp_path / "build" / run_id / "wh.duckdb"
+        build.parent.mkdir(parents=True)
+        build.write_text(run_id)
+        publish_file(build, warehouse, tmp_path, run_id, "2026-10-31")
+
+    def read(spark) -> tuple[str, str, str | None]:
+        return (spark.sql("select v from marts.t").collect()[0][0], spark.sql("select v from forecasts.f").collect()[0][0],
+                published_prefix(spark))
+
+    with local_session(root) as spark:
+        for run_id in ("r1", "r2"):
+            prefix = night_prefix(run_id)
+            for schema, table in (("marts", "t"), ("forecasts", "f")):
+                spark.sql(f"create database {prefix}{schema}")
+                spark.sql(f"create table {prefix}{schema}.{table} using parquet as select '{run_id}' as v")
+            version(run_id)
+            publish_views(spark, prefix)
+        assert read(spark) == ("r2", "r2", night_prefix("r2"))
+    version("r3")  # a version built on another target: Spark has no night of it, its views stay on r2
+    assert cli_main(["rollback", "--warehouse", str(warehouse)]) == 0
+    assert live_version(warehouse, tmp_path).run_id == "r2"
+    assert cli_main(["rollback", "--warehouse", str(warehouse)]) == 0
+    assert live_version(warehouse, tmp_path).run_id == "r1"
+    assert "Spark's published views (2) read that night again" in capsys.readouterr().out
+    with local_session(root) as spark:
+        assert read(spark) == ("r1", "r1", night_prefix("r1"))
+    r3 = next(v.version_id for v in list_versions(warehouse, tmp_path) if v.run_id == "r3")
+    assert cli_main(["rollback", "--warehouse", str(warehouse), "--to", r3]) == 1
+    assert live_version(warehouse, tmp_path).run_id == "r3"
+    assert "no night n_r3_* for run r3" in capsys.readouterr().err
+    with local_session(root) as spark:
+        assert read(spark) == ("r1", "r1", night_prefix("r1"))
