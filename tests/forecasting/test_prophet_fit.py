@@ -10,28 +10,34 @@ from forecasting.prophet_fit import prophet_values
 from tests.forecasting.synthetic import monthly, trending_seasonal
 
 
-def test_prophet_fits_leave_no_stan_files_behind():
+@pytest.mark.parametrize("backend", ["cmdstan", "scipy"])
+def test_prophet_fits_leave_no_stan_files_behind(backend):
     import cmdstanpy
 
     before = set(os.listdir(cmdstanpy._TMPDIR))  # other code (bookings.prophet_forecast) may leave its own
-    prophet_values(trending_seasonal(30), 3)
-    prophet_values(monthly([5.0, 0.0, 0.0, 7.0, 0.0, 0.0, 9.0]), 3, changepoint_prior_scale=0.5)  # may fail/retry
+    prophet_values(trending_seasonal(30), 3, backend=backend)
+    prophet_values(monthly([5.0, 0.0, 0.0, 7.0, 0.0, 0.0, 9.0]), 3, changepoint_prior_scale=0.5,
+                   backend=backend)  # may fail/retry
     assert set(os.listdir(cmdstanpy._TMPDIR)) - before == set()
 
 
 @pytest.mark.parametrize("n", [14, 40])
 @pytest.mark.parametrize(("mode", "quarter_end"), [("additive", True), ("multiplicative", True), ("additive", False)])
-def test_prophet_with_the_memoised_component_matrix_forecasts_exactly_as_prophet(monkeypatch, n, mode, quarter_end):
+@pytest.mark.parametrize("backend", ["cmdstan", "scipy"])
+def test_prophet_with_the_memoised_component_matrix_forecasts_exactly_as_prophet(monkeypatch, n, mode, quarter_end,
+                                                                                 backend):
     """The component matrix is built once per layout; every forecast equals plain Prophet's, bit for bit."""
     from prophet import Prophet
 
     import forecasting.prophet_fit as models
 
     hist = trending_seasonal(n, seed=3)
-    ours = [prophet_values(hist, 6, mode, 0.1, quarter_end) for _ in range(2)]  # the second from the memo
+    ours = [prophet_values(hist, 6, mode, 0.1, quarter_end, backend=backend) for _ in range(2)]  # 2nd: the memo
     assert any(key[0] for key in models._COMPONENT_MATRICES)
-    monkeypatch.setattr(models, "_PROPHET_CLASS", Prophet)
-    plain = prophet_values(hist, 6, mode, 0.1, quarter_end)
+    # plain Prophet, given only the way to load the in-process backend
+    plain_class = type("PlainProphet", (Prophet,), {"_load_stan_backend": models.prophet_class()._load_stan_backend})
+    monkeypatch.setattr(models, "_PROPHET_CLASS", plain_class)
+    plain = prophet_values(hist, 6, mode, 0.1, quarter_end, backend=backend)
     for values in ours:
         np.testing.assert_array_equal(values, plain)
 
