@@ -14,7 +14,8 @@ each backend at `--origins` rolling origins, horizon `--horizon`, and reports:
   difference scipy minus cmdstan (positive: scipy found the higher posterior);
 * the point forecasts: relative difference |scipy - cmdstan| / mean |actual| per origin;
 * accuracy: MASE of each, the paired difference scipy minus cmdstan with a 95% interval (t over series);
-* the wall time of each backend's fits.
+* the wall and CPU time of each backend's fits (CPU: this process and its children, cmdstan's processes;
+  the fair measure on a loaded machine, where a child process gets its own share of the cores).
 """
 
 from __future__ import annotations
@@ -57,10 +58,7 @@ def _record(cls: type) -> None:
 def objective(data: dict, params: dict) -> float:
     """Prophet's negative log posterior (Stan's, without the Jacobian) at `params`."""
     prob = prophet_map._Problem(data)
-    delta = params["delta"]
-    z = np.concatenate([params["k"], params["m"], np.maximum(delta, 0), np.maximum(-delta, 0),
-                        params["sigma_obs"], params["beta"]])
-    return float(prob(z)[0])
+    return prob.objective(params["k"][0], params["m"][0], params["delta"], params["sigma_obs"][0], params["beta"])
 
 
 def synthetic(count: int) -> list[tuple[str, str, np.ndarray]]:
@@ -90,6 +88,13 @@ def real(per_type: int, length: int) -> list[tuple[str, str, np.ndarray]]:
         return []
 
 
+def _cpu() -> float:
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def run_series(sn: str, typ: str, y: np.ndarray, horizon: int, origins: int, mode: str) -> list[dict]:
     ds = pd.date_range("2000-01-01", periods=len(y), freq="MS")
     rows = []
@@ -100,13 +105,14 @@ def run_series(sn: str, typ: str, y: np.ndarray, horizon: int, origins: int, mod
         row: dict = {"sn": sn, "type": typ, "mode": mode, "origin": k, "n": cut}
         for backend in ("cmdstan", "scipy"):
             _CALLS.clear()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _cpu()
             try:
                 fc = prophet_values(train, horizon, seasonality_mode=mode, backend=backend)
             except RuntimeError as exc:
                 row[f"{backend}_error"] = str(exc)[:120]
                 continue
             row[f"{backend}_s"] = time.perf_counter() - t0
+            row[f"{backend}_cpu_s"] = _cpu() - c0  # this process and its children (cmdstan's): fair under load
             row[f"{backend}_fc"] = fc.tolist()
             row[f"{backend}_mase"] = float(np.mean(np.abs(actual - fc)) / mase_scale(y[:cut]))
             row[f"{backend}_attempts"] = len(_CALLS)
@@ -155,6 +161,8 @@ def summarise(rows: list[dict]) -> dict:
             if "obj_gain" in part else None,
             "seconds_per_fit_cmdstan": round(float(part["cmdstan_s"].median()), 4),
             "seconds_per_fit_scipy": round(float(part["scipy_s"].median()), 4),
+            "cpu_seconds_per_fit_cmdstan": round(float(part["cmdstan_cpu_s"].median()), 4),
+            "cpu_seconds_per_fit_scipy": round(float(part["scipy_cpu_s"].median()), 4),
         }
         by_type = part.groupby("type")["rel_diff"].median().round(5).to_dict()
         out[mode]["rel_diff_median_by_type"] = by_type
