@@ -15,8 +15,9 @@ below by 0 and both priced |.|/tau, which makes the problem smooth with bounds a
 (at the optimum one part of each pair is 0). sigma_obs is profiled out: for given other parameters the
 posterior's sigma solves 4 s^4 + T s^2 - RSS = 0 (one positive root), so the optimiser works on the rest
 only, and the gradient there is the full objective's (envelope theorem). On low-noise series a free sigma
-made the problem badly scaled (the curvature grows as 1/sigma^2) and L-BFGS-B stopped short of the optimum. Linear and flat trends (all salesos fits) are done here; the
-logistic trend and MCMC sampling are passed to Prophet's own cmdstanpy backend.
+made the problem badly scaled (the curvature grows as 1/sigma^2) and L-BFGS-B stopped short of the optimum.
+Linear and flat trends (all salesos fits) are done here; the logistic trend and MCMC sampling are passed to
+Prophet's own cmdstanpy backend.
 """
 
 from __future__ import annotations
