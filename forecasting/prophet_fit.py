@@ -150,6 +150,40 @@ def prophet_class() -> type:
     return _PROPHET_CLASS
 
 
+def point_forecast(model: Any, future: pd.DataFrame) -> np.ndarray:
+    """Prophet's `yhat` for `future` from the fitted MAP, in numpy: `model.predict(future)["yhat"]`, same numbers.
+
+    `predict` builds a frame of every component (trend, each seasonality, each regressor, their sums) through
+    pandas, most of a monthly forecast's cost after the fit; the point forecast needs only the trend and
+    the feature matrix times beta, computed here with Prophet's own `piecewise_linear` and `fourier_series`
+    in its feature order (seasonalities, then extra regressors). Models this does not cover (other growth,
+    holidays, conditional seasonalities, MCMC samples, minmax scaling) go through `predict`. Tested equal to
+    `predict` (tests/forecasting/test_prophet_fit.py).
+    """
+    simple = (model.growth == "linear" and model.holidays is None and not model.mcmc_samples
+              and model.scaling == "absmax" and not model.logistic_floor
+              and all(props["condition_name"] is None for props in model.seasonalities.values()))
+    if not simple:
+        return model.predict(future)["yhat"].to_numpy(dtype=float)
+    ds = pd.to_datetime(future["ds"]).reset_index(drop=True)
+    t = ((ds - model.start) / model.t_scale).to_numpy(dtype=float)
+    k = float(np.nanmean(model.params["k"]))
+    m = float(np.nanmean(model.params["m"]))
+    deltas = np.nanmean(model.params["delta"], axis=0)
+    trend = model.piecewise_linear(t, deltas, k, m, model.changepoints_t) * model.y_scale  # floor 0 (absmax)
+    features = [model.fourier_series(ds, props["period"], props["fourier_order"])
+                for props in model.seasonalities.values()]
+    for name, props in model.extra_regressors.items():
+        x = pd.to_numeric(future[name]).to_numpy(dtype=float)
+        features.append(((x - props["mu"]) / props["std"]).reshape(-1, 1))
+    X = np.hstack(features) if features else np.zeros((len(ds), 1))
+    cols = model.train_component_cols
+    beta = model.params["beta"]
+    additive = np.nanmean(X @ (beta * cols["additive_terms"].to_numpy()).T, axis=1) * model.y_scale
+    multiplicative = np.nanmean(X @ (beta * cols["multiplicative_terms"].to_numpy()).T, axis=1)
+    return trend * (1 + multiplicative) + additive
+
+
 def _prophet_model(n_months: int, seasonality_mode: str, changepoint_prior_scale: float,
                    n_changepoints: int, quarter_end: bool, backend: str = DEFAULT_PROPHET_BACKEND) -> Any:
     if backend not in PROPHET_BACKENDS:
@@ -222,7 +256,7 @@ def prophet_values(history: pd.DataFrame, horizon: int, seasonality_mode: str = 
         try:
             with _stan_scratch() if backend == "cmdstan" else contextlib.nullcontext():
                 model.fit(train_i, **kwargs)
-            yhat = model.predict(future)["yhat"].to_numpy(dtype=float)
+            yhat = point_forecast(model, future)
         except (RuntimeError, TimeoutError, ValueError) as exc:
             last_error = exc
             continue

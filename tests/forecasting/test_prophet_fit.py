@@ -56,3 +56,21 @@ def test_the_memoised_component_matrix_is_prophets_own_and_not_shared_between_mo
     third = models._prophet_model(30, "multiplicative", 0.1, 25, True)
     third.fit(hist, algorithm="LBFGS")
     assert int(third.train_component_cols.iloc[0, 0]) != 99
+
+
+@pytest.mark.parametrize("n", [14, 20, 40])
+@pytest.mark.parametrize(("mode", "quarter_end"), [("additive", True), ("multiplicative", True), ("additive", False),
+                                                   ("multiplicative", False)])
+def test_the_numpy_point_forecast_is_prophets_predict(n, mode, quarter_end):
+    """point_forecast gives predict's yhat (to rounding) for every model layout prophet_values fits."""
+    import forecasting.prophet_fit as models
+
+    hist = trending_seasonal(n, seed=8)
+    model = models._prophet_model(n, mode, 0.1, 25 if n >= 12 else 2, quarter_end)
+    future = pd.DataFrame({"ds": pd.date_range(hist["ds"].max() + pd.offsets.MonthBegin(1), periods=12, freq="MS")})
+    if quarter_end:
+        hist = hist.assign(quarter_end=hist["ds"].dt.month.isin([1, 4, 7, 10]).astype(float))
+        future["quarter_end"] = future["ds"].dt.month.isin([1, 4, 7, 10]).astype(float)
+    model.fit(hist, algorithm="LBFGS")
+    np.testing.assert_allclose(models.point_forecast(model, future), model.predict(future)["yhat"].to_numpy(),
+                               rtol=1e-12, atol=1e-9)
