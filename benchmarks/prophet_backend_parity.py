@@ -32,6 +32,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.forecast_fit_sample import synthetic
 from forecasting import prophet_map
 from forecasting.metrics import mase_scale
 from forecasting.prophet_fit import prophet_values, quiet_stan
@@ -59,20 +60,6 @@ def objective(data: dict, params: dict) -> float:
     """Prophet's negative log posterior (Stan's, without the Jacobian) at `params`."""
     prob = prophet_map._Problem(data)
     return prob.objective(params["k"][0], params["m"][0], params["delta"], params["sigma_obs"][0], params["beta"])
-
-
-def synthetic(count: int) -> list[tuple[str, str, np.ndarray]]:
-    """Growing bookings with quarter-end peaks (the test series' shape), 30-72 months, noise 2-25%."""
-    out = []
-    for i in range(count):
-        rng = np.random.default_rng(100 + i)
-        n = int(rng.integers(30, 73))
-        ds = pd.date_range("2020-02-01", periods=n, freq="MS")
-        level = 1000 * (1 + rng.uniform(-0.01, 0.03) * np.arange(n))
-        peak = np.where(ds.month.isin([1, 4, 7, 10]), 1 + rng.uniform(0, 0.8), 1.0)
-        y = np.clip(level * peak * (1 + rng.normal(0, rng.uniform(0.02, 0.25), n)), 0, None)
-        out.append((f"syn{i:02d}", "SYNTHETIC", y))
-    return out
 
 
 def real(per_type: int, length: int) -> list[tuple[str, str, np.ndarray]]:
