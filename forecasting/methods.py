@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecasting.prophet_fit import DEFAULT_QUARTER_END_MONTHS, prophet_values
+from forecasting.prophet_fit import DEFAULT_PROPHET_BACKEND, DEFAULT_QUARTER_END_MONTHS, prophet_values
 from forecasting.series import MIN_TRAIN, SEASON, future_months, naive_values, validate_history
 
 METHODS_FILE = Path(__file__).resolve().parents[1] / "config" / "forecast_methods.yml"  # the method registry
@@ -311,11 +311,13 @@ def load_methods(path: str | None = None) -> MethodRegistry:
 
 
 def default_candidates(quarter_end_months: Sequence[int] = DEFAULT_QUARTER_END_MONTHS,
-                       prophet_grid: str = "full", registry: MethodRegistry | None = None) -> list[Candidate]:
+                       prophet_grid: str = "full", registry: MethodRegistry | None = None,
+                       prophet_backend: str = DEFAULT_PROPHET_BACKEND) -> list[Candidate]:
     """The registered methods of a grid, in registry order (simplest first: ties go to the earlier).
 
     `prophet_grid="primary"` keeps only the primary Prophet settings (a quarter of the Prophet fits, for many
     series on few cores); "all" adds the methods too costly for the nightly run (AutoARIMA).
+    `prophet_backend` (settings: `forecast_prophet_backend`) is how every Prophet candidate computes its MAP.
     """
     if prophet_grid not in GRIDS:
         raise ValueError(f"prophet_grid must be one of {GRIDS}, not {prophet_grid!r}")
@@ -328,6 +330,8 @@ def default_candidates(quarter_end_months: Sequence[int] = DEFAULT_QUARTER_END_M
         params = dict(m["params"])
         if m["kind"] == "prophet" and params.get("quarter_end"):
             params["quarter_end_months"] = qe
+        if m["kind"] == "prophet":
+            params["backend"] = prophet_backend
         out.append(Candidate(m["name"], m["kind"], params))
     return out
 

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.methods import METHODS_FILE
+from forecasting.prophet_fit import DEFAULT_PROPHET_BACKEND
 from salesos.hierarchy import hierarchy, level_names
 
 log = logging.getLogger(__name__)
@@ -367,7 +368,8 @@ def save_prophet_models(models_dir: Path, series_id: str, model: str, fits: list
 
 def forecast_chunk(work_dir: Path, chunk: str, horizon: int = HORIZON, origins: int = ORIGINS,
                    processes: int | None = None, models_dir: Path | None = None, prophet_grid: str = "full",
-                   cache_dir: Path | None = None, reuse: bool = True) -> dict:
+                   cache_dir: Path | None = None, reuse: bool = True,
+                   prophet_backend: str = DEFAULT_PROPHET_BACKEND) -> dict:
     """Forecast one chunk's series (a process pool over the cores) and write its rows beside the plan.
 
     The Prophet models chosen for each series are written to `models_dir` (if given) as Prophet JSON.
@@ -375,12 +377,12 @@ def forecast_chunk(work_dir: Path, chunk: str, horizon: int = HORIZON, origins: 
     (see `forecast_chunks`).
     """
     return forecast_chunks(work_dir, [chunk], horizon, origins, processes, models_dir, prophet_grid,
-                           cache_dir, reuse)[0]
+                           cache_dir, reuse, prophet_backend)[0]
 
 
 CACHE_COLUMNS_DATES = ("period_start", "training_start", "training_end", "as_of_date")
-_FIT_CODE = ("series.py", "metrics.py", "prophet_fit.py", "methods.py", "intervals.py", "select.py", "pool.py",
-             "backtest.py")  # the modules whose code decides a series' forecast
+_FIT_CODE = ("series.py", "metrics.py", "prophet_fit.py", "prophet_map.py", "methods.py", "intervals.py", "select.py",
+             "pool.py", "backtest.py")  # the modules whose code decides a series' forecast
 _FIT_LIBRARIES = ("prophet", "cmdstanpy", "statsforecast", "coreforecast", "statsmodels", "numpy", "pandas", "scipy")
 
 
@@ -401,16 +403,17 @@ def _fit_environment() -> bytes:
 
 
 def fit_fingerprint(series_id: str, hist: pd.DataFrame, horizon: int, origins: int, prophet_grid: str,
-                    keep_models: bool = False, environment: bytes | None = None) -> str:
+                    keep_models: bool = False, environment: bytes | None = None,
+                    prophet_backend: str = DEFAULT_PROPHET_BACKEND) -> str:
     """A key that changes whenever anything the series' forecast depends on changes.
 
     The forecast of a series is a deterministic function of its complete months (`ds`, `y`), the horizon,
-    the backtest origins, the Prophet grid, our fitting code and the libraries' versions; the key hashes
+    the backtest origins, the Prophet grid and backend, our fitting code and the libraries' versions; the key hashes
     exactly these (and the series id, which its kept Prophet JSON names, and whether that JSON is kept: the
     selection record names the file only then).
     """
     h = hashlib.sha256(environment if environment is not None else _fit_environment())
-    h.update(json.dumps([series_id, horizon, origins, prophet_grid, keep_models]).encode())
+    h.update(json.dumps([series_id, horizon, origins, prophet_grid, keep_models, prophet_backend]).encode())
     h.update(pd.to_datetime(hist["ds"]).to_numpy(dtype="datetime64[ns]").astype("int64").tobytes())
     h.update(hist["y"].to_numpy(dtype="float64").tobytes())
     return h.hexdigest()
@@ -476,7 +479,8 @@ def series_rows(series_id: str, hist: pd.DataFrame, res: Any, record: dict[str, 
 
 def forecast_chunks(work_dir: Path, chunks: list[str], horizon: int = HORIZON, origins: int = ORIGINS,
                     processes: int | None = None, models_dir: Path | None = None,
-                    prophet_grid: str = "full", cache_dir: Path | None = None, reuse: bool = True) -> list[dict]:
+                    prophet_grid: str = "full", cache_dir: Path | None = None, reuse: bool = True,
+                    prophet_backend: str = DEFAULT_PROPHET_BACKEND) -> list[dict]:
     """`forecast_chunk` for several chunks in one process pool (one pool start-up, not one per chunk).
 
     Forecasts use complete months only, so on most nights most series are exactly what they were the night
@@ -499,7 +503,7 @@ def forecast_chunks(work_dir: Path, chunks: list[str], horizon: int = HORIZON, o
         environment = _fit_environment()
         for sid in ids:
             keys[sid] = fit_fingerprint(sid, s.series[sid], horizon, origins, prophet_grid, models_dir is not None,
-                                        environment)
+                                        environment, prophet_backend)
             cached = _cache_get(cache_dir, keys[sid]) if reuse else None
             if cached is not None:
                 frames[sid] = cached
@@ -509,7 +513,8 @@ def forecast_chunks(work_dir: Path, chunks: list[str], horizon: int = HORIZON, o
                     shutil.copyfile(kept, models_dir / f"{_safe(sid)}.json.gz")
     todo = [sid for sid in ids if sid not in frames]
     results = forecast_many({sid: s.series[sid] for sid in todo}, horizon=horizon, origins=origins,
-                            processes=processes, prophet_grid=prophet_grid) if todo else {}
+                            processes=processes, prophet_grid=prophet_grid,
+                            prophet_backend=prophet_backend) if todo else {}
     for sid, res in results.items():
         record = res.selection.as_record()
         if models_dir is not None and res.selection.prophet_models:
@@ -623,13 +628,15 @@ def forecast_all(
     work_dir: Path | None = None,
     models_dir: Path | None = None,
     prophet_grid: str = "full",
+    prophet_backend: str = DEFAULT_PROPHET_BACKEND,
 ) -> pd.DataFrame:
     """Plan, forecast every chunk here, and assemble: the one-process form of the Airflow task group."""
     with tempfile.TemporaryDirectory(prefix="salesos-forecast-plan-") as tmp:
         work = work_dir or Path(tmp) / "work"
         chunks = plan_forecast(con, work, tuple(levels))
         if chunks:
-            forecast_chunks(work, chunks, horizon, origins, processes, models_dir, prophet_grid)
+            forecast_chunks(work, chunks, horizon, origins, processes, models_dir, prophet_grid,
+                            prophet_backend=prophet_backend)
         return assemble_forecasts(work, as_of, run_id)
 
 
@@ -716,6 +723,7 @@ class ForecastStep:
     origins: int = ORIGINS
     prophet_grid: str = "primary"
     levels: tuple[str, ...] = HIERARCHY_LEVELS
+    prophet_backend: str = DEFAULT_PROPHET_BACKEND
 
     @classmethod
     def for_run(cls, settings: Any, build_dir: Path, run_dir: Path, data_dir: Path, *,
@@ -726,12 +734,13 @@ class ForecastStep:
                    charts_dir=run_dir / "forecast_charts", cache_dir=cache,
                    reuse=cache is not None and not full_refresh, horizon=settings.forecast_horizon,
                    origins=settings.forecast_origins, prophet_grid=settings.forecast_prophet_grid,
-                   levels=tuple(settings.forecast_levels))
+                   levels=tuple(settings.forecast_levels), prophet_backend=settings.forecast_prophet_backend)
 
     def chunk_options(self) -> dict[str, Any]:
         """The keyword arguments of `forecast_chunk` for this step (what a worker elsewhere, a Spark task, needs)."""
         return {"horizon": self.horizon, "origins": self.origins, "models_dir": self.models_dir,
-                "prophet_grid": self.prophet_grid, "cache_dir": self.cache_dir, "reuse": self.reuse}
+                "prophet_grid": self.prophet_grid, "cache_dir": self.cache_dir, "reuse": self.reuse,
+                "prophet_backend": self.prophet_backend}
 
 
 def plan(con: duckdb.DuckDBPyConnection | Any, step: ForecastStep) -> list[str]:
@@ -744,7 +753,7 @@ def plan(con: duckdb.DuckDBPyConnection | Any, step: ForecastStep) -> list[str]:
 def run_chunks(step: ForecastStep, chunks: list[str], processes: int | None = None) -> list[dict]:
     """Forecast `chunks` of the plan in one process pool, reusing the cached series the policy allows."""
     return forecast_chunks(step.work_dir, chunks, step.horizon, step.origins, processes, step.models_dir,
-                           step.prophet_grid, step.cache_dir, step.reuse)
+                           step.prophet_grid, step.cache_dir, step.reuse, step.prophet_backend)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from multiprocessing import get_context
 import pandas as pd
 
 from forecasting.methods import default_candidates, primary_prophet_name, with_seasonal_naive
-from forecasting.prophet_fit import DEFAULT_QUARTER_END_MONTHS
+from forecasting.prophet_fit import DEFAULT_PROPHET_BACKEND, DEFAULT_QUARTER_END_MONTHS
 from forecasting.select import Selection, backtest_track, forecast
 
 log = logging.getLogger(__name__)
@@ -65,9 +65,9 @@ def main_script_hidden() -> Iterator[None]:
         sys.modules["__main__"] = saved
 
 
-def _forecast_task(args: tuple[str, pd.DataFrame, int, int, tuple[int, ...], str]) -> tuple[str, SeriesForecast]:
-    key, history, horizon, origins, qe_months, grid = args
-    cands = with_seasonal_naive(default_candidates(qe_months, grid))
+def _forecast_task(args: tuple[str, pd.DataFrame, int, int, tuple[int, ...], str, str]) -> tuple[str, SeriesForecast]:
+    key, history, horizon, origins, qe_months, grid, backend = args
+    cands = with_seasonal_naive(default_candidates(qe_months, grid, prophet_backend=backend))
     primary = primary_prophet_name()
     fc, sel = forecast(history, horizon, origins, cands, also=(primary,))
     kept = [sel.candidate] + [c for c in cands if c.name == primary and c.name != sel.model]
@@ -78,7 +78,8 @@ def forecast_many(series: Mapping[str, pd.DataFrame], horizon: int, origins: int
                   processes: int | None = None,
                   quarter_end_months: Sequence[int] = DEFAULT_QUARTER_END_MONTHS,
                   progress: Callable[[int, int], None] | None = None,
-                  prophet_grid: str = "full") -> dict[str, SeriesForecast]:
+                  prophet_grid: str = "full",
+                  prophet_backend: str = DEFAULT_PROPHET_BACKEND) -> dict[str, SeriesForecast]:
     """`forecast` for every series, in a 'spawn' process pool (Stan and forked threads do not mix).
 
     Keys keep the input order. Results are identical for any `processes` (1 runs in this process): each series
@@ -87,7 +88,7 @@ def forecast_many(series: Mapping[str, pd.DataFrame], horizon: int, origins: int
     (see `main_script_hidden`), so this is safe to call from Airflow tasks and unguarded scripts alike.
     """
     qe = tuple(int(m) for m in quarter_end_months)
-    tasks = [(key, hist, horizon, origins, qe, prophet_grid) for key, hist in series.items()]
+    tasks = [(key, hist, horizon, origins, qe, prophet_grid, prophet_backend) for key, hist in series.items()]
     results: dict[str, SeriesForecast] = {}
     n_proc = processes if processes is not None else (os.cpu_count() or 1)
     n_proc = max(1, min(n_proc, len(tasks)))

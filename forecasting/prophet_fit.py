@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 
 PROPHET_MIN_MONTHS = 6  # under this Prophet's trend interpolates the data (noise -> 0) and LBFGS fails: naive
 DEFAULT_QUARTER_END_MONTHS: tuple[int, ...] = (1, 4, 7, 10)  # fiscal year starting in February: Apr, Jul, Oct, Jan
+# How Prophet's MAP is computed: "scipy" in process (`forecasting.prophet_map`, the same posterior) or
+# "cmdstan" (Prophet's own backend: a Stan process and CSV files per fit). The default is the settings'
+# `forecast_prophet_backend` default (salesos/settings.py reads it from here; chosen in benchmarks/results.md).
+PROPHET_BACKENDS: tuple[str, ...] = ("scipy", "cmdstan")
+DEFAULT_PROPHET_BACKEND = "scipy"
 
 # While set (by `forecast` for its final refit only), every successful Prophet fit appends
 # (its settings, its model as Prophet's JSON) here: the fitted models are kept, never pickled.
@@ -121,6 +126,14 @@ def prophet_class() -> type:
         from prophet import Prophet
 
         class _Prophet(Prophet):
+            def _load_stan_backend(self, stan_backend: str | None) -> None:
+                if stan_backend == "SCIPY":  # in process: no cmdstan model loaded for the fit
+                    from forecasting.prophet_map import ScipyProphetBackend
+
+                    self.stan_backend = ScipyProphetBackend()
+                    return
+                Prophet._load_stan_backend(self, stan_backend)  # explicit: tests borrow this method
+
             def regressor_column_matrix(self, seasonal_features: pd.DataFrame,
                                         modes: dict[str, list[str]]) -> tuple[pd.DataFrame, dict[str, list[str]]]:
                 key = _component_key(self, seasonal_features, modes)
@@ -137,8 +150,44 @@ def prophet_class() -> type:
     return _PROPHET_CLASS
 
 
+def point_forecast(model: Any, future: pd.DataFrame) -> np.ndarray:
+    """Prophet's `yhat` for `future` from the fitted MAP, in numpy: `model.predict(future)["yhat"]`, same numbers.
+
+    `predict` builds a frame of every component (trend, each seasonality, each regressor, their sums) through
+    pandas, most of a monthly forecast's cost after the fit; the point forecast needs only the trend and
+    the feature matrix times beta, computed here with Prophet's own `piecewise_linear` and `fourier_series`
+    in its feature order (seasonalities, then extra regressors). Models this does not cover (other growth,
+    holidays, conditional seasonalities, MCMC samples, minmax scaling) go through `predict`. Tested equal to
+    `predict` (tests/forecasting/test_prophet_fit.py).
+    """
+    simple = (model.growth == "linear" and model.holidays is None and not model.mcmc_samples
+              and model.scaling == "absmax" and not model.logistic_floor
+              and all(props["condition_name"] is None for props in model.seasonalities.values()))
+    if not simple:
+        return model.predict(future)["yhat"].to_numpy(dtype=float)
+    ds = pd.to_datetime(future["ds"]).reset_index(drop=True)
+    t = ((ds - model.start) / model.t_scale).to_numpy(dtype=float)
+    k = float(np.nanmean(model.params["k"]))
+    m = float(np.nanmean(model.params["m"]))
+    deltas = np.nanmean(model.params["delta"], axis=0)
+    trend = model.piecewise_linear(t, deltas, k, m, model.changepoints_t) * model.y_scale  # floor 0 (absmax)
+    features = [model.fourier_series(ds, props["period"], props["fourier_order"])
+                for props in model.seasonalities.values()]
+    for name, props in model.extra_regressors.items():
+        x = pd.to_numeric(future[name]).to_numpy(dtype=float)
+        features.append(((x - props["mu"]) / props["std"]).reshape(-1, 1))
+    X = np.hstack(features) if features else np.zeros((len(ds), 1))
+    cols = model.train_component_cols
+    beta = model.params["beta"]
+    additive = np.nanmean(X @ (beta * cols["additive_terms"].to_numpy()).T, axis=1) * model.y_scale
+    multiplicative = np.nanmean(X @ (beta * cols["multiplicative_terms"].to_numpy()).T, axis=1)
+    return trend * (1 + multiplicative) + additive
+
+
 def _prophet_model(n_months: int, seasonality_mode: str, changepoint_prior_scale: float,
-                   n_changepoints: int, quarter_end: bool) -> Any:
+                   n_changepoints: int, quarter_end: bool, backend: str = DEFAULT_PROPHET_BACKEND) -> Any:
+    if backend not in PROPHET_BACKENDS:
+        raise ValueError(f"Prophet backend must be one of {', '.join(PROPHET_BACKENDS)}, not {backend!r}")
     order = yearly_fourier_order(n_months)
     model = prophet_class()(
         growth="linear",
@@ -149,6 +198,7 @@ def _prophet_model(n_months: int, seasonality_mode: str, changepoint_prior_scale
         changepoint_prior_scale=changepoint_prior_scale,
         n_changepoints=n_changepoints,
         uncertainty_samples=0,
+        stan_backend="SCIPY" if backend == "scipy" else "CMDSTANPY",
     )
     model.stan_backend.set_options(newton_fallback=False)
     if quarter_end:
@@ -158,8 +208,12 @@ def _prophet_model(n_months: int, seasonality_mode: str, changepoint_prior_scale
 
 def prophet_values(history: pd.DataFrame, horizon: int, seasonality_mode: str = "additive",
                    changepoint_prior_scale: float = 0.1, quarter_end: bool = True,
-                   quarter_end_months: Sequence[int] = DEFAULT_QUARTER_END_MONTHS) -> np.ndarray:
+                   quarter_end_months: Sequence[int] = DEFAULT_QUARTER_END_MONTHS,
+                   backend: str = DEFAULT_PROPHET_BACKEND) -> np.ndarray:
     """Prophet point forecast (MAP by LBFGS, no sampling), clipped at 0; the naive mean under 6 months.
+
+    `backend` computes the MAP: "scipy" in this process (`forecasting.prophet_map`) or "cmdstan" (Stan's
+    LBFGS in a process of its own); the retries below are for cmdstan's failures, and apply to both.
 
     LBFGS often stops at its first step on Prophet's Laplace changepoint prior (all changepoint deltas start
     exactly at the prior's kink; with a stiff prior, 0.01, about half of monthly fits fail). A failed fit is
@@ -191,18 +245,18 @@ def prophet_values(history: pd.DataFrame, horizon: int, seasonality_mode: str = 
     np.random.seed(0)
     for n_changepoints, custom_init, with_qe in attempts:
         train_i = train if with_qe or not use_qe else train.drop(columns="quarter_end")
-        model = _prophet_model(n, seasonality_mode, changepoint_prior_scale, n_changepoints, with_qe)
+        model = _prophet_model(n, seasonality_mode, changepoint_prior_scale, n_changepoints, with_qe, backend)
         kwargs: dict[str, Any] = {"algorithm": "LBFGS", "iter": 3000, "timeout": 30}
         if custom_init:  # Prophet's own initial values, changepoint deltas moved off the kink
             inputs = model.preprocess(train_i.copy())
             init = model.calculate_initial_params(inputs.K)
             kwargs["init"] = {"k": init.k, "m": init.m, "beta": np.asarray(init.beta), "sigma_obs": init.sigma_obs,
                               "delta": np.full(len(init.delta), changepoint_prior_scale / 2)}
-            model = _prophet_model(n, seasonality_mode, changepoint_prior_scale, n_changepoints, with_qe)
+            model = _prophet_model(n, seasonality_mode, changepoint_prior_scale, n_changepoints, with_qe, backend)
         try:
-            with _stan_scratch():
+            with _stan_scratch() if backend == "cmdstan" else contextlib.nullcontext():
                 model.fit(train_i, **kwargs)
-            yhat = model.predict(future)["yhat"].to_numpy(dtype=float)
+            yhat = point_forecast(model, future)
         except (RuntimeError, TimeoutError, ValueError) as exc:
             last_error = exc
             continue
@@ -212,7 +266,7 @@ def prophet_values(history: pd.DataFrame, horizon: int, seasonality_mode: str = 
                 from prophet.serialize import model_to_json
 
                 sink.append({"seasonality_mode": seasonality_mode, "changepoint_prior_scale": changepoint_prior_scale,
-                             "quarter_end": with_qe, "n_changepoints": n_changepoints,
+                             "quarter_end": with_qe, "n_changepoints": n_changepoints, "backend": backend,
                              "model_json": model_to_json(model)})
             return np.clip(yhat, 0, None)
         last_error = RuntimeError("Prophet returned a non-finite forecast")

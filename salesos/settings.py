@@ -96,6 +96,8 @@ class Settings:
     # every level of the sales hierarchy (dbt var `hierarchy`, read through salesos/hierarchy.py)
     forecast_levels: list[str] = setting(lambda: list(level_names()), dbt=False)
     forecast_prophet_grid: str = setting("primary", dbt=False, choices=("full", "primary"))
+    # how Prophet's MAP is computed (forecasting.prophet_fit.PROPHET_BACKENDS and its default: a test checks)
+    forecast_prophet_backend: str = setting("scipy", dbt=False, choices=("scipy", "cmdstan"))
     forecast_reuse_unchanged: bool = setting(True, dbt=False)
     forecast_executor: str = setting("local", dbt=False, choices=("local", "spark"))
     number_decimal_separator: str = setting("auto", dbt=False)

@@ -294,6 +294,7 @@ def test_a_series_key_changes_with_anything_its_forecast_depends_on():
         fit_fingerprint("rep:r1", hist, 12, 6, "primary", True, b"env"),
         fit_fingerprint("rep:r1", hist, 12, 6, "full", False, b"env"),
         fit_fingerprint("rep:r1", hist, 12, 6, "full", True, b"other code or libraries"),
+        fit_fingerprint("rep:r1", hist, 12, 6, "full", True, b"env", "cmdstan"),
     ]
     assert base not in others and len(set(others)) == len(others)
 

@@ -10,28 +10,34 @@ from forecasting.prophet_fit import prophet_values
 from tests.forecasting.synthetic import monthly, trending_seasonal
 
 
-def test_prophet_fits_leave_no_stan_files_behind():
+@pytest.mark.parametrize("backend", ["cmdstan", "scipy"])
+def test_prophet_fits_leave_no_stan_files_behind(backend):
     import cmdstanpy
 
     before = set(os.listdir(cmdstanpy._TMPDIR))  # other code (bookings.prophet_forecast) may leave its own
-    prophet_values(trending_seasonal(30), 3)
-    prophet_values(monthly([5.0, 0.0, 0.0, 7.0, 0.0, 0.0, 9.0]), 3, changepoint_prior_scale=0.5)  # may fail/retry
+    prophet_values(trending_seasonal(30), 3, backend=backend)
+    prophet_values(monthly([5.0, 0.0, 0.0, 7.0, 0.0, 0.0, 9.0]), 3, changepoint_prior_scale=0.5,
+                   backend=backend)  # may fail/retry
     assert set(os.listdir(cmdstanpy._TMPDIR)) - before == set()
 
 
 @pytest.mark.parametrize("n", [14, 40])
 @pytest.mark.parametrize(("mode", "quarter_end"), [("additive", True), ("multiplicative", True), ("additive", False)])
-def test_prophet_with_the_memoised_component_matrix_forecasts_exactly_as_prophet(monkeypatch, n, mode, quarter_end):
+@pytest.mark.parametrize("backend", ["cmdstan", "scipy"])
+def test_prophet_with_the_memoised_component_matrix_forecasts_exactly_as_prophet(monkeypatch, n, mode, quarter_end,
+                                                                                 backend):
     """The component matrix is built once per layout; every forecast equals plain Prophet's, bit for bit."""
     from prophet import Prophet
 
     import forecasting.prophet_fit as models
 
     hist = trending_seasonal(n, seed=3)
-    ours = [prophet_values(hist, 6, mode, 0.1, quarter_end) for _ in range(2)]  # the second from the memo
+    ours = [prophet_values(hist, 6, mode, 0.1, quarter_end, backend=backend) for _ in range(2)]  # 2nd: the memo
     assert any(key[0] for key in models._COMPONENT_MATRICES)
-    monkeypatch.setattr(models, "_PROPHET_CLASS", Prophet)
-    plain = prophet_values(hist, 6, mode, 0.1, quarter_end)
+    # plain Prophet, given only the way to load the in-process backend
+    plain_class = type("PlainProphet", (Prophet,), {"_load_stan_backend": models.prophet_class()._load_stan_backend})
+    monkeypatch.setattr(models, "_PROPHET_CLASS", plain_class)
+    plain = prophet_values(hist, 6, mode, 0.1, quarter_end, backend=backend)
     for values in ours:
         np.testing.assert_array_equal(values, plain)
 
@@ -50,3 +56,21 @@ def test_the_memoised_component_matrix_is_prophets_own_and_not_shared_between_mo
     third = models._prophet_model(30, "multiplicative", 0.1, 25, True)
     third.fit(hist, algorithm="LBFGS")
     assert int(third.train_component_cols.iloc[0, 0]) != 99
+
+
+@pytest.mark.parametrize("n", [14, 20, 40])
+@pytest.mark.parametrize(("mode", "quarter_end"), [("additive", True), ("multiplicative", True), ("additive", False),
+                                                   ("multiplicative", False)])
+def test_the_numpy_point_forecast_is_prophets_predict(n, mode, quarter_end):
+    """point_forecast gives predict's yhat (to rounding) for every model layout prophet_values fits."""
+    import forecasting.prophet_fit as models
+
+    hist = trending_seasonal(n, seed=8)
+    model = models._prophet_model(n, mode, 0.1, 25 if n >= 12 else 2, quarter_end)
+    future = pd.DataFrame({"ds": pd.date_range(hist["ds"].max() + pd.offsets.MonthBegin(1), periods=12, freq="MS")})
+    if quarter_end:
+        hist = hist.assign(quarter_end=hist["ds"].dt.month.isin([1, 4, 7, 10]).astype(float))
+        future["quarter_end"] = future["ds"].dt.month.isin([1, 4, 7, 10]).astype(float)
+    model.fit(hist, algorithm="LBFGS")
+    np.testing.assert_allclose(models.point_forecast(model, future), model.predict(future)["yhat"].to_numpy(),
+                               rtol=1e-12, atol=1e-9)
