@@ -194,7 +194,7 @@ class SemanticLayer:
             grains = [*STANDARD_GRAINS, *(g["name"] for s in spines for g in s.get("custom_granularities", []))]
             for metric in self.engine.list_metrics(include_dimensions=True):
                 names = {d.dunder_name for d in metric.dimensions if not d.dunder_name.startswith("metric_time")}
-                entities = self._entity_group_bys(metric.name)
+                entities = {e.name for e in self.engine.entities_for_metrics([metric.name])}
                 dims[metric.name] = [*(f"metric_time__{g}" for g in grains), *sorted(entities | names)]
         for m in sorted(self.manifest.get("metrics", []), key=lambda m: m["name"]):
             item = {"name": m["name"], "type": m["type"], "label": m.get("label") or "",
@@ -203,20 +203,6 @@ class SemanticLayer:
                 item["dimensions"] = dims.get(m["name"], [])
             out.append(item)
         return out
-
-    def _entity_group_bys(self, metric_name: str) -> set[str]:
-        """The entities a metric can be grouped by, as a query must name them (`team`, or `deal__team` when the
-        metric reaches the entity only through a join): MetricFlow's `entities_for_metrics` gives bare names,
-        which MetricFlow then refuses for a joined entity."""
-        from dbt_semantic_interfaces.references import MetricReference
-        from metricflow.engine.metricflow_engine import ENTITY_WITH_ANY_PROPERTIES
-        from metricflow_semantics.model.semantics.element_filter import GroupByItemSetFilter
-        from metricflow_semantics.model.semantics.linkable_element import LinkableElementType
-
-        items = self.engine._semantic_manifest_lookup.metric_lookup.get_common_group_by_items(
-            metric_references=(MetricReference(element_name=metric_name),),
-            set_filter=GroupByItemSetFilter.create(any_properties_allowlist=ENTITY_WITH_ANY_PROPERTIES))
-        return {a.spec.qualified_name for a in items.annotated_specs if a.element_type is LinkableElementType.ENTITY}
 
     def query(self, metrics: Sequence[str], group_by: Sequence[str] = (), *, where: Sequence[str] = (),
               order: Sequence[str] = (), limit: int | None = None) -> MetricResult:
