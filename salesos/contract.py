@@ -5,9 +5,10 @@ headers) plus two files from sales operations (`quotas.csv`, optional `fx_rates.
 is the single place that says what those files are; the generator, the loader, the validation
 suites and the dbt sources all read it.
 
-The dbt source definitions of the raw tables (`dbt_project/models/staging/*/_*__sources.yml`) and their staging
-models (`stg_<source>__<table>.sql`: each field renamed and cast, `Field.stage`) are written from it:
-`python -m salesos.contract --write-dbt-sources` (tests/test_contract.py fails when they differ).
+The dbt source definitions of the raw tables (`dbt_project/models/staging/*/_*__sources.yml`), their staging
+models (`stg_<source>__<table>.sql`: each field renamed and cast, `Field.stage`) and the "Fields used" table of
+docs/export-contract.md are written from it: `python -m salesos.contract --write-dbt-sources`
+(tests/test_contract.py fails when they differ).
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class Field:
     not_in_every_source: bool = False
     # How staging renames and casts it; None: the staging model leaves it out.
     stage: Stage | None = Stage()
+    # A few words docs/export-contract.md shows after the name in "Fields used" (the generated table).
+    note: str = ""
 
     @property
     def not_null(self) -> bool:
@@ -162,10 +165,11 @@ def F(
     nullable: bool | None = None,
     not_in_every_source: bool = False,
     stage: Stage | str | None = "",
+    note: str = "",
 ) -> Field:
     """A contract field; `stage` is its staging column's name (a str) or its whole `Stage` (None: not staged)."""
     return Field(api_name, type, required, description, nullable, not_in_every_source,
-                 Stage(stage) if isinstance(stage, str) else stage)
+                 Stage(stage) if isinstance(stage, str) else stage, note)
 
 
 # IsDeleted: an empty value means the record is not in the recycle bin.
@@ -190,7 +194,7 @@ OPPORTUNITY = ExportFile(
                       "is_closed and is_won, never from the stage name."),
         F("Amount", "number", True, nullable=True,
           description="Deal amount in the deal's currency (currency_iso_code)."),
-        F("Probability", "number", description="Win probability, 0-100.", stage="probability_pct"),
+        F("Probability", "number", description="Win probability, 0-100.", stage="probability_pct", note="0-100"),
         F("ForecastCategoryName", stage="forecast_category",
           description="Forecast category (Pipeline, Best Case, Commit, Closed, Omitted)."),
         F("CloseDate", "date", True,
@@ -209,7 +213,7 @@ OPPORTUNITY = ExportFile(
         # not a Salesforce field: a connector's sync time of the row (salesos.extract.connectors)
         F("SyncedAt", "datetime", description="When a connector last synced the row (Fivetran _fivetran_synced, "
           "Airbyte _airbyte_extracted_at); freshness falls back to it where LastModifiedDate is empty.",
-          not_in_every_source=True, stage=None),
+          not_in_every_source=True, stage=None, note="a connector's sync time, [Sources](#sources)"),
     ),
 )
 
@@ -357,7 +361,7 @@ TASK = ExportFile(
         F("WhoId", "id", description="Id of the lead or contact the task is about."),
         F("WhatId", "id", description="Id of the record (account, opportunity...) the task is about."),
         F("ActivityDate", "date", description="Due date of the task, YYYY-MM-DD."),
-        F("TaskSubtype", description="Call or Email."),
+        F("TaskSubtype", description="Call or Email.", note="Call/Email"),
         F("Status", description="Task status.", stage="task_status"),
         F("CreatedDate", "datetime", True, stage="created_at",
           description="When the task was created, ISO 8601 date-time in UTC."),
@@ -438,7 +442,7 @@ OPPORTUNITY_LINE_ITEM = ExportFile(
         F("Product2Id", "id", True, description="Id of the product sold.", stage="product_id"),
         F("Quantity", "number", description="Quantity."),
         F("UnitPrice", "number", description="Price per unit, in the opportunity's currency."),
-        F("TotalPrice", "number", True, nullable=True,
+        F("TotalPrice", "number", True, nullable=True, note="line amount in the deal's currency; may be empty",
           description="Line amount (quantity times unit price less discount), in the opportunity's currency."),
         F("CreatedDate", "datetime", stage="created_at",
           description="When the line was added, ISO 8601 date-time in UTC."),
@@ -457,7 +461,8 @@ QUOTAS = ExportFile(
     fields=(
         F("owner_id", "id", description="Id of the user the quota is for; may be empty when owner_email is given."),
         F("owner_email", description="Email of the user the quota is for, used when owner_id is empty."),
-        F("period_start", "date", True, description="First day of the quota month, YYYY-MM-DD."),
+        F("period_start", "date", True, description="First day of the quota month, YYYY-MM-DD.",
+          note="first day of a month"),
         F("quota_amount", "number", True, description="Bookings target for the month, in the reporting currency."),
     ),
     one_of=(("owner_id", "owner_email"),),
@@ -473,7 +478,7 @@ FX_RATES = ExportFile(
     description="Conversion rates to the reporting currency (1 unit of currency_iso_code = rate units).",
     fields=(
         F("currency_iso_code", "string", True, description="ISO 4217 currency code.", stage=Stage(cast="clean_code")),
-        F("rate", "number", True, stage=Stage(scale=10),
+        F("rate", "number", True, stage=Stage(scale=10), note="1 unit of the currency in reporting currency",
           description="Value of 1 unit of currency_iso_code in the reporting currency."),
         F("valid_from", "date",
           description="First day the rate applies, YYYY-MM-DD; empty means always (until a dated rate takes over)."),
@@ -494,10 +499,12 @@ USER_ASSIGNMENTS = ExportFile(
     "earlier date",
     fields=(
         F("user_id", "id", True, description="Id of the user (005...) the assignment is of."),
-        F("valid_from", "date", True, description="First day the assignment held, YYYY-MM-DD."),
+        F("valid_from", "date", True, description="First day the assignment held, YYYY-MM-DD.",
+          note="first day it held"),
         F("valid_to", "date",
           description="First day it no longer held, YYYY-MM-DD (exclusive); empty: until the user's next row "
-          "or the first User export the warehouse recorded."),
+          "or the first User export the warehouse recorded.",
+          note="first day it no longer held; empty: until the next row"),
         F("manager_id", "id", description="Id of the user's manager then: the rep's team, as User.ManagerId."),
         F("user_role_id", "id", description="Id of the user's role then (UserRole), as User.UserRoleId."),
         F("division", description="Division then: the region when region_source is division, as User.Division."),
@@ -682,6 +689,55 @@ def dbt_staging_sql(e: ExportFile) -> str:
     return "".join(lines)
 
 
+# ------------------------------------------------------------------------------------------- the contract page
+
+CONTRACT_PAGE = Path("docs") / "export-contract.md"
+FIELDS_BEGIN = ("<!-- Generated from salesos/contract.py by `python -m salesos.contract --write-dbt-sources`: "
+                "edit the contract, not this table. -->")
+FIELDS_END = "<!-- end of the generated table -->"
+
+
+def _field_cell(f: Field) -> str:
+    name = f"**{f.api_name}**" if f.required else f.api_name
+    return f"{name} ({f.note})" if f.note else name
+
+
+def fields_used_table() -> str:
+    """The "Fields used" table of docs/export-contract.md: every field of every export, required ones in bold.
+
+    Fields of a `one_of` group are one cell (`owner_id *or* owner_email (one of them)`), where the first of them is.
+    """
+    lines = [FIELDS_BEGIN, "| file | fields |", "| --- | --- |"]
+    for e in EXPORTS:
+        groups = {c: g for g in e.one_of for c in g}
+        cells: list[str] = []
+        for f in e.fields:
+            group = groups.get(f.column)
+            if group is None:
+                cells.append(_field_cell(f))
+            elif group[0] == f.column:
+                members = [m for m in e.fields if m.column in group]
+                cells.append(" *or* ".join(_field_cell(m) for m in members) + " (one of them)")
+        lines.append(f"| `{e.filename}` | {', '.join(cells)} |")
+    return "\n".join([*lines, FIELDS_END]) + "\n"
+
+
+def contract_page(text: str) -> str:
+    """The contract page's text with its generated "Fields used" table rewritten from the contract."""
+    begin, end = text.find(FIELDS_BEGIN), text.find(FIELDS_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"{CONTRACT_PAGE}: the markers of the generated Fields used table are missing "
+                         f"({FIELDS_BEGIN!r} ... {FIELDS_END!r})")
+    return text[:begin] + fields_used_table() + text[end + len(FIELDS_END):].removeprefix("\n")
+
+
+def generated_files(root: Path | None = None) -> dict[Path, str]:
+    """Every file written from the contract: the dbt files (`dbt_source_files`) and the contract page's table."""
+    root = root or Path(__file__).resolve().parent.parent
+    page = root / CONTRACT_PAGE
+    return {**dbt_source_files(root / "dbt_project"), page: contract_page(page.read_text(encoding="utf-8"))}
+
+
 def dbt_source_files(project_dir: Path | None = None) -> dict[Path, str]:
     """Every generated dbt file: the sources files and the staging models of the raw tables, path and text."""
     staging = (project_dir or Path(__file__).resolve().parent.parent / "dbt_project") / "models" / "staging"
@@ -692,21 +748,23 @@ def dbt_source_files(project_dir: Path | None = None) -> dict[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m salesos.contract --write-dbt-sources` (sources and staging models; `--check-dbt-sources` compares)."""
+    """`python -m salesos.contract --write-dbt-sources`: the dbt sources, the raw tables' staging models and the
+    contract page's "Fields used" table (`--check-dbt-sources` compares)."""
     parser = argparse.ArgumentParser(prog="python -m salesos.contract", description=main.__doc__)
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write-dbt-sources", action="store_true",
-                      help="write the dbt sources files and the raw tables' staging models")
+                      help="write the dbt sources files, the raw tables' staging models and the contract page's table")
     mode.add_argument("--check-dbt-sources", action="store_true",
-                      help="exit 1 when a generated dbt file is out of date")
+                      help="exit 1 when a generated file is out of date")
     args = parser.parse_args(argv)
-    stale = [p for p, text in dbt_source_files().items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
+    files = generated_files()
+    stale = [p for p, text in files.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
     if args.check_dbt_sources:
         for p in stale:
             print(f"{p}: out of date; run python -m salesos.contract --write-dbt-sources", file=sys.stderr)
         return 1 if stale else 0
     for p in stale:
-        p.write_text(dbt_source_files()[p], encoding="utf-8")
+        p.write_text(files[p], encoding="utf-8")
         print(f"wrote {p}")
     return 0
 

@@ -52,12 +52,29 @@ def test_files_match_by_name_case_insensitively():
     assert export_by_filename("Campaign.csv") is None
 
 
-def test_the_dbt_sources_and_staging_models_are_the_files_generated_from_the_contract():
+def test_the_dbt_sources_staging_models_and_contract_page_table_are_the_files_generated_from_the_contract():
     """Edit salesos/contract.py, then `python -m salesos.contract --write-dbt-sources`; never a generated file by hand."""
-    from salesos.contract import dbt_source_files
+    from salesos.contract import CONTRACT_PAGE, generated_files
 
-    stale = [str(p) for p, text in dbt_source_files().items() if p.read_text(encoding="utf-8") != text]
+    files = generated_files()
+    assert ROOT / CONTRACT_PAGE in files and len([p for p in files if p.suffix == ".sql"]) == len(EXPORTS)
+    stale = [str(p) for p, text in files.items() if p.read_text(encoding="utf-8") != text]
     assert stale == [], "out of date: run python -m salesos.contract --write-dbt-sources"
+
+
+def test_the_contract_page_table_is_generated_between_its_markers_only(tmp_path):
+    """The generator rewrites the "Fields used" table and nothing else of the page; a page without the markers is
+    an error that names the page, not a silently unchanged table."""
+    from salesos import contract
+
+    page = (ROOT / contract.CONTRACT_PAGE).read_text(encoding="utf-8")
+    begin, end = page.index(contract.FIELDS_BEGIN), page.index(contract.FIELDS_END) + len(contract.FIELDS_END)
+    edited = page[:begin] + contract.FIELDS_BEGIN + "\n| `Opportunity.csv` | Id |\n" + contract.FIELDS_END + page[end:]
+    assert contract.contract_page(edited) == page
+    assert contract.contract_page("intro\n" + page[begin:end] + "\nrest\n") == \
+        "intro\n" + contract.fields_used_table() + "rest\n"
+    with pytest.raises(ValueError, match=r"export-contract\.md: the markers"):
+        contract.contract_page(page.replace(contract.FIELDS_END, ""))
 
 
 def test_every_contract_column_is_a_source_column_with_the_contracts_description():
@@ -92,6 +109,21 @@ def test_a_new_contract_field_flows_to_the_generated_sources(monkeypatch, tmp_pa
             '            description: "Score of the deal, 0-10. Export field Deal_Score__c (number)."\n') in text
     assert contract.main(["--check-dbt-sources"]) == 1  # the committed file does not have it yet
     assert "out of date" in capsys.readouterr().err
+
+
+def test_a_new_contract_field_flows_to_the_contract_page(monkeypatch, capsys):
+    """The "Fields used" row of its export names it (bold when required), with no hand edit of the page."""
+    import dataclasses
+
+    from salesos import contract
+
+    deal_score = contract.F("Deal_Score__c", "number", True, description="Score of the deal, 0-10.", note="0-10")
+    changed = dataclasses.replace(contract.OPPORTUNITY, fields=(*contract.OPPORTUNITY.fields, deal_score))
+    monkeypatch.setattr(contract, "EXPORTS", (changed, *contract.EXPORTS[1:]))
+    row = next(line for line in contract.fields_used_table().splitlines() if line.startswith("| `Opportunity.csv`"))
+    assert row.endswith(", **Deal_Score__c** (0-10) |")
+    assert contract.main(["--check-dbt-sources"]) == 1
+    assert "export-contract.md: out of date" in capsys.readouterr().err
 
 
 def test_a_new_contract_field_flows_to_its_staging_model(monkeypatch, capsys):
