@@ -194,8 +194,8 @@ class SemanticLayer:
             grains = [*STANDARD_GRAINS, *(g["name"] for s in spines for g in s.get("custom_granularities", []))]
             for metric in self.engine.list_metrics(include_dimensions=True):
                 names = {d.dunder_name for d in metric.dimensions if not d.dunder_name.startswith("metric_time")}
-                entities = {e.name for e in self.engine.entities_for_metrics([metric.name])}
-                dims[metric.name] = [*(f"metric_time__{g}" for g in grains), *sorted(entities | names)]
+                dims[metric.name] = [*(f"metric_time__{g}" for g in grains),
+                                     *sorted(self._entity_group_bys(metric.name) | names)]
         for m in sorted(self.manifest.get("metrics", []), key=lambda m: m["name"]):
             item = {"name": m["name"], "type": m["type"], "label": m.get("label") or "",
                     "description": " ".join((m.get("description") or "").split())}
@@ -203,6 +203,24 @@ class SemanticLayer:
                 item["dimensions"] = dims.get(m["name"], [])
             out.append(item)
         return out
+
+    def _entity_group_bys(self, metric_name: str) -> set[str]:
+        """The entities a metric can be grouped by, spelled as a query must name them: `team` where the metric's
+        own semantic model has the entity, `deal__team` where it reaches it only through the deal.
+
+        MetricFlow's `entities_for_metrics` gives bare element names, which its query parser then refuses for a
+        joined entity; the annotated specs of the same group-by item set carry the entity links, and a spec's
+        `dunder_name` (links + element name) is what `mf list entities` prints and a query accepts.
+        """
+        from metricflow.engine.metricflow_engine import ENTITY_WITH_ANY_PROPERTIES
+        from metricflow_semantic_interfaces.references import MetricReference
+        from metricflow_semantics.model.semantics.element_filter import GroupByItemSetFilter
+        from metricflow_semantics.model.semantics.linkable_element import LinkableElementType
+
+        items = self.engine._semantic_manifest_lookup.metric_lookup.get_common_group_by_items(
+            metric_references=(MetricReference(element_name=metric_name),),
+            set_filter=GroupByItemSetFilter.create(any_properties_allowlist=ENTITY_WITH_ANY_PROPERTIES))
+        return {a.spec.dunder_name for a in items.annotated_specs if a.element_type is LinkableElementType.ENTITY}
 
     def query(self, metrics: Sequence[str], group_by: Sequence[str] = (), *, where: Sequence[str] = (),
               order: Sequence[str] = (), limit: int | None = None) -> MetricResult:
