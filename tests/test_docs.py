@@ -21,6 +21,14 @@ def test_contract_page_lists_every_file_and_field_with_required_marked():
                 assert re.search(rf"(?<![*\w]){re.escape(f.api_name)}(?![*\w])", listed), (export.filename, f.api_name)
 
 
+def test_contract_page_files_table_lists_every_export_as_required_or_not():
+    """The Files table is written by hand (what each file holds, in a reader's words): it must still name every
+    export of the contract, and say whether it is required as the contract does."""
+    text = (ROOT / "docs" / "export-contract.md").read_text()
+    files = dict(re.findall(r"^\| `([^`]+\.csv)` \| (yes|no) \|", text, re.M))
+    assert files == {e.filename: "yes" if e.required else "no" for e in EXPORTS}
+
+
 README = ROOT / "README.md"
 
 
