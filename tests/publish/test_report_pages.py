@@ -73,3 +73,50 @@ def test_the_data_quality_page_lists_this_runs_loads_and_every_quarantined_row(q
     warnings = next(s for s in page.sections if s["title"] == "Warnings and Data Docs")["blocks"]
     assert warnings[0]["rows"][0][0]["text"] == "Opportunity.csv is 3 days old"
     assert warnings[1]["links"][0]["href"] == "file:///docs/index.html"
+
+
+def test_a_rep_who_moved_this_quarter_counts_in_each_team_for_the_months_there():
+    """Team pages credit a rep as the marts do: quotas and bookings in the team of their own dates."""
+    start = date(2026, 8, 1)
+    cards = [{"owner_id": o, "owner_name": n, "team_id": t, "fiscal_month": m, "quota_amount": q, "call_count": 1,
+              "meeting_count": 2}
+             for o, n, t, m, q in [("r1", "Ann", "A", "2026-05-01", 50), ("r1", "Ann", "A", "2026-08-01", 100),
+                                   ("r1", "Ann", "B", "2026-09-01", 100), ("r1", "Ann", "B", "2026-10-01", 100),
+                                   ("r2", "Bo", "A", "2026-08-01", 70), ("r2", "Bo", "A", "2026-09-01", 70)]]
+    wins = [{"owner_id": "r1", "team_id": "A", "won_amount": 40, "won_count": 1, "lost_count": 1},
+            {"owner_id": "r1", "team_id": "B", "won_amount": 90, "won_count": 2, "lost_count": 0},
+            {"owner_id": "r2", "team_id": "A", "won_amount": 10, "won_count": 1, "lost_count": 3}]
+    latest = [{"owner_id": "r1", "team_id": "B"}, {"owner_id": "r2", "team_id": "A"},
+              {"owner_id": "r3", "team_id": "C"}]  # r3: nothing this quarter, listed under its latest team
+    stints = Builder.team_stints(latest, cards, wins, start)
+    assert set(stints) == {("r1", "A"), ("r1", "B"), ("r2", "A"), ("r3", "C")}
+    assert stints["r2", "A"] == "whole" and stints["r3", "C"] == "whole"
+    old, new = stints["r1", "A"], stints["r1", "B"]
+    assert (old["quota_amount"], old["won_amount"], old["months"], old["is_current"]) == (100, 40, ["2026-08-01"], False)
+    assert (new["quota_amount"], new["won_amount"], new["won_count"], new["is_current"]) == (200, 90, 2, True)
+    assert new["call_count"] == 2 and new["months"] == ["2026-09-01", "2026-10-01"]
+
+
+@pytest.mark.e2e
+def test_each_team_pages_reps_add_up_to_the_teams_quarter_in_the_marts(xs_night):
+    """The sample moves a rep mid-quarter: the old team's page shows the months before the move, the new team's
+    the months after, and every team page's quotas and bookings add up to mart_quota_attainment's team quarter."""
+    ctx = ReportContext(as_of=date(2026, 10, 31), run_id="r", version=None, currency="USD", warehouse="w",
+                        stale_days=30, pushed_times=2, warnings=(), build={})
+    con = duckdb.connect(str(xs_night), read_only=True)
+    try:
+        builder = Builder(con, ctx)
+        pages = [p for p in builder.reps_and_teams() if p.path.startswith("teams/")]
+        quarter = {r["level_id"]: r for r in builder.current(builder.team, "quarter")}
+    finally:
+        con.close()
+    assert len(pages) == len(quarter) >= 2
+    moved = []
+    for page in pages:
+        team = quarter[page.path.removeprefix("teams/").removesuffix(".html")]
+        rows = next(b for s in page.sections for b in s["blocks"] if b.get("kind") == "table")["rows"]
+        for column, label in ((2, "quota_amount"), (3, "booked_amount")):
+            shown = sum(r[column]["sort"] or 0.0 for r in rows)
+            assert shown == pytest.approx(float(team[label] or 0), rel=1e-9, abs=1e-6), (page.title, label)
+        moved += [r[0]["text"] for r in rows if "(moved" in r[0]["text"]]
+    assert any("moved out" in m for m in moved) and any("moved in" in m for m in moved), moved

@@ -626,13 +626,79 @@ class Builder:
         pages = [self.reps_index(self.rep_rows(reps, summary, rep_q, prev_q, prefix=""))]
         pages.append(self.teams_index(self.current(self.team, "quarter")))
         teams = {r["level_id"]: r["team_name"] for r in self.attainment_index.get((self.team, "month"), [])}
+        stints = self.team_stints(reps, cards, self.quarter_wins(quarter_start), quarter_start)
         for team_id, team_name in sorted(teams.items(), key=lambda t: str(t[1])):
-            members = [r for r in reps if r["team_id"] == team_id]
-            pages.append(self.team_page(team_id, team_name, self.rep_rows(members, summary, rep_q, prev_q,
-                                                                          prefix="../")))
+            whole = [r for r in reps if stints.get((r["owner_id"], team_id)) == "whole"]
+            rows = self.rep_rows(whole, summary, rep_q, prev_q, prefix="../")
+            rows += [self.part_quarter_row(part, team_name, rep_q.get(part["owner_id"], {}), prefix="../")
+                     for (_, t), part in sorted(stints.items()) if t == team_id and part != "whole"]
+            pages.append(self.team_page(team_id, team_name, sorted(rows, key=lambda r: r[0]["text"])))
         for r in reps:
             pages.append(self.rep_page(r, by_rep[r["owner_id"]]))
         return pages
+
+    def quarter_wins(self, start: date) -> list[dict[str, Any]]:
+        """Each rep's closed deals of the quarter by the team they closed in (mart_win_rates: team of the day)."""
+        return self.rows("select owner_id, team_id, sum(won_amount) as won_amount, sum(won_count) as won_count, "
+                         "sum(lost_count) as lost_count from marts.mart_win_rates where fiscal_month >= ? "
+                         "group by owner_id, team_id", [start])
+
+    @staticmethod
+    def team_stints(reps: list[dict[str, Any]], cards: list[dict[str, Any]], wins: list[dict[str, Any]],
+                    start: date) -> dict[tuple[str, str], Any]:
+        """Which reps a team page lists this quarter, as the marts credit the team: (rep, team) -> "whole" for a
+        rep who was on the team all quarter (the rep's own quarter row), else the part of the quarter spent there.
+
+        A rep who moved counts in each team for its own dates (quotas in the team of the quota month's first
+        day, bookings in the team of the close date), so each team page's reps add up to the team's quarter.
+        A rep with nothing this quarter is listed under the team of the rep's latest month (`reps`), as before.
+        """
+        months = [r for r in cards if r["fiscal_month"] >= start.isoformat()]
+        teams: dict[str, set[str]] = {}
+        for r in months:
+            teams.setdefault(r["owner_id"], set()).add(r["team_id"])
+        for w in wins:
+            teams.setdefault(w["owner_id"], set()).add(w["team_id"])
+        latest = {r["owner_id"]: r["team_id"] for r in months}  # cards come oldest month first
+        stints: dict[tuple[str, str], Any] = {}
+        for owner, on in teams.items():
+            if len(on) == 1:
+                stints[owner, next(iter(on))] = "whole"
+                continue
+            for team in on:
+                here = [r for r in months if r["owner_id"] == owner and r["team_id"] == team]
+                won = [w for w in wins if w["owner_id"] == owner and w["team_id"] == team]
+                part = {"owner_id": owner, "team_id": team, "is_current": latest.get(owner) == team,
+                        "owner_name": next((r["owner_name"] for r in months if r["owner_id"] == owner), owner),
+                        "months": [r["fiscal_month"] for r in here]}
+                for key, rows in (("quota_amount", here), ("call_count", here), ("meeting_count", here),
+                                  ("won_amount", won), ("won_count", won), ("lost_count", won)):
+                    part[key] = sum(_num(r[key]) or 0.0 for r in rows)
+                stints[owner, team] = part
+        for r in reps:
+            if r["owner_id"] not in teams:
+                stints[r["owner_id"], r["team_id"]] = "whole"
+        return stints
+
+    def part_quarter_row(self, part: dict[str, Any], team_name: str, q: dict[str, Any],
+                         prefix: str) -> list[dict[str, Any]]:
+        """A moved rep's row on one of the quarter's teams: the quota and bookings of the time spent there.
+
+        Pace and the change on last quarter need the whole quarter (the reps page has them); open pipeline is in
+        today's team only, so the earlier team's row leaves it out.
+        """
+        c, oid = self.cells, part["owner_id"]
+        months = ", ".join(pd.Timestamp(m).strftime("%b") for m in part["months"])
+        name = f"{part['owner_name']} (moved {'in' if part['is_current'] else 'out'}; {months or 'no month'} here)"
+        open_q = q if part["is_current"] else {}
+        dash = {"text": "–", "sort": "", "numeric": True}
+        return [c.text_cell(name, prefix + self._rep_links[oid] if oid in self._rep_links else None),
+                c.text_cell(team_name), c.money_cell(part["quota_amount"]), c.money_cell(part["won_amount"]),
+                c.pct_cell(_ratio(part["won_amount"], part["quota_amount"])), dash, dict(dash),
+                c.pct_cell(_ratio(part["won_count"], part["won_count"] + part["lost_count"])),
+                c.money_cell(_ratio(part["won_amount"], part["won_count"])),
+                c.money_cell(open_q.get("open_pipeline_amount")), c.num_cell(open_q.get("pipeline_coverage"), 2),
+                c.num_cell(part["call_count"]), c.num_cell(part["meeting_count"])]
 
     def rep_rows(self, reps: list[dict[str, Any]], summary: dict[str, dict[str, Any]],
                  rep_q: dict[str, dict[str, Any]], prev_q: dict[str, Any], prefix: str) -> list[list[dict[str, Any]]]:
@@ -659,7 +725,9 @@ class Builder:
         col("Coverage (x)", True), col("Calls", True), col("Meetings", True)]
     REP_NOTE = ("This fiscal quarter to date. Win rate = won / (won + lost) deals and average deal = won amount / "
                 "won deals over the quarter's months (recomputed, not averaged); 'vs last quarter': attainment "
-                "now minus last quarter's, in points (▲ up, ▼ down). Click a column to sort.")
+                "now minus last quarter's, in points (▲ up, ▼ down). A rep who changed team this quarter is on "
+                "each team's page with the quota and bookings of the months there (as the team's own numbers "
+                "count them), without pace or trend. Click a column to sort.")
 
     def reps_index(self, rows: list[list[dict[str, Any]]]) -> Page:
         page = Page("reps.html", "reps", "Rep scorecards", "Every rep with a quota or a closed deal; each name "
