@@ -65,12 +65,26 @@
 {%- endmacro %}
 
 {#
-    The rep's attributes every rep-month mart shows beside owner_id, in this order: the owner's current
-    name, team and region (as exported: a deal moved between reps counts for its current owner).
+    The rep's attributes every rep-month mart shows, in this order: owner_id, the owner's name, then the
+    team columns (team_columns). A deal moved between reps counts for its current owner, as exported.
 #}
-{% macro rep_attribute_columns(relation=none) -%}
+{% macro rep_attribute_columns(relation=none, current=false) -%}
+    {%- set prefix = relation ~ '.' if relation else '' %}
+    {{ prefix }}owner_id,
+    {{ prefix }}owner_name,
+    {{- team_columns(relation, current) }}
+{%- endmacro %}
+
+{#
+    The attribution columns a fact carries, in this order: team_id, team_name and region of the team of the
+    day (attribution_columns, macros/assignments.sql), and with current=true the owner's today,
+    current_team_id, current_team_name and current_region. `relation` qualifies them.
+#}
+{% macro team_columns(relation=none, current=false) -%}
     {%- set prefix = relation ~ '.' if relation else '' -%}
-    {%- for column in ['owner_id', 'owner_name', 'team_id', 'team_name', 'region'] %}
+    {%- set columns = ['team_id', 'team_name', 'region'] -%}
+    {%- if current %}{% set columns = columns + ['current_team_id', 'current_team_name', 'current_region'] %}{% endif -%}
+    {%- for column in columns %}
     {{ prefix }}{{ column }}{% if not loop.last %},{% endif %}
     {%- endfor %}
 {%- endmacro %}

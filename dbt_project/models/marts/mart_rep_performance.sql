@@ -128,10 +128,7 @@ joined as (
 )
 
 select
-    {{ rep_attribute_columns() }},
-    current_team_id,
-    current_team_name,
-    current_region,
+    {{ rep_attribute_columns(current=true) }},
     fiscal_month,
     fiscal_quarter,
     fiscal_year,

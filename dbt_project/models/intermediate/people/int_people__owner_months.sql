@@ -23,45 +23,23 @@ with quotas as (
 
 ),
 
-won as (
+deals as (
 
+    -- a won deal books its amount, an open one is pipeline: each deal is one of the two
     select
         owner_id,
         close_fiscal_month as fiscal_month,
-        team_id,
-        team_name,
-        region,
+        {{ team_columns() }},
         attributed_on,
         cast(0 as {{ numeric_type() }}) as quota_amount,
-        amount as booked_amount,
-        1 as won_count,
-        cast(0 as {{ numeric_type() }}) as open_pipeline_amount,
-        0 as open_pipeline_count
+        case when status = 'won' then amount else cast(0 as {{ numeric_type() }}) end as booked_amount,
+        case when status = 'won' then 1 else 0 end as won_count,
+        case when status = 'open' then amount else cast(0 as {{ numeric_type() }}) end as open_pipeline_amount,
+        case when status = 'open' then 1 else 0 end as open_pipeline_count
     from {{ ref('fct_opportunities') }}
     where
-        status = 'won'
-        and close_date <= {{ as_of() }}
-
-),
-
-open_pipeline as (
-
-    select
-        owner_id,
-        close_fiscal_month as fiscal_month,
-        team_id,
-        team_name,
-        region,
-        attributed_on,
-        cast(0 as {{ numeric_type() }}) as quota_amount,
-        cast(0 as {{ numeric_type() }}) as booked_amount,
-        0 as won_count,
-        amount as open_pipeline_amount,
-        1 as open_pipeline_count
-    from {{ ref('fct_opportunities') }}
-    where
-        status = 'open'
-        and close_date is not null
+        (status = 'won' and close_date <= {{ as_of() }})
+        or (status = 'open' and close_date is not null)
 
 ),
 
@@ -69,9 +47,7 @@ unioned as (
 
     select * from quotas
     union all
-    select * from won
-    union all
-    select * from open_pipeline
+    select * from deals
 
 )
 

@@ -6,12 +6,7 @@ select
     quota_month,
     {{ fiscal_quarter('quota_month') }} as fiscal_quarter,
     {{ fiscal_year('quota_month') }} as fiscal_year,
-    team_id,
-    team_name,
-    region,
-    current_team_id,
-    current_team_name,
-    current_region,
+    {{ team_columns(current=true) }},
     cast(quota_amount as {{ numeric_type() }}) as quota_amount,
     quota_rows
 from {{ ref('int_quotas__resolved') }}

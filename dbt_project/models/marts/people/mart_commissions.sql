@@ -43,11 +43,7 @@ by_month as (
 joined as (
 
     select
-        rep_months.owner_id,
-        rep_months.owner_name,
-        rep_months.team_id,
-        rep_months.team_name,
-        rep_months.region,
+        {{ rep_attribute_columns('rep_months') }},
         rep_months.current_team_name,
         rep_months.current_region,
         rep_months.fiscal_month,

@@ -66,14 +66,7 @@ lead_response as (
 joined as (
 
     select
-        rep_months.owner_id,
-        rep_months.owner_name,
-        rep_months.team_id,
-        rep_months.team_name,
-        rep_months.region,
-        rep_months.current_team_id,
-        rep_months.current_team_name,
-        rep_months.current_region,
+        {{ rep_attribute_columns('rep_months', current=true) }},
         rep_months.fiscal_month,
         rep_months.fiscal_quarter,
         rep_months.fiscal_year,
@@ -106,10 +99,7 @@ joined as (
 )
 
 select
-    {{ rep_attribute_columns() }},
-    current_team_id,
-    current_team_name,
-    current_region,
+    {{ rep_attribute_columns(current=true) }},
     fiscal_month,
     fiscal_quarter,
     fiscal_year,
