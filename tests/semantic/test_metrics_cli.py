@@ -67,6 +67,24 @@ def test_list_names_every_metric_with_its_dimensions(xs_night, capsys):
 
 
 @pytest.mark.e2e
+def test_every_entity_listed_for_a_metric_is_one_a_query_accepts(xs_night):
+    """An entity a metric reaches only through a join is listed with its links (`deal__team` for pipeline), as a
+    query must spell it; MetricFlow plans every listed entity for its metric."""
+    from salesos.semantic import SemanticLayer
+
+    with SemanticLayer(xs_night) as layer:
+        listed = {m["name"]: m["dimensions"] for m in layer.list_metrics()}
+        assert "deal__team" in listed["pipeline"] and "team" not in listed["pipeline"]
+        assert "team" in listed["bookings"]
+        planned = 0
+        for metric, dims in listed.items():
+            for entity in (d for d in dims if d.split("__")[-1] in ("team", "region", "rep", "deal")):
+                assert layer.explain([metric], [entity]), (metric, entity)
+                planned += 1
+    assert planned > 100
+
+
+@pytest.mark.e2e
 def test_query_win_rate_per_team_and_fiscal_quarter_as_csv(xs_night, capsys):
     """The rate is recomputed from the counts of the quarter, not averaged over months or reps."""
     code, out, err = _run(capsys, "query", "--warehouse", str(xs_night), "--metrics", "win_rate,won_deals",
