@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecasting.intervals import INTERVAL_COLUMNS, add_intervals, interval_errors
+from forecasting.intervals import INTERVAL_COLUMNS, add_intervals, interval_bounds, interval_errors
 from forecasting.methods import COMBINATIONS, Candidate, combination, kept_forms, load_methods, with_seasonal_naive
 from forecasting.metrics import mase_scale
 from forecasting.prophet_fit import brief_error, collect_prophet_fits
@@ -261,27 +261,41 @@ def backtest_track(history: pd.DataFrame, selection: Selection, candidates: Sequ
     """
     hist = validate_history(history)
     y = hist["y"].to_numpy(dtype=float)
-    position = {d: i for i, d in enumerate(hist["ds"])}
+    ds = hist["ds"]
+    position = {d: i for i, d in enumerate(ds)}
     cuts = [position[o] for o in selection.origins]
-    frames = []
+    columns = ["as_of_date", "training_end", "ds", "horizon", "yhat", *INTERVAL_COLUMNS, "model"]
+    parts: dict[str, list] = {c: [] for c in columns}
+    months: dict[tuple[int, int], pd.DatetimeIndex] = {}
     for cand in candidates:
         preds = selection.predictions_of(cand)
         errs = interval_errors(cand, selection.scaled_errors)
         if preds is None or errs is None:
             continue
+        steps = preds.shape[1]
         for i, cut in enumerate(cuts):
             keep = np.arange(len(cuts)) != i
             rest = [e[keep] for e in errs] if isinstance(errs, list) else errs[keep]
-            train = hist.iloc[:cut]
-            fc = add_intervals(pd.DataFrame({"ds": future_months(train, preds.shape[1]), "yhat": preds[i]}),
-                               rest, mase_scale(y[:cut]))
-            fc["horizon"] = np.arange(1, len(fc) + 1)
-            fc["training_end"] = train["ds"].iloc[-1]
-            fc["as_of_date"] = hist["ds"].iloc[cut] - pd.Timedelta(days=1)
-            fc["model"] = cand.name
-            frames.append(fc)
-    columns = ["as_of_date", "training_end", "ds", "horizon", "yhat", *INTERVAL_COLUMNS, "model"]
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+            if (cut, steps) not in months:
+                months[(cut, steps)] = future_months(hist.iloc[:cut], steps)
+            bounds = interval_bounds(preds[i], rest, mase_scale(y[:cut]))
+            parts["ds"].append(months[(cut, steps)])
+            parts["horizon"].append(np.arange(1, steps + 1))
+            parts["training_end"].append(np.repeat(ds.iloc[cut - 1], steps))
+            parts["as_of_date"].append(np.repeat(ds.iloc[cut] - pd.Timedelta(days=1), steps))
+            parts["model"].append([cand.name] * steps)
+            for name in ("yhat", *INTERVAL_COLUMNS):
+                parts[name].append(bounds[name])
+    if not parts["ds"]:
+        return pd.DataFrame(columns=columns)
+    return pd.DataFrame({
+        "as_of_date": pd.DatetimeIndex(np.concatenate(parts["as_of_date"])),
+        "training_end": pd.DatetimeIndex(np.concatenate(parts["training_end"])),
+        "ds": parts["ds"][0].append(parts["ds"][1:]) if len(parts["ds"]) > 1 else parts["ds"][0],
+        "horizon": np.concatenate(parts["horizon"]),
+        **{name: np.concatenate(parts[name]) for name in ("yhat", *INTERVAL_COLUMNS)},
+        "model": [m for chunk in parts["model"] for m in chunk],
+    })[columns]
 
 
 
