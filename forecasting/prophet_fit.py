@@ -320,32 +320,30 @@ def prophet_values(history: pd.DataFrame, horizon: int, seasonality_mode: str = 
     if n < PROPHET_MIN_MONTHS:
         return np.clip(naive_values(y, horizon), 0, None)
     quiet_stan()
-    train = history[["ds", "y"]].reset_index(drop=True)
-    future = pd.DataFrame({"ds": future_months(history, horizon)})
-    qe_months = set(quarter_end_months)
-    use_qe = False
-    if quarter_end:
-        flag = train["ds"].dt.month.isin(qe_months)
-        # a regressor seen in under 3 months (or missing from under 3) just interpolates those months
-        if 3 <= int(flag.sum()) <= n - 3:
-            use_qe = True
-            train = train.assign(quarter_end=flag.astype(float))
-            future["quarter_end"] = future["ds"].dt.month.isin(qe_months).astype(float)
+    ds_train = history["ds"].to_numpy()
+    ds_future = future_months(history, horizon).to_numpy()
+    qe_months = sorted(set(quarter_end_months))
+
+    def quarter_end_flags(stamps: np.ndarray) -> np.ndarray:
+        return np.isin(stamps.astype("datetime64[M]").astype(np.int64) % 12 + 1, qe_months).astype(float)
+
+    qe_train, qe_future = quarter_end_flags(ds_train), quarter_end_flags(ds_future)
+    # a regressor seen in under 3 months (or missing from under 3) just interpolates those months
+    use_qe = bool(quarter_end) and 3 <= int(qe_train.sum()) <= n - 3
     n_cp = 25 if n >= 12 else 2
     attempts = [(n_cp, False, use_qe), (n_cp, True, use_qe), (max(1, n // 4), True, False)]
     last_error: Exception | None = None
     np.random.seed(0)
-    # Fits whose Prophet model is not kept (every backtest origin) skip Prophet's pandas (`_direct_forecast`).
+    # Fits whose Prophet model is not kept (every backtest origin) skip Prophet's pandas (`_direct_forecast`);
+    # the frames Prophet's own fit reads are built only if a fit needs it.
     direct = backend == "scipy" and _FITTED_PROPHETS.get() is None
-    ds_train, ds_future = train["ds"].to_numpy(), future["ds"].to_numpy()
-    y_train = train["y"].to_numpy(dtype=float)
+    frames: dict[str, pd.DataFrame] = {}
     for n_changepoints, custom_init, with_qe in attempts:
         if direct:
             try:
-                yhat = _direct_forecast(
-                    ds_train, y_train, ds_future, train["quarter_end"].to_numpy() if with_qe else None,
-                    future["quarter_end"].to_numpy() if with_qe else None, yearly_fourier_order(n),
-                    seasonality_mode, changepoint_prior_scale, n_changepoints, custom_init)
+                yhat = _direct_forecast(ds_train, y, ds_future, qe_train if with_qe else None,
+                                        qe_future if with_qe else None, yearly_fourier_order(n), seasonality_mode,
+                                        changepoint_prior_scale, n_changepoints, custom_init)
             except _NotDirect:
                 pass
             except (TimeoutError, ValueError) as exc:
@@ -356,6 +354,13 @@ def prophet_values(history: pd.DataFrame, horizon: int, seasonality_mode: str = 
                     return np.clip(yhat, 0, None)
                 last_error = RuntimeError("Prophet returned a non-finite forecast")
                 continue
+        if not frames:
+            frames["train"] = history[["ds", "y"]].reset_index(drop=True)
+            frames["future"] = pd.DataFrame({"ds": future_months(history, horizon)})
+            if use_qe:
+                frames["train"] = frames["train"].assign(quarter_end=qe_train)
+                frames["future"]["quarter_end"] = qe_future
+        train, future = frames["train"], frames["future"]
         train_i = train if with_qe or not use_qe else train.drop(columns="quarter_end")
         model = _prophet_model(n, seasonality_mode, changepoint_prior_scale, n_changepoints, with_qe, backend)
         kwargs: dict[str, Any] = {"algorithm": "LBFGS", "iter": 3000, "timeout": 30}
