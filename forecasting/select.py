@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,12 +190,23 @@ def ranked_candidates(selection: Selection, candidates: Sequence[Candidate]) -> 
     return ordered
 
 
-def refit_order(selection: Selection, candidates: Sequence[Candidate]) -> Iterator[Candidate]:
+def refit_order(selection: Selection, candidates: Sequence[Candidate],
+                fails: Callable[[Candidate], bool] | None = None) -> Iterator[Candidate]:
     """What to fit on the full history: the choice; if a member of a chosen mean fails, the mean of the rest
-    (in score order); then the single candidates by score."""
+    (in score order); then the single candidates by score.
+
+    With `fails` (does this member fail on the history being fitted?), the first fallback of a failed
+    combination is the combination of its members that fit. Without it the members were dropped worst score
+    first only, so a failing member that scored well (AutoCES finding no model on a full history, seen in the
+    XS sample night) stayed in every smaller combination and the night fell to a single non-member method.
+    """
     ranked = ranked_candidates(selection, candidates)
     first = ranked[0]
     yield first
+    if first.kind in COMBINATIONS and fails is not None:
+        fitting = [m for m in first.members if not fails(m)]
+        if fitting and len(fitting) < len(first.members):
+            yield combination(fitting, first.kind)
     if first.kind in COMBINATIONS:  # drop the worst-scoring member first, keep registry order in the name
         by_score = sorted(first.members, key=lambda m: selection.scores.get(m.name, float("inf")))
         for keep in range(len(by_score) - 1, 0, -1):
@@ -221,16 +232,39 @@ def forecast(history: pd.DataFrame, horizon: int, origins: int = 6,
     sel = select_model(hist, horizon, origins, cands)
     cache: dict[str, Any] = {}
     errors = dict(sel.scaled_errors)
-    for cand in refit_order(sel, cands):
-        with collect_prophet_fits() as fitted:
-            try:
-                values = cand.predict_values(hist, horizon, cache)
-            except Exception as exc:
-                log.warning("%s failed on the full history (%s); trying the next best", cand.name, brief_error(exc))
-                continue
+    prophet_fits: dict[str, list[dict[str, Any]]] = {}  # each single method's Prophet fits, kept by name
+
+    def fit_one(single: Candidate) -> np.ndarray:
+        if single.name not in cache:
+            with collect_prophet_fits() as got:
+                try:
+                    single.predict_values(hist, horizon, cache)
+                finally:
+                    prophet_fits[single.name] = got
+        return single.predict_values(hist, horizon, cache)  # the cached forecast (or the cached failure)
+
+    def fit(cand: Candidate) -> np.ndarray:
+        for single in cand.members if cand.kind in COMBINATIONS else (cand,):
+            fit_one(single)  # each member once, in order: its Prophet model kept even if a later one fails
+        return cand.predict_values(hist, horizon, cache)
+
+    def fails(member: Candidate) -> bool:
+        try:
+            fit_one(member)
+        except Exception:
+            return True
+        return False
+
+    for cand in refit_order(sel, cands, fails):
+        try:
+            values = fit(cand)
+        except Exception as exc:
+            log.warning("%s failed on the full history (%s); trying the next best", cand.name, brief_error(exc))
+            continue
         break
     sel.model, sel.params, sel.candidate = cand.name, dict(cand.params), cand
-    sel.prophet_models = fitted
+    sel.prophet_models = [f for single in (cand.members if cand.kind in COMBINATIONS else (cand,))
+                          for f in prophet_fits.get(single.name, [])]
     scale = mase_scale(hist["y"].to_numpy(dtype=float))
     ds = future_months(hist, horizon)
     out = add_intervals(pd.DataFrame({"ds": ds, "yhat": values}), interval_errors(cand, errors), scale)
