@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-only-every", type=int, default=0, metavar="K",
                         help="time only the fitting of every K-th series, alternating --code and --against")
     parser.add_argument("--against", type=Path, default=None, help="with --fit-only-every: the other checkout")
+    parser.add_argument("--keep", action="store_true", help="keep each repeat's data folder in --scratch")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--fit-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.repeats):
         runs.append(run_once(args.warehouse, args.scratch / f"r{i}", args.code.resolve(), args.as_of))
         print(json.dumps(runs[-1]), flush=True)
-    shutil.rmtree(args.scratch, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(args.scratch, ignore_errors=True)
     result = {"code": str(args.code), "cpus": os.cpu_count(), "runs": runs,
               "median_wall_s": statistics.median(r["wall_s"] for r in runs),
               "median_cpu_s": statistics.median(r["cpu_s"] for r in runs),
