@@ -12,8 +12,9 @@ first night, as issue 16's target is stated) and runs, in a child process as an 
 `salesos.pipeline.forecast` does for the bookings forecast: the plan, every chunk in one process pool over
 all cores, the reconciliation, the GX check, the store, the rebuild of the accuracy marts that score the new
 track record, and the charts. The in-quarter projection that step runs afterwards is left out (it is a
-separate model with its own benchmark, benchmarks/projection.py). It reports the wall time of each repeat,
-their median and the load average before and after; `--code DIR` runs another checkout's code (the same
+separate model with its own benchmark, benchmarks/projection.py). It reports the wall time and the CPU
+seconds (the step's process, its pool workers and dbt) of each repeat, their medians and the load average
+before and after; `--code DIR` runs another checkout's code (the same
 command for the before and after of a change, in one session).
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -85,6 +87,12 @@ def fit_once(warehouse: Path, code: Path, every: int) -> dict:
             "load_1min_after": round(os.getloadavg()[0], 1), **out}
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of the waited-for children so far (the step, its pool workers, dbt)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_once(warehouse: Path, scratch: Path, code: Path, as_of: date) -> dict:
     from salesos.run_context import RunContext
 
@@ -96,14 +104,14 @@ def run_once(warehouse: Path, scratch: Path, code: Path, as_of: date) -> dict:
     shutil.copyfile(warehouse, ctx.build_warehouse)
     env = {**os.environ, "PYTHONPATH": str(code)}
     load_before = os.getloadavg()[0]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _children_cpu()
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(ctx.to_dict())],
                           cwd=code, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, _children_cpu() - cpu_start
     if proc.returncode != 0:
         raise RuntimeError(f"forecast step failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"wall_s": round(wall, 1), "load_1min_before": round(load_before, 1),
+    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "load_1min_before": round(load_before, 1),
             "load_1min_after": round(os.getloadavg()[0], 1), **out}
 
 
@@ -118,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-only-every", type=int, default=0, metavar="K",
                         help="time only the fitting of every K-th series, alternating --code and --against")
     parser.add_argument("--against", type=Path, default=None, help="with --fit-only-every: the other checkout")
+    parser.add_argument("--keep", action="store_true", help="keep each repeat's data folder in --scratch")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--fit-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -147,9 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.repeats):
         runs.append(run_once(args.warehouse, args.scratch / f"r{i}", args.code.resolve(), args.as_of))
         print(json.dumps(runs[-1]), flush=True)
-    shutil.rmtree(args.scratch, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(args.scratch, ignore_errors=True)
     result = {"code": str(args.code), "cpus": os.cpu_count(), "runs": runs,
               "median_wall_s": statistics.median(r["wall_s"] for r in runs),
+              "median_cpu_s": statistics.median(r["cpu_s"] for r in runs),
               "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     print(json.dumps(result, indent=1))
     if args.out:

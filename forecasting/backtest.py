@@ -120,7 +120,14 @@ def backtest(series: pd.DataFrame, horizon: int, origins: int, candidates: Seque
             forecasts[cand.name] = fc
             scores[cand.name].add(actual, fc, scale)
         chosen = ""
-        for cand in refit_order(sel, cands):  # what `forecast` would fit: the choice, else the next best
+        def fails(member: Candidate, train: pd.DataFrame = train, cache: dict = cache) -> bool:
+            try:
+                member.predict_values(train, horizon, cache)
+            except Exception:
+                return True
+            return False
+
+        for cand in refit_order(sel, cands, fails):  # what `forecast` would fit: the choice, else the next best
             if cand.name not in forecasts:
                 try:
                     values = cand.predict_values(train, horizon, cache)

@@ -104,8 +104,11 @@ def forecast_many(series: Mapping[str, pd.DataFrame], horizon: int, origins: int
         try:
             with main_script_hidden(), ProcessPoolExecutor(max_workers=n_proc, mp_context=get_context("spawn"),
                                      initializer=_init_worker, initargs=(temp_root,)) as pool:
-                chunk = max(1, len(tasks) // (n_proc * 8))
-                for i, (key, res) in enumerate(pool.map(_forecast_task, tasks, chunksize=chunk), 1):
+                # Longest histories first, one series per task: a series' cost grows with its length, and
+                # with chunks of 1/16 of the series (the earlier split, in plan order) one worker was often
+                # left with a last chunk of long series while the other idled.
+                ordered = sorted(tasks, key=lambda task: -len(task[1]))
+                for i, (key, res) in enumerate(pool.map(_forecast_task, ordered, chunksize=1), 1):
                     results[key] = res
                     if progress:
                         progress(i, len(tasks))

@@ -184,6 +184,98 @@ def point_forecast(model: Any, future: pd.DataFrame) -> np.ndarray:
     return trend * (1 + multiplicative) + additive
 
 
+# Prophet's defaults that `_prophet_model` leaves as they are, as `_direct_forecast` must read them
+# (tests/forecasting/test_prophet_fit.py checks them against Prophet's own preprocessing).
+_CHANGEPOINT_RANGE = 0.8
+_SEASONALITY_PRIOR = 10.0  # seasonality_prior_scale: the yearly Fourier terms
+_REGRESSOR_PRIOR = 10.0  # holidays_prior_scale: what add_regressor gives the quarter-end flag
+_YEAR_DAYS = 365.25
+_NS_PER_DAY = 86_400_000_000_000
+
+
+class _NotDirect(Exception):
+    """A fit `_direct_forecast` does not cover: Prophet's own path fits it."""
+
+
+def _fourier_days(days: np.ndarray, order: int) -> np.ndarray:
+    """Prophet's `fourier_series(dates, 365.25, order)` on days since 1970 (the same arithmetic, in numpy)."""
+    x_t = np.pi * 2 * days
+    out = np.empty((len(days), 2 * order))
+    for i in range(order):
+        c = (i + 1) / _YEAR_DAYS * x_t
+        out[:, 2 * i] = np.sin(c)
+        out[:, 2 * i + 1] = np.cos(c)
+    return out
+
+
+def _direct_forecast(ds: np.ndarray, y: np.ndarray, future_ds: np.ndarray, qe: np.ndarray | None,
+                     future_qe: np.ndarray | None, order: int, seasonality_mode: str, changepoint_prior_scale: float,
+                     n_changepoints: int, custom_init: bool) -> np.ndarray:
+    """What `_prophet_model(...).fit(train, algorithm="LBFGS", ...)` then `point_forecast` give, without pandas.
+
+    Prophet's `fit` spends most of a monthly fit (after the MAP moved in process) in pandas: `setup_dataframe`,
+    the seasonality features, the component matrix, then `point_forecast`'s frames. For the one model kind
+    salesos fits (linear trend, yearly Fourier terms, an unstandardised quarter-end regressor in the same mode,
+    no holidays, absmax scaling) this builds the same Stan data in numpy (`ds` and `future_ds` as datetime64[ns],
+    sorted), maximises it with the same `prophet_map.map_fit` and evaluates the same point forecast. Anything
+    else (a constant series, no changepoint, an optimiser that stops short) raises `_NotDirect` and is fitted by
+    Prophet's own path. The forecasts agree with that path to rounding (tests/forecasting/test_prophet_fit.py).
+    """
+    from forecasting.prophet_map import map_fit
+
+    n = len(y)
+    ns = ds.astype("datetime64[ns]").astype(np.int64)
+    if n < 2 or np.any(np.diff(ns) <= 0) or np.ptp(y) == 0:
+        raise _NotDirect("unsorted, too short or constant history")
+    y_scale = float(np.abs(y).max()) or 1.0
+    start, t_scale = ns[0], float(ns[-1] - ns[0])
+    t = (ns - start) / t_scale
+    hist_size = int(np.floor(n * _CHANGEPOINT_RANGE))
+    n_cp = min(n_changepoints, hist_size - 1)
+    if n_cp <= 0:
+        raise _NotDirect("no changepoints")
+    cp_idx = np.linspace(0, hist_size - 1, n_cp + 1).round().astype(int)[1:]
+    t_change = np.sort((ns[cp_idx] - start) / t_scale)
+    fut_ns = future_ds.astype("datetime64[ns]").astype(np.int64)
+
+    def features(stamps: np.ndarray, flag: np.ndarray | None) -> list[np.ndarray]:
+        cols = [_fourier_days(stamps / 1e9 / 86400, order)] if order else []
+        if flag is not None:
+            cols.append(np.asarray(flag, dtype=float).reshape(-1, 1))
+        return cols
+
+    train_cols = features(ns, qe)
+    if train_cols:
+        X = np.asfortranarray(np.hstack(train_cols))  # the layout of Prophet's frame: the same BLAS sums
+        sigmas = np.r_[np.full(2 * order, _SEASONALITY_PRIOR), [_REGRESSOR_PRIOR] if qe is not None else []]
+        on = np.ones(X.shape[1])
+        s_a, s_m = (on, 0 * on) if seasonality_mode == "additive" else (0 * on, on)
+    else:  # Prophet's placeholder column, in no component
+        X, sigmas, s_a, s_m = np.zeros((n, 1)), np.ones(1), np.zeros(1), np.zeros(1)
+    ys = y / y_scale
+    k0 = (ys[-1] - ys[0]) / (t[-1] - t[0])
+    m0 = ys[0] - k0 * t[0]
+    delta0 = np.full(len(t_change), changepoint_prior_scale / 2) if custom_init else np.zeros(len(t_change))
+    init = {"k": k0, "m": m0, "delta": delta0, "beta": np.zeros(X.shape[1]), "sigma_obs": 1.0}
+    data = {"y": ys, "t": t, "t_change": t_change, "X": X, "sigmas": sigmas, "tau": changepoint_prior_scale,
+            "trend_indicator": 0, "s_a": s_a, "s_m": s_m}
+    try:
+        params, _ = map_fit(init, data, max_iter=3000, timeout=30)
+    except RuntimeError as exc:  # Prophet's path retries it with cmdstan's optimiser
+        raise _NotDirect(str(exc)) from exc
+    k, m = float(params["k"][0, 0]), float(params["m"][0, 0])
+    delta, beta = params["delta"][0], params["beta"]
+    t_f = (fut_ns - start) / t_scale
+    from prophet import Prophet
+
+    trend = Prophet.piecewise_linear(t_f, delta, k, m, t_change) * y_scale
+    fut_cols = features(fut_ns, future_qe)
+    X_f = np.hstack(fut_cols) if fut_cols else np.zeros((len(t_f), 1))
+    additive = np.nanmean(X_f @ (beta * s_a).T, axis=1) * y_scale
+    multiplicative = np.nanmean(X_f @ (beta * s_m).T, axis=1)
+    return trend * (1 + multiplicative) + additive
+
+
 def _prophet_model(n_months: int, seasonality_mode: str, changepoint_prior_scale: float,
                    n_changepoints: int, quarter_end: bool, backend: str = DEFAULT_PROPHET_BACKEND) -> Any:
     if backend not in PROPHET_BACKENDS:
@@ -228,22 +320,47 @@ def prophet_values(history: pd.DataFrame, horizon: int, seasonality_mode: str = 
     if n < PROPHET_MIN_MONTHS:
         return np.clip(naive_values(y, horizon), 0, None)
     quiet_stan()
-    train = history[["ds", "y"]].reset_index(drop=True)
-    future = pd.DataFrame({"ds": future_months(history, horizon)})
-    qe_months = set(quarter_end_months)
-    use_qe = False
-    if quarter_end:
-        flag = train["ds"].dt.month.isin(qe_months)
-        # a regressor seen in under 3 months (or missing from under 3) just interpolates those months
-        if 3 <= int(flag.sum()) <= n - 3:
-            use_qe = True
-            train = train.assign(quarter_end=flag.astype(float))
-            future["quarter_end"] = future["ds"].dt.month.isin(qe_months).astype(float)
+    ds_train = history["ds"].to_numpy()
+    ds_future = future_months(history, horizon).to_numpy()
+    qe_months = sorted(set(quarter_end_months))
+
+    def quarter_end_flags(stamps: np.ndarray) -> np.ndarray:
+        return np.isin(stamps.astype("datetime64[M]").astype(np.int64) % 12 + 1, qe_months).astype(float)
+
+    qe_train, qe_future = quarter_end_flags(ds_train), quarter_end_flags(ds_future)
+    # a regressor seen in under 3 months (or missing from under 3) just interpolates those months
+    use_qe = bool(quarter_end) and 3 <= int(qe_train.sum()) <= n - 3
     n_cp = 25 if n >= 12 else 2
     attempts = [(n_cp, False, use_qe), (n_cp, True, use_qe), (max(1, n // 4), True, False)]
     last_error: Exception | None = None
     np.random.seed(0)
+    # Fits whose Prophet model is not kept (every backtest origin) skip Prophet's pandas (`_direct_forecast`);
+    # the frames Prophet's own fit reads are built only if a fit needs it.
+    direct = backend == "scipy" and _FITTED_PROPHETS.get() is None
+    frames: dict[str, pd.DataFrame] = {}
     for n_changepoints, custom_init, with_qe in attempts:
+        if direct:
+            try:
+                yhat = _direct_forecast(ds_train, y, ds_future, qe_train if with_qe else None,
+                                        qe_future if with_qe else None, yearly_fourier_order(n), seasonality_mode,
+                                        changepoint_prior_scale, n_changepoints, custom_init)
+            except _NotDirect:
+                pass
+            except (TimeoutError, ValueError) as exc:
+                last_error = exc
+                continue
+            else:
+                if np.all(np.isfinite(yhat)):
+                    return np.clip(yhat, 0, None)
+                last_error = RuntimeError("Prophet returned a non-finite forecast")
+                continue
+        if not frames:
+            frames["train"] = history[["ds", "y"]].reset_index(drop=True)
+            frames["future"] = pd.DataFrame({"ds": future_months(history, horizon)})
+            if use_qe:
+                frames["train"] = frames["train"].assign(quarter_end=qe_train)
+                frames["future"]["quarter_end"] = qe_future
+        train, future = frames["train"], frames["future"]
         train_i = train if with_qe or not use_qe else train.drop(columns="quarter_end")
         model = _prophet_model(n, seasonality_mode, changepoint_prior_scale, n_changepoints, with_qe, backend)
         kwargs: dict[str, Any] = {"algorithm": "LBFGS", "iter": 3000, "timeout": 30}

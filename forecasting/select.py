@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from forecasting.intervals import INTERVAL_COLUMNS, add_intervals, interval_errors
+from forecasting.intervals import INTERVAL_COLUMNS, add_intervals, interval_bounds, interval_errors
 from forecasting.methods import COMBINATIONS, Candidate, combination, kept_forms, load_methods, with_seasonal_naive
 from forecasting.metrics import mase_scale
 from forecasting.prophet_fit import brief_error, collect_prophet_fits
@@ -190,12 +190,23 @@ def ranked_candidates(selection: Selection, candidates: Sequence[Candidate]) -> 
     return ordered
 
 
-def refit_order(selection: Selection, candidates: Sequence[Candidate]) -> Iterator[Candidate]:
+def refit_order(selection: Selection, candidates: Sequence[Candidate],
+                fails: Callable[[Candidate], bool] | None = None) -> Iterator[Candidate]:
     """What to fit on the full history: the choice; if a member of a chosen mean fails, the mean of the rest
-    (in score order); then the single candidates by score."""
+    (in score order); then the single candidates by score.
+
+    With `fails` (does this member fail on the history being fitted?), the first fallback of a failed
+    combination is the combination of its members that fit. Without it the members were dropped worst score
+    first only, so a failing member that scored well (AutoCES finding no model on a full history, seen in the
+    XS sample night) stayed in every smaller combination and the night fell to a single non-member method.
+    """
     ranked = ranked_candidates(selection, candidates)
     first = ranked[0]
     yield first
+    if first.kind in COMBINATIONS and fails is not None:
+        fitting = [m for m in first.members if not fails(m)]
+        if fitting and len(fitting) < len(first.members):
+            yield combination(fitting, first.kind)
     if first.kind in COMBINATIONS:  # drop the worst-scoring member first, keep registry order in the name
         by_score = sorted(first.members, key=lambda m: selection.scores.get(m.name, float("inf")))
         for keep in range(len(by_score) - 1, 0, -1):
@@ -221,16 +232,39 @@ def forecast(history: pd.DataFrame, horizon: int, origins: int = 6,
     sel = select_model(hist, horizon, origins, cands)
     cache: dict[str, Any] = {}
     errors = dict(sel.scaled_errors)
-    for cand in refit_order(sel, cands):
-        with collect_prophet_fits() as fitted:
-            try:
-                values = cand.predict_values(hist, horizon, cache)
-            except Exception as exc:
-                log.warning("%s failed on the full history (%s); trying the next best", cand.name, brief_error(exc))
-                continue
+    prophet_fits: dict[str, list[dict[str, Any]]] = {}  # each single method's Prophet fits, kept by name
+
+    def fit_one(single: Candidate) -> np.ndarray:
+        if single.name not in cache:
+            with collect_prophet_fits() as got:
+                try:
+                    single.predict_values(hist, horizon, cache)
+                finally:
+                    prophet_fits[single.name] = got
+        return single.predict_values(hist, horizon, cache)  # the cached forecast (or the cached failure)
+
+    def fit(cand: Candidate) -> np.ndarray:
+        for single in cand.members if cand.kind in COMBINATIONS else (cand,):
+            fit_one(single)  # each member once, in order: its Prophet model kept even if a later one fails
+        return cand.predict_values(hist, horizon, cache)
+
+    def fails(member: Candidate) -> bool:
+        try:
+            fit_one(member)
+        except Exception:
+            return True
+        return False
+
+    for cand in refit_order(sel, cands, fails):
+        try:
+            values = fit(cand)
+        except Exception as exc:
+            log.warning("%s failed on the full history (%s); trying the next best", cand.name, brief_error(exc))
+            continue
         break
     sel.model, sel.params, sel.candidate = cand.name, dict(cand.params), cand
-    sel.prophet_models = fitted
+    sel.prophet_models = [f for single in (cand.members if cand.kind in COMBINATIONS else (cand,))
+                          for f in prophet_fits.get(single.name, [])]
     scale = mase_scale(hist["y"].to_numpy(dtype=float))
     ds = future_months(hist, horizon)
     out = add_intervals(pd.DataFrame({"ds": ds, "yhat": values}), interval_errors(cand, errors), scale)
@@ -261,27 +295,41 @@ def backtest_track(history: pd.DataFrame, selection: Selection, candidates: Sequ
     """
     hist = validate_history(history)
     y = hist["y"].to_numpy(dtype=float)
-    position = {d: i for i, d in enumerate(hist["ds"])}
+    ds = hist["ds"]
+    position = {d: i for i, d in enumerate(ds)}
     cuts = [position[o] for o in selection.origins]
-    frames = []
+    columns = ["as_of_date", "training_end", "ds", "horizon", "yhat", *INTERVAL_COLUMNS, "model"]
+    parts: dict[str, list] = {c: [] for c in columns}
+    months: dict[tuple[int, int], pd.DatetimeIndex] = {}
     for cand in candidates:
         preds = selection.predictions_of(cand)
         errs = interval_errors(cand, selection.scaled_errors)
         if preds is None or errs is None:
             continue
+        steps = preds.shape[1]
         for i, cut in enumerate(cuts):
             keep = np.arange(len(cuts)) != i
             rest = [e[keep] for e in errs] if isinstance(errs, list) else errs[keep]
-            train = hist.iloc[:cut]
-            fc = add_intervals(pd.DataFrame({"ds": future_months(train, preds.shape[1]), "yhat": preds[i]}),
-                               rest, mase_scale(y[:cut]))
-            fc["horizon"] = np.arange(1, len(fc) + 1)
-            fc["training_end"] = train["ds"].iloc[-1]
-            fc["as_of_date"] = hist["ds"].iloc[cut] - pd.Timedelta(days=1)
-            fc["model"] = cand.name
-            frames.append(fc)
-    columns = ["as_of_date", "training_end", "ds", "horizon", "yhat", *INTERVAL_COLUMNS, "model"]
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+            if (cut, steps) not in months:
+                months[(cut, steps)] = future_months(hist.iloc[:cut], steps)
+            bounds = interval_bounds(preds[i], rest, mase_scale(y[:cut]))
+            parts["ds"].append(months[(cut, steps)])
+            parts["horizon"].append(np.arange(1, steps + 1))
+            parts["training_end"].append(np.repeat(ds.iloc[cut - 1], steps))
+            parts["as_of_date"].append(np.repeat(ds.iloc[cut] - pd.Timedelta(days=1), steps))
+            parts["model"].append([cand.name] * steps)
+            for name in ("yhat", *INTERVAL_COLUMNS):
+                parts[name].append(bounds[name])
+    if not parts["ds"]:
+        return pd.DataFrame(columns=columns)
+    return pd.DataFrame({
+        "as_of_date": pd.DatetimeIndex(np.concatenate(parts["as_of_date"])),
+        "training_end": pd.DatetimeIndex(np.concatenate(parts["training_end"])),
+        "ds": parts["ds"][0].append(parts["ds"][1:]) if len(parts["ds"]) > 1 else parts["ds"][0],
+        "horizon": np.concatenate(parts["horizon"]),
+        **{name: np.concatenate(parts[name]) for name in ("yhat", *INTERVAL_COLUMNS)},
+        "model": [m for chunk in parts["model"] for m in chunk],
+    })[columns]
 
 
 

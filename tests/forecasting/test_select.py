@@ -110,3 +110,32 @@ def test_a_method_without_prophet_keeps_no_model():
     _fc, sel = forecast(trending_seasonal(30, seed=2), horizon=3, origins=2,
                        candidates=[Candidate("seasonal_naive", "seasonal_naive"), Candidate("theta", "theta")])
     assert sel.prophet_models == []
+
+
+def test_a_chosen_median_whose_best_member_fails_on_the_full_history_falls_back_to_the_median_of_the_rest(
+        monkeypatch, caplog):
+    """The first fallback drops the member that failed, not the worst-scoring one (AutoCES finding no model on a
+    full history, in the XS sample night, used to take the night to a single non-member method)."""
+    import forecasting.methods as methods
+
+    hist = trending_seasonal(40, seed=0)
+    hist["y"] *= 1 + np.random.default_rng(0).normal(0, 0.15, 40)  # noisy: several methods close to the best
+    n_full = len(hist)
+
+    def fails_on_full_history(history, horizon):  # the "theta" forecast on backtest windows, none on all of it
+        if len(history) == n_full:
+            raise RuntimeError("no model able to be fitted")
+        return methods.theta_values(history["y"].to_numpy(dtype=float), horizon)
+
+    monkeypatch.setitem(methods.METHOD_KINDS, "flaky", fails_on_full_history)
+    cands = [Candidate("seasonal_naive", "seasonal_naive"), Candidate("flaky_theta", "flaky"),
+             Candidate("theta", "theta"), Candidate("auto_ets", "statsforecast", {"model": "AutoETS"}),
+             Candidate("dotm", "statsforecast", {"model": "DynamicOptimizedTheta"})]
+    sel = select_model(hist, 6, 4, cands)  # the registry's rule, as forecast applies it
+    members = [m.name for m in sel.candidate.members]
+    worst = max(members, key=lambda name: sel.scores[name])
+    assert "flaky_theta" in members and worst != "flaky_theta"  # dropping the worst first would keep it
+    fc, final = forecast(hist, 6, 4, cands)
+    rest = [name for name in members if name != "flaky_theta"]
+    assert final.model == "median(" + ",".join(rest) + ")"
+    assert len(fc) == 6 and np.isfinite(fc["yhat"]).all()
