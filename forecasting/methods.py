@@ -317,7 +317,7 @@ def load_methods(path: str | None = None) -> MethodRegistry:
     how, choose_k = str(sel.get("combine", "mean")), bool(sel.get("choose_k", False))
     if how not in COMBINATIONS:
         raise ValueError(f"{file}: selection combine must be one of {sorted(COMBINATIONS)}, not {how!r}")
-    shrink = float(sel.get("shrink", 0.5))
+    shrink = float(sel.get("shrink", MethodRegistry.__dataclass_fields__["shrink"].default))
     if not 0 <= shrink <= 1:
         raise ValueError(f"{file}: selection shrink must be between 0 and 1, not {shrink}")
     return MethodRegistry(tuple(methods), primary, combine_max, within, how, choose_k, shrink)

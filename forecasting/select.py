@@ -99,7 +99,8 @@ def select_model(history: pd.DataFrame, horizon: int, origins: int,
                  choose_k: bool | None = None, shrink: float | None = None) -> Selection:
     """Score every candidate at the last `origins` origins by MASE; choose a combination of the best ones.
 
-    The choice combines the lowest-scoring candidates month by month (`combine`: mean or median), at most
+    The choice combines the lowest-scoring candidates month by month (`combine`: mean, median, or weighted by
+    inverse backtest MASE shrunk `shrink` of the way toward equal weights), at most
     `combine_max` of them and none scoring over (1 + `combine_within`) x the best; with `choose_k` only the
     k best, k the one whose combination scores best on the same backtest. The registry's rule is the median
     of the best 5, none scoring over twice the best: a median of several good methods is robust to one of
