@@ -250,3 +250,27 @@ def test_a_combination_refuses_bad_weights():
     with pytest.raises(ValueError, match="non-negative"):
         combination([a, b], "weighted", [-1.0, 2.0])
     assert combination([a, b], "weighted").params["weights"] == [0.5, 0.5]
+
+
+def test_a_kept_form_is_refitted_with_the_methods_own_settings(monkeypatch):
+    """ets_damped (AutoETS with damped=True): later origins of a backtest fit the kept form, damped included,
+    instead of failing on a repeated keyword and choosing afresh."""
+    from statsforecast import models as sf_models
+
+    from forecasting.methods import kept_forms
+
+    made: list[dict] = []
+    real = sf_models.AutoETS
+
+    class Recording(real):
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(sf_models, "AutoETS", Recording)
+    hist = trending(40)
+    with kept_forms():
+        statsforecast_values(hist.iloc[:36], 3, model="AutoETS", damped=True)
+        statsforecast_values(hist, 3, model="AutoETS", damped=True)
+    assert len(made) == 2 and made[0] == {"season_length": 12, "damped": True}
+    assert made[1]["damped"] is True and len(made[1]["model"]) == 3  # the form chosen at the first origin
