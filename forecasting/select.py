@@ -18,7 +18,15 @@ import numpy as np
 import pandas as pd
 
 from forecasting.intervals import INTERVAL_COLUMNS, add_intervals, interval_bounds, interval_errors
-from forecasting.methods import COMBINATIONS, Candidate, combination, kept_forms, load_methods, with_seasonal_naive
+from forecasting.methods import (
+    COMBINATIONS,
+    Candidate,
+    combination,
+    kept_forms,
+    load_methods,
+    shrunk_weights,
+    with_seasonal_naive,
+)
 from forecasting.metrics import mase_scale
 from forecasting.prophet_fit import brief_error, collect_prophet_fits
 from forecasting.series import MIN_TRAIN, future_months, validate_history
@@ -70,7 +78,7 @@ class Selection:
         if cand.name in self.predictions:
             return self.predictions[cand.name]
         if cand.kind in COMBINATIONS and cand.members and all(m.name in self.predictions for m in cand.members):
-            return COMBINATIONS[cand.kind]([self.predictions[m.name] for m in cand.members], axis=0)
+            return cand.combine([self.predictions[m.name] for m in cand.members])
         return None
 
     def as_record(self) -> dict[str, Any]:
@@ -88,10 +96,11 @@ class Selection:
 def select_model(history: pd.DataFrame, horizon: int, origins: int,
                  candidates: Sequence[Candidate] | None = None, combine_max: int | None = None,
                  combine_within: float | None = None, combine: str | None = None,
-                 choose_k: bool | None = None) -> Selection:
+                 choose_k: bool | None = None, shrink: float | None = None) -> Selection:
     """Score every candidate at the last `origins` origins by MASE; choose a combination of the best ones.
 
-    The choice combines the lowest-scoring candidates month by month (`combine`: mean or median), at most
+    The choice combines the lowest-scoring candidates month by month (`combine`: mean, median, or weighted by
+    inverse backtest MASE shrunk `shrink` of the way toward equal weights), at most
     `combine_max` of them and none scoring over (1 + `combine_within`) x the best; with `choose_k` only the
     k best, k the one whose combination scores best on the same backtest. The registry's rule is the median
     of the best 5, none scoring over twice the best: a median of several good methods is robust to one of
@@ -110,6 +119,7 @@ def select_model(history: pd.DataFrame, horizon: int, origins: int,
     within = combine_within if combine_within is not None else reg.combine_within
     how = combine if combine is not None else reg.combine
     pick_k = choose_k if choose_k is not None else reg.choose_k
+    lam = shrink if shrink is not None else reg.shrink
     hist = validate_history(history)
     cands = with_seasonal_naive(candidates)
     cuts, steps = origin_cuts(len(hist), horizon, origins)
@@ -149,14 +159,23 @@ def select_model(history: pd.DataFrame, horizon: int, origins: int,
         else:
             limit = math.inf if math.isinf(within) else (1 + within) * scores[best.name]
             pool = [best] + [c for c in ranked[1:k_max] if scores[c.name] <= limit]
+
+        def combined(members: Sequence[Candidate]) -> Candidate:  # registry order: a stable model name
+            ordered = sorted(members, key=cands.index)
+            weights = shrunk_weights([scores[m.name] for m in ordered], lam) if how == "weighted" else None
+            return combination(ordered, how, weights)
+
         members = pool
         if pick_k:  # k: the number of best methods whose combination scores best on the same backtest
-            k_scores = [float(np.mean(np.abs(COMBINATIONS[how]([errors[m.name] for m in pool[:k]], axis=0))))
-                        for k in range(1, len(pool) + 1)]
+            k_scores = []
+            for k in range(1, len(pool) + 1):
+                c = combined(pool[:k])
+                rows = c.combine([errors[m.name] for m in c.members]) if c.members else errors[c.name]
+                k_scores.append(float(np.mean(np.abs(rows))))
             members = pool[: int(np.argmin(k_scores)) + 1]  # ties: the fewer
-        chosen = combination(sorted(members, key=cands.index), how)  # registry order: a stable model name
+        chosen = combined(members)
         if chosen.kind in COMBINATIONS and chosen.name not in scores:
-            rows = COMBINATIONS[how]([errors[m.name] for m in members], axis=0)
+            rows = chosen.combine([errors[m.name] for m in chosen.members])
             errors[chosen.name] = rows
             scores[chosen.name] = float(np.mean(np.abs(rows)))  # rows are scaled per origin: mean MASE
     return Selection(
@@ -211,7 +230,10 @@ def refit_order(selection: Selection, candidates: Sequence[Candidate],
         by_score = sorted(first.members, key=lambda m: selection.scores.get(m.name, float("inf")))
         for keep in range(len(by_score) - 1, 0, -1):
             kept = {m.name for m in by_score[:keep]}
-            yield combination([m for m in first.members if m.name in kept], first.kind)
+            weights = first.params.get("weights")
+            yield combination([m for m in first.members if m.name in kept], first.kind,
+                              None if weights is None else
+                              [w for m, w in zip(first.members, weights, strict=True) if m.name in kept])
     yield from (c for c in ranked[1:] if c.name not in {m.name for m in first.members})
 
 

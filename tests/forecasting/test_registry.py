@@ -204,3 +204,73 @@ def test_intervals_are_split_conformal_at_each_step():
     w = interval_multipliers(many, horizon=2)  # 39 origins: 95% is rank 38, 80% rank 32, per step
     assert np.allclose(w[0.95], np.maximum.accumulate(np.sort(many, axis=0)[37]))
     assert np.allclose(w[0.80], np.maximum.accumulate(np.sort(many, axis=0)[31]))
+
+
+def test_shrunk_weights_run_from_inverse_mase_to_equal_weights():
+    from forecasting.methods import shrunk_weights
+
+    assert shrunk_weights([1.0, 2.0], 0.0) == pytest.approx([2 / 3, 1 / 3])  # inverse MASE
+    assert shrunk_weights([1.0, 2.0], 1.0) == pytest.approx([0.5, 0.5])  # equal
+    assert shrunk_weights([1.0, 2.0], 0.5) == pytest.approx([7 / 12, 5 / 12])
+    assert sum(shrunk_weights([0.3, 0.7, 1.1], 0.5)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="positive finite"):
+        shrunk_weights([0.0, 1.0], 0.5)
+
+
+def test_the_weighted_mean_is_scored_refitted_and_calibrated_with_its_shrunk_weights(monkeypatch):
+    """On y = 100 + 2t the lines err by exactly +5, -5 and +9 (MASE 5/24, 5/24, 9/24); seasonal naive (MASE 1)
+    is over twice the best and left out. Weights: inverse MASE (9/23, 9/23, 5/23) half-way to 1/3 each."""
+    from forecasting.intervals import interval_errors
+    from forecasting.select import refit_order
+
+    cands = _lines(monkeypatch)
+    hist = monthly(100 + 2.0 * np.arange(40))
+    sel = select_model(hist, 6, 3, cands, combine="weighted", combine_max=10, combine_within=1.0, shrink=0.5)
+    assert sel.model == "weighted(high,low,higher)" and "seasonal_naive" not in sel.params["members"]
+    w = np.array([9, 9, 5]) / 23 * 0.5 + 0.5 / 3
+    assert sel.params["weights"] == pytest.approx(w, abs=1e-6)
+    offsets = np.array([5.0, -5.0, 9.0])
+    # its own backtest errors, weighted alike (the stored weights are rounded to 6 decimals)
+    assert sel.scores[sel.model] == pytest.approx(abs(w @ offsets) / 24, rel=1e-5)
+    members = {c.name: c for c in cands}
+    expected = sum(wi * members[m].predict_values(hist, 6) for wi, m in zip(w, sel.params["members"], strict=True))
+    assert np.allclose(sel.candidate.predict_values(hist, 6), expected)
+    assert np.allclose(interval_errors(sel.candidate, sel.scaled_errors), sel.scaled_errors[sel.model])
+    # if a member fails on the full history the rest keep their weights, renormalised
+    order = list(refit_order(sel, cands))
+    assert order[1].name == "weighted(high,low)" and order[1].params["weights"] == pytest.approx([0.5, 0.5])
+
+
+def test_a_combination_refuses_bad_weights():
+    from forecasting.methods import combination
+
+    a, b = Candidate("a", "theta"), Candidate("b", "seasonal_naive")
+    with pytest.raises(ValueError, match="non-negative"):
+        combination([a, b], "weighted", [1.0])
+    with pytest.raises(ValueError, match="non-negative"):
+        combination([a, b], "weighted", [-1.0, 2.0])
+    assert combination([a, b], "weighted").params["weights"] == [0.5, 0.5]
+
+
+def test_a_kept_form_is_refitted_with_the_methods_own_settings(monkeypatch):
+    """ets_damped (AutoETS with damped=True): later origins of a backtest fit the kept form, damped included,
+    instead of failing on a repeated keyword and choosing afresh."""
+    from statsforecast import models as sf_models
+
+    from forecasting.methods import kept_forms
+
+    made: list[dict] = []
+    real = sf_models.AutoETS
+
+    class Recording(real):
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(sf_models, "AutoETS", Recording)
+    hist = trending(40)
+    with kept_forms():
+        statsforecast_values(hist.iloc[:36], 3, model="AutoETS", damped=True)
+        statsforecast_values(hist, 3, model="AutoETS", damped=True)
+    assert len(made) == 2 and made[0] == {"season_length": 12, "damped": True}
+    assert made[1]["damped"] is True and len(made[1]["model"]) == 3  # the form chosen at the first origin
