@@ -32,9 +32,10 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 LONGEST_FILES_FIRST = (
     "tests/warehouse/test_spark.py",
     "tests/test_end_to_end.py",
+    # the first file to ask for the shared xs_night (after its own two builds): its worker builds it while the
+    # other is on the S night above; the later files that read it (postgres, same_content, hubspot, mart_digests,
+    # end_to_end_xs, ...) find it built
     "tests/test_renamed_stages.py",
-    # the first file to ask for the shared xs_night: its worker builds it while the other is on the S night
-    # above; the later files that read it (same_content, hubspot, mart_digests, end_to_end_xs, ...) find it built
     "tests/warehouse/test_postgres.py",
     "tests/test_fault_injection.py",
     "tests/extract/connectors/test_same_content.py",
@@ -135,9 +136,9 @@ def xs_night(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """One full night (extract to publish) of the XS sample, published; returns the warehouse.
 
     The night of tests/transform/mart_digests.py, shared by the tests that read a published warehouse (the
-    mart digests, the semantic layer, the report in the browser, the Fivetran and HubSpot comparisons, the
-    DuckDB reference of the Postgres tests, and tests/test_end_to_end_xs.py, which work on copies of its
-    warehouse). A night is most of a minute of CPU, little less at XS than at S: sharing one saves more than
+    mart digests, the semantic layer, the report in the browser, the Fivetran, HubSpot and renamed-stage
+    comparisons, the DuckDB reference of the Postgres tests, and tests/test_end_to_end_xs.py, which work on
+    copies of its warehouse). A night is most of a minute of CPU, little less at XS than at S: sharing one saves more than
     shrinking several. Built once per test session: under xdist
     the first worker to ask builds it in the session's shared temp folder while the others wait on a file
     lock (a night is minutes of CPU on 2 cores). Read it, never write to it.
