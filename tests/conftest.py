@@ -32,18 +32,22 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 LONGEST_FILES_FIRST = (
     "tests/warehouse/test_spark.py",
     "tests/test_end_to_end.py",
+    # the first file to ask for the shared xs_night (after its own two builds): its worker builds it while the
+    # other is on the S night above; the later files that read it (postgres, same_content, hubspot, mart_digests,
+    # end_to_end_xs, ...) find it built
     "tests/test_renamed_stages.py",
     "tests/warehouse/test_postgres.py",
     "tests/test_fault_injection.py",
     "tests/extract/connectors/test_same_content.py",
     "tests/extract/connectors/test_hubspot_equals_salesforce.py",
     "tests/extract/connectors/test_fivetran_salesforce.py",
-    "tests/transform/test_mart_digests.py",  # builds the shared xs_night ...
+    "tests/transform/test_mart_digests.py",
     "tests/extract/connectors/test_fivetran_hubspot.py",
     "tests/test_end_to_end_runs.py",
+    "tests/test_end_to_end_xs.py",
     "tests/deploy/test_services_native.py",
     "tests/test_incremental.py",
-    "tests/publish/test_report_browser.py",  # ... which this one reads: a few long files later, not waiting on it
+    "tests/publish/test_report_browser.py",
     "tests/transform/test_team_of_the_day.py",
     "tests/test_lint.py",
     "tests/validate/test_chunked.py",
@@ -132,7 +136,10 @@ def xs_night(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """One full night (extract to publish) of the XS sample, published; returns the warehouse.
 
     The night of tests/transform/mart_digests.py, shared by the tests that read a published warehouse (the
-    mart digests, the semantic layer, the report in the browser). Built once per test session: under xdist
+    mart digests, the semantic layer, the report in the browser, the Fivetran, HubSpot and renamed-stage
+    comparisons, the DuckDB reference of the Postgres tests, and tests/test_end_to_end_xs.py, which work on
+    copies of its warehouse). A night is most of a minute of CPU, little less at XS than at S: sharing one saves more than
+    shrinking several. Built once per test session: under xdist
     the first worker to ask builds it in the session's shared temp folder while the others wait on a file
     lock (a night is minutes of CPU on 2 cores). Read it, never write to it.
     """

@@ -63,7 +63,7 @@ def dbt_vars(settings: Settings, as_of: str, run_id: str | None = None, schema_p
 
 
 # The nightly build: models, seeds and data tests. dbt's unit tests check the SQL against fixed fixtures,
-# not the night's data, so they run in CI (tests/test_end_to_end.py) and not on every night.
+# not the night's data, so they run in CI (tests/test_end_to_end_xs.py) and not on every night.
 NIGHTLY_BUILD = ["build", "--exclude-resource-type", "unit_test"]
 
 

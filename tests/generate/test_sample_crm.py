@@ -698,13 +698,14 @@ def test_the_xs_sample_of_a_seed_is_byte_for_byte_the_recorded_one(tmp_path):
     assert written == XS_SEED_7
 
 
-def test_a_few_reps_move_team_and_the_assignment_history_says_when(tmp_path):
+def test_a_few_reps_move_team_and_the_assignment_history_says_when(sample):
     """user_assignments.csv: every rep from hire; a moved rep's last row is the User export's team, the one before
-    it ends the day the new one starts."""
-    generate(tmp_path, scale="S", seed=42, as_of=date(2026, 10, 31))
-    with (tmp_path / "User.csv").open(newline="", encoding="utf-8") as fh:
+    it ends the day the new one starts. Read from the module's S sample (seed 42, as of 31 October), not a second
+    generation of the same files."""
+    out = sample[0]
+    with (out / "User.csv").open(newline="", encoding="utf-8") as fh:
         users = {r["Id"]: r for r in csv.DictReader(fh)}
-    with (tmp_path / "user_assignments.csv").open(newline="", encoding="utf-8") as fh:
+    with (out / "user_assignments.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     by_user: dict[str, list[dict[str, str]]] = {}
     for r in rows:

@@ -36,6 +36,34 @@ def build_sample_night(work: Path) -> Path:
     return ctx.warehouse
 
 
+def sample_exports(warehouse: Path) -> Path:
+    """The export folder the night of `build_sample_night` was run on (read it, never write to it)."""
+    return warehouse.parent.parent / "exports"
+
+
+def fed_by_forecasts(manifest: Path, schemas: tuple[str, ...] = ("marts",)) -> set[str]:
+    """The models of `schemas` downstream of the `forecasts` source, from dbt's manifest.
+
+    What a whole night (the shared `xs_night`) rebuilds after its forecast and projection stored their rows,
+    and a build without the forecast leaves empty: the tests that compare such a build with the sample night
+    compare everything else (a function of what they compare and of the forecasts).
+    """
+    nodes = json.loads(manifest.read_text(encoding="utf-8"))
+    parents = nodes["parent_map"]
+    fed: set[str] = set()
+
+    def feeds(node: str, seen: set[str]) -> bool:
+        if node.startswith("source.") and ".forecasts." in node:
+            return True
+        seen.add(node)
+        return any(feeds(p, seen) for p in parents.get(node, ()) if p not in seen)
+
+    for unique_id, node in nodes["nodes"].items():
+        if node["resource_type"] == "model" and node["schema"] in schemas and feeds(unique_id, set()):
+            fed.add(node["alias"] or node["name"])
+    return fed
+
+
 def record(digests: dict[str, str], by_family: dict[str, str] | None = None) -> None:
     """Write the digests with what they were built from.
 

@@ -24,7 +24,6 @@ last bits; such a table is compared again with floats to 1e-9 relative.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from salesos.generate import generate_hubspot
 from salesos.run_context import RunContext
 from salesos.warehouse.digest import table_digest
 from tests.extract.object_storage import upload
-from tests.transform.mart_digests import AS_OF, SCALE, SEED, SETTINGS
+from tests.transform.mart_digests import AS_OF, SCALE, SEED, SETTINGS, fed_by_forecasts
 
 pytestmark = pytest.mark.e2e
 
@@ -50,24 +49,6 @@ def _build(ctx: RunContext) -> Path:
     pipeline.validate(ctx)
     pipeline.build(ctx)
     return ctx.build_warehouse
-
-
-def _fed_by_forecasts(manifest: Path) -> set[str]:
-    """The marts models downstream of the `forecasts` source (what the forecast step rebuilds), from dbt's manifest."""
-    nodes = json.loads(manifest.read_text(encoding="utf-8"))
-    parents = nodes["parent_map"]
-    fed: set[str] = set()
-
-    def feeds(node: str, seen: set[str]) -> bool:
-        if node.startswith("source.") and ".forecasts." in node:
-            return True
-        seen.add(node)
-        return any(feeds(p, seen) for p in parents.get(node, ()) if p not in seen)
-
-    for unique_id, node in nodes["nodes"].items():
-        if node["resource_type"] == "model" and node["schema"] == "marts" and feeds(unique_id, set()):
-            fed.add(node["alias"] or node["name"])
-    return fed
 
 
 def _rows(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple]:
@@ -112,7 +93,7 @@ def test_the_same_crm_exported_by_hubspot_gives_the_marts_of_salesforce(
                "and table_type = 'BASE TABLE' order by 1")
     tables = [name for (name,) in sf.execute(listing).fetchall()]
     assert [name for (name,) in hs.execute(listing).fetchall()] == tables
-    fed = _fed_by_forecasts(ctx.run_dir / "dbt_target" / "manifest.json")
+    fed = fed_by_forecasts(ctx.run_dir / "dbt_target" / "manifest.json")
     assert fed and fed <= set(tables), fed  # e.g. the forecast and projection accuracy marts
     tables = [name for name in tables if name not in fed]
     assert {"fct_opportunities", "fct_pipeline_snapshots", "mart_pipeline", "mart_win_rates", "dim_reps",
