@@ -351,7 +351,8 @@ class DealModel:
     model: HistGradientBoostingClassifier | None  # None: too few known outcomes or no whole quarter yet
     base_rate: float
     examples: int
-    shock: float = 0.0  # relative sd of the open part beyond independent deals (a shared good/bad period)
+    # per level, the sd of a shared factor on each member's open deals (a team's good or bad quarter): _shocks
+    shocks: dict[str, float] = field(default_factory=dict)
     empty: tuple[int, ...] = ()  # features with no value in training (e.g. no CRM probability): held at 0
     earlier: DealModel | None = None  # the older model its shock was measured with (fit_with_shock)
     max_days_left: int = 0  # the longest window it learned from: longer ones get the CRM rule (see predict_ends)
@@ -445,7 +446,7 @@ def fit_model(p: Prepared, trained_on: date, max_iter: int = 100) -> DealModel:
     with _threads().limit(limits=1):  # one core: the night shares the machine with the other steps' pools
         model.fit(x, y)
     longest = int((ex["end_day"] - ex["day"]).max())
-    return DealModel(trained_on, vocab, model, base, len(y), 0.0, empty, max_days_left=longest, stage_rates=rates,
+    return DealModel(trained_on, vocab, model, base, len(y), {}, empty, max_days_left=longest, stage_rates=rates,
                      eventual_rate=eventual)
 
 
@@ -461,22 +462,67 @@ def fit_with_shock(p: Prepared, trained_on: date, retrain_days: int, cache: dict
             cache[day] = fit_model(p, _date(day), max_iter=max_iter)
     ex, y = training_set(p, trained_on)
     new = ex["end_day"].to_numpy() >= earlier if len(ex) else np.zeros(0, dtype=bool)
-    tau = 0.0
+    shocks = dict.fromkeys(LEVELS, 0.0)
     if new.any():
         ex, y = ex[new], y[new]
-        tau = _shock(ex, y, cache[earlier].predict(p, ex, ex["end_day"].to_numpy()))
-    return dataclasses.replace(cache[r], shock=tau, earlier=cache[earlier])
+        shocks = _shocks(p, ex, y, cache[earlier].predict(p, ex, ex["end_day"].to_numpy()))
+    return dataclasses.replace(cache[r], shocks=shocks, earlier=cache[earlier])
 
 
-def _shock(ex: pd.DataFrame, y: np.ndarray, prob: np.ndarray) -> float:
-    """How much more the open pipeline's won amount varies between (day, window) groups than independent
-    deals would: the relative sd tau with sum((A - E)^2 - V) = tau^2 sum(E^2) over the groups."""
+def _member_codes(leaves: pd.DataFrame) -> list[np.ndarray]:
+    """Per level (top first), each leaf's member as an index into the level's members."""
+    return [np.zeros(len(leaves), dtype="int64") if lv.key_column is None
+            else pd.factorize(leaves[lv.key_column].astype(str))[0].astype("int64") for lv in _HIERARCHY.levels]
+
+
+def _shocks(p: Prepared, ex: pd.DataFrame, y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
+    """How much more the open pipeline's won amount varies than independent deals would, per level: the sd
+    of one shared factor per member of each level (company, each region, segment, team, rep), measured out of
+    sample on (day, window) groups.
+
+    Deals of one team in one quarter are not independent (the team's good or bad quarter, a market, a
+    model that is off for them): with a factor of relative variance s2[L] on every member of level L, a
+    group g of level L (one member, one day and window) has sum_g (A - E)^2 - V = sum_L' s2[L'] *
+    sum_m E(g, m)^2, where E(g, m) is the expected amount of g's deals in member m of level L'. One such
+    equation per level, solved for s2 >= 0 (non-negative least squares, each equation scaled by its own
+    diagonal); the levels need not nest (a segment spans teams). Returned: the log-normal sd of each factor.
+    """
+    from scipy.optimize import nnls
+
+    names = list(LEVELS)
+    if not len(ex):
+        return dict.fromkeys(names, 0.0)
     a = ex["amount_or_zero"].to_numpy()
-    g = pd.DataFrame({"k": ex["day"].to_numpy() * 100000 + ex["end_day"].to_numpy(), "e": prob * a, "a": y * a,
-                      "v": prob * (1 - prob) * a * a}).groupby("k").sum()
-    num = float(((g["a"] - g["e"]) ** 2 - g["v"]).sum())
-    den = float((g["e"] ** 2).sum())
-    return math.sqrt(num / den) if den > 0 and num > 0 else 0.0
+    e, won, v = prob * a, y * a, prob * (1 - prob) * a * a
+    window = pd.factorize(ex["day"].to_numpy() * 100000 + ex["end_day"].to_numpy())[0].astype("int64")
+    codes = [c[ex["leaf"].to_numpy()] for c in _member_codes(p.leaves)]
+    sizes = [int(c.max()) + 1 if len(c) else 1 for c in codes]
+    k = len(names)
+    lhs, m = np.zeros(k), np.zeros((k, k))
+    for i in range(k):
+        g = window * sizes[i] + codes[i]
+        _, gi = np.unique(g, return_inverse=True)
+        lhs[i] = float(((np.bincount(gi, won) - np.bincount(gi, e)) ** 2 - np.bincount(gi, v)).sum())
+        for j in range(k):
+            _, cell = np.unique(gi * sizes[j] + codes[j], return_inverse=True)
+            m[i, j] = float((np.bincount(cell, e) ** 2).sum())
+    scale = np.where(np.diag(m) > 0, np.diag(m), 1.0)
+    if not np.isfinite(m).all() or not (np.diag(m) > 0).any():
+        return dict.fromkeys(names, 0.0)
+    s2, _ = nnls(m / scale[:, None], lhs / scale)
+    return {name: float(math.sqrt(math.log1p(x))) for name, x in zip(names, s2, strict=True)}
+
+
+def _leaf_factors(shocks: dict[str, float], codes: list[np.ndarray], rng: np.random.Generator,
+                  simulations: int) -> np.ndarray:
+    """Per leaf and simulation, the product of its members' shared factors (log-normal, mean 1)."""
+    log_f = np.zeros((len(codes[0]) if codes else 0, simulations))
+    for name, c in zip(LEVELS, codes, strict=True):
+        s = shocks.get(name, 0.0)
+        if s > 0 and len(c):
+            z = rng.standard_normal((int(c.max()) + 1, simulations))
+            log_f += s * z[c] - s * s / 2
+    return np.exp(log_f)
 
 
 def calibration(p: Prepared, trained_on: date, holdout_days: int = 92, max_iter: int = 100,
@@ -605,9 +651,9 @@ def project_day(p: Prepared, d: date, model: DealModel, simulations: int = 1000,
     rng = np.random.default_rng(dd)  # the day's draws depend on the day and its open deals only
     u = rng.random((n_open_rows, simulations), dtype=np.float32)  # float32: half the memory traffic
     pick = rng.integers(0, 1 << 30, simulations)
-    # one shared factor per simulation (mean 1) on every open deal: good and bad periods hit all deals at once
-    tau = model.shock
-    shock = np.exp(tau * rng.standard_normal(simulations) - tau * tau / 2) if tau > 0 else np.ones(simulations)
+    # shared factors (mean 1) per simulation on each member of each level: good and bad periods hit all of a
+    # team's (a region's, ...) open deals at once
+    factor = _leaf_factors(model.shocks, _member_codes(p.leaves), rng, simulations)
     known = p.won["closed_on"] <= dd
     w_close, w_leaf, w_amount = p.won["close_day"][known], p.won["leaf"][known], p.won["amount"][known]
     cat = p.cols["category"][pos]
@@ -624,7 +670,7 @@ def project_day(p: Prepared, d: date, model: DealModel, simulations: int = 1000,
         sel = (w_close >= a) & (w_close <= b)
         won_leaf = np.bincount(w_leaf[sel], weights=w_amount[sel], minlength=n_leaves)
         open_leaf = to_leaf @ (amount * p_in)
-        sim_leaf = (amount_to_leaf @ won_sim.view(np.uint8)) * shock[None, :]
+        sim_leaf = (amount_to_leaf @ won_sim.view(np.uint8)) * factor
         hist = _new_deal_history(p, d, per)
         if len(hist):
             new_leaf = hist.mean(axis=0)
@@ -719,5 +765,5 @@ def model_card(model: DealModel, calib: dict[str, Any]) -> dict[str, Any]:
             "model": "HistGradientBoostingClassifier" if model.model is not None
             else "CRM probability (too few known outcomes, or no whole fiscal quarter of them yet)",
             "params": json.loads(json.dumps(model.model.get_params(), default=str)) if model.model is not None else {},
-            "base_rate": model.base_rate, "shock": model.shock,
+            "base_rate": model.base_rate, "shocks": model.shocks,
             "features_without_values": [FEATURES[i] for i in model.empty], "calibration": calib}
