@@ -15,8 +15,11 @@ The answer here is built from three parts, each from what was known on the as-of
   the same part in the last periods of the same kind at the same day of the period.
 
 Intervals come from simulating every open deal's outcome (one uniform draw per deal, so a deal won in the
-month is won in the quarter) and drawing the new-deal part from one past period per simulation; every level
-is a sum of the same simulated leaves (region x segment x team x rep), so the levels agree by construction.
+month is won in the quarter), times shared factors for a good or bad period of the company and of each
+region, segment, team and rep (deals of one team in one quarter are not independent; `_shocks` measures how
+much they move together, out of sample), and drawing the new-deal part from one past period per simulation;
+every level is a sum of the same simulated leaves (region x segment x team x rep), so the levels agree by
+construction.
 
 Leakage: a deal's outcome counts as known on `closed_on`, the day after its last open snapshot (or its
 close date when later), never on its close date alone, which a rep may backdate. The replay of a day
