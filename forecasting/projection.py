@@ -15,8 +15,11 @@ The answer here is built from three parts, each from what was known on the as-of
   the same part in the last periods of the same kind at the same day of the period.
 
 Intervals come from simulating every open deal's outcome (one uniform draw per deal, so a deal won in the
-month is won in the quarter) and drawing the new-deal part from one past period per simulation; every level
-is a sum of the same simulated leaves (region x segment x team x rep), so the levels agree by construction.
+month is won in the quarter), times shared factors for a good or bad period of the company and of each
+region, segment, team and rep (deals of one team in one quarter are not independent; `_shocks` measures how
+much they move together, out of sample), and drawing the new-deal part from one past period per simulation;
+every level is a sum of the same simulated leaves (region x segment x team x rep), so the levels agree by
+construction.
 
 Leakage: a deal's outcome counts as known on `closed_on`, the day after its last open snapshot (or its
 close date when later), never on its close date alone, which a rep may backdate. The replay of a day
@@ -72,6 +75,8 @@ WIN_RATE_PRIOR = 10  # ... shrunk toward the company's rate as if it had this ma
 NEW_DEAL_PERIODS = {"month": 12, "quarter": 8}  # past periods the new-deal part is averaged over
 STAGE_RATE_PRIOR = 20  # deal-days: a rarely seen stage's measured win rate leans on every stage's
 SHOCK_STEPS = 3  # the shared shock is measured on a model this many training dates older
+SLIM_COLUMNS = ("pos", "day", "close_day", "crm_probability", "stage_name", "amount_or_zero", "leaf", "is_won",
+                "final_close_day", "closed_on", *CATEGORICAL)
 COLUMNS = (
     "as_of_date", "level", "series_id", "series_key", "period_type", "period_start", "period_end",
     "days_into_period", "pct_of_period_elapsed", "won_to_date", "open_pipeline_expected",
@@ -127,6 +132,10 @@ class Prepared:
     categories: dict[str, list[str]] = field(default_factory=dict)
     cols: dict[str, np.ndarray] = field(default_factory=dict)  # snapshot columns project_day reads, as arrays
     won: dict[str, np.ndarray] = field(default_factory=dict)  # won deals' close_day, created_day, leaf, amount...
+    # the snapshot columns the deal model and its training read (SLIM_COLUMNS; strings as categories): the
+    # replay takes hundreds of thousands of its rows, which costs a fraction of the full frame's take
+    slim: pd.DataFrame = field(default_factory=pd.DataFrame)
+    member_codes: list[np.ndarray] = field(default_factory=list)  # per level, each leaf's member (_member_codes)
 
 
 @functools.cache
@@ -237,6 +246,12 @@ def prepare(inputs: Inputs) -> Prepared:
     p.cols = {"leaf": s["leaf"].to_numpy(), "amount": s["amount_or_zero"].to_numpy(dtype="float64"),
               "close_day": s["close_day"].to_numpy(), "category": s["forecast_category"].astype(object).to_numpy(),
               "crm_probability": s["crm_probability"].to_numpy(dtype="float64")}
+    slim = s[[c for c in SLIM_COLUMNS if c in s]].copy()
+    for c in ("stage_name", *CATEGORICAL):
+        if c in slim:
+            slim[c] = slim[c].astype(object).astype("category")
+    p.slim = slim
+    p.member_codes = _member_codes(leaves)
     w = deals[deals["is_won"]]
     p.won = {"close_day": w["close_day"].to_numpy(), "created_day": w["created_day"].to_numpy(),
              "leaf": w["leaf"].to_numpy(), "amount": w["amount_or_zero"].to_numpy(dtype="float64"),
@@ -265,10 +280,14 @@ def _owner_win_rates(p: Prepared, days: np.ndarray, owners: np.ndarray) -> np.nd
     n_all, w_all = counts("", days)
     base = np.where(n_all > 0, w_all / np.maximum(n_all, 1), 0.0)
     out = np.empty(len(days))
-    owners = owners.astype(str)
-    for owner in np.unique(owners):
-        idx = np.flatnonzero(owners == owner)
-        n, w = counts(owner, days[idx])
+    # each owner's rows from one sort of the owner codes (comparing every row with every owner was most of
+    # prepare at scale M: 250 owners x 6 million snapshot rows)
+    codes, uniq = pd.factorize(pd.Series(owners).astype(str), sort=True)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(uniq) + 1))
+    for k, owner in enumerate(uniq):
+        idx = order[bounds[k]:bounds[k + 1]]
+        n, w = counts(str(owner), days[idx])
         out[idx] = (w + WIN_RATE_PRIOR * base[idx]) / (n + WIN_RATE_PRIOR)
     return out
 
@@ -320,7 +339,7 @@ def training_set(p: Prepared, trained_on: date) -> tuple[pd.DataFrame, np.ndarra
     """Examples known on `trained_on`: a weekly grid of past snapshot days, each open deal paired with the next
     month ends that fell before `trained_on`; label = won with a close date by that month end, known by then."""
     r = _day(trained_on)
-    s = p.snapshots
+    s = p.slim if len(p.slim.columns) else p.snapshots
     grid = s[(s["day"] % TRAIN_EVERY_DAYS == 0) & (s["day"] < r) & (s["day"] >= r - TRAIN_LOOKBACK_DAYS)]
     parts = []
     for k in range(TRAIN_MONTH_ENDS):
@@ -351,7 +370,8 @@ class DealModel:
     model: HistGradientBoostingClassifier | None  # None: too few known outcomes or no whole quarter yet
     base_rate: float
     examples: int
-    shock: float = 0.0  # relative sd of the open part beyond independent deals (a shared good/bad period)
+    # per level, the sd of a shared factor on each member's open deals (a team's good or bad quarter): _shocks
+    shocks: dict[str, float] = field(default_factory=dict)
     empty: tuple[int, ...] = ()  # features with no value in training (e.g. no CRM probability): held at 0
     earlier: DealModel | None = None  # the older model its shock was measured with (fit_with_shock)
     max_days_left: int = 0  # the longest window it learned from: longer ones get the CRM rule (see predict_ends)
@@ -445,7 +465,7 @@ def fit_model(p: Prepared, trained_on: date, max_iter: int = 100) -> DealModel:
     with _threads().limit(limits=1):  # one core: the night shares the machine with the other steps' pools
         model.fit(x, y)
     longest = int((ex["end_day"] - ex["day"]).max())
-    return DealModel(trained_on, vocab, model, base, len(y), 0.0, empty, max_days_left=longest, stage_rates=rates,
+    return DealModel(trained_on, vocab, model, base, len(y), {}, empty, max_days_left=longest, stage_rates=rates,
                      eventual_rate=eventual)
 
 
@@ -461,22 +481,67 @@ def fit_with_shock(p: Prepared, trained_on: date, retrain_days: int, cache: dict
             cache[day] = fit_model(p, _date(day), max_iter=max_iter)
     ex, y = training_set(p, trained_on)
     new = ex["end_day"].to_numpy() >= earlier if len(ex) else np.zeros(0, dtype=bool)
-    tau = 0.0
+    shocks = dict.fromkeys(LEVELS, 0.0)
     if new.any():
         ex, y = ex[new], y[new]
-        tau = _shock(ex, y, cache[earlier].predict(p, ex, ex["end_day"].to_numpy()))
-    return dataclasses.replace(cache[r], shock=tau, earlier=cache[earlier])
+        shocks = _shocks(p, ex, y, cache[earlier].predict(p, ex, ex["end_day"].to_numpy()))
+    return dataclasses.replace(cache[r], shocks=shocks, earlier=cache[earlier])
 
 
-def _shock(ex: pd.DataFrame, y: np.ndarray, prob: np.ndarray) -> float:
-    """How much more the open pipeline's won amount varies between (day, window) groups than independent
-    deals would: the relative sd tau with sum((A - E)^2 - V) = tau^2 sum(E^2) over the groups."""
+def _member_codes(leaves: pd.DataFrame) -> list[np.ndarray]:
+    """Per level (top first), each leaf's member as an index into the level's members."""
+    return [np.zeros(len(leaves), dtype="int64") if lv.key_column is None
+            else pd.factorize(leaves[lv.key_column].astype(str))[0].astype("int64") for lv in _HIERARCHY.levels]
+
+
+def _shocks(p: Prepared, ex: pd.DataFrame, y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
+    """How much more the open pipeline's won amount varies than independent deals would, per level: the sd
+    of one shared factor per member of each level (company, each region, segment, team, rep), measured out of
+    sample on (day, window) groups.
+
+    Deals of one team in one quarter are not independent (the team's good or bad quarter, a market, a
+    model that is off for them): with a factor of relative variance s2[L] on every member of level L, a
+    group g of level L (one member, one day and window) has sum_g (A - E)^2 - V = sum_L' s2[L'] *
+    sum_m E(g, m)^2, where E(g, m) is the expected amount of g's deals in member m of level L'. One such
+    equation per level, solved for s2 >= 0 (non-negative least squares, each equation scaled by its own
+    diagonal); the levels need not nest (a segment spans teams). Returned: the log-normal sd of each factor.
+    """
+    from scipy.optimize import nnls
+
+    names = list(LEVELS)
+    if not len(ex):
+        return dict.fromkeys(names, 0.0)
     a = ex["amount_or_zero"].to_numpy()
-    g = pd.DataFrame({"k": ex["day"].to_numpy() * 100000 + ex["end_day"].to_numpy(), "e": prob * a, "a": y * a,
-                      "v": prob * (1 - prob) * a * a}).groupby("k").sum()
-    num = float(((g["a"] - g["e"]) ** 2 - g["v"]).sum())
-    den = float((g["e"] ** 2).sum())
-    return math.sqrt(num / den) if den > 0 and num > 0 else 0.0
+    e, won, v = prob * a, y * a, prob * (1 - prob) * a * a
+    window = pd.factorize(ex["day"].to_numpy() * 100000 + ex["end_day"].to_numpy())[0].astype("int64")
+    codes = [c[ex["leaf"].to_numpy()] for c in (p.member_codes or _member_codes(p.leaves))]
+    sizes = [int(c.max()) + 1 if len(c) else 1 for c in codes]
+    k = len(names)
+    lhs, m = np.zeros(k), np.zeros((k, k))
+    for i in range(k):
+        g = window * sizes[i] + codes[i]
+        _, gi = np.unique(g, return_inverse=True)
+        lhs[i] = float(((np.bincount(gi, won) - np.bincount(gi, e)) ** 2 - np.bincount(gi, v)).sum())
+        for j in range(k):
+            _, cell = np.unique(gi * sizes[j] + codes[j], return_inverse=True)
+            m[i, j] = float((np.bincount(cell, e) ** 2).sum())
+    scale = np.where(np.diag(m) > 0, np.diag(m), 1.0)
+    if not np.isfinite(m).all() or not (np.diag(m) > 0).any():
+        return dict.fromkeys(names, 0.0)
+    s2, _ = nnls(m / scale[:, None], lhs / scale)
+    return {name: float(math.sqrt(math.log1p(x))) for name, x in zip(names, s2, strict=True)}
+
+
+def _leaf_factors(shocks: dict[str, float], codes: list[np.ndarray], rng: np.random.Generator,
+                  simulations: int) -> np.ndarray:
+    """Per leaf and simulation, the product of its members' shared factors (log-normal, mean 1)."""
+    log_f = np.zeros((len(codes[0]) if codes else 0, simulations))
+    for name, c in zip(LEVELS, codes, strict=True):
+        s = shocks.get(name, 0.0)
+        if s > 0 and len(c):
+            z = rng.standard_normal((int(c.max()) + 1, simulations))
+            log_f += s * z[c] - s * s / 2
+    return np.exp(log_f)
 
 
 def calibration(p: Prepared, trained_on: date, holdout_days: int = 92, max_iter: int = 100,
@@ -568,7 +633,8 @@ def predict_days(p: Prepared, days: list[date], model: DealModel) -> dict[date, 
     """The model's chances for the open deals of several days at once (one batch: the same numbers as a day
     at a time), per day in the order of its periods (month, quarter, next quarter)."""
     pos, ends = zip(*(day_windows(p, d) for d in days), strict=True) if days else ((), ())
-    rows = p.snapshots.iloc[np.concatenate(pos)] if days else p.snapshots.iloc[:0]
+    frame = p.slim if len(p.slim.columns) else p.snapshots
+    rows = frame.iloc[np.concatenate(pos)] if days else frame.iloc[:0]
     lengths = [len(x) for x in pos]
     per_end = [np.repeat([e[k] for e in ends], lengths).astype("int64") for k in range(len(PERIOD_TYPES))]
     probs = model.predict_ends(p, rows, per_end)
@@ -584,6 +650,25 @@ def project_day(p: Prepared, d: date, model: DealModel, simulations: int = 1000,
     the model's chances for the day's open deals when already computed (predict_days)."""
     if levels is None or series is None:
         levels, series = _level_matrix(p.leaves)
+    return _frame([_day_arrays(p, d, model, simulations, is_replay, levels, _series_arrays(series), probs)])
+
+
+def _series_arrays(series: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {c: np.asarray(series[c].to_numpy(), dtype=object) for c in ("level", "series_id", "series_key")}
+
+
+def _frame(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """The rows of several days' arrays (_day_arrays) as one frame in COLUMNS order (one frame: building one
+    per day costs more than projecting the day)."""
+    if not parts:
+        return pd.DataFrame(columns=list(COLUMNS))
+    return pd.DataFrame({k: np.concatenate([x[k] for x in parts]) for k in COLUMNS})[list(COLUMNS)]
+
+
+def _day_arrays(p: Prepared, d: date, model: DealModel, simulations: int, is_replay: bool,
+                levels: sparse.csr_matrix, series: dict[str, np.ndarray],
+                probs: list[np.ndarray] | None) -> dict[str, np.ndarray]:
+    """project_day's rows as arrays (COLUMNS)."""
     dd = _day(d)
     periods = periods_of(d, p.quarter_starts)
     pos, _ = day_windows(p, d)
@@ -593,7 +678,10 @@ def project_day(p: Prepared, d: date, model: DealModel, simulations: int = 1000,
     to_leaf = sparse.csr_matrix((np.ones(n_open_rows), (leaf_of_row, np.arange(n_open_rows))),
                                 shape=(n_leaves, n_open_rows))
     amount = p.cols["amount"][pos]
-    amount_to_leaf = sparse.csr_matrix((amount, (leaf_of_row, np.arange(n_open_rows))), shape=(n_leaves, n_open_rows))
+    # float32 with the uint8 outcomes below: scipy then multiplies in float32, not float64 (a fifth of the time;
+    # a leaf's simulated sum is off by cents)
+    amount_to_leaf = sparse.csr_matrix((amount.astype(np.float32), (leaf_of_row, np.arange(n_open_rows))),
+                                       shape=(n_leaves, n_open_rows))
     close = p.cols["close_day"][pos]
     ends = {per.kind: _day(per.end) for per in periods}
     if probs is None:
@@ -601,13 +689,15 @@ def project_day(p: Prepared, d: date, model: DealModel, simulations: int = 1000,
     prob = dict(zip(ends, probs, strict=True))
     prob["quarter"] = np.maximum(prob["quarter"], prob["month"])
     prob["next_quarter"] = np.maximum(prob["next_quarter"], prob["quarter"])
-    prob32 = {k: v.astype(np.float32) for k, v in prob.items()}
+    # a deal is won in a simulation when its 16-bit draw is below its chance in 65,536ths (a chance resolved to
+    # 1/65,536): a quarter of the memory of float64 draws, and half the time to draw of float32 ones
+    thr = {k: np.minimum(np.rint(v * 65536.0), 65535).astype(np.uint16) for k, v in prob.items()}
     rng = np.random.default_rng(dd)  # the day's draws depend on the day and its open deals only
-    u = rng.random((n_open_rows, simulations), dtype=np.float32)  # float32: half the memory traffic
+    u = rng.integers(0, 1 << 16, (n_open_rows, simulations), dtype=np.uint16)
     pick = rng.integers(0, 1 << 30, simulations)
-    # one shared factor per simulation (mean 1) on every open deal: good and bad periods hit all deals at once
-    tau = model.shock
-    shock = np.exp(tau * rng.standard_normal(simulations) - tau * tau / 2) if tau > 0 else np.ones(simulations)
+    # shared factors (mean 1) per simulation on each member of each level: good and bad periods hit all of a
+    # team's (a region's, ...) open deals at once
+    factor = _leaf_factors(model.shocks, p.member_codes or _member_codes(p.leaves), rng, simulations)
     known = p.won["closed_on"] <= dd
     w_close, w_leaf, w_amount = p.won["close_day"][known], p.won["leaf"][known], p.won["amount"][known]
     cat = p.cols["category"][pos]
@@ -617,14 +707,14 @@ def project_day(p: Prepared, d: date, model: DealModel, simulations: int = 1000,
         a, b = _day(per.start), _day(per.end)
         if per.kind == "next_quarter":
             p_in = prob["next_quarter"] - prob["quarter"]
-            won_sim = (u >= prob32["quarter"][:, None]) & (u < prob32["next_quarter"][:, None])
+            won_sim = (u >= thr["quarter"][:, None]) & (u < thr["next_quarter"][:, None])
         else:
             p_in = prob[per.kind]
-            won_sim = u < prob32[per.kind][:, None]
+            won_sim = u < thr[per.kind][:, None]
         sel = (w_close >= a) & (w_close <= b)
         won_leaf = np.bincount(w_leaf[sel], weights=w_amount[sel], minlength=n_leaves)
         open_leaf = to_leaf @ (amount * p_in)
-        sim_leaf = (amount_to_leaf @ won_sim.view(np.uint8)) * shock[None, :]
+        sim_leaf = (amount_to_leaf @ won_sim.view(np.uint8)).astype(np.float64) * factor
         hist = _new_deal_history(p, d, per)
         if len(hist):
             new_leaf = hist.mean(axis=0)
@@ -636,32 +726,32 @@ def project_day(p: Prepared, d: date, model: DealModel, simulations: int = 1000,
         best = to_leaf @ (amount * (in_period & (cat == BEST_CASE)))
         weighted = to_leaf @ (amount * crm_prob * in_period)
         n_open = to_leaf @ np.ones(n_open_rows)
+        n = len(series["level"])
         total_sim = levels @ (sim_leaf + won_leaf[:, None])
-        qs = _quantiles(total_sim, (0.025, 0.1, 0.9, 0.975)) if simulations else np.zeros((4, len(series)))
-        won_s, open_s, new_s = levels @ won_leaf, levels @ open_leaf, levels @ new_leaf
+        qs = _quantiles(total_sim, (0.025, 0.1, 0.9, 0.975)) if simulations else np.zeros((4, n))
+        won_s, open_s, new_s, commit_s, best_s, weighted_s, n_open_s = (
+            levels @ np.column_stack([won_leaf, open_leaf, new_leaf, commit, best, weighted, n_open])).T
         length = b - a + 1
-        n = len(series)
         cols = {
-            "level": series["level"].to_numpy(), "series_id": series["series_id"].to_numpy(),
-            "series_key": series["series_key"].to_numpy(),
-            "period_type": np.full(n, "month" if per.kind == "month" else "quarter"),
-            "period_start": np.full(n, per.start), "period_end": np.full(n, per.end),
+            **series,
+            "period_type": np.full(n, "month" if per.kind == "month" else "quarter", dtype=object),
+            "period_start": np.full(n, per.start, dtype=object), "period_end": np.full(n, per.end, dtype=object),
             "days_into_period": np.full(n, dd - a + 1),
             "pct_of_period_elapsed": np.full(n, min(max((dd - a + 1) / length, 0.0), 1.0)),
             "won_to_date": won_s, "open_pipeline_expected": open_s, "new_pipeline_expected": new_s,
             "projection": won_s + open_s + new_s, "lower_80": qs[1], "upper_80": qs[2], "lower_95": qs[0],
-            "upper_95": qs[3], "commit_call": won_s + levels @ commit,
-            "best_case_call": won_s + levels @ (commit + best), "weighted_pipeline_call": won_s + levels @ weighted,
-            "open_deals": np.rint(levels @ n_open).astype("int64"),
+            "upper_95": qs[3], "commit_call": won_s + commit_s,
+            "best_case_call": won_s + commit_s + best_s, "weighted_pipeline_call": won_s + weighted_s,
+            "open_deals": np.rint(n_open_s).astype("int64"),
         }
         # a series with nothing in the period (no open deal, no win, no new-deal history) gets no row
         keep = (cols["projection"] != 0) | (cols["open_deals"] > 0) | (cols["commit_call"] != 0)
         out.append({k: v[keep] for k, v in cols.items()})
-    rows = pd.DataFrame({k: np.concatenate([o[k] for o in out]) for k in out[0]})
-    rows.insert(0, "as_of_date", d)
-    rows["model_trained_on"] = model.trained_on
-    rows["is_replay"] = is_replay
-    return rows[list(COLUMNS)]
+    rows = {k: np.concatenate([o[k] for o in out]) for k in out[0]}
+    m = len(rows["level"])
+    rows |= {"as_of_date": np.full(m, d, dtype=object), "model_trained_on": np.full(m, model.trained_on, dtype=object),
+             "is_replay": np.full(m, is_replay, dtype=bool)}
+    return rows
 
 
 def rule_counts(p: Prepared, days: list[date], open_stages: set[str]) -> dict[str, int]:
@@ -685,6 +775,7 @@ def replay(p: Prepared, days: list[date], *, as_of: date, simulations: int = 100
     1970-01-01) at or before d, so a day's rows do not depend on which other days are replayed.
     """
     levels, series = _level_matrix(p.leaves)
+    series_cols = _series_arrays(series)
     by_model: dict[int, list[date]] = {}
     for d in days:
         dd = _day(d)
@@ -697,10 +788,8 @@ def replay(p: Prepared, days: list[date], *, as_of: date, simulations: int = 100
         for old in [k for k in models if k < train_day - SHOCK_STEPS * retrain_days]:
             del models[old]
         probs = predict_days(p, group, model)
-        frames += [project_day(p, d, model, simulations, is_replay=d != as_of, levels=levels, series=series,
-                               probs=probs[d]) for d in group]
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
-    return rows, model
+        frames += [_day_arrays(p, d, model, simulations, d != as_of, levels, series_cols, probs[d]) for d in group]
+    return _frame(frames), model
 
 
 def replay_days(as_of: date, quarter_starts: list[date], quarters: int) -> list[date]:
@@ -719,5 +808,5 @@ def model_card(model: DealModel, calib: dict[str, Any]) -> dict[str, Any]:
             "model": "HistGradientBoostingClassifier" if model.model is not None
             else "CRM probability (too few known outcomes, or no whole fiscal quarter of them yet)",
             "params": json.loads(json.dumps(model.model.get_params(), default=str)) if model.model is not None else {},
-            "base_rate": model.base_rate, "shock": model.shock,
+            "base_rate": model.base_rate, "shocks": model.shocks,
             "features_without_values": [FEATURES[i] for i in model.empty], "calibration": calib}

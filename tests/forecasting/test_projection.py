@@ -269,3 +269,41 @@ def test_without_crm_probability_the_crm_rule_uses_each_stages_measured_win_rate
     in_window = (rows["close_day"] >= rows["day"]) & (rows["close_day"] <= end)
     want = np.where(in_window, rows["stage_name"].map(model.stage_rates).to_numpy(dtype=float), 0.0)
     np.testing.assert_allclose(got, want)
+
+
+def _grouped_outcomes(team_sd: float, windows: int = 400, seed: int = 5):
+    """Deals of 4 teams (2 regions, 2 reps each) over many (day, window) groups; each team's win chance in a
+    group scaled by a shared factor of sd `team_sd` (a team's good or bad quarter), or 0: independent deals."""
+    rng = np.random.default_rng(seed)
+    leaves = pd.DataFrame([(f"R{t // 2}", "SMB", f"t{t}", f"r{t}{k}") for t in range(4) for k in range(2)],
+                          columns=list(pj.LEAF))
+    n = 50
+    leaf = np.tile(np.repeat(np.arange(8), n // 2), windows)
+    day = np.repeat(np.arange(windows), 8 * n // 2)
+    prob = np.full(len(leaf), 0.3)
+    factor = np.exp(team_sd * rng.standard_normal((windows, 4)) - team_sd ** 2 / 2)
+    chance = np.clip(prob * factor[day, leaf // 2], 0, 1)
+    y = (rng.random(len(leaf)) < chance).astype("int64")
+    ex = pd.DataFrame({"day": day, "end_day": day + 30, "leaf": leaf,
+                       "amount_or_zero": rng.lognormal(9, 0.5, len(leaf))})
+    return pj.Prepared(pd.DataFrame(), pd.DataFrame(), quarter_starts(), leaves), ex, y, prob
+
+
+def test_a_teams_shared_good_or_bad_quarter_is_measured_at_team_level():
+    p, ex, y, prob = _grouped_outcomes(team_sd=0.3)
+    shocks = pj._shocks(p, ex, y, prob)
+    assert set(shocks) == set(pj.LEVELS)
+    assert 0.2 < shocks["team"] + shocks["region"] < 0.4  # the two nest here: the split between them is noise
+    assert shocks["company"] < 0.1 and shocks["rep"] < 0.1
+    independent = pj._shocks(*_grouped_outcomes(team_sd=0.0))
+    assert max(independent.values()) < 0.08
+
+
+def test_shared_factors_have_mean_one_and_the_members_sd():
+    codes = pj._member_codes(pd.DataFrame([("R0", "SMB", "t0", "r0"), ("R0", "SMB", "t1", "r1")],
+                                          columns=list(pj.LEAF)))
+    f = pj._leaf_factors({"team": 0.3}, codes, np.random.default_rng(0), 20000)
+    assert f.shape == (2, 20000)
+    np.testing.assert_allclose(f.mean(axis=1), 1.0, atol=0.02)
+    np.testing.assert_allclose(np.log(f).std(axis=1), 0.3, atol=0.01)
+    assert abs(np.corrcoef(f)[0, 1]) < 0.05  # two teams: independent factors
