@@ -25,6 +25,19 @@ from forecasting.series import MIN_TRAIN, future_months, validate_history
 
 log = logging.getLogger(__name__)
 
+# Backtest scores are compared (ranked, held against the `within` limit, the k of `choose_k`) at this many
+# significant digits, ties going to the registry order. Prophet's MAP ends on a nearly flat ridge where the
+# last digits depend on the CPU's BLAS kernels (forecasts moved by up to 4e-6 relative between two OpenBLAS
+# kernel sets on one XS night): a near-tie must not pick another method on another machine.
+SCORE_DIGITS = 5
+
+
+def comparable_score(score: float) -> float:
+    """A backtest score as selection compares it: rounded to SCORE_DIGITS significant digits (inf, 0 kept)."""
+    if not math.isfinite(score) or score == 0:
+        return score
+    return float(f"{score:.{SCORE_DIGITS}g}")
+
 
 def origin_cuts(n_obs: int, horizon: int, origins: int) -> tuple[list[int], int]:
     """Training lengths of the last `origins` expanding-window origins and the steps each is scored on.
@@ -138,7 +151,7 @@ def select_model(history: pd.DataFrame, horizon: int, origins: int,
                 errors[cand.name] = np.vstack(rows)
                 predictions[cand.name] = np.vstack(preds)
     ranked = sorted((c for c in cands if math.isfinite(scores.get(c.name, float("inf")))),
-                    key=lambda c: (scores[c.name], cands.index(c)))
+                    key=lambda c: (comparable_score(scores[c.name]), cands.index(c)))
     if not ranked:
         chosen = next(c for c in cands if c.kind == "seasonal_naive")
         best = chosen
@@ -147,11 +160,12 @@ def select_model(history: pd.DataFrame, horizon: int, origins: int,
         if scores[best.name] == 0:  # a perfect backtest: nothing to gain from combining
             pool = [best]
         else:
-            limit = math.inf if math.isinf(within) else (1 + within) * scores[best.name]
-            pool = [best] + [c for c in ranked[1:k_max] if scores[c.name] <= limit]
+            limit = math.inf if math.isinf(within) else comparable_score((1 + within) * scores[best.name])
+            pool = [best] + [c for c in ranked[1:k_max] if comparable_score(scores[c.name]) <= limit]
         members = pool
         if pick_k:  # k: the number of best methods whose combination scores best on the same backtest
-            k_scores = [float(np.mean(np.abs(COMBINATIONS[how]([errors[m.name] for m in pool[:k]], axis=0))))
+            k_scores = [comparable_score(float(np.mean(np.abs(COMBINATIONS[how]([errors[m.name] for m in pool[:k]],
+                                                                                  axis=0)))))
                         for k in range(1, len(pool) + 1)]
             members = pool[: int(np.argmin(k_scores)) + 1]  # ties: the fewer
         chosen = combination(sorted(members, key=cands.index), how)  # registry order: a stable model name
@@ -182,7 +196,8 @@ def ranked_candidates(selection: Selection, candidates: Sequence[Candidate]) -> 
     cands = with_seasonal_naive(candidates)
     if not selection.scores:
         return sorted(cands, key=lambda c: c.kind != "seasonal_naive")
-    ordered = sorted(cands, key=lambda c: (c.name != selection.model, selection.scores.get(c.name, float("inf")),
+    ordered = sorted(cands, key=lambda c: (c.name != selection.model,
+                                           comparable_score(selection.scores.get(c.name, float("inf"))),
                                            cands.index(c)))
     chosen = selection.candidate
     if chosen is not None and chosen.name not in {c.name for c in cands}:
@@ -197,7 +212,7 @@ def refit_order(selection: Selection, candidates: Sequence[Candidate]) -> Iterat
     first = ranked[0]
     yield first
     if first.kind in COMBINATIONS:  # drop the worst-scoring member first, keep registry order in the name
-        by_score = sorted(first.members, key=lambda m: selection.scores.get(m.name, float("inf")))
+        by_score = sorted(first.members, key=lambda m: comparable_score(selection.scores.get(m.name, float("inf"))))
         for keep in range(len(by_score) - 1, 0, -1):
             kept = {m.name for m in by_score[:keep]}
             yield combination([m for m in first.members if m.name in kept], first.kind)
