@@ -208,16 +208,24 @@ def _row_key(columns: list[str], shape: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _family(columns: Iterable[Iterable[str]]) -> list[list[str]]:
+    return [[name, "INTEGER" if kind in _INTEGER_FAMILY else kind] for name, kind in columns]
+
+
 def value_differences(name: str, recorded: Mapping[str, Any], path: Path, tolerance: float = VALUE_TOLERANCE,
-                      limit: int = 20) -> list[str]:
+                      limit: int = 20, integer_family: bool = False) -> list[str]:
     """Lines naming each row (by its key columns) and column of table `name` in warehouse `path` that differ
-    from `recorded` (a `table_values`): a float beyond `tolerance`, or a row whose other fields differ."""
+    from `recorded` (a `table_values`): a float beyond `tolerance`, or a row whose other fields differ.
+
+    integer_family: signed integer column types count as one (another engine's night, as in `table_digest`).
+    """
     con = duckdb.connect(str(path), read_only=True)
     try:
         columns, rows = _rows(con, *name.split(".", 1))
     finally:
         con.close()
-    if columns != [list(c) for c in recorded["columns"]]:
+    same = _family if integer_family else (lambda cols: [list(c) for c in cols])
+    if same(columns) != same(recorded["columns"]):
         return [f"{name}: columns differ: recorded {recorded['columns']}, built {columns}"]
     names = [c[0] for c in columns]
     built: dict[str, list[tuple[str, list[float], list[str]]]] = defaultdict(list)
@@ -258,6 +266,24 @@ def value_differences(name: str, recorded: Mapping[str, Any], path: Path, tolera
                     lines.append(f"{name}: row {_row_key(names, shape)}: column {label}: recorded {a!r}, "
                                  f"built {b!r} (relative difference {rel:.2g} > {tolerance:g})")
     return lines[:limit] + ([f"{name}: ... and {len(lines) - limit} more"] if len(lines) > limit else [])
+
+
+def warehouse_differences(path: Path, recorded: Mapping[str, str], recorded_values: Mapping[str, Any],
+                          integer_family: bool = False, exclude: Iterable[str] = ()) -> list[str]:
+    """Every difference of a warehouse from a recorded night: the digest of each table, except the
+    OPTIMISED_TABLES, compared by value (`value_differences`); tables in `exclude` are not compared."""
+    skip = set(exclude)
+    current = {k: v for k, v in warehouse_digests(path, integer_family=integer_family).items() if k not in skip}
+    kept = {k: v for k, v in recorded.items() if k not in skip}
+    by_value = {name for name in OPTIMISED_TABLES if name in kept and name in current}
+    lines = differences({k: v for k, v in kept.items() if k not in by_value},
+                        {k: v for k, v in current.items() if k not in by_value})
+    for name in sorted(by_value):
+        if name not in recorded_values:
+            lines.append(f"{name}: no recorded values (re-record with `make digests`)")
+        else:
+            lines += value_differences(name, recorded_values[name], path, integer_family=integer_family)
+    return lines
 
 
 def differences(recorded: Mapping[str, str], current: Mapping[str, str]) -> list[str]:

@@ -123,3 +123,26 @@ def test_a_value_near_zero_is_held_to_its_columns_magnitude_not_to_its_own(tmp_p
     assert value_differences("forecasts.fct_forecasts", recorded, path) == []
     _forecasts(path, [(*r[:3], r[3] + 150.0 * VALUE_TOLERANCE * 2 * (r[1] == 1), *r[4:]) for r in rows])
     assert len(value_differences("forecasts.fct_forecasts", recorded, path)) == 1
+
+
+def test_warehouse_differences_exact_for_marts_by_value_for_the_optimised_tables(tmp_path):
+    from salesos.warehouse.digest import warehouse_differences, warehouse_values
+
+    path = tmp_path / "w.duckdb"
+    _forecasts(path, ROWS)
+    c = duckdb.connect(str(path))
+    c.execute("create schema marts; create table marts.a as select 1.25::double as x")
+    c.close()
+    digests, values = warehouse_digests(path), warehouse_values(path)
+    assert set(values) == {"forecasts.fct_forecasts"}
+    assert warehouse_differences(path, digests, values) == []
+    _forecasts(path, [(*r[:2], r[2] * (1 + 1e-7), *r[3:]) for r in ROWS])  # within 9 digits: the digest differs
+    assert warehouse_digests(path)["forecasts.fct_forecasts"] != digests["forecasts.fct_forecasts"]
+    assert warehouse_differences(path, digests, values) == []
+    c = duckdb.connect(str(path))
+    c.execute("update marts.a set x = 1.25 * (1 + 1e-6)")  # a dbt mart: exact to 9 digits
+    c.close()
+    assert warehouse_differences(path, digests, values) == ["marts.a: rows or columns differ"]
+    assert warehouse_differences(path, digests, values, exclude=["marts.a"]) == []
+    assert warehouse_differences(path, digests, {}) == [
+        "marts.a: rows or columns differ", "forecasts.fct_forecasts: no recorded values (re-record with `make digests`)"]
