@@ -30,6 +30,11 @@ DEFAULT_QUARTER_END_MONTHS: tuple[int, ...] = (1, 4, 7, 10)  # fiscal year start
 # `forecast_prophet_backend` default (salesos/settings.py reads it from here; chosen in benchmarks/results.md).
 PROPHET_BACKENDS: tuple[str, ...] = ("scipy", "cmdstan")
 DEFAULT_PROPHET_BACKEND = "scipy"
+# A runaway stop for one Prophet fit, never a result: CPU seconds of this process for the scipy MAP (load does
+# not count), wall seconds for cmdstan's process. Iteration caps bound a fit; a monthly fit takes ~0.1 s of
+# CPU, so a guard that decides a forecast (a 30 s wall timeout tripping under load fell back to another
+# attempt or method) is far above anything a fit needs.
+PROPHET_RUNAWAY_SECONDS = 300
 
 # While set (by `forecast` for its final refit only), every successful Prophet fit appends
 # (its settings, its model as Prophet's JSON) here: the fitted models are kept, never pickled.
@@ -311,9 +316,8 @@ def prophet_values(history: pd.DataFrame, horizon: int, seasonality_mode: str = 
     exactly at the prior's kink; with a stiff prior, 0.01, about half of monthly fits fail). A failed fit is
     retried from changepoint deltas of half the prior scale, then with fewer changepoints and without the
     quarter-end regressor (on short windows it can pin three points exactly); only then does it raise
-    RuntimeError (Newton fallback is off: it costs seconds per series). Iterations are capped (deterministic)
-    and a 30 s timeout guards against a runaway line search (only that guard depends on machine load; no fit
-    came near it in the evaluation).
+    RuntimeError (Newton fallback is off: it costs seconds per series). Iterations are capped (deterministic);
+    `PROPHET_RUNAWAY_SECONDS` only stops a runaway fit (CPU time for scipy: machine load cannot change a result).
     """
     y = history["y"].to_numpy(dtype=float)
     n = len(y)
@@ -363,7 +367,7 @@ def prophet_values(history: pd.DataFrame, horizon: int, seasonality_mode: str = 
         train, future = frames["train"], frames["future"]
         train_i = train if with_qe or not use_qe else train.drop(columns="quarter_end")
         model = _prophet_model(n, seasonality_mode, changepoint_prior_scale, n_changepoints, with_qe, backend)
-        kwargs: dict[str, Any] = {"algorithm": "LBFGS", "iter": 3000, "timeout": 30}
+        kwargs: dict[str, Any] = {"algorithm": "LBFGS", "iter": 3000, "timeout": PROPHET_RUNAWAY_SECONDS}
         if custom_init:  # Prophet's own initial values, changepoint deltas moved off the kink
             inputs = model.preprocess(train_i.copy())
             init = model.calculate_initial_params(inputs.K)

@@ -83,8 +83,9 @@ class ScipyProphetBackend(IStanBackend):
         """MAP parameters as Prophet's cmdstanpy backend returns them (each a 1 x n array, plus trend, lp__).
 
         Reads `init` (custom initial values, as cmdstanpy's backend does), `iter` (iteration cap) and
-        `timeout` (seconds, TimeoutError past it); `algorithm` is accepted and ignored (the answer is the MAP
-        either way). Raises RuntimeError when the optimiser does not converge.
+        `timeout` (CPU seconds of this process, TimeoutError past it: a runaway stop that machine load
+        cannot trip; cmdstan's fallback reads it as wall seconds); `algorithm` is accepted and ignored (the
+        answer is the MAP either way). Raises RuntimeError when the optimiser does not converge.
         """
         if int(stan_data["trend_indicator"]) == 1:  # logistic: not needed by salesos, Prophet's own backend
             self.stan_fit = None
@@ -174,7 +175,7 @@ class _Problem:
         return k * self.t + m + self.B @ delta
 
     def __call__(self, z: np.ndarray) -> tuple[float, np.ndarray]:
-        if self.deadline is not None and time.monotonic() > self.deadline:
+        if self.deadline is not None and time.process_time() > self.deadline:
             raise TimeoutError("Prophet MAP fit took longer than its timeout")
         S = self.S
         k, m, delta, beta = self.split(z)
@@ -205,7 +206,10 @@ class _Problem:
 
 def map_fit(init: dict[str, Any], data: dict[str, Any], max_iter: int = 10_000,
             timeout: float | None = None) -> tuple[OrderedDict[str, np.ndarray], Any]:
-    """Maximise Prophet's log posterior from `init`; the parameters in cmdstanpy's layout and scipy's result."""
+    """Maximise Prophet's log posterior from `init`; the parameters in cmdstanpy's layout and scipy's result.
+
+    `timeout`: CPU seconds of this process (not wall time), so a loaded machine never stops a fit early.
+    """
     from scipy.optimize import minimize
 
     prob = _Problem(data)
@@ -218,7 +222,7 @@ def map_fit(init: dict[str, Any], data: dict[str, Any], max_iter: int = 10_000,
                          beta0])  # sigma_obs's initial value is not needed: it is profiled out
     bounds = [(None, None)] * 2 + [(0.0, None)] * (2 * S) + [(None, None)] * K
     if timeout is not None:
-        prob.deadline = time.monotonic() + float(timeout)
+        prob.deadline = time.process_time() + float(timeout)  # CPU time: load does not count
     with _one_blas_thread():
         result = minimize(prob, z0, jac=True, method="L-BFGS-B", bounds=bounds,
                           options={"maxiter": max_iter, "maxfun": 20 * max_iter, "ftol": FTOL, "gtol": GTOL})

@@ -33,6 +33,19 @@ from forecasting.series import MIN_TRAIN, future_months, validate_history
 
 log = logging.getLogger(__name__)
 
+# Backtest scores are compared (ranked, held against the `within` limit, the k of `choose_k`) at this many
+# significant digits, ties going to the registry order. Prophet's MAP ends on a nearly flat ridge where the
+# last digits depend on the CPU's BLAS kernels (forecasts moved by up to 4e-6 relative between two OpenBLAS
+# kernel sets on one XS night): a near-tie must not pick another method on another machine.
+SCORE_DIGITS = 5
+
+
+def comparable_score(score: float) -> float:
+    """A backtest score as selection compares it: rounded to SCORE_DIGITS significant digits (inf, 0 kept)."""
+    if not math.isfinite(score) or score == 0:
+        return score
+    return float(f"{score:.{SCORE_DIGITS}g}")
+
 
 def origin_cuts(n_obs: int, horizon: int, origins: int) -> tuple[list[int], int]:
     """Training lengths of the last `origins` expanding-window origins and the steps each is scored on.
@@ -148,7 +161,7 @@ def select_model(history: pd.DataFrame, horizon: int, origins: int,
                 errors[cand.name] = np.vstack(rows)
                 predictions[cand.name] = np.vstack(preds)
     ranked = sorted((c for c in cands if math.isfinite(scores.get(c.name, float("inf")))),
-                    key=lambda c: (scores[c.name], cands.index(c)))
+                    key=lambda c: (comparable_score(scores[c.name]), cands.index(c)))
     if not ranked:
         chosen = next(c for c in cands if c.kind == "seasonal_naive")
         best = chosen
@@ -157,8 +170,8 @@ def select_model(history: pd.DataFrame, horizon: int, origins: int,
         if scores[best.name] == 0:  # a perfect backtest: nothing to gain from combining
             pool = [best]
         else:
-            limit = math.inf if math.isinf(within) else (1 + within) * scores[best.name]
-            pool = [best] + [c for c in ranked[1:k_max] if scores[c.name] <= limit]
+            limit = math.inf if math.isinf(within) else comparable_score((1 + within) * scores[best.name])
+            pool = [best] + [c for c in ranked[1:k_max] if comparable_score(scores[c.name]) <= limit]
 
         def combined(members: Sequence[Candidate]) -> Candidate:  # registry order: a stable model name
             ordered = sorted(members, key=cands.index)
@@ -171,7 +184,7 @@ def select_model(history: pd.DataFrame, horizon: int, origins: int,
             for k in range(1, len(pool) + 1):
                 c = combined(pool[:k])
                 rows = c.combine([errors[m.name] for m in c.members]) if c.members else errors[c.name]
-                k_scores.append(float(np.mean(np.abs(rows))))
+                k_scores.append(comparable_score(float(np.mean(np.abs(rows)))))
             members = pool[: int(np.argmin(k_scores)) + 1]  # ties: the fewer
         chosen = combined(members)
         if chosen.kind in COMBINATIONS and chosen.name not in scores:
@@ -201,7 +214,8 @@ def ranked_candidates(selection: Selection, candidates: Sequence[Candidate]) -> 
     cands = with_seasonal_naive(candidates)
     if not selection.scores:
         return sorted(cands, key=lambda c: c.kind != "seasonal_naive")
-    ordered = sorted(cands, key=lambda c: (c.name != selection.model, selection.scores.get(c.name, float("inf")),
+    ordered = sorted(cands, key=lambda c: (c.name != selection.model,
+                                           comparable_score(selection.scores.get(c.name, float("inf"))),
                                            cands.index(c)))
     chosen = selection.candidate
     if chosen is not None and chosen.name not in {c.name for c in cands}:
@@ -227,7 +241,7 @@ def refit_order(selection: Selection, candidates: Sequence[Candidate],
         if fitting and len(fitting) < len(first.members):
             yield combination(fitting, first.kind)
     if first.kind in COMBINATIONS:  # drop the worst-scoring member first, keep registry order in the name
-        by_score = sorted(first.members, key=lambda m: selection.scores.get(m.name, float("inf")))
+        by_score = sorted(first.members, key=lambda m: comparable_score(selection.scores.get(m.name, float("inf"))))
         for keep in range(len(by_score) - 1, 0, -1):
             kept = {m.name for m in by_score[:keep]}
             weights = first.params.get("weights")

@@ -139,3 +139,37 @@ def test_a_chosen_median_whose_best_member_fails_on_the_full_history_falls_back_
     rest = [name for name in members if name != "flaky_theta"]
     assert final.model == "median(" + ",".join(rest) + ")"
     assert len(fc) == 6 and np.isfinite(fc["yhat"]).all()
+
+
+def test_a_near_tie_in_backtest_scores_goes_to_the_registry_order_a_real_gap_to_the_better(monkeypatch):
+    """Scores closer than SCORE_DIGITS significant digits rank in registry order, whichever is smaller: on
+    another CPU the last digits of a fit move (BLAS kernels) and must not change the method chosen."""
+    from forecasting import methods
+    from forecasting.select import comparable_score
+
+    hist = trending_seasonal(36)
+
+    def scaled(factor):
+        def method(history, horizon, **_):
+            return np.full(horizon, float(history["y"].iloc[-6:].mean()) * factor)
+        return method
+
+    for wiggle in (1e-9, -1e-9):
+        monkeypatch.setitem(methods.METHOD_KINDS, "first_kind", scaled(1.0))
+        monkeypatch.setitem(methods.METHOD_KINDS, "second_kind", scaled(1.0 + wiggle))
+        cands = [Candidate("first", "first_kind"), Candidate("second", "second_kind")]
+        sel = select_model(hist, horizon=3, origins=3, candidates=cands, combine_max=1, combine_within=0.0)
+        assert sel.scores["first"] != sel.scores["second"]  # the wiggle moved the score's last digits
+        assert comparable_score(sel.scores["first"]) == comparable_score(sel.scores["second"])
+        assert sel.best == sel.model == "first"
+    monkeypatch.setitem(methods.METHOD_KINDS, "second_kind", scaled(0.97))  # a real difference decides
+    sel = select_model(hist, horizon=3, origins=3, candidates=cands, combine_max=1, combine_within=0.0)
+    better = min(("first", "second"), key=sel.scores.get)
+    assert sel.best == better and sel.scores["first"] != pytest.approx(sel.scores["second"], rel=1e-3)
+
+
+def test_comparable_score_keeps_infinity_and_zero():
+    from forecasting.select import SCORE_DIGITS, comparable_score
+
+    assert comparable_score(float("inf")) == float("inf") and comparable_score(0.0) == 0.0
+    assert comparable_score(1.2562341) == comparable_score(1.2562339) == pytest.approx(1.2562, abs=10 ** -SCORE_DIGITS)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from salesos.warehouse.spark import SPARK_ENV_DEFAULTS, _literal, night_prefix, spark_conf, spark_root
-from tests.transform.mart_digests import AS_OF, RECORDED, ROOT, SCALE, SEED, SETTINGS
+from tests.transform.mart_digests import AS_OF, RECORDED, ROOT, SCALE, SEED, SETTINGS, recorded_values
 
 
 def test_night_prefix_is_a_spark_database_name():
@@ -81,14 +81,13 @@ def _spark(ctx):
 @pytest.mark.e2e
 @pytest.mark.spark
 def test_spark_night_marts_and_forecasts_equal_the_duckdb_night(spark_night):
-    from salesos.warehouse.digest import differences, warehouse_digests
+    from salesos.warehouse.digest import warehouse_differences
 
     ctx, summary = spark_night
     recorded = json.loads(RECORDED.read_text(encoding="utf-8"))["tables_integer_family"]
-    current = warehouse_digests(ctx.warehouse, integer_family=True)
     assert summary["models_built"] > 50 and summary["forecast_rows"] > 0
-    diff = differences({k: v for k, v in recorded.items() if k not in PROJECTION_TABLES},
-                       {k: v for k, v in current.items() if k not in PROJECTION_TABLES})
+    diff = warehouse_differences(ctx.warehouse, recorded, recorded_values(), integer_family=True,
+                                 exclude=PROJECTION_TABLES)
     assert not diff, "the spark night differs from the DuckDB night:\n" + "\n".join(diff)
 
 
