@@ -13,7 +13,6 @@ import shutil
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 
@@ -21,6 +20,7 @@ from salesos.generate import generate
 from salesos.pipeline import run_all
 from salesos.run_context import RunContext
 from salesos.validate.gx_checks import ValidationFailed
+from tests.warehouse_queries import query_frame
 
 pytestmark = pytest.mark.e2e
 
@@ -47,14 +47,6 @@ def published(sample, tmp_path_factory):
     return ctx, summary
 
 
-def _table(wh: Path, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(wh), read_only=True)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
-
-
 def test_summary_counts_what_was_loaded_built_and_forecast(sample, published):
     ctx, summary = published
     opp_rows = sum(1 for _ in (sample / "Opportunity.csv").open(encoding="utf-8")) - 1
@@ -72,15 +64,15 @@ def test_summary_counts_what_was_loaded_built_and_forecast(sample, published):
 def test_the_first_night_replays_the_projection_and_scores_it(published):
     """issue 17: the table and both accuracy marts have rows after the first night; the levels add up."""
     ctx, summary = published
-    days = _table(ctx.warehouse, "select count(distinct as_of_date) as n, min(as_of_date) as first, "
+    days = query_frame(ctx.warehouse, "select count(distinct as_of_date) as n, min(as_of_date) as first, "
                   "bool_or(not is_replay) as tonight from forecasts.fct_period_projections")
     assert days["n"][0] == summary["projection_days"] >= 89  # a fiscal quarter (fast_settings), each day
     assert bool(days["tonight"][0])
-    acc = _table(ctx.warehouse, "select * from marts.mart_projection_accuracy")
+    acc = query_frame(ctx.warehouse, "select * from marts.mart_projection_accuracy")
     assert len(acc) > 0 and acc["actual"].notna().all()
-    summ = _table(ctx.warehouse, "select * from marts.mart_projection_accuracy_summary")
+    summ = query_frame(ctx.warehouse, "select * from marts.mart_projection_accuracy_summary")
     assert {"projection", "commit_call", "best_case_call", "weighted_pipeline_call"} <= set(summ["method"])
-    sums = _table(ctx.warehouse, "select as_of_date, period_type, period_start, level, sum(projection) as p "
+    sums = query_frame(ctx.warehouse, "select as_of_date, period_type, period_start, level, sum(projection) as p "
                   "from forecasts.fct_period_projections where as_of_date = (select max(as_of_date) "
                   "from forecasts.fct_period_projections) group by all")
     for _, g in sums.groupby(["period_type", "period_start"]):
@@ -95,24 +87,24 @@ def test_the_first_night_has_a_track_record_and_prophet_beside_every_choice(publ
     from forecasting.methods import primary_prophet_name
 
     ctx, summary = published
-    acc = _table(ctx.warehouse, "select * from marts.mart_forecast_accuracy where is_scored")
+    acc = query_frame(ctx.warehouse, "select * from marts.mart_forecast_accuracy where is_scored")
     assert len(acc) > 0 and acc["is_backtest"].all()  # nothing live can be scored yet: the track record is
     months = pd.to_datetime(acc["period_start"]).dt.to_period("M")
     assert months.max() == pd.Period(AS_OF, "M") and months.nunique() >= 2  # origins=2 in the fast settings
     assert {"company", "region", "segment", "team", "rep"} <= set(acc["level"])
     assert acc["scaled_error"].notna().all()
-    summary_rows = _table(ctx.warehouse, "select * from marts.mart_forecast_accuracy_summary "
+    summary_rows = query_frame(ctx.warehouse, "select * from marts.mart_forecast_accuracy_summary "
                           "where level = 'company' and horizon = 1")
     assert {"selected", primary_prophet_name()} <= set(summary_rows["model"])
     assert (summary_rows["n_backtest"] == summary_rows["n_scored"]).all()
     # scored by the one dbt build after the forecast and the projection (issue 20), not one build after each
     marts = json.loads((ctx.run_dir / "forecast_marts.json").read_text())
     assert marts["accuracy_rebuilt"] is True and marts["models"] > 0
-    published_view = _table(ctx.warehouse, "select as_of_date, series_id, period_start, count(*) n "
+    published_view = query_frame(ctx.warehouse, "select as_of_date, series_id, period_start, count(*) n "
                             "from forecasts.fct_forecasts where is_selected and not is_backtest group by all")
     assert (published_view["n"] == 1).all() and set(published_view["as_of_date"].astype(str)) == {str(AS_OF)}
     assert len(published_view) == summary["forecast_rows"]
-    prophet = _table(ctx.warehouse, "select count(distinct series_id) n from forecasts.fct_forecasts "
+    prophet = query_frame(ctx.warehouse, "select count(distinct series_id) n from forecasts.fct_forecasts "
                      f"where not is_backtest and model = '{primary_prophet_name()}'")
     assert prophet["n"].iloc[0] == summary["forecast_series"]  # Prophet for every series, chosen or not
 
@@ -162,7 +154,7 @@ def _independent_rep_months(sample: Path) -> pd.DataFrame:
 def test_win_rate_bookings_and_attainment_match_an_independent_computation(sample, published):
     ctx, _ = published
     expected = _independent_rep_months(sample)
-    mart = _table(ctx.warehouse, "select * from marts.mart_rep_performance")
+    mart = query_frame(ctx.warehouse, "select * from marts.mart_rep_performance")
     mart["fiscal_month"] = pd.to_datetime(mart["fiscal_month"])
     merged = expected.merge(mart, left_on=["OwnerId", "month"], right_on=["owner_id", "fiscal_month"],
                             how="left", suffixes=("_exp", "_mart"), validate="one_to_one")
@@ -180,7 +172,7 @@ def test_win_rate_bookings_and_attainment_match_an_independent_computation(sampl
 def test_deal_size_and_sales_cycle_match_an_independent_computation(sample, published):
     ctx, _ = published
     expected = _independent_rep_months(sample)
-    card = _table(ctx.warehouse, "select owner_id, fiscal_month, avg_deal_size, avg_sales_cycle_days "
+    card = query_frame(ctx.warehouse, "select owner_id, fiscal_month, avg_deal_size, avg_sales_cycle_days "
                   "from marts.mart_rep_scorecard")
     card["fiscal_month"] = pd.to_datetime(card["fiscal_month"])
     merged = expected.merge(card, left_on=["OwnerId", "month"], right_on=["owner_id", "fiscal_month"],
@@ -211,29 +203,29 @@ def test_fct_opportunities_has_one_row_per_live_opportunity(sample, published):
     ctx, _ = published
     opp = pd.read_csv(sample / "Opportunity.csv", dtype=str, keep_default_na=False)
     live = opp[opp["IsDeleted"].str.lower() != "true"]["Id"].nunique()
-    got = _table(ctx.warehouse, "select count(*) n, count(distinct opportunity_id) d, "
+    got = query_frame(ctx.warehouse, "select count(*) n, count(distinct opportunity_id) d, "
                  "count(*) filter (where status not in ('open','won','lost')) bad from marts.fct_opportunities")
     assert got.iloc[0].tolist() == [live, live, 0]
 
 
 def test_rerunning_the_same_date_gives_identical_marts(sample, published, tmp_path):
     ctx, _ = published
-    before = _table(ctx.warehouse, "select * from marts.mart_rep_performance order by all")
+    before = query_frame(ctx.warehouse, "select * from marts.mart_rep_performance order by all")
     forecast_sql = "select * exclude (run_id) from forecasts.fct_forecasts order by all"
-    forecasts_before = _table(ctx.warehouse, forecast_sql)
+    forecasts_before = query_frame(ctx.warehouse, forecast_sql)
     again = RunContext.create(as_of=AS_OF, exports=sample, warehouse=ctx.warehouse, run_id="again",
                               settings_file=SETTINGS)
     run_all(again)
-    after = _table(ctx.warehouse, "select * from marts.mart_rep_performance order by all")
+    after = query_frame(ctx.warehouse, "select * from marts.mart_rep_performance order by all")
     pd.testing.assert_frame_equal(before, after)
     # the same complete months: every series taken from the forecast cache, with the rows a fit gave
     step = json.loads((again.run_dir / "forecast.json").read_text())
     assert step["fitted"] == 0 and step["reused"] == step["series"] > 0
-    pd.testing.assert_frame_equal(_table(ctx.warehouse, forecast_sql), forecasts_before)
+    pd.testing.assert_frame_equal(query_frame(ctx.warehouse, forecast_sql), forecasts_before)
     # no new backtest origin: the track record is not written twice
     assert step["backtest_rows_new"] == 0
     assert json.loads((again.run_dir / "forecast_marts.json").read_text())["accuracy_rebuilt"] is False
-    forecasts = _table(ctx.warehouse, "select as_of_date, count(*) n, count(distinct series_id) s "
+    forecasts = query_frame(ctx.warehouse, "select as_of_date, count(*) n, count(distinct series_id) s "
                        "from forecasts.fct_forecasts where is_selected and not is_backtest group by 1")
     assert len(forecasts) == 1 and forecasts["n"].iloc[0] == 12 * forecasts["s"].iloc[0]  # replaced, not duplicated
 

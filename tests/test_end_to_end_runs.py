@@ -20,6 +20,7 @@ from salesos.cli import main as cli_main
 from salesos.generate import generate
 from salesos.pipeline import run_all
 from salesos.run_context import RunContext
+from tests.warehouse_queries import query_frame
 
 pytestmark = pytest.mark.e2e
 
@@ -35,14 +36,6 @@ def sample(tmp_path_factory) -> Path:
     return out
 
 
-def _table(wh: Path, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(wh), read_only=True)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
-
-
 @pytest.fixture(scope="module")
 def two_nights(sample, tmp_path_factory) -> dict:
     """Two as-of dates in sequence on one warehouse, 30 September then 31 October, with what the first left.
@@ -53,7 +46,7 @@ def two_nights(sample, tmp_path_factory) -> dict:
     # the exports of 31 October, run as of 30 September: allowed, as a backfill on later exports must be
     run_all(RunContext.create(as_of=date(2026, 9, 30), exports=sample, warehouse=wh, settings_file=SETTINGS,
                               allow_exports_after_as_of=True))
-    first = _table(wh, "select count(*) filter (where is_scored and not is_backtest) live, "
+    first = query_frame(wh, "select count(*) filter (where is_scored and not is_backtest) live, "
                    "count(*) filter (where is_scored and is_backtest) track from marts.mart_forecast_accuracy")
     run_all(RunContext.create(as_of=AS_OF, exports=sample, warehouse=wh, settings_file=SETTINGS))
     return {"warehouse": wh, "first": first}
@@ -64,18 +57,18 @@ def test_forecast_accuracy_fills_in_as_periods_close(two_nights):
     wh, first = two_nights["warehouse"], two_nights["first"]
     assert first["live"].iloc[0] == 0  # nothing was forecast before the first night
     assert first["track"].iloc[0] > 0  # but the backtest's track record is scored from the first night
-    acc = _table(wh, "select * from marts.mart_forecast_accuracy where is_scored and not is_backtest")
+    acc = query_frame(wh, "select * from marts.mart_forecast_accuracy where is_scored and not is_backtest")
     assert set(acc["as_of_date"].astype(str)) == {"2026-09-30"}
     assert set(acc["period_start"].astype(str)) == {"2026-10-01"} and set(acc["horizon"]) == {1}
     assert {"company", "region", "team", "rep"} <= set(acc["level"])
     company = acc[(acc["series_id"] == "company:all") & acc["is_selected"]].iloc[0]
-    bookings = _table(wh, "select bookings from marts.fct_bookings_monthly "
+    bookings = query_frame(wh, "select bookings from marts.fct_bookings_monthly "
                       "where series_id = 'company:all' and month_start = '2026-10-01'")["bookings"].iloc[0]
     assert company["actual"] == pytest.approx(bookings)
     assert company["abs_error"] == pytest.approx(abs(company["actual"] - company["forecast"]))
-    summary = _table(wh, "select * from marts.mart_forecast_accuracy_summary where horizon = 1 "
+    summary = query_frame(wh, "select * from marts.mart_forecast_accuracy_summary where horizon = 1 "
                      "and model <> 'selected'")  # 'selected' pools rows counted under their own model too
-    every = _table(wh, "select count(*) n from marts.mart_forecast_accuracy where is_scored and horizon = 1")
+    every = query_frame(wh, "select count(*) n from marts.mart_forecast_accuracy where is_scored and horizon = 1")
     assert summary["n_scored"].sum() == every["n"].iloc[0]
     assert (summary["n_scored"] - summary["n_backtest"]).sum() == len(acc[acc["horizon"] == 1])
     # WAPE is defined wherever something was booked (a group that booked nothing has no WAPE, not 0)
@@ -90,17 +83,17 @@ def test_required_files_only_build_the_marts(tiny_exports, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "models built" in out
-    fct = _table(wh, "select opportunity_id, status, account_id, segment from marts.fct_opportunities order by 1")
+    fct = query_frame(wh, "select opportunity_id, status, account_id, segment from marts.fct_opportunities order by 1")
     assert fct["opportunity_id"].tolist() == ["006A", "006B", "006C", "006D"]
     assert fct["status"].tolist() == ["won", "lost", "open", "won"]
     assert fct.loc[2, "segment"] == "Unknown" and pd.isna(fct.loc[2, "account_id"])
-    perf = _table(wh, "select owner_id, fiscal_month, won_count, lost_count, win_rate, quota_amount, attainment "
+    perf = query_frame(wh, "select owner_id, fiscal_month, won_count, lost_count, win_rate, quota_amount, attainment "
                   "from marts.mart_rep_performance where owner_id = '005B' and fiscal_month = '2026-09-01'")
     assert perf.iloc[0][["won_count", "lost_count", "win_rate", "quota_amount", "attainment"]].tolist() == [
         1, 1, 0.5, 2000.0, 0.5]
     # the optional product and contact files were not sent: their marts exist and are empty
     for table in ("fct_opportunity_line_items", "mart_product_performance", "dim_contacts"):
-        assert _table(wh, f"select count(*) as n from marts.{table}")["n"].tolist() == [0], table
+        assert query_frame(wh, f"select count(*) as n from marts.{table}")["n"].tolist() == [0], table
 
 
 def test_cli_reports_a_bad_export_and_exits_1(tiny_exports, tmp_path, capsys):
@@ -125,10 +118,10 @@ def test_the_dag_runs_through_airflow(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     wh = data / "warehouse" / "salesos.duckdb"
-    assert _table(wh, "select count(*) n from marts.fct_opportunities")["n"].iloc[0] > 1_000
+    assert query_frame(wh, "select count(*) n from marts.fct_opportunities")["n"].iloc[0] > 1_000
     assert (data / "runs" / "latest.json").exists()
     # the forecast task group: mapped chunks per region, reconciled and stored, Prophet models kept as JSON
-    levels = _table(wh, "select distinct level from forecasts.fct_forecasts")["level"]
+    levels = query_frame(wh, "select distinct level from forecasts.fct_forecasts")["level"]
     assert set(levels) == {"company", "region", "segment", "team", "rep"}
     assert list((data / "runs").glob("*/forecast_models/*.json.gz"))
     assert "forecast.chunk" in proc.stdout + proc.stderr
@@ -178,7 +171,7 @@ def test_full_refresh_reloads_rebuilds_and_refits_everything(sample, two_nights)
     wh = two_nights["warehouse"]
     base = ["run", "--exports", str(sample), "--warehouse", str(wh), "--settings", str(SETTINGS)]
     assert cli_main([*base, "--as-of", "2026-10-31", "--run-id", "refresh", "--full-refresh"]) == 0
-    modes = _table(wh, "select distinct load_mode from raw._loads where run_id = 'refresh'")["load_mode"]
+    modes = query_frame(wh, "select distinct load_mode from raw._loads where run_id = 'refresh'")["load_mode"]
     assert modes.tolist() == ["full"]  # without the flag the keyed exports load incrementally
     run_dir = wh.parent / "runs" / "refresh"
     results = json.loads((run_dir / "dbt_target" / "run_results.json").read_text())

@@ -17,7 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 
@@ -25,20 +24,13 @@ from salesos.cli import main as cli_main
 from salesos.pipeline import run_all
 from salesos.run_context import RunContext
 from tests.transform.mart_digests import AS_OF, SETTINGS, sample_exports
+from tests.warehouse_queries import query_frame
 
 pytestmark = pytest.mark.e2e
 
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _table(wh: Path, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(wh), read_only=True)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
 
 
 def test_dbt_docs_generate_works_on_the_published_warehouse(xs_night, tmp_path):
@@ -118,7 +110,7 @@ def test_a_reader_holding_the_warehouse_sees_one_version_while_a_run_publishes(x
     finally:
         reader.wait(timeout=30)
     assert during == first  # the open connection still reads the version it opened
-    now = _table(ctx.warehouse, "select count(*) n, round(sum(amount), 2) s from marts.fct_opportunities")
+    now = query_frame(ctx.warehouse, "select count(*) n, round(sum(amount), 2) s from marts.fct_opportunities")
     assert f"{now['n'].iloc[0]} {now['s'].iloc[0]}" != first  # a new connection sees the new version
 
 
@@ -157,7 +149,7 @@ def test_a_run_killed_in_the_middle_of_dbt_is_recovered_by_the_next_run(xs_night
     assert _sha(warehouse) != before  # the next run published
     opp = pd.read_csv(sample / "Opportunity.csv", dtype=str, keep_default_na=False)
     live = opp[opp["IsDeleted"].str.lower() != "true"]["Id"].nunique()
-    assert _table(warehouse, "select count(*) n from marts.fct_opportunities")["n"].iloc[0] == live
+    assert query_frame(warehouse, "select count(*) n from marts.fct_opportunities")["n"].iloc[0] == live
     # no terminal (pytest captures stderr): one line per step as it ends, rows/s for the load, dbt's nodes
     steps = [line for line in capsys.readouterr().err.splitlines() if " done in " in line]
     assert [line.split()[0] for line in steps] == ["extract", "validate", "build", "forecast", "publish"]
