@@ -264,6 +264,9 @@ def _rules(o: dict, singles: list[str]) -> dict[str, Rule]:
     s6, s12 = _inner_scores(o, 6), _inner_scores(o, 12)
     plus6 = [m for m in NIGHTLY_CES_DOTM if m in s6]
     plus12 = [m for m in NIGHTLY_CES_DOTM if m in s12]
+    within2x6 = _members_new(s6, plus6, k_max=99, within=1.0)  # the nightly set within 2x of the best
+    within2x12 = _members_new(s12, plus12, k_max=99, within=1.0)
+    weights6, weights12 = _shrunk_weights(o, within2x6, 6), _shrunk_weights(o, within2x12, 12)
     return {
         "nightly before: median of best 5 within 2x (6 inner)": (
             _members_new(s6, plus6, k_max=5, within=1.0), MEDIAN, None, 6, False),
@@ -283,17 +286,13 @@ def _rules(o: dict, singles: list[str]) -> dict[str, Rule]:
         "shrunk weights theta, ETS, CES, DOTM (12 inner)": (
             POOL_NIGHTLY, "weights", _shrunk_weights(o, POOL_NIGHTLY, 12), 12, True),
         "shrunk weights nightly set within 2x (12 inner)": (
-            _members_new(s12, plus12, k_max=99, within=1.0), "weights",
-            _shrunk_weights(o, _members_new(s12, plus12, k_max=99, within=1.0), 12), 12, True),
+            within2x12, "weights", weights12, 12, True),
         "shrunk weights nightly set within 2x (6 inner)": (
-            _members_new(s6, plus6, k_max=99, within=1.0), "weights",
-            _shrunk_weights(o, _members_new(s6, plus6, k_max=99, within=1.0), 6), 6, True),
+            within2x6, "weights", weights6, 6, True),
         "shrunk weights nightly set within 2x (6 inner, members' widths)": (
-            _members_new(s6, plus6, k_max=99, within=1.0), "weights",
-            _shrunk_weights(o, _members_new(s6, plus6, k_max=99, within=1.0), 6), 6, False),
+            within2x6, "weights", weights6, 6, False),
         "shrunk weights nightly set within 2x (12 inner, members' widths)": (
-            _members_new(s12, plus12, k_max=99, within=1.0), "weights",
-            _shrunk_weights(o, _members_new(s12, plus12, k_max=99, within=1.0), 12), 12, False),
+            within2x12, "weights", weights12, 12, False),
         "median theta, ETS, CES, DOTM less clearly worse (12 inner)": (
             _drop_clearly_worse(o, POOL_NIGHTLY, 12), MEDIAN, None, 12, True),
         "mean theta, ETS, CES, DOTM less clearly worse (12 inner)": (
