@@ -35,6 +35,7 @@ DEFAULT_PROPHET_BACKEND = "scipy"
 # CPU, so a guard that decides a forecast (a 30 s wall timeout tripping under load fell back to another
 # attempt or method) is far above anything a fit needs.
 PROPHET_RUNAWAY_SECONDS = 300
+PROPHET_MAX_ITER = 3000  # L-BFGS iterations of one fit: the deterministic bound
 
 # While set (by `forecast` for its final refit only), every successful Prophet fit appends
 # (its settings, its model as Prophet's JSON) here: the fitted models are kept, never pickled.
@@ -265,7 +266,7 @@ def _direct_forecast(ds: np.ndarray, y: np.ndarray, future_ds: np.ndarray, qe: n
     data = {"y": ys, "t": t, "t_change": t_change, "X": X, "sigmas": sigmas, "tau": changepoint_prior_scale,
             "trend_indicator": 0, "s_a": s_a, "s_m": s_m}
     try:
-        params, _ = map_fit(init, data, max_iter=3000, timeout=30)
+        params, _ = map_fit(init, data, max_iter=PROPHET_MAX_ITER, timeout=PROPHET_RUNAWAY_SECONDS)
     except RuntimeError as exc:  # Prophet's path retries it with cmdstan's optimiser
         raise _NotDirect(str(exc)) from exc
     k, m = float(params["k"][0, 0]), float(params["m"][0, 0])
@@ -367,7 +368,7 @@ def prophet_values(history: pd.DataFrame, horizon: int, seasonality_mode: str = 
         train, future = frames["train"], frames["future"]
         train_i = train if with_qe or not use_qe else train.drop(columns="quarter_end")
         model = _prophet_model(n, seasonality_mode, changepoint_prior_scale, n_changepoints, with_qe, backend)
-        kwargs: dict[str, Any] = {"algorithm": "LBFGS", "iter": 3000, "timeout": PROPHET_RUNAWAY_SECONDS}
+        kwargs: dict[str, Any] = {"algorithm": "LBFGS", "iter": PROPHET_MAX_ITER, "timeout": PROPHET_RUNAWAY_SECONDS}
         if custom_init:  # Prophet's own initial values, changepoint deltas moved off the kink
             inputs = model.preprocess(train_i.copy())
             init = model.calculate_initial_params(inputs.K)
