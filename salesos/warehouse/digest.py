@@ -95,16 +95,9 @@ def table_digest(con: duckdb.DuckDBPyConnection, schema: str, table: str,
 
     integer_family: signed integer columns count as one type (to compare the marts another engine built).
     """
-    columns = con.execute(
-        "select column_name, data_type from information_schema.columns "
-        "where table_catalog = current_database() and table_schema = ? and table_name = ? order by ordinal_position",
-        [schema, table],
-    ).fetchall()
-    if integer_family:
-        columns = [(name, "INTEGER" if kind in _INTEGER_FAMILY else kind) for name, kind in columns]
+    columns, rows = _rows(con, schema, table)
     h = hashlib.sha256()
-    h.update(json.dumps(columns).encode())
-    rows = con.execute(f'select * from "{schema}"."{table}"').fetchall()
+    h.update(json.dumps(_family(columns) if integer_family else columns).encode())
     for line in sorted("\x1f".join(_text(v, digits) for v in row) for row in rows):
         h.update(line.encode())
         h.update(b"\n")
